@@ -1,0 +1,68 @@
+namespace ModelCompression.Diagnostics;
+
+/// <summary>
+/// Every diagnostic code the engine emits, in one place so codes stay unique. MC1xxx recipe and options,
+/// MC2xxx models and data, MC3xxx gates, MC4xxx environment, MC5xxx internal.
+/// </summary>
+public static class DiagnosticCodes
+{
+    /// <summary>The recipe file cannot be read or is not valid YAML.</summary>
+    public const string RecipeSyntax = "MC1001";
+
+    /// <summary>A recipe key is unknown (a typo, or an option the stage does not have).</summary>
+    public const string RecipeUnknownKey = "MC1002";
+
+    /// <summary>A recipe value is invalid (wrong type, out of range).</summary>
+    public const string RecipeInvalidValue = "MC1003";
+
+    /// <summary>A required recipe key is missing.</summary>
+    public const string RecipeMissingKey = "MC1004";
+
+    /// <summary>A file the recipe names does not exist.</summary>
+    public const string RecipeFileNotFound = "MC1005";
+
+    /// <summary>A gate expression cannot be parsed or names an unknown metric.</summary>
+    public const string RecipeInvalidGate = "MC1006";
+
+    /// <summary>A command-line argument is invalid.</summary>
+    public const string UsageError = "MC1010";
+
+    /// <summary>The file is not a readable ONNX model (empty, truncated, corrupt, not ONNX).</summary>
+    public const string ModelUnreadable = "MC2001";
+
+    /// <summary>The model is readable but invalid (undefined inputs, duplicate names, cycles, bad shapes).</summary>
+    public const string ModelInvalid = "MC2002";
+
+    /// <summary>An external data location leaves the model's folder.</summary>
+    public const string ExternalDataOutsideModelFolder = "MC2003";
+
+    /// <summary>An external data file is missing or shorter than the tensor needs.</summary>
+    public const string ExternalDataMissing = "MC2004";
+
+    /// <summary>The model uses an IR version or opset outside the supported range.</summary>
+    public const string ModelUnsupportedVersion = "MC2005";
+
+    /// <summary>An operator has no trainable TorchSharp mapping.</summary>
+    public const string UnsupportedOperator = "MC2010";
+
+    /// <summary>Data does not match the model's inputs or outputs (shape, dtype, label range).</summary>
+    public const string DataSchemaMismatch = "MC2020";
+
+    /// <summary>A data file cannot be read or holds bad rows.</summary>
+    public const string DataUnreadable = "MC2021";
+
+    /// <summary>An accuracy gate failed.</summary>
+    public const string GateFailed = "MC3001";
+
+    /// <summary>A baseline file is missing (a warning on the first run).</summary>
+    public const string BaselineMissing = "MC3002";
+
+    /// <summary>TorchSharp's native libraries cannot be loaded.</summary>
+    public const string TorchNativeLoadFailed = "MC4001";
+
+    /// <summary>Another process holds the lock on the same output for too long.</summary>
+    public const string LockTimeout = "MC4002";
+
+    /// <summary>An unexpected internal error (a bug: please report it).</summary>
+    public const string Internal = "MC5001";
+}
