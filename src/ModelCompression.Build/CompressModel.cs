@@ -1,0 +1,113 @@
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace ModelCompression.Build;
+
+/// <summary>
+/// Runs one compression recipe by starting the engine (<c>dotnet-compress run</c>) in its own process:
+/// libtorch, 600 MB of native code that cannot be unloaded, never loads into an MSBuild node. The engine
+/// prints diagnostics in MSBuild's canonical form, so they surface as real errors and warnings with the
+/// recipe's file and line.
+/// </summary>
+public sealed class CompressModel : ToolTask
+{
+    /// <summary>The recipe file.</summary>
+    [Required]
+    public string Recipe { get; set; } = string.Empty;
+
+    /// <summary>The engine's entry assembly (dotnet-compress.dll).</summary>
+    [Required]
+    public string EnginePath { get; set; } = string.Empty;
+
+    /// <summary>Where the model and reports are written.</summary>
+    [Required]
+    public string OutputDirectory { get; set; } = string.Empty;
+
+    /// <summary>The stage cache folder.</summary>
+    [Required]
+    public string CacheDirectory { get; set; } = string.Empty;
+
+    /// <summary>Where the engine lists the files the recipe reads, for the next build's up-to-date check.</summary>
+    public string? DependencyFile { get; set; }
+
+    /// <summary>The folder holding libtorch's shared libraries; passed to the engine.</summary>
+    public string? LibTorchDirectory { get; set; }
+
+    /// <summary>Report broken gates as warnings instead of errors (the model is still not replaced).</summary>
+    public bool GateFailuresAsWarnings { get; set; }
+
+    /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
+    public string? DotnetHost { get; set; }
+
+    /// <inheritdoc />
+    protected override string ToolName => "dotnet";
+
+    /// <summary>Progress lines show at normal verbosity: training takes minutes and people want to see it move.</summary>
+    protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.High;
+
+    /// <inheritdoc />
+    protected override string GenerateFullPathToTool() =>
+        !string.IsNullOrEmpty(DotnetHost) ? DotnetHost!
+        : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host
+        : "dotnet";
+
+    /// <inheritdoc />
+    protected override bool ValidateParameters()
+    {
+        // Log every problem, then fail once, so a user fixes them all in one go.
+        var valid = true;
+        if (!File.Exists(Recipe))
+        {
+            Log.LogError(null, "MC1005", null, Recipe, 0, 0, 0, 0, "Recipe '{0}' does not exist.", Recipe);
+            valid = false;
+        }
+
+        if (!File.Exists(EnginePath))
+        {
+            Log.LogError(null, "MC4003", null, null, 0, 0, 0, 0, "The compression engine '{0}' is missing: the ModelCompression.Build package is incomplete. Clear it from the NuGet packages folder and restore again.", EnginePath);
+            valid = false;
+        }
+
+        if (!string.IsNullOrEmpty(LibTorchDirectory) && !Directory.Exists(LibTorchDirectory))
+        {
+            Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, "libtorch folder '{0}' does not exist. Run 'dotnet restore' (the package depends on libtorch-cpu-linux-x64), or set CompressModelLibTorchDirectory.", LibTorchDirectory);
+            valid = false;
+        }
+
+        return valid;
+    }
+
+    /// <inheritdoc />
+    protected override string GenerateCommandLineCommands()
+    {
+        var builder = new CommandLineBuilder();
+        builder.AppendSwitch("exec");
+        builder.AppendFileNameIfNotNull(EnginePath);
+        builder.AppendSwitch("run");
+        builder.AppendFileNameIfNotNull(Recipe);
+        builder.AppendSwitchIfNotNull("--output ", OutputDirectory);
+        builder.AppendSwitchIfNotNull("--cache ", CacheDirectory);
+        builder.AppendSwitchIfNotNull("--dependency-file ", DependencyFile);
+        if (GateFailuresAsWarnings)
+        {
+            builder.AppendSwitch("--gate-failures-as-warnings");
+        }
+
+        return builder.ToString();
+    }
+
+    /// <inheritdoc />
+    public override bool Execute()
+    {
+        var variables = new List<string>(EnvironmentVariables ?? []);
+        if (!string.IsNullOrEmpty(LibTorchDirectory))
+        {
+            variables.Add($"MODELCOMPRESSION_LIBTORCH_DIR={LibTorchDirectory}");
+        }
+
+        // Plain progress lines, not a redrawn terminal line: MSBuild logs line by line.
+        variables.Add("CI=true");
+        EnvironmentVariables = [.. variables];
+        return base.Execute();
+    }
+}

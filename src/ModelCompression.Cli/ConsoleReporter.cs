@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Globalization;
+using ModelCompression.Diagnostics;
+using ModelCompression.Pipeline;
+using ModelCompression.Torch.Training;
+
+namespace ModelCompression.Cli;
+
+/// <summary>
+/// Shows a run's progress: on a terminal, one line updated in place with percent, loss and ETA; in a CI log
+/// or a pipe (or under MSBuild), plain lines at each tenth of a stage and at each epoch's end.
+/// </summary>
+internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool interactive) : IPipelineReporter
+{
+    private readonly Stopwatch _sinceLastLine = Stopwatch.StartNew();
+    private int _lastTenth = -1;
+    private int _lastEpoch;
+    private bool _lineOpen;
+
+    /// <summary>True when stdout is a terminal and this is not a CI job.</summary>
+    public static bool IsInteractive =>
+        !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI"));
+
+    public void StageStarted(string stage, bool cached)
+    {
+        _lastTenth = -1;
+        _lastEpoch = 0;
+        WriteLine(cached ? $"{stage}: up to date (cached)" : $"{stage}: running");
+    }
+
+    public void Training(string stage, TrainingProgress progress)
+    {
+        var fraction = (double)progress.Step / progress.TotalSteps;
+        var eta = progress.Step > 0 ? TimeSpan.FromSeconds(progress.Elapsed.TotalSeconds / fraction * (1 - fraction)) : TimeSpan.Zero;
+        var line = string.Create(
+            CultureInfo.InvariantCulture,
+            $"{stage}: epoch {progress.Epoch}/{progress.Epochs} {fraction,4:P0} loss {progress.Loss:0.0000} ETA {eta:hh\\:mm\\:ss}");
+        if (interactive)
+        {
+            // Redraw at most ~10 times a second.
+            if (_sinceLastLine.ElapsedMilliseconds > 100 || progress.Step == progress.TotalSteps)
+            {
+                output.Write($"\r{line,-79}");
+                _lineOpen = true;
+                _sinceLastLine.Restart();
+            }
+
+            return;
+        }
+
+        var tenth = (int)(fraction * 10);
+        var epochDone = progress.Epoch != _lastEpoch && _lastEpoch != 0;
+        if (tenth != _lastTenth || epochDone)
+        {
+            _lastTenth = tenth;
+            output.WriteLine(line);
+        }
+
+        _lastEpoch = progress.Epoch;
+    }
+
+    public void Info(string message) => WriteLine(message);
+
+    public void Report(Diagnostic diagnostic)
+    {
+        CloseLine();
+        errors.WriteLine(diagnostic.ToString());
+    }
+
+    private void WriteLine(string text)
+    {
+        CloseLine();
+        output.WriteLine(text);
+    }
+
+    private void CloseLine()
+    {
+        if (_lineOpen)
+        {
+            output.WriteLine();
+            _lineOpen = false;
+        }
+    }
+}

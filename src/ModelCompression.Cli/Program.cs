@@ -1,0 +1,143 @@
+using System.CommandLine;
+using ModelCompression.Cli;
+using ModelCompression.Diagnostics;
+using ModelCompression.Gates;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+using ModelCompression.Torch.Native;
+
+return CompressCommand.Run(args);
+
+namespace ModelCompression.Cli
+{
+    /// <summary>Exit codes of dotnet-compress.</summary>
+    internal static class ExitCodes
+    {
+        public const int Ok = 0;
+        public const int Error = 1;
+        public const int Usage = 2;
+        public const int GateFailed = 3;
+    }
+
+    /// <summary>The `dotnet compress` command line: a thin shell over the engine.</summary>
+    internal static class CompressCommand
+    {
+        public static int Run(string[] args)
+        {
+            var root = new RootCommand("Distill, prune, factorize and quantize ONNX models, with accuracy gates.");
+            root.Add(RunCommand());
+            root.Add(DoctorCommand());
+            var parse = root.Parse(args);
+            if (parse.Errors.Count > 0)
+            {
+                foreach (var error in parse.Errors)
+                {
+                    Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, error.Message));
+                }
+
+                Console.Error.WriteLine("Run 'dotnet compress --help' for usage.");
+                return ExitCodes.Usage;
+            }
+
+            return parse.Invoke();
+        }
+
+        private static Command RunCommand()
+        {
+            var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
+            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+            var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
+            var dependencies = new Option<FileInfo?>("--dependency-file") { Description = "Write the list of files the recipe reads here, one per line (for incremental builds)." };
+            var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, cache, output, dependencies, gatesAsWarnings };
+            command.SetAction(parse => Guard(() => RunRecipe(
+                parse.GetValue(recipe)!.FullName,
+                parse.GetValue(cache)?.FullName,
+                parse.GetValue(output)?.FullName,
+                parse.GetValue(dependencies)?.FullName,
+                parse.GetValue(gatesAsWarnings))));
+            return command;
+        }
+
+        private static Command DoctorCommand()
+        {
+            var command = new Command("doctor", "Check that the engine's native parts (libtorch, TorchSharp, ONNX Runtime) load here.");
+            command.SetAction(_ => Guard(() =>
+            {
+                var info = TorchNativeLoader.EnsureLoaded();
+                Console.WriteLine(info.ToString());
+                Console.WriteLine($"ONNX Runtime: {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
+                return ExitCodes.Ok;
+            }));
+            return command;
+        }
+
+        private static int RunRecipe(string recipePath, string? cacheDirectory, string? outputDirectory, string? dependencyFile, bool gateFailuresAsWarnings)
+        {
+            var recipe = RecipeLoader.Load(recipePath);
+            if (dependencyFile is not null)
+            {
+                AtomicFile.WriteAllText(dependencyFile, string.Join('\n', recipe.InputFiles()) + "\n");
+            }
+
+            var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
+            var options = new PipelineOptions(
+                cacheDirectory ?? Path.Combine(recipe.Directory, ".compress"),
+                outputDirectory ?? recipe.Directory,
+                reporter);
+            using var cancel = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                cancel.Cancel();
+            };
+            var result = CompressionPipeline.Run(recipe, options, cancel.Token);
+            Console.WriteLine();
+            Console.Write(Reports.ReportWriter.Markdown(result));
+            foreach (var failure in GateEvaluator.Failures(recipe.Path, result.Gates))
+            {
+                Console.Error.WriteLine(gateFailuresAsWarnings ? failure with { Severity = DiagnosticSeverity.Warning } : failure);
+            }
+
+            if (result.OutputModel is not null)
+            {
+                Console.WriteLine($"Wrote {result.OutputModel}");
+            }
+            else
+            {
+                Console.WriteLine($"A gate failed: {recipe.Outputs.Model} was not replaced.");
+            }
+
+            return result.GatesPassed || gateFailuresAsWarnings ? ExitCodes.Ok : ExitCodes.GateFailed;
+        }
+
+        /// <summary>Turns engine failures into diagnostics and exit codes; never a raw stack trace for user errors.</summary>
+        private static int Guard(Func<int> action)
+        {
+            try
+            {
+                return action();
+            }
+            catch (CompressionException e)
+            {
+                foreach (var diagnostic in e.Diagnostics)
+                {
+                    Console.Error.WriteLine(diagnostic);
+                }
+
+                return ExitCodes.Error;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("Cancelled.");
+                return ExitCodes.Error;
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.Internal, $"Internal error ({e.GetType().Name}): {e.Message}. Please report it with the details below."));
+                Console.Error.WriteLine(e.ToString());
+                return ExitCodes.Error;
+            }
+        }
+    }
+}

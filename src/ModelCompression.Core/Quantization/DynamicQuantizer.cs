@@ -1,0 +1,242 @@
+using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
+
+namespace ModelCompression.Quantization;
+
+/// <summary>What dynamic quantization did to a model.</summary>
+/// <param name="QuantizedNodes">Names of the MatMul/Gemm nodes whose weights are now int8.</param>
+/// <param name="SkippedNodes">MatMul/Gemm nodes left in float, each with the reason.</param>
+public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNodes, IReadOnlyList<string> SkippedNodes);
+
+/// <summary>
+/// Dynamic int8 quantization of MatMul and Gemm weights with standard ONNX operators that ONNX Runtime's
+/// CPU provider implements: the activation goes through DynamicQuantizeLinear (uint8, scale and zero point
+/// computed per batch at run time), MatMulInteger multiplies it with the int8 weight, and the int32 result
+/// is scaled back to float by x_scale * w_scale. ONNX Runtime fuses this chain into one kernel.
+/// Weights are symmetric (zero point 0), per tensor or per output column.
+/// </summary>
+public static class DynamicQuantizer
+{
+    /// <summary>Returns a quantized copy of <paramref name="source"/>; the input is not changed.</summary>
+    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var model = source.Clone();
+        var graph = model.Graph;
+        var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var quantized = new List<string>();
+        var skipped = new List<string>();
+        var nodes = new List<NodeProto>();
+        var quantizedActivations = new Dictionary<string, (string Q, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
+        var names = new UniqueNames(graph);
+
+        foreach (var node in graph.Node)
+        {
+            if (node.OpType is not ("MatMul" or "Gemm") || node.Domain is not ("" or "ai.onnx"))
+            {
+                nodes.Add(node);
+                continue;
+            }
+
+            var plan = Plan(node, initializers, out var reason);
+            if (plan is null)
+            {
+                skipped.Add($"{node.Name} ({node.OpType}): {reason}");
+                nodes.Add(node);
+                continue;
+            }
+
+            var prefix = names.Make(string.IsNullOrEmpty(node.Name) ? node.OpType : node.Name);
+            var (k, n) = (plan.Value.Rows, plan.Value.Columns);
+            var (weights, scales) = QuantizeWeights(plan.Value.Weight, k, n, perChannel, plan.Value.Alpha);
+            var weightName = $"{prefix}.weight_int8";
+            var scaleName = $"{prefix}.weight_scale";
+            var zeroPointName = $"{prefix}.weight_zero_point";
+            graph.Initializer.Add(TensorData.FromInt8s(weightName, weights, [k, n]));
+            graph.Initializer.Add(TensorData.FromFloats(scaleName, scales, perChannel ? [n] : []));
+            graph.Initializer.Add(TensorData.FromInt8s(zeroPointName, [0], []));
+
+            var input = node.Input[0];
+            if (!quantizedActivations.TryGetValue(input, out var activation))
+            {
+                var activationPrefix = names.Make($"{input}.quantized");
+                activation = ($"{activationPrefix}", $"{activationPrefix}.scale", $"{activationPrefix}.zero_point");
+                nodes.Add(Node("DynamicQuantizeLinear", $"{activationPrefix}.DynamicQuantizeLinear", [input], [activation.Q, activation.Scale, activation.ZeroPoint]));
+                quantizedActivations[input] = activation;
+            }
+
+            var output = node.Output[0];
+            var scaledOutput = plan.Value.Bias is null ? output : $"{prefix}.scaled";
+            nodes.Add(Node("MatMulInteger", $"{prefix}.MatMulInteger", [activation.Q, weightName, activation.ZeroPoint, zeroPointName], [$"{prefix}.int32"]));
+            nodes.Add(Node("Cast", $"{prefix}.Cast", [$"{prefix}.int32"], [$"{prefix}.float"], new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float }));
+            nodes.Add(Node("Mul", $"{prefix}.ScaleProduct", [activation.Scale, scaleName], [$"{prefix}.scale"]));
+            nodes.Add(Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
+            if (plan.Value.Bias is { } bias)
+            {
+                var biasName = $"{prefix}.bias";
+                graph.Initializer.Add(TensorData.FromFloats(biasName, bias, [n]));
+                nodes.Add(Node("Add", $"{prefix}.AddBias", [scaledOutput, biasName], [output]));
+            }
+
+            quantized.Add(node.Name);
+        }
+
+        graph.Node.Clear();
+        graph.Node.AddRange(nodes);
+        RemoveUnusedInitializers(graph);
+        return (model, new DynamicQuantizationReport(quantized, skipped));
+    }
+
+    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, float[]? Bias, float Alpha);
+
+    /// <summary>The weight as [K, N] row-major (transposed where Gemm says transB), or null with a reason.</summary>
+    private static WeightPlan? Plan(NodeProto node, Dictionary<string, TensorProto> initializers, out string reason)
+    {
+        reason = string.Empty;
+        if (node.Input.Count < 2 || !initializers.TryGetValue(node.Input[1], out var weight))
+        {
+            reason = "the weight is not a constant";
+            return null;
+        }
+
+        if (weight.DataType != (int)TensorProto.Types.DataType.Float || weight.Dims.Count != 2)
+        {
+            reason = "the weight is not a 2-D float tensor";
+            return null;
+        }
+
+        var attributes = node.Attribute.ToDictionary(a => a.Name, StringComparer.Ordinal);
+        var rows = (int)weight.Dims[0];
+        var columns = (int)weight.Dims[1];
+        var values = TensorData.ToFloats(weight);
+        var alpha = 1f;
+        float[]? bias = null;
+        if (node.OpType == "Gemm")
+        {
+            if (attributes.TryGetValue("transA", out var transA) && transA.I != 0)
+            {
+                reason = "transA is set";
+                return null;
+            }
+
+            alpha = attributes.TryGetValue("alpha", out var a) ? a.F : 1f;
+            var beta = attributes.TryGetValue("beta", out var b) ? b.F : 1f;
+            if (attributes.TryGetValue("transB", out var transB) && transB.I != 0)
+            {
+                values = Transpose(values, rows, columns);
+                (rows, columns) = (columns, rows);
+            }
+
+            if (node.Input.Count > 2 && node.Input[2].Length > 0)
+            {
+                if (!initializers.TryGetValue(node.Input[2], out var c) || c.DataType != (int)TensorProto.Types.DataType.Float)
+                {
+                    reason = "the bias is not a float constant";
+                    return null;
+                }
+
+                var biasValues = TensorData.ToFloats(c);
+                if (biasValues.Length == 1)
+                {
+                    biasValues = Enumerable.Repeat(biasValues[0], columns).ToArray();
+                }
+                else if (biasValues.Length != columns)
+                {
+                    reason = "the bias does not broadcast per output column";
+                    return null;
+                }
+
+                bias = [.. biasValues.Select(v => v * beta)];
+            }
+        }
+
+        return new WeightPlan(values, rows, columns, bias, alpha);
+    }
+
+    /// <summary>Symmetric int8: scale = max|w| / 127 (per tensor or per column), q = round(w / scale).</summary>
+    internal static (sbyte[] Values, float[] Scales) QuantizeWeights(float[] weight, int rows, int columns, bool perChannel, float alpha = 1f)
+    {
+        var scales = new float[perChannel ? columns : 1];
+        for (var i = 0; i < weight.Length; i++)
+        {
+            var slot = perChannel ? i % columns : 0;
+            scales[slot] = Math.Max(scales[slot], Math.Abs(weight[i]));
+        }
+
+        for (var i = 0; i < scales.Length; i++)
+        {
+            // An all-zero column still needs a non-zero scale.
+            scales[i] = scales[i] > 0 ? scales[i] / 127f : 1f;
+        }
+
+        var values = new sbyte[weight.Length];
+        for (var i = 0; i < weight.Length; i++)
+        {
+            var scale = scales[perChannel ? i % columns : 0];
+            values[i] = (sbyte)Math.Clamp(MathF.Round(weight[i] / scale, MidpointRounding.ToEven), -127, 127);
+        }
+
+        // Gemm's alpha folds into the scales: alpha * (x_s * w_s) * (x_q . w_q).
+        return (values, [.. scales.Select(s => s * alpha)]);
+    }
+
+    private static float[] Transpose(float[] values, int rows, int columns)
+    {
+        var result = new float[values.Length];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var c = 0; c < columns; c++)
+            {
+                result[(c * rows) + r] = values[(r * columns) + c];
+            }
+        }
+
+        return result;
+    }
+
+    private static NodeProto Node(string opType, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
+    {
+        var node = new NodeProto { OpType = opType, Name = name };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(outputs);
+        node.Attribute.AddRange(attributes);
+        return node;
+    }
+
+    private static void RemoveUnusedInitializers(GraphProto graph)
+    {
+        var used = new HashSet<string>(graph.Node.SelectMany(n => n.Input).Concat(graph.Output.Select(o => o.Name)), StringComparer.Ordinal);
+        var unused = graph.Initializer.Where(i => !used.Contains(i.Name)).ToList();
+        foreach (var initializer in unused)
+        {
+            graph.Initializer.Remove(initializer);
+            // An old-style graph may list initializers as inputs too.
+            var asInput = graph.Input.FirstOrDefault(i => i.Name == initializer.Name);
+            if (asInput is not null)
+            {
+                graph.Input.Remove(asInput);
+            }
+        }
+    }
+
+    /// <summary>Makes names that no value, node or initializer of the graph uses yet.</summary>
+    private sealed class UniqueNames(GraphProto graph)
+    {
+        private readonly HashSet<string> _taken = new(
+            graph.Node.SelectMany(n => n.Output.Append(n.Name))
+                .Concat(graph.Initializer.Select(i => i.Name))
+                .Concat(graph.Input.Select(i => i.Name)),
+            StringComparer.Ordinal);
+
+        public string Make(string stem)
+        {
+            var name = stem;
+            for (var i = 1; !_taken.Add(name); i++)
+            {
+                name = $"{stem}_{i}";
+            }
+
+            return name;
+        }
+    }
+}

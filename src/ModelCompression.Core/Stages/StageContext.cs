@@ -1,0 +1,51 @@
+using ModelCompression.Data;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+
+namespace ModelCompression.Stages;
+
+/// <summary>What every stage of one run can use: the recipe, the data, the teacher and the reporter.</summary>
+public sealed class StageContext
+{
+    private readonly Lazy<float[]> _teacherTrainLogits;
+
+    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<float[]> teacherTrainLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+    {
+        Recipe = recipe;
+        Train = train;
+        Test = test;
+        DataHash = dataHash;
+        TeacherHash = teacherHash;
+        Classes = classes;
+        Reporter = reporter;
+        CancellationToken = cancellationToken;
+        _teacherTrainLogits = new Lazy<float[]>(teacherTrainLogits);
+    }
+
+    /// <summary>The recipe being run.</summary>
+    public Recipe Recipe { get; }
+
+    /// <summary>Training data.</summary>
+    public Dataset Train { get; }
+
+    /// <summary>Held-out data.</summary>
+    public Dataset Test { get; }
+
+    /// <summary>Hash of the data files and how they are read.</summary>
+    public string DataHash { get; }
+
+    /// <summary>Hash of the teacher model.</summary>
+    public string TeacherHash { get; }
+
+    /// <summary>Number of classes (the teacher's output width).</summary>
+    public int Classes { get; }
+
+    /// <summary>Where progress goes.</summary>
+    public IPipelineReporter Reporter { get; }
+
+    /// <summary>Cancels the run.</summary>
+    public CancellationToken CancellationToken { get; }
+
+    /// <summary>The teacher's logits on the training data, computed once per teacher and data and cached.</summary>
+    public float[] TeacherTrainLogits => _teacherTrainLogits.Value;
+}

@@ -1,0 +1,46 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ModelCompression.Torch.Training;
+
+/// <summary>
+/// Response-based knowledge distillation (Hinton et al. 2015):
+/// loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y).
+/// With alpha = 0 it is plain cross-entropy on labels (fine-tuning); with alpha = 1 it needs no labels.
+/// </summary>
+/// <param name="Alpha">Weight of the soft (teacher) term, in [0, 1].</param>
+/// <param name="Temperature">Softening temperature T, greater than 0.</param>
+public sealed record DistillationLoss(double Alpha, double Temperature)
+{
+    /// <summary>The loss for one batch. <paramref name="teacherLogits"/> may be null only when alpha is 0.</summary>
+    public Tensor Compute(Tensor studentLogits, Tensor? labels, Tensor? teacherLogits)
+    {
+        Tensor? soft = null;
+        if (Alpha > 0)
+        {
+            ArgumentNullException.ThrowIfNull(teacherLogits);
+            var t = Temperature;
+            var teacherLogProbs = nn.functional.log_softmax(teacherLogits / t, 1);
+            var studentLogProbs = nn.functional.log_softmax(studentLogits / t, 1);
+            // KL(p_t || p_s) summed over classes, averaged over the batch ("batchmean"), scaled by T^2 so
+            // the soft term's gradients keep their size as T changes.
+            var kl = (teacherLogProbs.exp() * (teacherLogProbs - studentLogProbs)).sum(1).mean();
+            soft = kl * (t * t);
+        }
+
+        Tensor? hard = null;
+        if (Alpha < 1)
+        {
+            ArgumentNullException.ThrowIfNull(labels);
+            hard = nn.functional.cross_entropy(studentLogits, labels);
+        }
+
+        return (soft, hard) switch
+        {
+            (Tensor s, Tensor h) => (s * Alpha) + (h * (1 - Alpha)),
+            (Tensor s, null) => s * Alpha,
+            (null, Tensor h) => h,
+            _ => throw new InvalidOperationException("Unreachable: alpha is in [0, 1]."),
+        };
+    }
+}
