@@ -30,8 +30,14 @@ public sealed class CompressModel : ToolTask
     /// <summary>Where the engine lists the files the recipe reads, for the next build's up-to-date check.</summary>
     public string? DependencyFile { get; set; }
 
-    /// <summary>The folder holding libtorch's shared libraries; passed to the engine.</summary>
+    /// <summary>The folder holding libtorch's shared libraries; found in <see cref="PackageFolders"/> when not set.</summary>
     public string? LibTorchDirectory { get; set; }
+
+    /// <summary>The NuGet package folders of the build (global packages folder and fallback folders).</summary>
+    public string[] PackageFolders { get; set; } = [];
+
+    /// <summary>The libtorch package as "id/version", looked for in <see cref="PackageFolders"/>.</summary>
+    public string LibTorchPackage { get; set; } = "libtorch-cpu-linux-x64/2.10.0";
 
     /// <summary>Report broken gates as warnings instead of errors (the model is still not replaced).</summary>
     public bool GateFailuresAsWarnings { get; set; }
@@ -68,10 +74,27 @@ public sealed class CompressModel : ToolTask
             valid = false;
         }
 
-        if (!string.IsNullOrEmpty(LibTorchDirectory) && !Directory.Exists(LibTorchDirectory))
+        if (!string.IsNullOrEmpty(LibTorchDirectory))
         {
-            Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, "libtorch folder '{0}' does not exist. Run 'dotnet restore' (the package depends on libtorch-cpu-linux-x64), or set CompressModelLibTorchDirectory.", LibTorchDirectory);
-            valid = false;
+            if (!Directory.Exists(LibTorchDirectory))
+            {
+                Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, "libtorch folder '{0}' (CompressModelLibTorchDirectory) does not exist.", LibTorchDirectory);
+                valid = false;
+            }
+        }
+        else
+        {
+            // libtorch comes with the package's dependency, restored into one of the package folders.
+            var candidates = PackageFolders
+                .Where(f => !string.IsNullOrWhiteSpace(f))
+                .Select(f => Path.Combine(f.Trim(), LibTorchPackage, "runtimes", "linux-x64", "native"))
+                .ToList();
+            LibTorchDirectory = candidates.FirstOrDefault(Directory.Exists);
+            if (LibTorchDirectory is null)
+            {
+                Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, "libtorch ({0}) was not found in the NuGet package folders: {1}. Run 'dotnet restore', or set CompressModelLibTorchDirectory to a folder holding libtorch_cpu.so.", LibTorchPackage, candidates.Count == 0 ? "(none)" : string.Join(", ", candidates));
+                valid = false;
+            }
         }
 
         return valid;

@@ -61,11 +61,14 @@ public static class OnnxChecker
             }
 
             CheckGraph(model.Graph, new HashSet<string>(StringComparer.Ordinal), $"graph '{model.Graph.Name}'");
+
+            // A function body may import domains of its own.
             foreach (var function in model.Functions)
             {
-                foreach (var node in function.Node)
+                var own = function.OpsetImport.Select(o => Domain(o.Domain)).ToHashSet(StringComparer.Ordinal);
+                foreach (var node in function.Node.Where(n => !own.Contains(Domain(n.Domain)) && !imported.Contains(Domain(n.Domain))))
                 {
-                    Use(node);
+                    Report($"Function '{function.Name}' uses {node.OpType} of domain '{node.Domain}' but neither it nor the model imports that domain.");
                 }
             }
 

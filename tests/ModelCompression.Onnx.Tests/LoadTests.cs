@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using ModelCompression.Diagnostics;
 using ModelCompression.Onnx.Proto;
 

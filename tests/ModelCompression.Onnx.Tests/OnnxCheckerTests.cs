@@ -131,6 +131,20 @@ public sealed class OnnxCheckerTests
     }
 
     [Fact]
+    public void Function_bodies_may_import_their_own_domains()
+    {
+        var model = Chain().Opset("local", 1).Node("Twice", ["a"], ["b"], null, "local").Output("b", DataType.Float, 2).Build();
+        var function = new FunctionProto { Name = "Twice", Domain = "local", Input = { "i" }, Output = { "o" } };
+        function.Node.Add(new NodeProto { OpType = "Helper", Domain = "com.helper", Input = { "i" }, Output = { "o" } });
+        model.Functions.Add(function);
+
+        Assert.Contains("'com.helper'", Assert.Single(OnnxChecker.Check(model)).Message, StringComparison.Ordinal);
+
+        function.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.helper", Version = 1 });
+        Assert.Empty(OnnxChecker.Check(model));
+    }
+
+    [Fact]
     public void Graph_outputs_must_be_produced()
     {
         var model = Chain().Output("nowhere", DataType.Float, 2).Build();

@@ -48,6 +48,13 @@ public static class RecipeLoader
         {
             throw CompressionException.Error(DiagnosticCodes.RecipeSyntax, $"Invalid YAML: {e.InnerException?.Message ?? e.Message}", fullPath, (int)e.Start.Line, (int)e.Start.Column);
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner throws this (with no position) when the file ends inside an open flow
+            // collection such as "train: [a, b": report it as a syntax error at the end of the file.
+            var lines = Math.Max(1, File.ReadAllLines(fullPath).Length);
+            throw CompressionException.Error(DiagnosticCodes.RecipeSyntax, "Invalid YAML: the file ends unexpectedly (is a '[', '{' or quote left open?).", fullPath, lines, 1);
+        }
 
         var recipe = Read(root, source, Path.GetDirectoryName(fullPath)!);
         if (source.Problems.Count > 0 || recipe is null)

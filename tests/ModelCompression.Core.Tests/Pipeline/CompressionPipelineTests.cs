@@ -1,0 +1,296 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using ModelCompression.Data;
+using ModelCompression.Diagnostics;
+using ModelCompression.Evaluation;
+using ModelCompression.Gates;
+using ModelCompression.Onnx;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+using ModelCompression.Stages;
+
+namespace ModelCompression.Core.Tests.Pipeline;
+
+/// <summary>
+/// A small slice of the Fashion-MNIST sample (1000 training / 300 test images) and the sample's PyTorch teacher,
+/// compressed once by the fixture into a cache that the tests then re-use.
+/// </summary>
+public sealed class PipelineSliceFixture : IDisposable
+{
+    public const string ModelName = "slice.student.onnx";
+
+    public PipelineSliceFixture()
+    {
+        Dir = new TempDir();
+        Slice("train-images-idx3-ubyte.gz", "train-images.idx.gz", 1000);
+        Slice("train-labels-idx1-ubyte.gz", "train-labels.idx.gz", 1000);
+        Slice("t10k-images-idx3-ubyte.gz", "test-images.idx", 300);
+        Slice("t10k-labels-idx1-ubyte.gz", "test-labels.idx", 300);
+        Cache = Dir.Dir("cache");
+        FirstReporter = new RecordingReporter();
+        FirstOutput = Dir.Dir("out-first");
+        FirstRecipe = RecipeLoader.Load(WriteRecipe("first.compress.yaml"));
+        First = CompressionPipeline.Run(FirstRecipe, new PipelineOptions(Cache, FirstOutput, FirstReporter));
+    }
+
+    public TempDir Dir { get; }
+
+    public string Cache { get; }
+
+    public string FirstOutput { get; }
+
+    public Recipe FirstRecipe { get; }
+
+    public PipelineResult First { get; }
+
+    public RecordingReporter FirstReporter { get; }
+
+    /// <summary>Writes a recipe over the slice; stages and gates start on lines 10 and 14.</summary>
+    public string WriteRecipe(string name, bool perChannel = true, string[]? gates = null, string testLabels = "data/test-labels.idx")
+    {
+        gates ??= ["accuracy >= 0.6", "accuracy >= teacher.accuracy - 0.35", "size_mb <= 0.2"];
+        var text = $"""
+            task: classification
+            data:
+              format: idx
+              train: {"{"} inputs: data/train-images.idx.gz, labels: data/train-labels.idx.gz {"}"}
+              test:  {"{"} inputs: data/test-images.idx, labels: {testLabels} {"}"}
+              scale: 0.00392156862745098
+            teacher: {Repo.Teacher}
+            student: {"{"} architecture: mlp, hidden: [64] {"}"}
+            stages:
+              - distill: {"{"} epochs: 2, temperature: 4, alpha: 0.5, learning_rate: 3e-3, batch_size: 32 {"}"}
+              - quantize: {"{"} mode: dynamic, per_channel: {(perChannel ? "true" : "false")} {"}"}
+              - evaluate: {"{"} batch_size: 100 {"}"}
+            gates:
+            {string.Concat(gates.Select(g => $"  - {g}\n"))}outputs: {"{"} model: {ModelName}, report: [json, md] {"}"}
+            """;
+        return Dir.Write(name, text);
+    }
+
+    public void Dispose() => Dir.Dispose();
+
+    private void Slice(string source, string target, int count)
+    {
+        var array = IdxReader.Read(Repo.SampleData(source));
+        var perItem = array.Data.Length / array.Dimensions[0];
+        Directory.CreateDirectory(Dir.File("data"));
+        Idx.Write(Dir.File(Path.Join("data", target)), [count, .. array.Dimensions[1..]], array.Data.AsSpan(0, count * perItem));
+    }
+}
+
+/// <summary>Keeps everything a pipeline run reports.</summary>
+public sealed class RecordingReporter : IPipelineReporter
+{
+    public List<(string Stage, bool Cached)> Stages { get; } = [];
+
+    public List<string> Infos { get; } = [];
+
+    public List<Diagnostic> Diagnostics { get; } = [];
+
+    public int TrainingSteps { get; private set; }
+
+    public void StageStarted(string stage, bool cached) => Stages.Add((stage, cached));
+
+    public void Training(string stage, Torch.Training.TrainingProgress progress) => TrainingSteps++;
+
+    public void Info(string message) => Infos.Add(message);
+
+    public void Report(Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
+}
+
+public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : IClassFixture<PipelineSliceFixture>
+{
+    private const double Tolerance = 1e-12;
+
+    [Fact]
+    public void First_run_trains_quantizes_and_writes_the_model_and_reports()
+    {
+        var result = fixture.First;
+
+        Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
+        Assert.Equal(["distill", "quantize"], result.Stages.Select(s => s.Result.Stage));
+        Assert.All(result.Stages, s => Assert.False(s.Cached));
+        Assert.Equal([("distill", false), ("quantize", false)], fixture.FirstReporter.Stages);
+        Assert.Equal(2 * 32, fixture.FirstReporter.TrainingSteps); // 2 epochs of ceil(1000 / 32) steps
+        Assert.Contains(fixture.FirstReporter.Infos, i => i.StartsWith("Running the teacher on 1000 training samples", StringComparison.Ordinal));
+
+        Assert.True(result.Teacher.Accuracy > 0.8, $"teacher accuracy {result.Teacher.Accuracy}");
+        Assert.Equal(300, result.Teacher.Samples);
+        var distill = result.Stages[0];
+        var quantize = result.Stages[1];
+        Assert.True(distill.Evaluation.Accuracy > 0.6, $"student accuracy {distill.Evaluation.Accuracy}");
+        Assert.True(quantize.Evaluation.Accuracy > 0.6, $"quantized accuracy {quantize.Evaluation.Accuracy}");
+        Assert.InRange(quantize.Evaluation.Accuracy, distill.Evaluation.Accuracy - 0.05, distill.Evaluation.Accuracy + 0.05);
+        Assert.Equal(2, distill.Result.EpochLosses!.Count);
+        Assert.True(distill.Result.EpochLosses[1] < distill.Result.EpochLosses[0], "the loss fell");
+        Assert.Equal("1000", distill.Result.Details["train_samples"]);
+        // The float student: 784x64 + 64 + 64x10 + 10 weights.
+        Assert.Equal(784 * 64 + 64 + (64 * 10) + 10, distill.Evaluation.Parameters);
+        Assert.True(quantize.Evaluation.SizeBytes < distill.Evaluation.SizeBytes / 3, $"{quantize.Evaluation.SizeBytes} vs {distill.Evaluation.SizeBytes}");
+
+        // The model written is the quantized one, and it scores what the report says.
+        var output = Path.Join(fixture.FirstOutput, PipelineSliceFixture.ModelName);
+        Assert.Equal(output, result.OutputModel);
+        var model = OnnxModelFile.Load(output);
+        Assert.Contains(model.Graph.Node, n => n.OpType == "MatMulInteger");
+        var test = IdxReader.LoadLabelled(fixture.FirstRecipe.Data.Test.Inputs, fixture.FirstRecipe.Data.Test.Labels, fixture.FirstRecipe.Data.Scale);
+        Assert.Equal(quantize.Evaluation, ModelEvaluation.Measure("quantize", output, test, 100));
+
+        Assert.Equal(
+            [Path.Join(fixture.FirstOutput, "slice.student.report.json"), Path.Join(fixture.FirstOutput, "slice.student.report.md")],
+            result.Reports);
+        Assert.Equal(
+            [".slice.student.onnx.lock", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
+            Directory.GetFiles(fixture.FirstOutput).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Report_json_and_md_match_the_returned_result()
+    {
+        var result = fixture.First;
+        var json = JsonNode.Parse(File.ReadAllText(result.Reports[0]))!;
+
+        Assert.Equal(1, (int)json["schema_version"]!);
+        Assert.True((bool)json["passed"]!);
+        Assert.Equal(result.OutputModel, (string?)json["output_model"]);
+        Assert.Equal(fixture.FirstRecipe.Path, (string?)json["recipe"]);
+        AssertEvaluation(result.Teacher, json["teacher"]!);
+        var stages = json["stages"]!.AsArray();
+        Assert.Equal(result.Stages.Count, stages.Count);
+        for (var i = 0; i < stages.Count; i++)
+        {
+            Assert.Equal(result.Stages[i].Result.Stage, (string?)stages[i]!["stage"]);
+            Assert.Equal(result.Stages[i].Result.Summary, (string?)stages[i]!["summary"]);
+            Assert.Equal(result.Stages[i].Cached, (bool)stages[i]!["cached"]!);
+            AssertEvaluation(result.Stages[i].Evaluation, stages[i]!["evaluation"]!);
+        }
+
+        Assert.Equal(result.Stages[0].Result.EpochLosses!, stages[0]!["epoch_losses"]!.AsArray().Select(l => (double)l!));
+        var gates = json["gates"]!.AsArray();
+        Assert.Equal(result.Gates.Count, gates.Count);
+        for (var i = 0; i < gates.Count; i++)
+        {
+            Assert.Equal(result.Gates[i].Text, (string?)gates[i]!["gate"]);
+            Assert.Equal(14 + i, (int)gates[i]!["line"]!);
+            Assert.Equal(result.Gates[i].Line, (int)gates[i]!["line"]!);
+            Assert.Equal(result.Gates[i].Passed, (bool)gates[i]!["passed"]!);
+            Assert.Equal(result.Gates[i].Value, (double)gates[i]!["value"]!, Tolerance);
+            Assert.Equal(result.Gates[i].Threshold, (double)gates[i]!["threshold"]!, Tolerance);
+        }
+
+        Assert.Equal(result.Stages[^1].Evaluation.Accuracy, result.Gates[0].Value);
+        Assert.Equal(result.Teacher.Accuracy - 0.35, result.Gates[1].Threshold, Tolerance);
+
+        var md = File.ReadAllText(result.Reports[1]);
+        Assert.Contains("— passed", md, StringComparison.Ordinal);
+        foreach (var evaluation in result.Stages.Select(s => s.Evaluation).Prepend(result.Teacher))
+        {
+            Assert.Contains($"| {evaluation.Name} | {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)} |", md, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("| `accuracy >= 0.6` |", md, StringComparison.Ordinal);
+        Assert.DoesNotContain("FAIL", md, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_second_run_is_fully_cached()
+    {
+        var reporter = new RecordingReporter();
+        var output = fixture.Dir.Dir("out-again");
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("again.compress.yaml"));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
+
+        Assert.All(result.Stages, s => Assert.True(s.Cached, $"{s.Result.Stage} ran again"));
+        Assert.Equal([("distill", true), ("quantize", true)], reporter.Stages);
+        Assert.Equal(0, reporter.TrainingSteps);
+        Assert.DoesNotContain(reporter.Infos, i => i.StartsWith("Running the teacher", StringComparison.Ordinal));
+        Assert.Equal(fixture.First.Teacher, result.Teacher);
+        Assert.Equal(fixture.First.Stages.Select(s => s.Evaluation), result.Stages.Select(s => s.Evaluation));
+        Assert.Equal(fixture.First.Stages.Select(s => s.Result.Summary), result.Stages.Select(s => s.Result.Summary));
+        Assert.Equal(File.ReadAllBytes(fixture.First.OutputModel!), File.ReadAllBytes(result.OutputModel!));
+        var json = JsonNode.Parse(File.ReadAllText(result.Reports[0]))!;
+        Assert.All(json["stages"]!.AsArray(), s => Assert.True((bool)s!["cached"]!));
+    }
+
+    [Fact]
+    public void Changing_only_quantize_options_reruns_only_quantize()
+    {
+        var reporter = new RecordingReporter();
+        var output = fixture.Dir.Dir("out-per-tensor");
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("per-tensor.compress.yaml", perChannel: false));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
+
+        Assert.Equal([("distill", true), ("quantize", false)], reporter.Stages);
+        Assert.Equal([true, false], result.Stages.Select(s => s.Cached));
+        Assert.Equal(0, reporter.TrainingSteps);
+        Assert.Equal(fixture.First.Stages[0].Evaluation, result.Stages[0].Evaluation);
+        Assert.Equal("false", result.Stages[1].Result.Details["per_channel"]);
+        Assert.Equal("true", fixture.First.Stages[1].Result.Details["per_channel"]);
+        Assert.NotEqual(File.ReadAllBytes(fixture.First.OutputModel!), File.ReadAllBytes(result.OutputModel!));
+        Assert.True(result.Stages[1].Evaluation.Accuracy > 0.6);
+    }
+
+    [Fact]
+    public void A_failed_gate_keeps_the_previous_model_byte_for_byte()
+    {
+        var output = fixture.Dir.Dir("out-gate");
+        var previous = Path.Join(output, PipelineSliceFixture.ModelName);
+        byte[] previousBytes = [.. "the last good model"u8];
+        File.WriteAllBytes(previous, previousBytes);
+        var stamp = new DateTime(2020, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(previous, stamp);
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("gate.compress.yaml", gates: ["accuracy >= 0.5", "accuracy >= 0.999"]));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, new RecordingReporter()));
+
+        Assert.False(result.GatesPassed);
+        Assert.Null(result.OutputModel);
+        Assert.Equal([true, false], result.Gates.Select(g => g.Passed));
+        Assert.Equal(previousBytes, File.ReadAllBytes(previous));
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(previous));
+        Assert.DoesNotContain(Directory.GetFiles(output), f => f.EndsWith(".tmp", StringComparison.Ordinal));
+
+        var failure = Assert.Single(GateEvaluator.Failures(recipe.Path, result.Gates));
+        Assert.Equal(DiagnosticCodes.GateFailed, failure.Code);
+        Assert.Equal(15, failure.Line);
+        Assert.Contains("accuracy >= 0.999", failure.Message, StringComparison.Ordinal);
+
+        var json = JsonNode.Parse(File.ReadAllText(Path.Join(output, "slice.student.report.json")))!;
+        Assert.False((bool)json["passed"]!);
+        Assert.Null(json["output_model"]);
+        Assert.Contains("GATE FAILED", File.ReadAllText(Path.Join(output, "slice.student.report.md")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_label_outside_the_teachers_classes_is_MC2020()
+    {
+        var labels = IdxReader.Read(fixture.Dir.File("data/test-labels.idx"));
+        var bad = (byte[])labels.Data.Clone();
+        bad[5] = 10;
+        Idx.Write(fixture.Dir.File("data/test-labels-bad.idx"), labels.Dimensions, bad);
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("bad-labels.compress.yaml", testLabels: "data/test-labels-bad.idx"));
+        var reporter = new RecordingReporter();
+
+        var e = Assert.Throws<CompressionException>(() =>
+            CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-bad-labels"), reporter)));
+
+        var d = Assert.Single(e.Diagnostics);
+        Assert.Equal(DiagnosticCodes.DataSchemaMismatch, d.Code);
+        Assert.Equal(fixture.Dir.File("data/test-labels-bad.idx"), d.File);
+        Assert.Contains("Label 10 of sample 5", d.Message, StringComparison.Ordinal);
+        Assert.Empty(reporter.Stages);
+        Assert.Empty(Directory.GetFiles(fixture.Dir.File("out-bad-labels"), "*.onnx"));
+    }
+
+    private static void AssertEvaluation(ModelEvaluation expected, JsonNode actual)
+    {
+        Assert.Equal(expected.Accuracy, (double)actual["accuracy"]!, Tolerance);
+        Assert.Equal(expected.SizeBytes, (long)actual["size_bytes"]!);
+        Assert.Equal(expected.SizeMb, (double)actual["size_mb"]!, Tolerance);
+        Assert.Equal(expected.Parameters, (long)actual["parameters"]!);
+        Assert.Equal(expected.Samples, (int)actual["samples"]!);
+    }
+}

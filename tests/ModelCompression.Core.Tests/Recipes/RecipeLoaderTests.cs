@@ -1,0 +1,209 @@
+using ModelCompression.Diagnostics;
+using ModelCompression.Gates;
+using ModelCompression.Recipes;
+using ModelCompression.Stages;
+
+namespace ModelCompression.Core.Tests.Recipes;
+
+public sealed class RecipeLoaderTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public RecipeLoaderTests()
+    {
+        // The loader checks that named files exist; their contents do not matter here.
+        foreach (var name in new[] { "train-images.gz", "train-labels.gz", "test-images.gz", "test-labels.gz", "teacher.onnx" })
+        {
+            File.WriteAllBytes(_dir.File(name), [0]);
+        }
+    }
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void Sample_recipe_loads_with_its_values()
+    {
+        var recipe = RecipeLoader.Load(Repo.SampleRecipe);
+
+        Assert.Equal(Path.GetFullPath(Repo.SampleRecipe), recipe.Path);
+        Assert.Equal("idx", recipe.Data.Format);
+        Assert.Equal(1f / 255f, recipe.Data.Scale, 1e-7f);
+        Assert.Equal(Repo.SampleData("train-images-idx3-ubyte.gz"), recipe.Data.Train.Inputs);
+        Assert.Equal(Repo.SampleData("train-labels-idx1-ubyte.gz"), recipe.Data.Train.Labels);
+        Assert.Equal(Repo.SampleData("t10k-images-idx3-ubyte.gz"), recipe.Data.Test.Inputs);
+        Assert.Equal(Repo.SampleData("t10k-labels-idx1-ubyte.gz"), recipe.Data.Test.Labels);
+        Assert.Equal(Path.GetFullPath(Repo.Teacher), recipe.Teacher);
+
+        Assert.Equal("mlp", recipe.Student.Architecture);
+        Assert.Equal([128], recipe.Student.Hidden);
+        Assert.Equal("relu", recipe.Student.Activation);
+        Assert.Null(recipe.Student.ModelPath);
+
+        Assert.Collection(
+            recipe.Stages,
+            s =>
+            {
+                Assert.Equal("distill", s.Kind);
+                Assert.Equal(12, s.Line);
+                var d = Assert.IsType<DistillOptions>(s.Options);
+                Assert.Equal(new DistillOptions { Epochs = 8, Temperature = 4, Alpha = 0.7, LearningRate = 2e-3, BatchSize = 64 }, d);
+            },
+            s =>
+            {
+                Assert.Equal("quantize", s.Kind);
+                Assert.Equal(13, s.Line);
+                var q = Assert.IsType<QuantizeOptions>(s.Options);
+                Assert.Equal(QuantizeMode.Dynamic, q.Mode);
+                Assert.True(q.PerChannel);
+            });
+
+        Assert.Equal(["accuracy >= 0.78", "accuracy >= teacher.accuracy - 0.10", "size_mb <= 0.2"], recipe.Gates.Select(g => g.Text));
+        Assert.Equal([15, 16, 17], recipe.Gates.Select(g => g.Line));
+        Assert.All(recipe.Gates, g => Assert.Equal(5, g.Column));
+        Assert.Equal(new GateExpression("accuracy", ">=", "teacher", "accuracy", -0.10), recipe.Gates[1].Expression);
+
+        Assert.Equal("fashion.student.onnx", recipe.Outputs.Model);
+        Assert.Equal(["json", "md"], recipe.Outputs.Reports);
+        Assert.Contains(recipe.Teacher, recipe.InputFiles());
+    }
+
+    [Fact]
+    public void Every_mistake_is_reported_at_once_with_code_and_line()
+    {
+        var path = _dir.Write("broken.compress.yaml", """
+            task: classification
+            data:
+              format: idx
+              train: { inputs: train-images.gz, labels: train-labels.gz }
+              test: { inputs: test-images.gz, labels: test-labels.gz }
+              scale: 0.5
+            teacher: missing-teacher.onnx
+            student: { architecture: mlp, hidden: [32] }
+            colour: blue
+            stages:
+              - distill: { epochs: ten, alpha: 1.5 }
+              - sharpen: { amount: 2 }
+              - quantize: { per_channel: true }
+            gates:
+              - accuracy >= 0.8
+              - accuracy >> 0.9
+            """);
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        var found = e.Diagnostics.Select(d => (d.Code, d.Line)).OrderBy(p => p.Line).ThenBy(p => p.Code).ToList();
+        Assert.Equal(
+            [
+                (DiagnosticCodes.RecipeFileNotFound, (int?)7),
+                (DiagnosticCodes.RecipeUnknownKey, 9),
+                (DiagnosticCodes.RecipeInvalidValue, 11),
+                (DiagnosticCodes.RecipeInvalidValue, 11),
+                (DiagnosticCodes.RecipeInvalidValue, 12),
+                (DiagnosticCodes.RecipeInvalidGate, 16),
+            ],
+            found);
+        Assert.All(e.Diagnostics, d =>
+        {
+            Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+            Assert.Equal(path, d.File);
+            Assert.NotNull(d.Column);
+        });
+
+        var byLine = e.Diagnostics.ToLookup(d => d.Line);
+        Assert.Contains("missing-teacher.onnx", byLine[7].Single().Message, StringComparison.Ordinal);
+        Assert.Contains("colour", byLine[9].Single().Message, StringComparison.Ordinal);
+        Assert.Contains(byLine[11], d => d.Message.Contains("'ten' is not a number", StringComparison.Ordinal) && d.Column == 24);
+        Assert.Contains(byLine[11], d => d.Message.Contains("1.5 is out of range [0, 1]", StringComparison.Ordinal) && d.Column == 36);
+        Assert.Contains("sharpen", byLine[12].Single().Message, StringComparison.Ordinal);
+        Assert.Contains("accuracy >> 0.9", byLine[16].Single().Message, StringComparison.Ordinal);
+
+        // The canonical MSBuild form carries file, line and column.
+        Assert.StartsWith($"{path}(9,1): error MC1002:", byLine[9].Single().ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Valid_recipe_with_local_files_loads()
+    {
+        var path = _dir.Write("ok.compress.yaml", """
+            data:
+              format: idx
+              train: { inputs: train-images.gz, labels: train-labels.gz }
+              test: { inputs: test-images.gz, labels: test-labels.gz }
+            teacher: teacher.onnx
+            student: { architecture: mlp, hidden: [16, 8], activation: tanh, seed: 7 }
+            stages:
+              - distill
+              - evaluate: { batch_size: 32 }
+            """);
+
+        var recipe = RecipeLoader.Load(path);
+
+        Assert.Equal(1f, recipe.Data.Scale);
+        Assert.Equal(_dir.File("teacher.onnx"), recipe.Teacher);
+        Assert.Equal(new[] { 16, 8 }, recipe.Student.Hidden);
+        Assert.Equal("tanh", recipe.Student.Activation);
+        Assert.Equal(7, recipe.Student.Seed);
+        Assert.Equal(new DistillOptions(), recipe.Stages[0].Options);
+        Assert.Equal(32, Assert.IsType<EvaluateOptions>(recipe.Stages[1].Options).BatchSize);
+        Assert.Empty(recipe.Gates);
+        Assert.Equal("ok.student.onnx", recipe.Outputs.Model);
+    }
+
+    [Theory]
+    [InlineData("task: classification\ndata:\n  format: idx\n   train: x\nteacher: t.onnx\n", 4)]
+    [InlineData("task: classification\nteacher: t.onnx\n  student: x\n", 3)]
+    [InlineData("task: classification\nstages:\n  - distill: { epochs: 3\ngates: []\n", 4)]
+    [InlineData("task: classification\ndata:\n  train: [inputs, labels\nteacher: teacher.onnx", 4)]
+    [InlineData("task: \"classification\nteacher: t.onnx\n", 3)]
+    public void Invalid_yaml_is_MC1001_with_its_line(string text, int line)
+    {
+        var path = _dir.Write("bad.compress.yaml", text);
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        var d = Assert.Single(e.Diagnostics);
+        Assert.Equal(DiagnosticCodes.RecipeSyntax, d.Code);
+        Assert.Equal(path, d.File);
+        Assert.Equal(line, d.Line);
+        Assert.NotNull(d.Column);
+        Assert.StartsWith("Invalid YAML: ", d.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_recipe_that_is_not_a_mapping_is_MC1001()
+    {
+        var path = _dir.Write("list.compress.yaml", "- just\n- a list\n");
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        Assert.Equal(DiagnosticCodes.RecipeSyntax, e.Code);
+        Assert.Equal(1, e.Diagnostics[0].Line);
+    }
+
+    [Fact]
+    public void Missing_recipe_file_is_MC1005()
+    {
+        var path = _dir.File("nowhere.compress.yaml");
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        var d = Assert.Single(e.Diagnostics);
+        Assert.Equal(DiagnosticCodes.RecipeFileNotFound, d.Code);
+        Assert.Equal(path, d.File);
+        Assert.Contains("nowhere.compress.yaml", d.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Missing_required_sections_are_MC1004()
+    {
+        var path = _dir.Write("empty.compress.yaml", "task: classification\n");
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        var missing = e.Diagnostics.Where(d => d.Code == DiagnosticCodes.RecipeMissingKey).Select(d => d.Message).ToList();
+        Assert.Contains(missing, m => m.Contains("'data'", StringComparison.Ordinal));
+        Assert.Contains(missing, m => m.Contains("'teacher'", StringComparison.Ordinal));
+        Assert.Contains(missing, m => m.Contains("'student'", StringComparison.Ordinal));
+        Assert.Contains(missing, m => m.Contains("'stages'", StringComparison.Ordinal));
+    }
+}
