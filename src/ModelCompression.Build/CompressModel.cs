@@ -45,6 +45,8 @@ public sealed class CompressModel : ToolTask
     /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
     public string? DotnetHost { get; set; }
 
+    private string? _libTorchProblem;
+
     /// <inheritdoc />
     protected override string ToolName => "dotnet";
 
@@ -74,27 +76,10 @@ public sealed class CompressModel : ToolTask
             valid = false;
         }
 
-        if (!string.IsNullOrEmpty(LibTorchDirectory))
+        if (LibTorchDirectory is null || !Directory.Exists(LibTorchDirectory))
         {
-            if (!Directory.Exists(LibTorchDirectory))
-            {
-                Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, "libtorch folder '{0}' (CompressModelLibTorchDirectory) does not exist.", LibTorchDirectory);
-                valid = false;
-            }
-        }
-        else
-        {
-            // libtorch comes with the package's dependency, restored into one of the package folders.
-            var candidates = PackageFolders
-                .Where(f => !string.IsNullOrWhiteSpace(f))
-                .Select(f => Path.Combine(f.Trim(), LibTorchPackage, "runtimes", "linux-x64", "native"))
-                .ToList();
-            LibTorchDirectory = candidates.FirstOrDefault(Directory.Exists);
-            if (LibTorchDirectory is null)
-            {
-                Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, "libtorch ({0}) was not found in the NuGet package folders: {1}. Run 'dotnet restore', or set CompressModelLibTorchDirectory to a folder holding libtorch_cpu.so.", LibTorchPackage, candidates.Count == 0 ? "(none)" : string.Join(", ", candidates));
-                valid = false;
-            }
+            Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, _libTorchProblem ?? $"libtorch folder '{LibTorchDirectory}' (CompressModelLibTorchDirectory) does not exist.");
+            valid = false;
         }
 
         return valid;
@@ -122,6 +107,7 @@ public sealed class CompressModel : ToolTask
     /// <inheritdoc />
     public override bool Execute()
     {
+        ResolveLibTorchDirectory();
         var variables = new List<string>(EnvironmentVariables ?? []);
         if (!string.IsNullOrEmpty(LibTorchDirectory))
         {
@@ -132,5 +118,27 @@ public sealed class CompressModel : ToolTask
         variables.Add("CI=true");
         EnvironmentVariables = [.. variables];
         return base.Execute();
+    }
+
+    /// <summary>
+    /// Unless set, finds libtorch in the build's NuGet package folders, where the package's dependency on it
+    /// was restored (the global packages folder or a fallback folder).
+    /// </summary>
+    private void ResolveLibTorchDirectory()
+    {
+        if (!string.IsNullOrEmpty(LibTorchDirectory))
+        {
+            return;
+        }
+
+        var candidates = PackageFolders
+            .Where(f => !string.IsNullOrWhiteSpace(f))
+            .Select(f => Path.Combine(f.Trim(), LibTorchPackage, "runtimes", "linux-x64", "native"))
+            .ToList();
+        LibTorchDirectory = candidates.FirstOrDefault(Directory.Exists);
+        if (LibTorchDirectory is null)
+        {
+            _libTorchProblem = $"libtorch ({LibTorchPackage}) was not found in the NuGet package folders: {(candidates.Count == 0 ? "(none)" : string.Join(", ", candidates))}. Run 'dotnet restore', or set CompressModelLibTorchDirectory to a folder holding libtorch_cpu.so.";
+        }
     }
 }

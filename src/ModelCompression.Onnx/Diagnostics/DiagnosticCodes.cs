@@ -63,6 +63,9 @@ public static class DiagnosticCodes
     /// <summary>Another process holds the lock on the same output for too long.</summary>
     public const string LockTimeout = "MC4002";
 
+    /// <summary>The engine is missing from the MSBuild package (an incomplete package folder).</summary>
+    public const string EngineMissing = "MC4003";
+
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";
 }

@@ -1,0 +1,76 @@
+namespace ModelCompression.EndToEnd.Tests;
+
+/// <summary>
+/// Packs ModelCompression.Build once per test run into a fresh local feed, with a version of its own so no
+/// copy cached by an earlier run can stand in for it.
+/// </summary>
+public sealed class PackedPackageFixture : IDisposable
+{
+    public PackedPackageFixture()
+    {
+        RepoRoot = FindRepoRoot();
+        Root = Path.Combine(Path.GetTempPath(), $"mc-e2e-{Guid.NewGuid():N}");
+        Feed = Path.Combine(Root, "feed");
+        Packages = Path.Combine(Root, "packages");
+        SharedCache = Path.Combine(Root, "compress-cache");
+        Directory.CreateDirectory(Feed);
+        Version = $"1.0.0-e2e.{DateTime.UtcNow:yyyyMMddHHmmss}";
+        var pack = DotnetCli.Run(
+            RepoRoot,
+            null,
+            "pack", Path.Combine(RepoRoot, "src", "ModelCompression.Build"), "-c", "Release", "-o", Feed,
+            $"-p:Version={Version}", "--disable-build-servers", "-nologo");
+        if (pack.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"Packing ModelCompression.Build failed:\n{pack}");
+        }
+    }
+
+    public string RepoRoot { get; }
+
+    /// <summary>Temporary folder holding everything this run makes.</summary>
+    public string Root { get; }
+
+    /// <summary>The local feed with the packed package.</summary>
+    public string Feed { get; }
+
+    /// <summary>The NUGET_PACKAGES folder of the test builds.</summary>
+    public string Packages { get; }
+
+    /// <summary>A stage cache the test projects share, as CI would keep one between builds.</summary>
+    public string SharedCache { get; }
+
+    /// <summary>The packed version.</summary>
+    public string Version { get; }
+
+    /// <summary>The machine's global packages folder, used as a fallback so libtorch is not fetched again.</summary>
+    public static string MachinePackages =>
+        Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } configured
+            ? configured
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A build server may still hold a file for a moment; the temp folder is cleaned by the OS later.
+        }
+    }
+
+    private static string FindRepoRoot()
+    {
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
+        {
+            if (File.Exists(Path.Combine(folder.FullName, "ModelCompression.sln")))
+            {
+                return folder.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("ModelCompression.sln not found above " + AppContext.BaseDirectory);
+    }
+}
