@@ -65,8 +65,19 @@ namespace ModelCompression.Cli
             command.SetAction(_ => Guard(() =>
             {
                 var info = TorchNativeLoader.EnsureLoaded();
-                Console.WriteLine(info.ToString());
-                Console.WriteLine($"ONNX Runtime: {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
+                Console.WriteLine($"TorchSharp          {info.TorchSharpVersion} (torch {info.TorchVersion})");
+                Console.WriteLine($"libtorch            {info.LibTorchDirectory ?? "(TorchSharp's own loading)"}{(info.LibTorchSource is null ? string.Empty : $"  [{info.LibTorchSource}]")}");
+                Console.WriteLine($"libLibTorchSharp    {info.LoadedLibTorchSharpPath ?? info.LibTorchSharpPath ?? "(TorchSharp's own loading)"}");
+                Console.WriteLine($"host libstdc++      {info.HostLibStdCxxPath ?? "(not found)"}");
+                Console.WriteLine(info.PatchApplied
+                    ? $"compatibility patch applied: {string.Join(", ", info.MissingLibStdCxxVersions)} marked weak (only {string.Join(", ", info.WeakSymbols)} needs it){(info.PatchedCopyReused ? ", cached copy reused" : ", copy written now")}"
+                    : "compatibility patch not needed: the host libstdc++ has every version TorchSharp needs");
+                foreach (var note in info.Notes)
+                {
+                    Console.WriteLine($"note: {note}");
+                }
+
+                Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
                 return ExitCodes.Ok;
             }));
             return command;

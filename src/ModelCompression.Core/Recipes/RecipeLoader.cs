@@ -152,6 +152,11 @@ public static class RecipeLoader
         }
 
         var options = OptionsBinder.Bind<MlpOptions>(Subset(node, "hidden", "activation", "seed"), "student", source);
+        if (options.Hidden.Any(width => width < 1))
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, "student hidden widths must be positive whole numbers, e.g. [128] ([] makes a linear model).", YamlSource.Get(node, "hidden"));
+        }
+
         return new StudentSpec(modelPath is null ? architecture : null, options.Hidden, options.Activation.ToString().ToLowerInvariant(), options.Seed, modelPath);
     }
 

@@ -29,7 +29,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         if (report.QuantizedNodes.Count == 0)
         {
             context.Reporter.Report(Diagnostic.Warning(
-                DiagnosticCodes.ModelInvalid,
+                DiagnosticCodes.NothingToTransform,
                 $"quantize: no MatMul/Gemm weight could be quantized ({string.Join("; ", report.SkippedNodes)}); the model stays float.",
                 inputModel));
         }

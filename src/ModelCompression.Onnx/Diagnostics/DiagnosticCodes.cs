@@ -51,6 +51,9 @@ public static class DiagnosticCodes
     /// <summary>A data file cannot be read or holds bad rows.</summary>
     public const string DataUnreadable = "MC2021";
 
+    /// <summary>A transform found nothing to change (e.g. no MatMul/Gemm weight to quantize).</summary>
+    public const string NothingToTransform = "MC2030";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 
