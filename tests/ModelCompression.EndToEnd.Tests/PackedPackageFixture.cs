@@ -8,7 +8,7 @@ public sealed class PackedPackageFixture : IDisposable
 {
     public PackedPackageFixture()
     {
-        RepoRoot = FindRepoRoot();
+        RepoRoot = Tests.RepoRoot.Find();
         Root = Path.Combine(Path.GetTempPath(), $"mc-e2e-{Guid.NewGuid():N}");
         Feed = Path.Combine(Root, "feed");
         Packages = Path.Combine(Root, "packages");
@@ -59,18 +59,5 @@ public sealed class PackedPackageFixture : IDisposable
         {
             // A build server may still hold a file for a moment; the temp folder is cleaned by the OS later.
         }
-    }
-
-    private static string FindRepoRoot()
-    {
-        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
-        {
-            if (File.Exists(Path.Combine(folder.FullName, "ModelCompression.sln")))
-            {
-                return folder.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("ModelCompression.sln not found above " + AppContext.BaseDirectory);
     }
 }

@@ -1,0 +1,82 @@
+namespace ModelCompression.EndToEnd.Tests;
+
+/// <summary>
+/// `dotnet tool install` of the packed CLI, then the installed `dotnet-compress` run as a user would: doctor,
+/// usage errors, recipe errors and a broken gate each give their exit code and diagnostics.
+/// </summary>
+public sealed class ToolInstallTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"mc-tool-{Guid.NewGuid():N}");
+    private readonly string _toolPath;
+    private readonly string _repoRoot;
+
+    public ToolInstallTests()
+    {
+        _repoRoot = RepoRoot.Find();
+        var feed = Path.Combine(_root, "feed");
+        _toolPath = Path.Combine(_root, "tools");
+        var version = $"1.0.0-e2e.{DateTime.UtcNow:yyyyMMddHHmmss}";
+        var pack = DotnetCli.Run(_repoRoot, null, "pack", Path.Combine(_repoRoot, "src", "ModelCompression.Cli"), "-c", "Release", "-o", feed, $"-p:Version={version}", "--disable-build-servers", "-nologo");
+        Assert.True(pack.ExitCode == 0, pack.ToString());
+        var install = DotnetCli.Run(_root, null, "tool", "install", "ModelCompression.Cli", "--version", version, "--tool-path", _toolPath, "--add-source", feed);
+        Assert.True(install.ExitCode == 0, install.ToString());
+    }
+
+    [Fact]
+    public void Installed_tool_runs_doctor_reports_errors_and_fails_on_a_broken_gate()
+    {
+        var doctor = Tool("doctor");
+        Assert.True(doctor.ExitCode == 0, doctor.ToString());
+        Assert.Contains("libtorch", doctor.Output, StringComparison.Ordinal);
+        Assert.Contains("ONNX Runtime", doctor.Output, StringComparison.Ordinal);
+
+        var usage = Tool("run");
+        Assert.Equal(2, usage.ExitCode);
+
+        var broken = Path.Combine(_root, "broken.yaml");
+        File.WriteAllText(broken, "task: classification\nteacher: missing.onnx\nstudent: { architecture: mlp, hidden: [abc] }\n");
+        var recipeErrors = Tool("run", broken);
+        Assert.Equal(1, recipeErrors.ExitCode);
+        Assert.Contains("broken.yaml(2,", recipeErrors.Output, StringComparison.Ordinal);
+        Assert.Contains("error MC1005", recipeErrors.Output, StringComparison.Ordinal);
+        Assert.Contains("error MC1003", recipeErrors.Output, StringComparison.Ordinal);
+
+        var sample = Path.Combine(_repoRoot, "samples", "FashionMnist");
+        // Trains on the small test slice only to keep this quick: the point is the exit code and the diagnostic.
+        var recipe = Path.Combine(_root, "gate.yaml");
+        File.WriteAllText(recipe, $"""
+            data:
+              format: idx
+              train: {"{"} inputs: {sample}/data/t10k-images-idx3-ubyte.gz, labels: {sample}/data/t10k-labels-idx1-ubyte.gz {"}"}
+              test:  {"{"} inputs: {sample}/data/t10k-images-idx3-ubyte.gz, labels: {sample}/data/t10k-labels-idx1-ubyte.gz {"}"}
+              scale: 0.00392156862745098
+            teacher: {sample}/teacher/teacher.onnx
+            student: {"{"} architecture: mlp, hidden: [16] {"}"}
+            stages:
+              - distill: {"{"} epochs: 1 {"}"}
+            gates:
+              - accuracy >= 0.999
+            """);
+        var gateLine = Array.FindIndex(File.ReadAllLines(recipe), l => l.Contains("0.999", StringComparison.Ordinal)) + 1;
+        var gate = Tool("run", recipe, "--output", Path.Combine(_root, "out"));
+        Assert.True(gate.ExitCode == 3, gate.ToString());
+        Assert.Contains($"gate.yaml({gateLine},", gate.Output, StringComparison.Ordinal);
+        Assert.Contains("error MC3001", gate.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_root, "out", "gate.student.onnx")));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Left for the OS to clean.
+        }
+    }
+
+    private DotnetCli.Result Tool(params string[] arguments) =>
+        DotnetCli.RunProgram(Path.Combine(_toolPath, "dotnet-compress"), _root, arguments);
+}
