@@ -65,14 +65,7 @@ public static class ModelHash
                 continue; // string tensors: their data stays in the graph
             }
 
-            tensor.RawData = ByteString.Empty;
-            tensor.FloatData.Clear();
-            tensor.Int32Data.Clear();
-            tensor.Int64Data.Clear();
-            tensor.DoubleData.Clear();
-            tensor.Uint64Data.Clear();
-            tensor.ExternalData.Clear();
-            tensor.DataLocation = TensorProto.Types.DataLocation.Default;
+            TensorData.ClearData(tensor);
         }
 
         var hash = new XxHash128();

@@ -288,13 +288,7 @@ public static class OnnxModelFile
             offset = aligned;
             stream.Write(bytes.Span);
 
-            tensor.RawData = ByteString.Empty;
-            tensor.FloatData.Clear();
-            tensor.Int32Data.Clear();
-            tensor.Int64Data.Clear();
-            tensor.DoubleData.Clear();
-            tensor.Uint64Data.Clear();
-            tensor.ExternalData.Clear();
+            TensorData.ClearData(tensor);
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = dataName });
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(System.Globalization.CultureInfo.InvariantCulture) });
             tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) });

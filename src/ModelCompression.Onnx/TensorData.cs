@@ -212,6 +212,19 @@ public static class TensorData
         return NewTensor(name, type, littleEndianBytes.ToArray(), dims);
     }
 
+    /// <summary>Removes a tensor's data in every encoding (raw, typed fields, external reference); strings stay.</summary>
+    internal static void ClearData(TensorProto tensor)
+    {
+        tensor.RawData = ByteString.Empty;
+        tensor.FloatData.Clear();
+        tensor.Int32Data.Clear();
+        tensor.Int64Data.Clear();
+        tensor.DoubleData.Clear();
+        tensor.Uint64Data.Clear();
+        tensor.ExternalData.Clear();
+        tensor.DataLocation = TensorProto.Types.DataLocation.Default;
+    }
+
     internal static bool TryElementCount(IEnumerable<long> dims, out long count)
     {
         count = 1;

@@ -46,7 +46,10 @@ public static class DynamicQuantizer
                 continue;
             }
 
-            var prefix = names.Make(string.IsNullOrEmpty(node.Name) ? node.OpType : node.Name);
+            var prefix = names.Make(
+                string.IsNullOrEmpty(node.Name) ? node.OpType : node.Name,
+                ".weight_int8", ".weight_scale", ".weight_zero_point", ".int32", ".float", ".scale", ".scaled", ".bias",
+                ".MatMulInteger", ".Cast", ".ScaleProduct", ".Rescale", ".AddBias");
             var (k, n) = (plan.Value.Rows, plan.Value.Columns);
             var (weights, scales) = QuantizeWeights(plan.Value.Weight, k, n, perChannel, plan.Value.Alpha);
             var weightName = $"{prefix}.weight_int8";
@@ -59,7 +62,7 @@ public static class DynamicQuantizer
             var input = node.Input[0];
             if (!quantizedActivations.TryGetValue(input, out var activation))
             {
-                var activationPrefix = names.Make($"{input}.quantized");
+                var activationPrefix = names.Make($"{input}.quantized", string.Empty, ".scale", ".zero_point", ".DynamicQuantizeLinear");
                 activation = ($"{activationPrefix}", $"{activationPrefix}.scale", $"{activationPrefix}.zero_point");
                 nodes.Add(Node("DynamicQuantizeLinear", $"{activationPrefix}.DynamicQuantizeLinear", [input], [activation.Q, activation.Scale, activation.ZeroPoint]));
                 quantizedActivations[input] = activation;
@@ -219,21 +222,30 @@ public static class DynamicQuantizer
         }
     }
 
-    /// <summary>Makes names that no value, node or initializer of the graph uses yet.</summary>
+    /// <summary>
+    /// Makes prefixes for the names a quantized node adds (<c>fc1.weight_int8</c>, <c>fc1.MatMulInteger</c>):
+    /// the stem itself when none of the names it would make is taken yet, else the stem with a number.
+    /// </summary>
     private sealed class UniqueNames(GraphProto graph)
     {
         private readonly HashSet<string> _taken = new(
             graph.Node.SelectMany(n => n.Output.Append(n.Name))
                 .Concat(graph.Initializer.Select(i => i.Name))
-                .Concat(graph.Input.Select(i => i.Name)),
+                .Concat(graph.Input.Select(i => i.Name))
+                .Concat(graph.Output.Select(o => o.Name)),
             StringComparer.Ordinal);
 
-        public string Make(string stem)
+        public string Make(string stem, params string[] suffixes)
         {
             var name = stem;
-            for (var i = 1; !_taken.Add(name); i++)
+            for (var i = 1; suffixes.Any(suffix => _taken.Contains(name + suffix)); i++)
             {
                 name = $"{stem}_{i}";
+            }
+
+            foreach (var suffix in suffixes)
+            {
+                _taken.Add(name + suffix);
             }
 
             return name;
