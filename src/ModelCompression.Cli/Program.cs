@@ -27,6 +27,7 @@ namespace ModelCompression.Cli
             var root = new RootCommand("Distill, prune, factorize and quantize ONNX models, with accuracy gates.");
             root.Add(RunCommand());
             root.Add(DoctorCommand());
+            root.Add(OptionsCommand());
             var parse = root.Parse(args);
             if (parse.Errors.Count > 0)
             {
@@ -80,6 +81,17 @@ namespace ModelCompression.Cli
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
                 return ExitCodes.Ok;
             }));
+            return command;
+        }
+
+        private static Command OptionsCommand()
+        {
+            var command = new Command("options", "List every recipe option of every stage and built-in student architecture, with defaults.");
+            command.SetAction(_ =>
+            {
+                Console.Write(RecipeSchema.Markdown());
+                return ExitCodes.Ok;
+            });
             return command;
         }
 

@@ -7,6 +7,7 @@ using ModelCompression.Evaluation;
 using ModelCompression.Gates;
 using ModelCompression.Inference;
 using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
 using ModelCompression.Recipes;
 using ModelCompression.Reports;
 using ModelCompression.Stages;
@@ -85,10 +86,10 @@ public static class CompressionPipeline
             () => TeacherLogits(cache, recipe.Teacher, teacherHash, train, dataHash, evaluateOptions.BatchSize, reporter),
             classes, reporter, cancellationToken);
 
+        // The student is built before any long work so that options the data rules out fail fast.
+        var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
         var teacher = Evaluate(cache, "teacher", recipe.Teacher, teacherHash, test, dataHash, evaluateOptions.BatchSize);
         reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
-
-        var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
         var stages = new List<StageReport>();
         foreach (var spec in recipe.Stages)
         {
@@ -144,21 +145,30 @@ public static class CompressionPipeline
             return (path, ModelHash.ComputeFile(path));
         }
 
+        var name = recipe.Student.Architecture!;
+        var options = recipe.Student.Options;
+        var inputs = new ArchitectureInputs([.. train.SampleShape.Select(d => (int)d)], classes);
         var key = new ContentHash()
-            .Add("engine", CompressionPipeline.EngineVersion)
-            .Add("architecture", recipe.Student.Architecture ?? "mlp")
-            .Add("hidden", string.Join(",", recipe.Student.Hidden))
-            .Add("activation", recipe.Student.Activation)
-            .Add("seed", recipe.Student.Seed.ToString(CultureInfo.InvariantCulture))
-            .Add("inputs", train.SampleSize.ToString(CultureInfo.InvariantCulture))
-            .Add("classes", classes.ToString(CultureInfo.InvariantCulture))
+            .Add("engine", EngineVersion)
+            .Add("architecture", name)
+            .Add("options", options is null ? string.Empty : System.Text.Json.JsonSerializer.Serialize(options, options.GetType()))
+            .Add("inputs", System.Text.Json.JsonSerializer.Serialize(inputs))
             .Finish();
         var entry = cache.TryGet("student", key) ?? cache.Put("student", key, folder =>
         {
-            var activation = Enum.Parse<Activation>(recipe.Student.Activation, ignoreCase: true);
-            var model = MlpBuilder.Build(train.SampleSize, recipe.Student.Hidden, classes, activation, recipe.Student.Seed);
+            ModelProto model;
+            try
+            {
+                model = ArchitectureRegistry.Build(name, options, inputs);
+            }
+            catch (InvalidArchitectureOptionsException e)
+            {
+                throw new CompressionException(
+                    [.. e.Problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{name}' for this data: {p}.", recipe.Path, recipe.Student.Line))]);
+            }
+
             OnnxModelFile.Save(model, Path.Combine(folder, ArtifactCache.ModelFile));
-            return new StageResult("student", $"built-in mlp {train.SampleSize}-{string.Join("-", recipe.Student.Hidden)}-{classes}", new Dictionary<string, string>(), null, 0);
+            return new StageResult("student", $"built-in {name} for samples of [{string.Join(", ", inputs.SampleShape)}] and {classes} classes", new Dictionary<string, string>(), null, 0);
         });
         var modelPath = Path.Combine(entry, ArtifactCache.ModelFile);
         return (modelPath, ModelHash.ComputeFile(modelPath));

@@ -62,12 +62,11 @@ public sealed record DataSpec(string Format, DataSplit Train, DataSplit Test, fl
 }
 
 /// <summary>The student model: a built-in architecture, or an ONNX file the user brings.</summary>
-/// <param name="Architecture">Built-in architecture name ("mlp"), or null when <paramref name="ModelPath"/> is set.</param>
-/// <param name="Hidden">Hidden layer widths of an MLP.</param>
-/// <param name="Activation">Hidden activation of an MLP ("relu", "tanh", "sigmoid").</param>
-/// <param name="Seed">Seed of the initial weights.</param>
+/// <param name="Architecture">Built-in architecture name (see <see cref="Architectures.ArchitectureRegistry"/>), or null when <paramref name="ModelPath"/> is set.</param>
+/// <param name="Options">The architecture's options record, or null with <paramref name="ModelPath"/>.</param>
 /// <param name="ModelPath">Absolute path of a student ONNX file, or null.</param>
-public sealed record StudentSpec(string? Architecture, IReadOnlyList<int> Hidden, string Activation, int Seed, string? ModelPath);
+/// <param name="Line">The student's line in the recipe, for errors found once the data is known.</param>
+public sealed record StudentSpec(string? Architecture, Architectures.IArchitectureOptions? Options, string? ModelPath, int Line);
 
 /// <summary>One stage of the pipeline.</summary>
 /// <param name="Kind">The stage kind ("distill", "quantize", "evaluate").</param>

@@ -1,6 +1,6 @@
+using ModelCompression.Architectures;
 using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
-using ModelCompression.Architectures;
 using ModelCompression.Stages;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -137,41 +137,39 @@ public static class RecipeLoader
             return null;
         }
 
-        source.CheckKeys(node, "student", "architecture", "hidden", "activation", "seed", "model");
-        var modelPath = source.ExistingFile(node, "model", "student", directory, required: false);
-        var architecture = source.String(node, "architecture", "student", required: false);
-        if (modelPath is null && architecture is null && YamlSource.Get(node, "model") is null)
+        var line = YamlSource.Line(node) ?? 0;
+        if (YamlSource.Get(node, "model") is not null)
         {
-            source.Error(DiagnosticCodes.RecipeMissingKey, "student needs 'architecture' (a built-in one, e.g. mlp) or 'model' (an ONNX file).", node);
+            source.CheckKeys(node, "student", "model");
+            var modelPath = source.ExistingFile(node, "model", "student", directory, required: true);
+            return modelPath is null ? null : new StudentSpec(null, null, modelPath, line);
+        }
+
+        var architecture = source.String(node, "architecture", "student", required: false);
+        if (architecture is null)
+        {
+            source.Error(DiagnosticCodes.RecipeMissingKey, $"student needs 'architecture' (built in: {string.Join(", ", ArchitectureRegistry.Names)}) or 'model' (an ONNX file).", node);
             return null;
         }
 
-        if (architecture is not null and not "mlp")
+        if (!ArchitectureRegistry.TryGet(architecture, out var info))
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{architecture}' is not built in. Built-in: mlp.", YamlSource.Get(node, "architecture"));
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{architecture}' is not built in. Built in: {string.Join(", ", ArchitectureRegistry.Names)}.", YamlSource.Get(node, "architecture"));
+            return null;
         }
 
-        var options = OptionsBinder.Bind<MlpOptions>(Subset(node, "hidden", "activation", "seed"), "student", source);
-        if (options.Hidden.Any(width => width < 1))
-        {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, "student hidden widths must be positive whole numbers, e.g. [128] ([] makes a linear model).", YamlSource.Get(node, "hidden"));
-        }
-
-        return new StudentSpec(modelPath is null ? architecture : null, options.Hidden, options.Activation.ToString().ToLowerInvariant(), options.Seed, modelPath);
-    }
-
-    private static YamlMappingNode Subset(YamlMappingNode node, params string[] keys)
-    {
-        var subset = new YamlMappingNode();
+        // Every other key is an option of the architecture.
+        var optionsNode = new YamlMappingNode();
         foreach (var (key, value) in node.Children)
         {
-            if (key is YamlScalarNode { Value: { } name } && keys.Contains(name))
+            if (key is not YamlScalarNode { Value: "architecture" })
             {
-                subset.Add(key, value);
+                optionsNode.Add(key, value);
             }
         }
 
-        return subset;
+        var options = (IArchitectureOptions)OptionsBinder.Bind(info.OptionsType, optionsNode, $"student architecture '{architecture}'", source);
+        return new StudentSpec(info.Name, options, null, line);
     }
 
     private static List<StageSpec> ReadStages(YamlNode? node, YamlSource source, YamlMappingNode root)

@@ -4,6 +4,7 @@ using ModelCompression.Onnx.Proto;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace ModelCompression.Torch.Graph;
 
@@ -12,7 +13,8 @@ public sealed record TrainableGraphOptions
 {
     /// <summary>
     /// Decides per float initializer name whether it trains. Null trains every float initializer; the others
-    /// stay constants.
+    /// stay constants. BatchNormalization running statistics never train: they are buffers updated in
+    /// training mode.
     /// </summary>
     public Func<string, bool>? IsTrainable { get; init; }
 }
@@ -22,36 +24,74 @@ public sealed record TrainableGraphOptions
 /// ops with autograd, and <see cref="WriteBack"/> returns the same graph with the trained values. Export is
 /// exact by construction because the graph itself never changes.
 /// </summary>
+/// <remarks>
+/// Dropout and BatchNormalization follow the module's mode (<c>train()</c>/<c>eval()</c>), not the nodes'
+/// training_mode. In training mode BatchNormalization normalizes with batch statistics and updates its running
+/// mean and variance (buffers) with the ONNX rule <c>running * momentum + batch * (1 - momentum)</c>;
+/// <see cref="WriteBack"/> writes them too. <c>to(float64)</c> converts float parameters and buffers only
+/// (integer constants stay), and ONNX FLOAT then means float64 throughout (Cast, constants).
+/// </remarks>
 public sealed class TrainableGraph : nn.Module
 {
     private readonly ModelProto _source;
     private readonly List<(NodeProto Node, OpKernel Kernel)> _plan;
-    private readonly Dictionary<string, Parameter> _trainable = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Tensor> _frozen = new(StringComparer.Ordinal);
+    private readonly long _opset;
+
+    // ONNX value name -> name registered on the module. The module's registry is the only store of the
+    // tensors, so to(device) and to(dtype), which replace registered tensors, are followed.
+    private readonly Dictionary<string, string> _parameterNames = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _statisticNames = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _constantNames = new(StringComparer.Ordinal);
+    private ScalarType _floatType = ScalarType.Float32;
 
     private TrainableGraph(ModelProto source, List<(NodeProto, OpKernel)> plan, TrainableGraphOptions options)
         : base(string.IsNullOrEmpty(source.Graph.Name) ? "onnx_graph" : source.Graph.Name)
     {
         _source = source;
-        _plan = plan;
+        _opset = source.OpsetImport.FirstOrDefault(o => o.Domain.Length == 0 || o.Domain == "ai.onnx")?.Version ?? OnnxVersions.DefaultOpset;
+
+        // BatchNormalization's input_mean and input_var are running statistics: buffers, never trained.
+        var statistics = source.Graph.Node
+            .Where(n => n.OpType == "BatchNormalization" && n.Domain.Length == 0)
+            .SelectMany(n => n.Input.Skip(3).Take(2))
+            .ToHashSet(StringComparer.Ordinal);
         var initializerNames = new HashSet<string>(StringComparer.Ordinal);
         foreach (var initializer in source.Graph.Initializer)
         {
             initializerNames.Add(initializer.Name);
-            var value = ToTorch(initializer);
-            var trainable = initializer.DataType == (int)TensorProto.Types.DataType.Float
-                && (options.IsTrainable?.Invoke(initializer.Name) ?? true);
-            if (trainable)
+            var value = Own(OpMath.ToTorch(initializer));
+            var isFloat = initializer.DataType == (int)DataType.Float;
+            if (isFloat && statistics.Contains(initializer.Name))
             {
-                var parameter = new Parameter(value, requires_grad: true);
-                _trainable[initializer.Name] = parameter;
+                var name = SafeName("s", initializer.Name, _statisticNames.Count);
+                register_buffer(name, value, persistent: true);
+                _statisticNames[initializer.Name] = name;
+            }
+            else if (isFloat && (options.IsTrainable?.Invoke(initializer.Name) ?? true))
+            {
                 // Torch module names cannot hold '.', ONNX names usually do; the ONNX name stays the key.
-                register_parameter(SafeName(initializer.Name, _trainable.Count), parameter);
+                var name = SafeName("p", initializer.Name, _parameterNames.Count);
+                register_parameter(name, new Parameter(value, requires_grad: true));
+                _parameterNames[initializer.Name] = name;
             }
             else
             {
-                _frozen[initializer.Name] = value;
-                register_buffer(SafeName(initializer.Name, _frozen.Count), value, persistent: false);
+                AddConstant(initializer.Name, value);
+            }
+        }
+
+        // Constant nodes are evaluated once, here, and kept as buffers like frozen initializers.
+        _plan = [];
+        foreach (var (node, kernel) in plan)
+        {
+            if (node.OpType == "Constant" && node.Input.Count == 0)
+            {
+                var outputs = kernel(new OpContext(node, [], Training: false) { Opset = _opset, FloatType = _floatType });
+                AddConstant(node.Output[0], Own(outputs[0]));
+            }
+            else
+            {
+                _plan.Add((node, kernel));
             }
         }
 
@@ -66,7 +106,15 @@ public sealed class TrainableGraph : nn.Module
     public IReadOnlyList<string> OutputNames { get; }
 
     /// <summary>The trainable parameters by ONNX initializer name.</summary>
-    public IReadOnlyDictionary<string, Parameter> ParametersByName => _trainable;
+    public IReadOnlyDictionary<string, Parameter> ParametersByName =>
+        _parameterNames.ToDictionary(p => p.Key, p => Param(p.Value), StringComparer.Ordinal);
+
+    /// <summary>
+    /// The BatchNormalization running statistics (input_mean, input_var initializers) by ONNX name: buffers
+    /// that training mode updates and <see cref="WriteBack"/> writes.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> RunningStatisticsByName =>
+        _statisticNames.ToDictionary(p => p.Key, p => Buffer(p.Value), StringComparer.Ordinal);
 
     /// <summary>
     /// Imports <paramref name="model"/>. Every operator is checked first: unsupported ones are reported
@@ -93,6 +141,14 @@ public sealed class TrainableGraph : nn.Module
             }
         }
 
+        foreach (var initializer in model.Graph.Initializer.Where(i => !OpMath.CanRead((DataType)i.DataType)))
+        {
+            problems.Add(Diagnostic.Error(
+                DiagnosticCodes.UnsupportedOperator,
+                $"Initializer '{initializer.Name}' has element type {(DataType)initializer.DataType}, which training does not support yet.",
+                modelPath));
+        }
+
         if (problems.Count > 0)
         {
             throw new CompressionException(problems);
@@ -101,31 +157,63 @@ public sealed class TrainableGraph : nn.Module
         return new TrainableGraph(model.Clone(), plan, options ?? new TrainableGraphOptions());
     }
 
-    /// <summary>Runs the graph on named inputs; returns every graph output by name.</summary>
+    /// <summary>
+    /// Runs the graph on named inputs of any element type (float features, int64 token ids, bool or int64
+    /// masks); returns every graph output by name. Float inputs are converted to the module's float type.
+    /// </summary>
     public Dictionary<string, Tensor> Forward(IReadOnlyDictionary<string, Tensor> inputs)
     {
+        ArgumentNullException.ThrowIfNull(inputs);
         var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, parameter) in _trainable)
+        Device? device = null;
+        foreach (var (name, registered) in _parameterNames)
         {
+            var parameter = Param(registered);
             values[name] = parameter;
+            device ??= parameter.device;
         }
 
-        foreach (var (name, constant) in _frozen)
+        foreach (var (name, registered) in _statisticNames.Concat(_constantNames))
         {
-            values[name] = constant;
+            values[name] = Buffer(registered);
         }
 
         foreach (var name in InputNames)
         {
-            values[name] = inputs.TryGetValue(name, out var value)
-                ? value
+            var value = inputs.TryGetValue(name, out var given)
+                ? given
                 : throw new ArgumentException($"Graph input '{name}' was not given.", nameof(inputs));
+            if (value.is_floating_point() && value.dtype != _floatType)
+            {
+                value = value.to_type(_floatType);
+            }
+
+            values[name] = device is not null && value.device != device ? value.to(device) : value;
         }
 
+        var training = this.training;
         foreach (var (node, kernel) in _plan)
         {
-            var nodeInputs = node.Input.Select(n => n.Length == 0 ? null : values[n]).ToArray();
-            var outputs = kernel(new OpContext(node, nodeInputs, training));
+            var nodeInputs = new Tensor?[node.Input.Count];
+            for (var i = 0; i < nodeInputs.Length; i++)
+            {
+                var inputName = node.Input[i];
+                nodeInputs[i] = inputName.Length == 0 ? null
+                    : values.TryGetValue(inputName, out var v) ? v
+                    : throw new InvalidOperationException($"Node '{node.Name}' ({node.OpType}) reads '{inputName}', which no node, input or initializer makes.");
+            }
+
+            Tensor[] outputs;
+            try
+            {
+                outputs = kernel(new OpContext(node, nodeInputs, training) { Opset = _opset, FloatType = _floatType });
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Torch's messages do not say which node failed.
+                throw new InvalidOperationException($"Node '{node.Name}' ({node.OpType}) failed: {e.Message}", e);
+            }
+
             for (var i = 0; i < outputs.Length && i < node.Output.Count; i++)
             {
                 if (node.Output[i].Length > 0)
@@ -150,39 +238,86 @@ public sealed class TrainableGraph : nn.Module
     }
 
     /// <summary>
-    /// The source graph with every trainable initializer replaced by its current value; names, metadata,
-    /// opsets and value infos are kept as they were.
+    /// The source graph with every trainable initializer and every BatchNormalization running statistic
+    /// replaced by its current value (as float32); names, metadata, opsets and value infos are kept as they were.
     /// </summary>
     public ModelProto WriteBack()
     {
         var model = _source.Clone();
         foreach (var initializer in model.Graph.Initializer)
         {
-            if (_trainable.TryGetValue(initializer.Name, out var parameter))
+            Tensor? current = _parameterNames.TryGetValue(initializer.Name, out var p) ? Param(p)
+                : _statisticNames.TryGetValue(initializer.Name, out var s) ? Buffer(s)
+                : null;
+            if (current is null)
             {
-                var values = parameter.detach().cpu().contiguous().data<float>().ToArray();
-                var updated = TensorData.FromFloats(initializer.Name, values, [.. initializer.Dims]);
-                initializer.FloatData.Clear();
-                initializer.RawData = updated.RawData;
+                continue;
             }
+
+            using var host = current.detach().cpu().to_type(ScalarType.Float32).contiguous();
+            var updated = TensorData.FromFloats(initializer.Name, host.data<float>().ToArray(), [.. initializer.Dims]);
+            initializer.FloatData.Clear();
+            initializer.ExternalData.Clear();
+            initializer.DataLocation = TensorProto.Types.DataLocation.Default;
+            initializer.RawData = updated.RawData;
         }
 
         return model;
     }
 
-    private static Tensor ToTorch(TensorProto initializer)
+    /// <summary>Converts float parameters and buffers only: the base would turn int64 and bool constants into floats too.</summary>
+    protected override nn.Module _to(ScalarType dtype, bool non_blocking)
     {
-        long[] dims = [.. initializer.Dims];
-        return (TensorProto.Types.DataType)initializer.DataType switch
+        if (dtype is not (ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64))
         {
-            TensorProto.Types.DataType.Float => torch.tensor(TensorData.ToFloats(initializer), dims),
-            TensorProto.Types.DataType.Int64 => torch.tensor(TensorData.ToInt64s(initializer), dims),
-            var other => throw CompressionException.Error(
-                DiagnosticCodes.UnsupportedOperator,
-                $"Initializer '{initializer.Name}' has element type {other}, which training does not support yet."),
-        };
+            throw new ArgumentException($"A graph module converts to float types only, not {dtype}.", nameof(dtype));
+        }
+
+        foreach (var registered in _parameterNames.Values)
+        {
+            var parameter = Param(registered);
+            if (parameter.dtype != dtype)
+            {
+                ConditionallyRegisterParameter(registered, new Parameter(parameter.detach().to_type(dtype), parameter.requires_grad));
+            }
+        }
+
+        foreach (var registered in _statisticNames.Values.Concat(_constantNames.Values))
+        {
+            var buffer = Buffer(registered);
+            if (buffer.is_floating_point() && buffer.dtype != dtype)
+            {
+                ConditionallyRegisterBuffer(registered, buffer.to_type(dtype), _statisticNames.ContainsValue(registered));
+            }
+        }
+
+        _floatType = dtype;
+        return this;
     }
 
-    private static string SafeName(string onnxName, int index) =>
-        $"p{index}_{new string([.. onnxName.Select(ch => char.IsLetterOrDigit(ch) ? ch : '_')])}";
+    /// <inheritdoc/>
+    protected override nn.Module _to(Device device, ScalarType dtype, bool non_blocking)
+    {
+        _to(device.type, device.index, non_blocking);
+        return _to(dtype, non_blocking);
+    }
+
+    private Parameter Param(string registered) =>
+        get_parameter(registered) ?? throw new InvalidOperationException($"Parameter '{registered}' is not registered.");
+
+    private Tensor Buffer(string registered) =>
+        get_buffer(registered) ?? throw new InvalidOperationException($"Buffer '{registered}' is not registered.");
+
+    private void AddConstant(string onnxName, Tensor value)
+    {
+        var name = SafeName("c", onnxName, _constantNames.Count);
+        register_buffer(name, value, persistent: false);
+        _constantNames[onnxName] = name;
+    }
+
+    /// <summary>The module owns (and disposes) its tensors, not whatever dispose scope the caller has open.</summary>
+    private static Tensor Own(Tensor tensor) => tensor.DetachFromDisposeScope();
+
+    private static string SafeName(string kind, string onnxName, int index) =>
+        $"{kind}{index}_{new string([.. onnxName.Select(ch => char.IsLetterOrDigit(ch) ? ch : '_')])}";
 }

@@ -1,120 +1,314 @@
 using System.Diagnostics;
+using System.Globalization;
 using ModelCompression.Torch.Graph;
+using ModelCompression.Torch.Native;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ModelCompression.Torch.Training;
 
-/// <summary>Inputs, labels and (for distillation) teacher logits, all held in memory, row-major.</summary>
-/// <param name="Inputs">Samples, <see cref="SampleShape"/> elements each.</param>
-/// <param name="SampleShape">The shape of one sample as the student's input wants it (no batch axis).</param>
-/// <param name="Labels">Class labels, one per sample; null for unlabelled data.</param>
-/// <param name="TeacherLogits">Teacher logits, <see cref="Classes"/> per sample; null when not distilling.</param>
-/// <param name="Classes">Number of classes.</param>
-public sealed record TrainingSet(float[] Inputs, long[] SampleShape, long[]? Labels, float[]? TeacherLogits, int Classes)
-{
-    /// <summary>The number of samples.</summary>
-    public int Count => Inputs.Length / (int)SampleShape.Aggregate(1L, (a, b) => a * b);
-}
-
-/// <summary>Options of one training run.</summary>
-/// <param name="Epochs">Passes over the training set.</param>
-/// <param name="BatchSize">Samples per optimizer step.</param>
-/// <param name="LearningRate">Adam learning rate.</param>
-/// <param name="Seed">Seeds weight init order, dropout and shuffling: same seed and data, same weights.</param>
-public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningRate, int Seed);
-
-/// <summary>Where a training run is, for progress display.</summary>
-/// <param name="Epoch">1-based epoch.</param>
-/// <param name="Epochs">Total epochs.</param>
-/// <param name="Step">Steps done so far over the whole run.</param>
-/// <param name="TotalSteps">Steps the whole run takes.</param>
-/// <param name="Loss">Mean loss of the current epoch so far.</param>
-/// <param name="Elapsed">Time since the run started.</param>
-public sealed record TrainingProgress(int Epoch, int Epochs, int Step, int TotalSteps, double Loss, TimeSpan Elapsed);
-
-/// <summary>What a training run did.</summary>
-/// <param name="EpochLosses">Mean training loss of each epoch.</param>
-/// <param name="Duration">Wall time.</param>
-public sealed record TrainingResult(IReadOnlyList<double> EpochLosses, TimeSpan Duration);
-
-/// <summary>Trains a <see cref="TrainableGraph"/> classifier with Adam on a <see cref="TrainingSet"/>.</summary>
+/// <summary>
+/// Trains a <see cref="TrainableGraph"/> classifier on a <see cref="TrainingSet"/>: Adam, AdamW or SGD with
+/// momentum, weight decay, warm-up and cosine or linear decay per step, gradient clipping, validation with
+/// early stopping, end-of-epoch checkpoints that a killed run resumes from, and TensorBoard logs.
+/// On the CPU the same seed, data and options give bit-identical weights, resumed or not.
+/// </summary>
 public static class ClassificationTrainer
 {
-    /// <summary>Runs the training loop. The graph's parameters are updated in place.</summary>
+    /// <summary>Samples per forward pass when measuring validation accuracy (no gradients, so it can be larger).</summary>
+    private const int ValidationBatchSize = 512;
+
+    /// <summary>Runs the training loop. The graph's parameters are updated in place; the graph ends in eval mode.</summary>
+    /// <param name="model">The imported student.</param>
+    /// <param name="data">Training samples.</param>
+    /// <param name="loss">Soft (teacher) and hard (label) loss.</param>
+    /// <param name="options">Optimizer, schedule, checkpoints and logging.</param>
+    /// <param name="validation">Labelled samples for the validation accuracy after every epoch; needed for early stopping.</param>
+    /// <param name="progress">Receives every step, synchronously.</param>
+    /// <param name="cancellationToken">Stops the run between steps; the last checkpoint stays for a later resumption.</param>
     public static TrainingResult Train(
         TrainableGraph model,
         TrainingSet data,
         DistillationLoss loss,
         TrainingOptions options,
+        TrainingSet? validation = null,
         IProgress<TrainingProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
-        torch.manual_seed(options.Seed);
-        var random = new Random(options.Seed);
+        ArgumentNullException.ThrowIfNull(loss);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        CheckData(data, validation, loss, options);
+        TorchNativeLoader.EnsureLoaded();
+
+        var clock = Stopwatch.StartNew();
+        var names = new TrainableGraphInputs(model.InputNames);
         var count = data.Count;
-        var sampleSize = (int)data.SampleShape.Aggregate(1L, (a, b) => a * b);
         var stepsPerEpoch = (count + options.BatchSize - 1) / options.BatchSize;
         var totalSteps = stepsPerEpoch * options.Epochs;
-        var clock = Stopwatch.StartNew();
-        var losses = new List<double>();
-        var order = Enumerable.Range(0, count).ToArray();
-        var batchInputs = new float[options.BatchSize * sampleSize];
-        var batchLabels = new long[options.BatchSize];
-        var batchTeacher = new float[options.BatchSize * data.Classes];
+        var schedule = LearningRateSchedule.For(options, totalSteps);
+        var parameters = model.parameters().ToArray();
+        var fingerprint = Fingerprint(options, data, validation, loss, model);
+        using var optimizer = CreateOptimizer(options, parameters);
 
-        using var optimizer = torch.optim.Adam(model.parameters(), options.LearningRate);
-        model.train();
-        var step = 0;
-        for (var epoch = 1; epoch <= options.Epochs; epoch++)
+        var state = new TrainingState();
+        List<(string Name, Tensor Value)>? best = null;
+        try
         {
-            random.Shuffle(order);
-            var epochLoss = 0.0;
-            var seen = 0;
-            for (var start = 0; start < count; start += options.BatchSize)
+            var resumedFrom = 0;
+            if (options.CheckpointDirectory is { } directory
+                && TrainingCheckpoint.TryLoad(directory, fingerprint, model, optimizer, out var loaded, out best))
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var size = Math.Min(options.BatchSize, count - start);
-                for (var i = 0; i < size; i++)
-                {
-                    var row = order[start + i];
-                    Array.Copy(data.Inputs, (long)row * sampleSize, batchInputs, (long)i * sampleSize, sampleSize);
-                    if (data.Labels is not null)
-                    {
-                        batchLabels[i] = data.Labels[row];
-                    }
-
-                    if (data.TeacherLogits is not null)
-                    {
-                        Array.Copy(data.TeacherLogits, (long)row * data.Classes, batchTeacher, (long)i * data.Classes, data.Classes);
-                    }
-                }
-
-                // Every tensor made in a step is freed at its end; only parameters and optimizer state live on.
-                using (torch.NewDisposeScope())
-                {
-                    long[] shape = [size, .. data.SampleShape];
-                    var x = torch.tensor(batchInputs.AsSpan(0, size * sampleSize).ToArray(), shape);
-                    var y = data.Labels is null ? null : torch.tensor(batchLabels.AsSpan(0, size).ToArray(), [size]);
-                    var t = data.TeacherLogits is null ? null : torch.tensor(batchTeacher.AsSpan(0, size * data.Classes).ToArray(), [size, data.Classes]);
-                    optimizer.zero_grad();
-                    var value = loss.Compute(model.Forward(x), y, t);
-                    value.backward();
-                    optimizer.step();
-                    epochLoss += value.item<float>() * size;
-                    seen += size;
-                }
-
-                step++;
-                progress?.Report(new TrainingProgress(epoch, options.Epochs, step, totalSteps, epochLoss / seen, clock.Elapsed));
+                state = loaded;
+                resumedFrom = state.Epoch;
             }
 
-            losses.Add(epochLoss / Math.Max(1, seen));
+            var log = options.LogDirectory is null ? null : new EventLog(options.LogDirectory);
+            var order = new int[count];
+            double? lastValidation = state.ValidationAccuracies.Count > 0 ? state.ValidationAccuracies[^1] : null;
+            for (var epoch = state.Epoch + 1; epoch <= options.Epochs && !state.Stopped; epoch++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                // Shuffling and dropout come from (seed, epoch) alone, not from generators advanced over
+                // earlier epochs, so a run resumed at any epoch boundary draws exactly what a straight run draws.
+                var epochSeed = EpochSeed(options.Seed, epoch);
+                torch.manual_seed(epochSeed);
+                for (var i = 0; i < count; i++)
+                {
+                    order[i] = i;
+                }
+
+                new Random((int)(epochSeed & int.MaxValue)).Shuffle(order);
+                model.train();
+                var epochLoss = 0.0;
+                var seen = 0;
+                for (var start = 0; start < count; start += options.BatchSize)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var size = Math.Min(options.BatchSize, count - start);
+                    var learningRate = schedule.At(state.Step);
+                    foreach (var group in optimizer.ParamGroups)
+                    {
+                        group.LearningRate = learningRate;
+                    }
+
+                    var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, optimizer, parameters, options.ClipGradNorm);
+                    epochLoss += stepLoss * size;
+                    seen += size;
+                    state.Step++;
+                    log?.Scalar("train/loss", stepLoss, state.Step);
+                    log?.Scalar("train/learning_rate", learningRate, state.Step);
+                    progress?.Report(new TrainingProgress(epoch, options.Epochs, state.Step, totalSteps, epochLoss / seen, clock.Elapsed, learningRate, lastValidation));
+                }
+
+                state.EpochLosses.Add(epochLoss / Math.Max(1, seen));
+                log?.Scalar("epoch/train_loss", state.EpochLosses[^1], epoch);
+                if (validation is not null)
+                {
+                    var accuracy = Accuracy(model, validation, names);
+                    lastValidation = accuracy;
+                    state.ValidationAccuracies.Add(accuracy);
+                    log?.Scalar("epoch/validation_accuracy", accuracy, epoch);
+                    if (double.IsNaN(state.BestMetric) || accuracy > state.BestMetric + options.EarlyStoppingMinDelta)
+                    {
+                        state.BestMetric = accuracy;
+                        state.BestEpoch = epoch;
+                        state.EpochsWithoutImprovement = 0;
+                        best = Snapshot(model, best);
+                    }
+                    else
+                    {
+                        state.EpochsWithoutImprovement++;
+                        state.Stopped = options.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= options.EarlyStoppingPatience;
+                    }
+                }
+
+                state.Epoch = epoch;
+                if (options.CheckpointDirectory is { } checkpoints)
+                {
+                    TrainingCheckpoint.Save(checkpoints, fingerprint, state, model, optimizer, best);
+                }
+            }
+
+            if (options.RestoreBestWeights && best is not null && state.BestEpoch != state.Epoch)
+            {
+                Restore(model, best);
+            }
+
+            model.eval();
+            return new TrainingResult(state.EpochLosses.ToArray(), clock.Elapsed)
+            {
+                ValidationAccuracies = state.ValidationAccuracies.ToArray(),
+                BestEpoch = state.BestEpoch,
+                BestValidationAccuracy = double.IsNaN(state.BestMetric) ? null : state.BestMetric,
+                StoppedEarly = state.Stopped && state.Epoch < options.Epochs,
+                ResumedFromEpoch = resumedFrom,
+                Steps = state.Step,
+            };
+        }
+        finally
+        {
+            foreach (var (_, value) in best ?? [])
+            {
+                value.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Accuracy of <paramref name="model"/>'s first output (argmax) on the labelled <paramref name="data"/>, in eval mode.</summary>
+    public static double Accuracy(TrainableGraph model, TrainingSet data)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        TorchNativeLoader.EnsureLoaded();
+        return Accuracy(model, data, new TrainableGraphInputs(model.InputNames));
+    }
+
+    private static double Accuracy(TrainableGraph model, TrainingSet data, TrainableGraphInputs names)
+    {
+        var labels = data.Labels ?? throw new ArgumentException("Accuracy needs labels.", nameof(data));
+        var wasTraining = model.training;
+        model.eval();
+        var rows = Enumerable.Range(0, data.Count).ToArray();
+        long correct = 0;
+        using (torch.no_grad())
+        {
+            for (var start = 0; start < data.Count; start += ValidationBatchSize)
+            {
+                using var scope = torch.NewDisposeScope();
+                var size = Math.Min(ValidationBatchSize, data.Count - start);
+                var logits = FirstOutput(model, data.Batch(names, rows.AsSpan(start, size)));
+                var y = torch.tensor(labels.AsSpan(start, size).ToArray(), [size]);
+                correct += logits.argmax(1).eq(y).sum().item<long>();
+            }
         }
 
-        model.eval();
-        return new TrainingResult(losses, clock.Elapsed);
+        model.train(wasTraining);
+        return (double)correct / Math.Max(1, data.Count);
+    }
+
+    /// <summary>One optimizer step; every tensor it makes is freed before it returns.</summary>
+    private static double Step(
+        TrainableGraph model,
+        TrainingSet data,
+        TrainableGraphInputs names,
+        ReadOnlySpan<int> rows,
+        DistillationLoss loss,
+        OptimizerHelper optimizer,
+        Parameter[] parameters,
+        double clipGradNorm)
+    {
+        using var scope = torch.NewDisposeScope();
+        var size = rows.Length;
+        var inputs = data.Batch(names, rows);
+        var y = data.Labels is null || loss.Alpha >= 1 ? null : torch.tensor(InputArray.Gather(data.Labels, rows, 1), [size]);
+        var t = data.TeacherLogits is null || loss.Alpha <= 0 ? null : torch.tensor(InputArray.Gather(data.TeacherLogits, rows, data.Classes), [size, data.Classes]);
+        optimizer.zero_grad();
+        var value = loss.Compute(FirstOutput(model, inputs), y, t);
+        value.backward();
+        if (clipGradNorm > 0)
+        {
+            torch.nn.utils.clip_grad_norm_(parameters, clipGradNorm);
+        }
+
+        optimizer.step();
+        return value.item<float>();
+    }
+
+    private static Tensor FirstOutput(TrainableGraph model, Dictionary<string, Tensor> inputs) =>
+        model.Forward(inputs)[model.OutputNames[0]];
+
+    private static OptimizerHelper CreateOptimizer(TrainingOptions options, Parameter[] parameters) => options.Optimizer switch
+    {
+        OptimizerKind.AdamW => torch.optim.AdamW(parameters, options.LearningRate, weight_decay: options.WeightDecay),
+        OptimizerKind.Sgd => torch.optim.SGD(parameters, options.LearningRate, momentum: options.Momentum, weight_decay: options.WeightDecay),
+        _ => torch.optim.Adam(parameters, options.LearningRate, weight_decay: options.WeightDecay),
+    };
+
+    private static void CheckData(TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainingOptions options)
+    {
+        if (data.Count == 0)
+        {
+            throw new ArgumentException("The training set is empty.", nameof(data));
+        }
+
+        if (loss.Alpha > 0 && data.TeacherLogits is null)
+        {
+            throw new ArgumentException($"alpha {loss.Alpha} weighs the teacher's logits, but the training set has none.", nameof(data));
+        }
+
+        if (loss.Alpha < 1 && data.Labels is null)
+        {
+            throw new ArgumentException($"alpha {loss.Alpha} leaves {1 - loss.Alpha} to the labels, but the training set has none.", nameof(data));
+        }
+
+        if (validation is not null && (validation.Labels is null || validation.Count == 0))
+        {
+            throw new ArgumentException("The validation set needs samples and labels.", nameof(validation));
+        }
+
+        if (options.EarlyStoppingPatience > 0 && validation is null)
+        {
+            throw new ArgumentException("Early stopping needs a validation set.", nameof(validation));
+        }
+    }
+
+    /// <summary>A per-epoch seed: a 64-bit mix (splitmix64) of the run seed and the epoch.</summary>
+    internal static long EpochSeed(int seed, int epoch)
+    {
+        var z = unchecked(((ulong)(uint)seed << 32) + (ulong)(uint)epoch + 0x9E3779B97F4A7C15UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (long)((z ^ (z >> 31)) & long.MaxValue);
+    }
+
+    /// <summary>What a checkpoint must agree on to be resumed: everything that shapes the weights' trajectory.</summary>
+    private static string Fingerprint(TrainingOptions options, TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainableGraph model)
+    {
+        var o = options with { CheckpointDirectory = null, LogDirectory = null };
+        var parameters = string.Join(";", TrainingCheckpoint.ModelState(model).Select(p => $"{p.Name}:{p.Value.dtype}[{string.Join(",", p.Value.shape)}]"));
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|alpha {loss.Alpha:R}|T {loss.Temperature:R}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}");
+    }
+
+    private static List<(string Name, Tensor Value)> Snapshot(TrainableGraph model, List<(string Name, Tensor Value)>? into)
+    {
+        var current = TrainingCheckpoint.ModelState(model);
+        if (into is null)
+        {
+            return [.. current.Select(p => (p.Name, TrainingCheckpoint.CloneDetached(p.Value)))];
+        }
+
+        using var noGrad = torch.no_grad();
+        for (var i = 0; i < current.Count; i++)
+        {
+            into[i].Value.copy_(current[i].Value);
+        }
+
+        return into;
+    }
+
+    private static void Restore(TrainableGraph model, List<(string Name, Tensor Value)> best)
+    {
+        var current = TrainingCheckpoint.ModelState(model);
+        using var noGrad = torch.no_grad();
+        for (var i = 0; i < current.Count; i++)
+        {
+            current[i].Value.copy_(best[i].Value);
+        }
+    }
+
+    /// <summary>TensorBoard scalars through TorchSharp's SummaryWriter.</summary>
+    private sealed class EventLog(string directory)
+    {
+        private readonly SummaryWriter _writer = torch.utils.tensorboard.SummaryWriter(directory);
+
+        public void Scalar(string tag, double value, int step) =>
+            // Wall time in seconds since the Unix epoch, as TensorBoard reads it.
+            _writer.add_scalar(tag, (float)value, step, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
     }
 }

@@ -46,7 +46,7 @@ public sealed class PipelineSliceFixture : IDisposable
     public RecordingReporter FirstReporter { get; }
 
     /// <summary>Writes a recipe over the slice; stages and gates start on lines 10 and 14.</summary>
-    public string WriteRecipe(string name, bool perChannel = true, string[]? gates = null, string testLabels = "data/test-labels.idx")
+    public string WriteRecipe(string name, bool perChannel = true, string[]? gates = null, string testLabels = "data/test-labels.idx", string student = "architecture: mlp, hidden: [64]", int epochs = 2)
     {
         gates ??= ["accuracy >= 0.6", "accuracy >= teacher.accuracy - 0.35", "size_mb <= 0.2"];
         var text = $"""
@@ -57,9 +57,9 @@ public sealed class PipelineSliceFixture : IDisposable
               test:  {"{"} inputs: data/test-images.idx, labels: {testLabels} {"}"}
               scale: 0.00392156862745098
             teacher: {Repo.Teacher}
-            student: {"{"} architecture: mlp, hidden: [64] {"}"}
+            student: {"{"} {student} {"}"}
             stages:
-              - distill: {"{"} epochs: 2, temperature: 4, alpha: 0.5, learning_rate: 3e-3, batch_size: 32 {"}"}
+              - distill: {"{"} epochs: {epochs}, temperature: 4, alpha: 0.5, learning_rate: 3e-3, batch_size: 32 {"}"}
               - quantize: {"{"} mode: dynamic, per_channel: {(perChannel ? "true" : "false")} {"}"}
               - evaluate: {"{"} batch_size: 100 {"}"}
             gates:
@@ -284,6 +284,36 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         Assert.Contains("Label 10 of sample 5", d.Message, StringComparison.Ordinal);
         Assert.Empty(reporter.Stages);
         Assert.Empty(Directory.GetFiles(fixture.Dir.File("out-bad-labels"), "*.onnx"));
+    }
+
+    [Fact]
+    public void A_built_in_cnn_student_is_distilled_through_the_same_path()
+    {
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe(
+            "cnn.compress.yaml",
+            student: "architecture: cnn, channels: [8, 16], batch_norm: true, head: flatten",
+            gates: ["accuracy >= 0.5"],
+            epochs: 1));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-cnn"), new RecordingReporter()));
+
+        Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
+        var distilled = OnnxModelFile.Load(Path.Combine(fixture.Dir.File("out-cnn"), PipelineSliceFixture.ModelName));
+        Assert.Contains(distilled.Graph.Node, n => n.OpType == "Conv");
+        Assert.Contains(distilled.Graph.Node, n => n.OpType == "MatMulInteger");
+    }
+
+    [Fact]
+    public void A_token_architecture_on_image_data_is_MC1003_at_the_student_line()
+    {
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("tokens.compress.yaml", student: "architecture: transformer"));
+
+        var e = Assert.Throws<CompressionException>(() =>
+            CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-tokens"), new RecordingReporter())));
+
+        Assert.All(e.Diagnostics, d => Assert.Equal(DiagnosticCodes.RecipeInvalidValue, d.Code));
+        Assert.All(e.Diagnostics, d => Assert.Equal((recipe.Path, 8), (d.File!, d.Line!.Value)));
+        Assert.Contains(e.Diagnostics, d => d.Message.Contains("transformer", StringComparison.Ordinal));
     }
 
     private static void AssertEvaluation(ModelEvaluation expected, JsonNode actual)

@@ -1,3 +1,4 @@
+using ModelCompression.Architectures;
 using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
 using ModelCompression.Recipes;
@@ -35,8 +36,9 @@ public sealed class RecipeLoaderTests : IDisposable
         Assert.Equal(Path.GetFullPath(Repo.Teacher), recipe.Teacher);
 
         Assert.Equal("mlp", recipe.Student.Architecture);
-        Assert.Equal([128], recipe.Student.Hidden);
-        Assert.Equal("relu", recipe.Student.Activation);
+        var mlp = Assert.IsType<MlpOptions>(recipe.Student.Options);
+        Assert.Equal([128], mlp.Hidden);
+        Assert.Equal(Activation.Relu, mlp.Activation);
         Assert.Null(recipe.Student.ModelPath);
 
         Assert.Collection(
@@ -140,9 +142,10 @@ public sealed class RecipeLoaderTests : IDisposable
 
         Assert.Equal(1f, recipe.Data.Scale);
         Assert.Equal(_dir.File("teacher.onnx"), recipe.Teacher);
-        Assert.Equal(new[] { 16, 8 }, recipe.Student.Hidden);
-        Assert.Equal("tanh", recipe.Student.Activation);
-        Assert.Equal(7, recipe.Student.Seed);
+        var mlp = Assert.IsType<MlpOptions>(recipe.Student.Options);
+        Assert.Equal(new[] { 16, 8 }, mlp.Hidden);
+        Assert.Equal(Activation.Tanh, mlp.Activation);
+        Assert.Equal(7, mlp.Seed);
         Assert.Equal(new DistillOptions(), recipe.Stages[0].Options);
         Assert.Equal(32, Assert.IsType<EvaluateOptions>(recipe.Stages[1].Options).BatchSize);
         Assert.Empty(recipe.Gates);
@@ -205,5 +208,22 @@ public sealed class RecipeLoaderTests : IDisposable
         Assert.Contains(missing, m => m.Contains("'teacher'", StringComparison.Ordinal));
         Assert.Contains(missing, m => m.Contains("'student'", StringComparison.Ordinal));
         Assert.Contains(missing, m => m.Contains("'stages'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Unknown_architecture_and_unknown_architecture_option_are_reported_with_lines()
+    {
+        _dir.Write("teacher.onnx", "x");
+        var unknown = _dir.Write("unknown.compress.yaml", "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\nteacher: teacher.onnx\nstudent: { architecture: resnet }\nstages: [distill]\n");
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(unknown));
+        var d = Assert.Single(e.Diagnostics);
+        Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 3), (d.Code, d.Line!.Value));
+        Assert.Contains("cnn", d.Message, StringComparison.Ordinal);
+
+        var badOption = _dir.Write("option.compress.yaml", "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\nteacher: teacher.onnx\nstudent:\n  architecture: cnn\n  chanels: [8]\nstages: [distill]\n");
+        e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(badOption));
+        d = Assert.Single(e.Diagnostics);
+        Assert.Equal((DiagnosticCodes.RecipeUnknownKey, 5), (d.Code, d.Line!.Value));
+        Assert.Contains("channels", d.Message, StringComparison.Ordinal);
     }
 }
