@@ -32,15 +32,18 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
     {
         var fraction = (double)progress.Step / progress.TotalSteps;
         var eta = progress.Step > 0 ? TimeSpan.FromSeconds(progress.Elapsed.TotalSeconds / fraction * (1 - fraction)) : TimeSpan.Zero;
+        var validation = progress.ValidationAccuracy is { } accuracy
+            ? string.Create(CultureInfo.InvariantCulture, $" val {accuracy:P1}")
+            : string.Empty;
         var line = string.Create(
             CultureInfo.InvariantCulture,
-            $"{stage}: epoch {progress.Epoch}/{progress.Epochs} {fraction,4:P0} loss {progress.Loss:0.0000} ETA {eta:hh\\:mm\\:ss}");
+            $"{stage}: epoch {progress.Epoch}/{progress.Epochs} {fraction,4:P0} loss {progress.Loss:0.0000} lr {progress.LearningRate:0.###e0}{validation} ETA {eta:hh\\:mm\\:ss}");
         if (interactive)
         {
             // Redraw at most ~10 times a second.
             if (_sinceLastLine.ElapsedMilliseconds > 100 || progress.Step == progress.TotalSteps)
             {
-                output.Write($"\r{line,-79}");
+                output.Write($"\r{line,-99}");
                 _lineOpen = true;
                 _sinceLastLine.Restart();
             }

@@ -84,7 +84,11 @@ public static class CompressionPipeline
         var context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
             () => TeacherLogits(cache, recipe.Teacher, teacherHash, train, dataHash, evaluateOptions.BatchSize, reporter),
-            classes, reporter, cancellationToken);
+            classes, reporter, cancellationToken)
+        {
+            // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
+            CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
+        };
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
@@ -132,7 +136,7 @@ public static class CompressionPipeline
 
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
-        DistillOptions distill => new DistillStage(distill),
+        TrainingStageOptions training => new DistillStage(training),
         QuantizeOptions quantize => new QuantizeStage(quantize),
         EvaluateOptions => null, // Evaluation runs after every stage; this entry only sets its options.
         _ => throw new InvalidOperationException($"No stage for {spec.Kind}."),

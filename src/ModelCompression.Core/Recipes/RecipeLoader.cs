@@ -16,6 +16,7 @@ public static class RecipeLoader
     /// <summary>The stage kinds a recipe may name, with their options types.</summary>
     public static IReadOnlyDictionary<string, Type> StageOptionTypes { get; } = new Dictionary<string, Type>(StringComparer.Ordinal)
     {
+        ["finetune"] = typeof(FinetuneOptions),
         ["distill"] = typeof(DistillOptions),
         ["quantize"] = typeof(QuantizeOptions),
         ["evaluate"] = typeof(EvaluateOptions),
@@ -77,7 +78,7 @@ public static class RecipeLoader
         var data = ReadData(source.Mapping(root, "data", "the recipe", required: true), source, directory);
         var teacher = source.ExistingFile(root, "teacher", "the recipe", directory, required: true);
         var student = ReadStudent(source.Mapping(root, "student", "the recipe", required: true), source, directory);
-        var stages = ReadStages(YamlSource.Get(root, "stages"), source, root);
+        var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null);
         var gates = ReadGates(YamlSource.Get(root, "gates"), source);
         var outputs = ReadOutputs(source.Mapping(root, "outputs", "the recipe", required: false), source, source.File);
         if (data is null || teacher is null || student is null || source.Problems.Count > 0)
@@ -172,7 +173,7 @@ public static class RecipeLoader
         return new StudentSpec(info.Name, options, null, line);
     }
 
-    private static List<StageSpec> ReadStages(YamlNode? node, YamlSource source, YamlMappingNode root)
+    private static List<StageSpec> ReadStages(YamlNode? node, YamlSource source, YamlMappingNode root, bool studentIsBuiltIn)
     {
         var stages = new List<StageSpec>();
         if (node is null)
@@ -222,13 +223,10 @@ public static class RecipeLoader
             stages.Add(new StageSpec(kind, options, YamlSource.Line(item) ?? 0));
         }
 
-        if (!stages.Any(s => s.Kind == "distill"))
+        // A built-in student starts from random weights: anything but training it first would compress noise.
+        if (studentIsBuiltIn && stages.Count > 0 && stages[0].Options is not TrainingStageOptions)
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, "The stages need a 'distill' stage first: it trains the student.", node);
-        }
-        else if (stages[0].Kind != "distill")
-        {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, "'distill' must be the first stage: later stages work on the trained student.", node);
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"A built-in student must be trained first: start the stages with 'distill' or 'finetune', not '{stages[0].Kind}'.", node);
         }
 
         return stages;

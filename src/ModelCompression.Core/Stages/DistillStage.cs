@@ -10,21 +10,31 @@ using ModelCompression.Torch.Training;
 namespace ModelCompression.Stages;
 
 /// <summary>
-/// Trains the student on the teacher's soft targets and the true labels:
-/// alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy. The student graph is
-/// imported into TorchSharp, trained, and the same graph is written back with the trained weights.
+/// The training stages. distill trains the student on the teacher's soft targets and the true labels:
+/// alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy; finetune trains on
+/// the labels alone. The model is imported into TorchSharp, trained, and the same graph is written back with
+/// the trained weights.
 /// </summary>
-public sealed class DistillStage(DistillOptions options) : IStage
+public sealed class DistillStage(TrainingStageOptions options) : IStage
 {
-    /// <inheritdoc />
-    public string Kind => "distill";
+    private readonly DistillationLoss _loss = options is DistillOptions distill
+        ? new DistillationLoss(distill.Alpha, distill.Temperature)
+        : new DistillationLoss(0, 1);
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => key
+    public string Kind => options is DistillOptions ? "distill" : "finetune";
+
+    /// <inheritdoc />
+    public void AddToKey(ContentHash key, StageContext context)
+    {
         // Where the TensorBoard logs go does not change the model.
-        .Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }))
-        .Add("teacher", context.TeacherHash)
-        .Add("data", context.DataHash);
+        key.Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }, options.GetType()))
+            .Add("data", context.DataHash);
+        if (_loss.Alpha > 0)
+        {
+            key.Add("teacher", context.TeacherHash);
+        }
+    }
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
@@ -47,11 +57,11 @@ public sealed class DistillStage(DistillOptions options) : IStage
         {
             throw Diagnostics.CompressionException.Error(
                 Diagnostics.DiagnosticCodes.RecipeInvalidValue,
-                "distill: early_stopping_patience needs a validation set; set validation_fraction above 0.",
+                $"{Kind}: early_stopping_patience needs a validation set; set validation_fraction above 0.",
                 context.Recipe.Path);
         }
 
-        var teacherLogits = options.Alpha > 0 ? context.TeacherTrainLogits : null;
+        var teacherLogits = _loss.Alpha > 0 ? context.TeacherTrainLogits : null;
         TorchNativeLoader.EnsureLoaded();
         using var student = TrainableGraph.Import(OnnxModelFile.Load(inputModel), modelPath: inputModel);
         var data = new TrainingSet(context.Train.Inputs, sampleShape, context.Train.Labels, teacherLogits, context.Classes);
@@ -61,11 +71,11 @@ public sealed class DistillStage(DistillOptions options) : IStage
             (data, validation) = data.SplitRandom(options.ValidationFraction, options.Seed);
         }
 
-        var checkpoints = CheckpointFolder(context, inputModel, outputModel);
+        var checkpoints = CheckpointFolder(context, inputModel);
         var result = ClassificationTrainer.Train(
             student,
             data,
-            new DistillationLoss(options.Alpha, options.Temperature),
+            _loss,
             new TrainingOptions(options.Epochs, options.BatchSize, options.LearningRate, options.Seed)
             {
                 Optimizer = options.Optimizer,
@@ -90,12 +100,12 @@ public sealed class DistillStage(DistillOptions options) : IStage
         var invariant = CultureInfo.InvariantCulture;
         return new StageResult(
             Kind,
-            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}, alpha {options.Alpha.ToString(invariant)}, T {options.Temperature.ToString(invariant)}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
+            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}{(_loss.Alpha > 0 ? $", alpha {_loss.Alpha.ToString(invariant)}, T {_loss.Temperature.ToString(invariant)}" : ", labels only")}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
             new Dictionary<string, string>
             {
                 ["epochs"] = options.Epochs.ToString(invariant),
-                ["alpha"] = options.Alpha.ToString(invariant),
-                ["temperature"] = options.Temperature.ToString(invariant),
+                ["alpha"] = _loss.Alpha.ToString(invariant),
+                ["temperature"] = _loss.Temperature.ToString(invariant),
                 ["learning_rate"] = options.LearningRate.ToString(invariant),
                 ["batch_size"] = options.BatchSize.ToString(invariant),
                 ["train_samples"] = data.Count.ToString(invariant),
@@ -119,14 +129,11 @@ public sealed class DistillStage(DistillOptions options) : IStage
     /// The checkpoint folder of this stage run, named by the same key the cache stores its output under, so a
     /// killed run of the same stage, input, options and data resumes from its last epoch.
     /// </summary>
-    private string CheckpointFolder(StageContext context, string inputModel, string outputModel)
+    private string CheckpointFolder(StageContext context, string inputModel)
     {
         var key = new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("stage", Kind).Add("input", ModelHash.ComputeFile(inputModel));
         AddToKey(key, context);
-        // Without a configured root: the output folder is a temporary folder inside the cache root.
-        var root = context.CheckpointRoot
-            ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(outputModel))!)!, "checkpoints");
-        return Path.Combine(root, $"{Kind}-{key.Finish()}");
+        return Path.Combine(context.CheckpointRoot, $"{Kind}-{key.Finish()}");
     }
 
     private static void TryDelete(string folder)

@@ -46,11 +46,8 @@ public sealed class StageContext
     /// <summary>Cancels the run.</summary>
     public CancellationToken CancellationToken { get; }
 
-    /// <summary>
-    /// Folder for resumable training checkpoints, kept between runs (one sub-folder per stage key). Null puts
-    /// them in a <c>checkpoints</c> folder beside the folder a stage writes its output into (the cache root).
-    /// </summary>
-    public string? CheckpointRoot { get; init; }
+    /// <summary>Folder for resumable training checkpoints, kept between runs (one sub-folder per stage key).</summary>
+    public required string CheckpointRoot { get; init; }
 
     /// <summary>The teacher's logits on the training data, computed once per teacher and data and cached.</summary>
     public float[] TeacherTrainLogits => _teacherTrainLogits.Value;

@@ -3,8 +3,8 @@ using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Stages;
 
-/// <summary>Options of the distill stage (response-based knowledge distillation).</summary>
-public sealed record DistillOptions
+/// <summary>Options every training stage shares (finetune, distill): budget, optimizer, schedule, validation, logs.</summary>
+public abstract record TrainingStageOptions
 {
     /// <summary>Passes over the training data.</summary>
     [Option("epochs", "Passes over the training data.", Min = 1, Max = 10000)]
@@ -14,17 +14,9 @@ public sealed record DistillOptions
     [Option("batch_size", "Samples per optimizer step.", Min = 1, Max = 1 << 20)]
     public int BatchSize { get; init; } = 128;
 
-    /// <summary>Adam learning rate.</summary>
-    [Option("learning_rate", "Adam learning rate.", Min = 0, MinExclusive = true, Max = 10)]
+    /// <summary>Peak learning rate (after warm-up, before decay).</summary>
+    [Option("learning_rate", "Peak learning rate of the optimizer: reached after warm-up, then decayed by the schedule.", Min = 0, MinExclusive = true, Max = 10)]
     public double LearningRate { get; init; } = 1e-3;
-
-    /// <summary>Softening temperature T of the teacher's and student's softmax.</summary>
-    [Option("temperature", "Softening temperature T of the teacher's and student's softmax.", Min = 0, MinExclusive = true, Max = 100)]
-    public double Temperature { get; init; } = 4;
-
-    /// <summary>Weight of the teacher's soft targets against the true labels (1 - alpha).</summary>
-    [Option("alpha", "Weight of the teacher's soft targets; the labels get 1 - alpha.", Min = 0, Max = 1)]
-    public double Alpha { get; init; } = 0.9;
 
     /// <summary>Seed of shuffling and dropout.</summary>
     [Option("seed", "Seed of shuffling, dropout and the validation split: the same seed and data give the same weights.", Min = 0)]
@@ -73,6 +65,21 @@ public sealed record DistillOptions
     /// <summary>Folder for TensorBoard event files, relative to the recipe; null writes none.</summary>
     [Option("tensorboard_dir", "Folder (relative to the recipe) for TensorBoard event files: loss and learning rate per step, validation accuracy per epoch. Not part of the cache key.")]
     public string? TensorBoardDirectory { get; init; }
+}
+
+/// <summary>Options of the finetune stage: training on the labels alone (also how a teacher is made from a built-in architecture).</summary>
+public sealed record FinetuneOptions : TrainingStageOptions;
+
+/// <summary>Options of the distill stage (response-based knowledge distillation).</summary>
+public sealed record DistillOptions : TrainingStageOptions
+{
+    /// <summary>Softening temperature T of the teacher's and student's softmax.</summary>
+    [Option("temperature", "Softening temperature T of the teacher's and student's softmax.", Min = 0, MinExclusive = true, Max = 100)]
+    public double Temperature { get; init; } = 4;
+
+    /// <summary>Weight of the teacher's soft targets against the true labels (1 - alpha).</summary>
+    [Option("alpha", "Weight of the teacher's soft targets; the labels get 1 - alpha.", Min = 0, Max = 1)]
+    public double Alpha { get; init; } = 0.9;
 }
 
 /// <summary>How weights are quantized.</summary>

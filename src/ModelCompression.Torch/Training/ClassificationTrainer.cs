@@ -52,7 +52,7 @@ public static class ClassificationTrainer
         var schedule = LearningRateSchedule.For(options, totalSteps);
         var parameters = model.parameters().ToArray();
         var fingerprint = Fingerprint(options, data, validation, loss, model);
-        using var optimizer = CreateOptimizer(options, parameters);
+        using var optimizer = new ParameterOptimizer(options.Optimizer, parameters, options.LearningRate, options.WeightDecay, options.Momentum);
 
         var state = new TrainingState();
         List<(string Name, Tensor Value)>? best = null;
@@ -90,10 +90,7 @@ public static class ClassificationTrainer
                     cancellationToken.ThrowIfCancellationRequested();
                     var size = Math.Min(options.BatchSize, count - start);
                     var learningRate = schedule.At(state.Step);
-                    foreach (var group in optimizer.ParamGroups)
-                    {
-                        group.LearningRate = learningRate;
-                    }
+                    optimizer.LearningRate = learningRate;
 
                     var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, optimizer, parameters, options.ClipGradNorm);
                     epochLoss += stepLoss * size;
@@ -197,7 +194,7 @@ public static class ClassificationTrainer
         TrainableGraphInputs names,
         ReadOnlySpan<int> rows,
         DistillationLoss loss,
-        OptimizerHelper optimizer,
+        ParameterOptimizer optimizer,
         Parameter[] parameters,
         double clipGradNorm)
     {
@@ -206,7 +203,7 @@ public static class ClassificationTrainer
         var inputs = data.Batch(names, rows);
         var y = data.Labels is null || loss.Alpha >= 1 ? null : torch.tensor(InputArray.Gather(data.Labels, rows, 1), [size]);
         var t = data.TeacherLogits is null || loss.Alpha <= 0 ? null : torch.tensor(InputArray.Gather(data.TeacherLogits, rows, data.Classes), [size, data.Classes]);
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         var value = loss.Compute(FirstOutput(model, inputs), y, t);
         value.backward();
         if (clipGradNorm > 0)
@@ -214,19 +211,12 @@ public static class ClassificationTrainer
             torch.nn.utils.clip_grad_norm_(parameters, clipGradNorm);
         }
 
-        optimizer.step();
+        optimizer.Step();
         return value.item<float>();
     }
 
     private static Tensor FirstOutput(TrainableGraph model, Dictionary<string, Tensor> inputs) =>
         model.Forward(inputs)[model.OutputNames[0]];
-
-    private static OptimizerHelper CreateOptimizer(TrainingOptions options, Parameter[] parameters) => options.Optimizer switch
-    {
-        OptimizerKind.AdamW => torch.optim.AdamW(parameters, options.LearningRate, weight_decay: options.WeightDecay),
-        OptimizerKind.Sgd => torch.optim.SGD(parameters, options.LearningRate, momentum: options.Momentum, weight_decay: options.WeightDecay),
-        _ => torch.optim.Adam(parameters, options.LearningRate, weight_decay: options.WeightDecay),
-    };
 
     private static void CheckData(TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainingOptions options)
     {

@@ -20,12 +20,12 @@ public sealed record DistillationLoss(double Alpha, double Temperature)
         {
             ArgumentNullException.ThrowIfNull(teacherLogits);
             var t = Temperature;
-            var teacherLogProbs = nn.functional.log_softmax(teacherLogits / t, 1);
-            var studentLogProbs = nn.functional.log_softmax(studentLogits / t, 1);
+            var teacherLogProbs = nn.functional.log_softmax(teacherLogits.DividedBy(t), 1);
+            var studentLogProbs = nn.functional.log_softmax(studentLogits.DividedBy(t), 1);
             // KL(p_t || p_s) summed over classes, averaged over the batch ("batchmean"), scaled by T^2 so
             // the soft term's gradients keep their size as T changes.
             var kl = (teacherLogProbs.exp() * (teacherLogProbs - studentLogProbs)).sum(1).mean();
-            soft = kl * (t * t);
+            soft = kl.Times(t * t);
         }
 
         Tensor? hard = null;
@@ -37,8 +37,8 @@ public sealed record DistillationLoss(double Alpha, double Temperature)
 
         return (soft, hard) switch
         {
-            (Tensor s, Tensor h) => (s * Alpha) + (h * (1 - Alpha)),
-            (Tensor s, null) => s * Alpha,
+            (Tensor s, Tensor h) => s.Times(Alpha).Plus(h.Times(1 - Alpha)),
+            (Tensor s, null) => s.Times(Alpha),
             (null, Tensor h) => h,
             _ => throw new InvalidOperationException("Unreachable: alpha is in [0, 1]."),
         };

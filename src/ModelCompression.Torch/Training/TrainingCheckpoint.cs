@@ -42,9 +42,9 @@ internal static class TrainingCheckpoint
     public const string FileName = "checkpoint.bin";
 
     // Bumped whenever the layout changes: an old file is then ignored, not misread.
-    private const string Magic = "ModelCompression.TrainingCheckpoint/1";
+    private const string Magic = "ModelCompression.TrainingCheckpoint/2";
 
-    public static void Save(string directory, string fingerprint, TrainingState state, nn.Module model, OptimizerHelper optimizer, IReadOnlyList<(string Name, Tensor Value)>? best)
+    public static void Save(string directory, string fingerprint, TrainingState state, nn.Module model, ParameterOptimizer optimizer, IReadOnlyList<(string Name, Tensor Value)>? best)
     {
         Directory.CreateDirectory(directory);
         var final = Path.Combine(directory, FileName);
@@ -71,7 +71,8 @@ internal static class TrainingCheckpoint
                     WriteTensors(writer, best);
                 }
 
-                optimizer.save_state_dict(writer);
+                writer.Write(optimizer.Steps);
+                WriteTensors(writer, optimizer.State());
                 writer.Flush();
                 // On disk before the rename, so a power cut cannot leave a renamed but empty file.
                 stream.Flush(flushToDisk: true);
@@ -89,7 +90,7 @@ internal static class TrainingCheckpoint
     /// Loads the checkpoint in <paramref name="directory"/> into the model and optimizer when it belongs to
     /// the same run (same fingerprint). <paramref name="best"/> receives the best weights, allocated here.
     /// </summary>
-    public static bool TryLoad(string directory, string fingerprint, nn.Module model, OptimizerHelper optimizer, out TrainingState state, out List<(string Name, Tensor Value)>? best)
+    public static bool TryLoad(string directory, string fingerprint, nn.Module model, ParameterOptimizer optimizer, out TrainingState state, out List<(string Name, Tensor Value)>? best)
     {
         state = new TrainingState();
         best = null;
@@ -129,7 +130,8 @@ internal static class TrainingCheckpoint
             ReadInto(reader, best);
         }
 
-        optimizer.load_state_dict(reader);
+        optimizer.Steps = reader.ReadInt64();
+        ReadInto(reader, optimizer.State());
         return true;
     }
 

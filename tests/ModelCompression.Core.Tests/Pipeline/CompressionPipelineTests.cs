@@ -45,10 +45,16 @@ public sealed class PipelineSliceFixture : IDisposable
 
     public RecordingReporter FirstReporter { get; }
 
-    /// <summary>Writes a recipe over the slice; stages and gates start on lines 10 and 14.</summary>
-    public string WriteRecipe(string name, bool perChannel = true, string[]? gates = null, string testLabels = "data/test-labels.idx", string student = "architecture: mlp, hidden: [64]", int epochs = 2)
+    /// <summary>Writes a recipe over the slice; stages and gates start on lines 10 and 14 (unless <paramref name="stages"/> replaces the stage lines).</summary>
+    public string WriteRecipe(string name, bool perChannel = true, string[]? gates = null, string testLabels = "data/test-labels.idx", string student = "architecture: mlp, hidden: [64]", int epochs = 2, string? teacher = null, string[]? stages = null)
     {
         gates ??= ["accuracy >= 0.6", "accuracy >= teacher.accuracy - 0.35", "size_mb <= 0.2"];
+        stages ??=
+        [
+            $"distill: {{ epochs: {epochs}, temperature: 4, alpha: 0.5, learning_rate: 3e-3, batch_size: 32 }}",
+            $"quantize: {{ mode: dynamic, per_channel: {(perChannel ? "true" : "false")} }}",
+            "evaluate: { batch_size: 100 }",
+        ];
         var text = $"""
             task: classification
             data:
@@ -56,13 +62,10 @@ public sealed class PipelineSliceFixture : IDisposable
               train: {"{"} inputs: data/train-images.idx.gz, labels: data/train-labels.idx.gz {"}"}
               test:  {"{"} inputs: data/test-images.idx, labels: {testLabels} {"}"}
               scale: 0.00392156862745098
-            teacher: {Repo.Teacher}
+            teacher: {teacher ?? Repo.Teacher}
             student: {"{"} {student} {"}"}
             stages:
-              - distill: {"{"} epochs: {epochs}, temperature: 4, alpha: 0.5, learning_rate: 3e-3, batch_size: 32 {"}"}
-              - quantize: {"{"} mode: dynamic, per_channel: {(perChannel ? "true" : "false")} {"}"}
-              - evaluate: {"{"} batch_size: 100 {"}"}
-            gates:
+            {string.Concat(stages.Select(s => $"  - {s}\n"))}gates:
             {string.Concat(gates.Select(g => $"  - {g}\n"))}outputs: {"{"} model: {ModelName}, report: [json, md] {"}"}
             """;
         return Dir.Write(name, text);
@@ -301,6 +304,34 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         var distilled = OnnxModelFile.Load(Path.Combine(fixture.Dir.File("out-cnn"), PipelineSliceFixture.ModelName));
         Assert.Contains(distilled.Graph.Node, n => n.OpType == "Conv");
         Assert.Contains(distilled.Graph.Node, n => n.OpType == "MatMulInteger");
+    }
+
+    [Fact]
+    public void A_model_exported_by_pytorch_is_fine_tuned_and_its_accuracy_rises()
+    {
+        // A randomly initialised PyTorch CNN (Conv-BN-ReLU-MaxPool, Conv-BN-ReLU-AvgPool, Linear; torch.onnx.export
+        // at opset 17): the teacher row measures it as exported, the finetune stage trains it on the labels.
+        var exported = Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "cnn_opset17.onnx");
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe(
+            "finetune.compress.yaml",
+            teacher: exported,
+            student: $"model: {exported}",
+            stages: ["finetune: { epochs: 3, learning_rate: 3e-3, batch_size: 32 }"],
+            gates: ["accuracy >= teacher.accuracy + 0.3"]));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-finetune"), new RecordingReporter()));
+
+        Assert.InRange(result.Teacher.Accuracy, 0, 0.3);
+        var finetuned = Assert.Single(result.Stages);
+        Assert.Equal("finetune", finetuned.Result.Stage);
+        Assert.True(finetuned.Evaluation.Accuracy > 0.65, $"accuracy after fine-tuning: {finetuned.Evaluation.Accuracy}");
+        Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
+        // The written-back file is the exported graph with new weights: same nodes, opsets and initializer names.
+        var before = OnnxModelFile.Load(exported);
+        var after = OnnxModelFile.Load(result.OutputModel!);
+        Assert.Equal(before.Graph.Node.Select(n => (n.Name, n.OpType)), after.Graph.Node.Select(n => (n.Name, n.OpType)));
+        Assert.Equal(before.OpsetImport, after.OpsetImport);
+        Assert.Equal(before.Graph.Initializer.Select(t => t.Name), after.Graph.Initializer.Select(t => t.Name));
     }
 
     [Fact]

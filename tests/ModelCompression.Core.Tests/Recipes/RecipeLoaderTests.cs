@@ -226,4 +226,21 @@ public sealed class RecipeLoaderTests : IDisposable
         Assert.Equal((DiagnosticCodes.RecipeUnknownKey, 5), (d.Code, d.Line!.Value));
         Assert.Contains("channels", d.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_built_in_student_must_be_trained_first_but_a_model_file_may_go_straight_to_quantize()
+    {
+        const string Data = "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\nteacher: teacher.onnx\n";
+        var untrained = _dir.Write("untrained.compress.yaml", Data + "student: { architecture: mlp }\nstages:\n  - quantize\n  - finetune\n");
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(untrained));
+        var d = Assert.Single(e.Diagnostics);
+        Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 5), (d.Code, d.Line!.Value));
+        Assert.Contains("'distill' or 'finetune'", d.Message, StringComparison.Ordinal);
+
+        var finetuned = RecipeLoader.Load(_dir.Write("finetune.compress.yaml", Data + "student: { architecture: mlp }\nstages:\n  - finetune: { epochs: 2 }\n"));
+        Assert.Equal(new FinetuneOptions { Epochs = 2 }, Assert.Single(finetuned.Stages).Options);
+
+        var file = RecipeLoader.Load(_dir.Write("file.compress.yaml", Data + "student: { model: teacher.onnx }\nstages: [quantize]\n"));
+        Assert.Equal("quantize", Assert.Single(file.Stages).Kind);
+    }
 }

@@ -9,7 +9,7 @@ internal static class ElementwiseOps
 {
     public static void Register(IDictionary<string, OpKernel> kernels)
     {
-        kernels["Add"] = c => [c.Input(0) + c.Input(1)];
+        kernels["Add"] = c => [c.Input(0).Plus(c.Input(1))];
         kernels["Sub"] = c => [c.Input(0) - c.Input(1)];
         kernels["Mul"] = c => [c.Input(0) * c.Input(1)];
         kernels["Div"] = Div;
@@ -24,7 +24,7 @@ internal static class ElementwiseOps
         kernels["Log"] = c => [torch.log(c.Input(0))];
         kernels["Erf"] = c => [torch.erf(c.Input(0))];
         kernels["Relu"] = c => [F.relu(c.Input(0))];
-        kernels["LeakyRelu"] = c => [F.leaky_relu(c.Input(0), c.Float("alpha", 0.01f))];
+        kernels["LeakyRelu"] = LeakyRelu;
         kernels["Sigmoid"] = c => [torch.sigmoid(c.Input(0))];
         kernels["Tanh"] = c => [torch.tanh(c.Input(0))];
         kernels["Gelu"] = Gelu;
@@ -43,6 +43,12 @@ internal static class ElementwiseOps
         kernels["Where"] = c => [torch.where(c.Input(0).to_type(ScalarType.Bool), c.Input(1), c.Input(2))];
         kernels["Cast"] = c => [c.Input(0).to_type(OpMath.ToScalarType(c.Int("to", 1), c.FloatType))];
         kernels["CastLike"] = c => [c.Input(0).to_type(c.Input(1).dtype)];
+    }
+
+    private static Tensor[] LeakyRelu(OpContext c)
+    {
+        using var slope = c.Float("alpha", 0.01f).ToScalar();
+        return [c.Input(0).leaky_relu(slope)];
     }
 
     private static Tensor[] Div(OpContext c)

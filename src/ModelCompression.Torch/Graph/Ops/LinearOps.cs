@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace ModelCompression.Torch.Graph;
 
@@ -20,15 +21,22 @@ internal static class LinearOps
         var b = c.Int("transB", 0) != 0 ? c.Input(1).t() : c.Input(1);
         var alpha = c.Float("alpha", 1f);
         var beta = c.Float("beta", 1f);
+        var bias = c.OptionalInput(2);
+        if (alpha == 1f && (bias is null || (beta == 1f && bias.dim() == 1 && bias.shape[0] == b.shape[1])))
+        {
+            // The common exported layer (x W^T + b): torch's fused linear is one addmm forward and backward.
+            return [F.linear(a, b.t(), bias)];
+        }
+
         var y = torch.matmul(a, b);
         if (alpha != 1f)
         {
-            y = y * alpha;
+            y = y.Times(alpha);
         }
 
-        if (c.OptionalInput(2) is Tensor bias && beta != 0f)
+        if (bias is not null && beta != 0f)
         {
-            y = beta == 1f ? y + bias : y + (bias * beta);
+            y = y.Plus(beta == 1f ? bias : bias.Times(beta));
         }
 
         return [y];

@@ -31,19 +31,29 @@ internal static class NormalizationOps
             return [F.batch_norm(x, runningMean, runningVar, scale, bias, false, 0, epsilon)];
         }
 
-        // Training: normalize with the batch's statistics, and move the running statistics toward them
-        // as ONNX specifies: running = running * momentum + batch * (1 - momentum), with the population
-        // variance of the batch. The running statistics are the module's buffers, updated in place, so
-        // TrainableGraph.WriteBack writes them into the graph.
+        // Training: normalize with the batch's statistics and move the running statistics toward them,
+        // running = running * momentum + batch * (1 - momentum) (ONNX's momentum is 1 - PyTorch's). The running
+        // statistics are the module's buffers, updated in place, so TrainableGraph.WriteBack writes them into the
+        // graph. Torch's fused kernel does both in one pass (measured: the imported CNN's training forward took
+        // 1.7x the hand-written one's when the statistics were computed apart). Like PyTorch, it folds the
+        // unbiased batch variance into the running variance, where ONNX's reference uses the population
+        // variance: a factor of 1 + 1/(n - 1) with n = batch x spatial elements per channel.
         var momentum = c.Float("momentum", 0.9f);
-        long[] reduce = [0, .. Enumerable.Range(2, (int)x.dim() - 2).Select(i => (long)i)];
-        var y = F.batch_norm(x, null, null, scale, bias, true, 0, epsilon);
-        using (torch.no_grad())
+        Tensor y;
+        if (runningMean.dtype == x.dtype && runningVar.dtype == x.dtype)
         {
-            var batchMean = x.mean(reduce);
-            var batchVar = x.var(reduce, unbiased: false);
-            runningMean.mul_(momentum).add_(batchMean.to_type(runningMean.dtype), 1 - momentum);
-            runningVar.mul_(momentum).add_(batchVar.to_type(runningVar.dtype), 1 - momentum);
+            y = F.batch_norm(x, runningMean, runningVar, scale, bias, true, 1 - momentum, epsilon);
+        }
+        else
+        {
+            long[] reduce = [0, .. Enumerable.Range(2, (int)x.dim() - 2).Select(i => (long)i)];
+            y = F.batch_norm(x, null, null, scale, bias, true, 0, epsilon);
+            using (torch.no_grad())
+            {
+                var (batchVar, batchMean) = torch.var_mean(x, reduce, unbiased: true);
+                runningMean.TimesInPlace(momentum).PlusScaledInPlace(batchMean.to_type(runningMean.dtype), 1 - momentum);
+                runningVar.TimesInPlace(momentum).PlusScaledInPlace(batchVar.to_type(runningVar.dtype), 1 - momentum);
+            }
         }
 
         return c.WantsOutput(1) || c.WantsOutput(2) ? [y, runningMean.detach().clone(), runningVar.detach().clone()] : [y];
@@ -69,11 +79,11 @@ internal static class NormalizationOps
         // Broadcastable scale/bias or requested Mean/InvStdDev outputs: spelled out.
         var mean = x.mean(dims, keepdim: true);
         var centered = x - mean;
-        var invStdDev = torch.rsqrt((centered * centered).mean(dims, keepdim: true) + epsilon);
+        var invStdDev = torch.rsqrt((centered * centered).mean(dims, keepdim: true).Plus(epsilon));
         var y = centered * invStdDev * scale;
         if (bias is not null)
         {
-            y = y + bias;
+            y = y.Plus(bias);
         }
 
         return [y, mean, invStdDev];
@@ -95,8 +105,8 @@ internal static class NormalizationOps
             return [F.dropout(x, ratio, training: true)];
         }
 
-        var keep = torch.rand_like(x) >= ratio;
-        var y = ratio >= 1 ? x * 0 : x * keep / (1 - ratio);
+        var keep = torch.rand_like(x).LessThan(ratio).logical_not();
+        var y = ratio >= 1 ? torch.zeros_like(x) : (x * keep).DividedBy(1 - ratio);
         return [y, keep];
     }
 

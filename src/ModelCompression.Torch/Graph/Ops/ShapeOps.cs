@@ -187,7 +187,7 @@ internal static class ShapeOps
                 var count = start > end ? (start - end + (-step) - 1) / -step : 0;
                 y = count == 0
                     ? y.narrow(axis, 0, 0)
-                    : y.index_select(axis, torch.arange(start, start + (step * count), step, ScalarType.Int64, y.device));
+                    : y.index_select(axis, ScalarArithmetic.Arange(start, start + (step * count), step, y.device));
             }
         }
 
@@ -201,7 +201,7 @@ internal static class ShapeOps
         var axis = OpMath.Axis(c.Int("axis", 0), data.dim());
         var dim = data.shape[axis];
         // Negative indices count from the end.
-        indices = torch.where(indices < 0, indices + dim, indices);
+        indices = torch.where(indices.LessThan(0), indices.Plus(dim), indices);
         var picked = data.index_select(axis, indices.reshape(-1).to(data.device));
         long[] shape = [.. data.shape[..(int)axis], .. indices.shape, .. data.shape[((int)axis + 1)..]];
         return [picked.reshape(shape)];
@@ -249,11 +249,11 @@ internal static class ShapeOps
             long s = OpMath.Longs(start)[0], limit = OpMath.Longs(c.Input(1))[0], delta = OpMath.Longs(c.Input(2))[0];
             // count = max(ceil((limit - start) / delta), 0)
             var count = Math.Max(0, (long)Math.Ceiling((limit - s) / (double)delta));
-            return [((torch.arange(count, ScalarType.Int64, device) * delta) + s).to_type(type)];
+            return [ScalarArithmetic.Arange(s, s + (delta * count), delta, device).to_type(type)];
         }
 
         double fs = OpMath.Double(start), flimit = OpMath.Double(c.Input(1)), fdelta = OpMath.Double(c.Input(2));
         var n = Math.Max(0, (long)Math.Ceiling((flimit - fs) / fdelta));
-        return [((torch.arange(n, ScalarType.Float64, device) * fdelta) + fs).to_type(type)];
+        return [ScalarArithmetic.Arange(0, n, 1, device).to(ScalarType.Float64).Times(fdelta).Plus(fs).to_type(type)];
     }
 }

@@ -77,9 +77,10 @@ public sealed class TrainEvalTests
         Assert.Equal(new[] { 0.0, 0.5 }, ToDoubles(channelMean).Select(v => Math.Round(v, 4)));
         Assert.Equal(new[] { 1.0, 2.0 }, ToDoubles(channelStd).Select(v => Math.Round(v, 3)));
 
-        // Running statistics: running * momentum + batch * (1 - momentum), ONNX's rule, population variance.
+        // Running statistics: running * momentum + batch * (1 - momentum), ONNX's rule, with PyTorch's unbiased
+        // batch variance (n = 4 x 3 = 12 values per channel here; ONNX's reference would use the population one).
         var batchMean = ToDoubles(x.mean([0, 2]));
-        var batchVar = ToDoubles(x.var([0, 2], unbiased: false));
+        var batchVar = ToDoubles(x.var([0, 2], unbiased: true));
         var mean = ToDoubles(graph.RunningStatisticsByName["mean"]);
         var variance = ToDoubles(graph.RunningStatisticsByName["var"]);
         Assert.Equal((0.5 * Momentum) + (batchMean[0] * (1 - Momentum)), mean[0], 5);
