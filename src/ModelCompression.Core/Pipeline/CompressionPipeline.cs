@@ -24,7 +24,14 @@ public sealed record PipelineOptions(string CacheDirectory, string OutputDirecto
 /// <param name="Result">What the stage did.</param>
 /// <param name="Cached">True when the output came from the cache.</param>
 /// <param name="Evaluation">Quality and cost of the stage's output model.</param>
-public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluation Evaluation);
+public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluation Evaluation)
+{
+    /// <summary>The labels-only twin of a distilled student (same student, budget and seed), when trained.</summary>
+    public ModelEvaluation? Baseline { get; init; }
+
+    /// <summary>Accuracy points the teacher added over the labels-only twin; negative when distillation hurt.</summary>
+    public double? GainFromDistillation => Baseline is null ? null : Evaluation.Accuracy - Baseline.Accuracy;
+}
 
 /// <summary>Everything a run found.</summary>
 /// <param name="Recipe">The recipe.</param>
@@ -81,13 +88,15 @@ public static class CompressionPipeline
 
         CheckLabels(train, classes, recipe.Data.Train.Labels);
         CheckLabels(test, classes, recipe.Data.Test.Labels);
-        var context = new StageContext(
+        StageContext context = null!;
+        context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
             () => TeacherLogits(cache, recipe.Teacher, teacherHash, train, dataHash, evaluateOptions.BatchSize, reporter),
             classes, reporter, cancellationToken)
         {
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
+            RunStage = (stage, input) => RunCached(cache, context, stage, input, ModelHash.ComputeFile(input)),
         };
 
         // The student is built before any long work so that options the data rules out fail fast.
@@ -104,20 +113,25 @@ public static class CompressionPipeline
                 continue;
             }
 
-            var key = new ContentHash().Add("engine", EngineVersion).Add("stage", stage.Kind).Add("input", modelHash);
-            stage.AddToKey(key, context);
-            var keyText = key.Finish();
-            var entry = cache.TryGet(stage.Kind, keyText);
-            var cached = entry is not null;
-            reporter.StageStarted(stage.Kind, cached);
             var inputPath = modelPath;
-            entry ??= cache.Put(stage.Kind, keyText, folder => stage.Run(context, inputPath, Path.Combine(folder, ArtifactCache.ModelFile)));
-            var result = ArtifactCache.ReadResult<StageResult>(entry);
-            modelPath = Path.Combine(entry, ArtifactCache.ModelFile);
+            var run = RunCached(cache, context, stage, inputPath, modelHash);
+            modelPath = run.ModelPath;
             modelHash = ModelHash.ComputeFile(modelPath);
             var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions.BatchSize);
-            reporter.Info($"{stage.Kind}: {result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
-            stages.Add(new StageReport(result, cached, evaluation));
+            reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+            ModelEvaluation? baseline = null;
+            if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
+            {
+                // The seeds' comparison: the same student, budget and seed on the labels alone.
+                var twin = RunCached(cache, context, new DistillStage(new FinetuneOptions(distill) { TensorBoardDirectory = null }), inputPath, ModelHash.ComputeFile(inputPath), "baseline");
+                baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions.BatchSize);
+                var gain = evaluation.Accuracy - baseline.Accuracy;
+                reporter.Info(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"{stage.Kind}: the labels-only twin reaches {baseline.Accuracy:P2}; gain from distillation {gain * 100:+0.00;-0.00} points{(gain <= 0 ? " (distillation did not help this student)" : "")}"));
+            }
+
+            stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = baseline });
         }
 
         var final = stages[^1].Evaluation;
@@ -134,8 +148,26 @@ public static class CompressionPipeline
         return result0 with { Reports = reports };
     }
 
+    /// <summary>
+    /// Runs <paramref name="stage"/> on <paramref name="inputPath"/> (whose hash is <paramref name="inputHash"/>),
+    /// or takes its output from <paramref name="cache"/>; <paramref name="label"/> is what progress calls the run
+    /// (the stage kind by default).
+    /// </summary>
+    private static CachedStageRun RunCached(ArtifactCache cache, StageContext context, IStage stage, string inputPath, string inputHash, string? label = null)
+    {
+        var key = new ContentHash().Add("engine", EngineVersion).Add("stage", stage.Kind).Add("input", inputHash);
+        stage.AddToKey(key, context);
+        var keyText = key.Finish();
+        var entry = cache.TryGet(stage.Kind, keyText);
+        var cached = entry is not null;
+        context.Reporter.StageStarted(label ?? stage.Kind, cached);
+        entry ??= cache.Put(stage.Kind, keyText, folder => stage.Run(context, inputPath, Path.Combine(folder, ArtifactCache.ModelFile)));
+        return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
+    }
+
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
+        SweepOptions sweep => new SweepStage(sweep),
         TrainingStageOptions training => new DistillStage(training),
         QuantizeOptions quantize => new QuantizeStage(quantize),
         EvaluateOptions => null, // Evaluation runs after every stage; this entry only sets its options.

@@ -60,26 +60,30 @@ internal static class OptionsBinder
     {
         value = null;
         why = string.Empty;
-        if (type == typeof(int[]))
+        if (type.IsArray)
         {
+            var element = type.GetElementType()!;
             if (node is not YamlSequenceNode sequence)
             {
-                why = "expected a list of whole numbers, like [64, 32]";
+                why = element == typeof(int) ? "expected a list of whole numbers, like [64, 32]"
+                    : element == typeof(double) ? "expected a list of numbers, like [0.5, 0.9]"
+                    : "expected a list, like [a, b]";
                 return false;
             }
 
-            var items = new List<int>();
+            var items = Array.CreateInstance(element, sequence.Children.Count);
+            var index = 0;
             foreach (var item in sequence)
             {
-                if (!Convert(typeof(int), option, item, out var one, out why))
+                if (!Convert(element, option, item, out var one, out why))
                 {
                     return false;
                 }
 
-                items.Add((int)one!);
+                items.SetValue(one, index++);
             }
 
-            value = items.ToArray();
+            value = items;
             return true;
         }
 

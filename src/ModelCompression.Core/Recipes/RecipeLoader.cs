@@ -18,6 +18,7 @@ public static class RecipeLoader
     {
         ["finetune"] = typeof(FinetuneOptions),
         ["distill"] = typeof(DistillOptions),
+        ["sweep"] = typeof(SweepOptions),
         ["quantize"] = typeof(QuantizeOptions),
         ["evaluate"] = typeof(EvaluateOptions),
     };

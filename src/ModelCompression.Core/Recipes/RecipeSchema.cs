@@ -66,6 +66,7 @@ public static class RecipeSchema
         : type == typeof(double) ? "number"
         : type == typeof(bool) ? "true/false"
         : type == typeof(int[]) ? "list of whole numbers"
+        : type == typeof(double[]) ? "list of numbers"
         : type.IsEnum ? "one of " + string.Join(", ", Enum.GetNames(type).Select(n => n.ToLowerInvariant()))
         : "text";
 
@@ -73,6 +74,7 @@ public static class RecipeSchema
     {
         null => "",
         int[] list => $"[{string.Join(", ", list)}]",
+        double[] list => $"[{string.Join(", ", list.Select(v => v.ToString(CultureInfo.InvariantCulture)))}]",
         bool flag => flag ? "true" : "false",
         Enum e => e.ToString().ToLowerInvariant(),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),

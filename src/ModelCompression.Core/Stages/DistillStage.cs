@@ -122,7 +122,8 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
                 ["resumed_from_epoch"] = result.ResumedFromEpoch.ToString(invariant),
             },
             result.EpochLosses,
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds,
+            result.ValidationAccuracies.Count > 0 ? result.ValidationAccuracies : null);
     }
 
     /// <summary>

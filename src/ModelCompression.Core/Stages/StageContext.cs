@@ -49,6 +49,18 @@ public sealed class StageContext
     /// <summary>Folder for resumable training checkpoints, kept between runs (one sub-folder per stage key).</summary>
     public required string CheckpointRoot { get; init; }
 
+    /// <summary>
+    /// Runs another stage on <c>inputModel</c> through the cache, as the pipeline runs the recipe's stages: a stage
+    /// made of stages (a sweep's trials) gets each one cached on its own.
+    /// </summary>
+    public required Func<IStage, string, CachedStageRun> RunStage { get; init; }
+
     /// <summary>The teacher's logits on the training data, computed once per teacher and data and cached.</summary>
     public float[] TeacherTrainLogits => _teacherTrainLogits.Value;
 }
+
+/// <summary>A stage's output as the cache holds it.</summary>
+/// <param name="ModelPath">The output model in the cache.</param>
+/// <param name="Result">What the stage did.</param>
+/// <param name="Cached">True when it came from the cache without running.</param>
+public sealed record CachedStageRun(string ModelPath, StageResult Result, bool Cached);

@@ -68,11 +68,34 @@ public abstract record TrainingStageOptions
 }
 
 /// <summary>Options of the finetune stage: training on the labels alone (also how a teacher is made from a built-in architecture).</summary>
-public sealed record FinetuneOptions : TrainingStageOptions;
+public sealed record FinetuneOptions : TrainingStageOptions
+{
+    /// <summary>Defaults, for recipes.</summary>
+    public FinetuneOptions()
+    {
+    }
+
+    /// <summary>The same budget, optimizer, schedule and seed as <paramref name="training"/>: a distilled student's labels-only twin.</summary>
+    public FinetuneOptions(TrainingStageOptions training)
+        : base(training)
+    {
+    }
+}
 
 /// <summary>Options of the distill stage (response-based knowledge distillation).</summary>
 public sealed record DistillOptions : TrainingStageOptions
 {
+    /// <summary>Defaults, for recipes.</summary>
+    public DistillOptions()
+    {
+    }
+
+    /// <summary>The training options of <paramref name="training"/> with the default alpha and temperature.</summary>
+    public DistillOptions(TrainingStageOptions training)
+        : base(training)
+    {
+    }
+
     /// <summary>Softening temperature T of the teacher's and student's softmax.</summary>
     [Option("temperature", "Softening temperature T of the teacher's and student's softmax.", Min = 0, MinExclusive = true, Max = 100)]
     public double Temperature { get; init; } = 4;
@@ -80,6 +103,38 @@ public sealed record DistillOptions : TrainingStageOptions
     /// <summary>Weight of the teacher's soft targets against the true labels (1 - alpha).</summary>
     [Option("alpha", "Weight of the teacher's soft targets; the labels get 1 - alpha.", Min = 0, Max = 1)]
     public double Alpha { get; init; } = 0.9;
+
+    /// <summary>Whether to train the labels-only twin too and report the gain from distillation.</summary>
+    [Option("baseline", "Also train the same student on the labels alone, with the same budget and seed (cached like any stage), and report the gain from distillation next to it.")]
+    public bool Baseline { get; init; } = true;
+}
+
+/// <summary>Options of the sweep stage: distillation trials over a grid, the best by validation accuracy continues.</summary>
+public sealed record SweepOptions : TrainingStageOptions
+{
+    /// <summary>A sweep ranks trials by validation accuracy, so it holds out a tenth of the training data by default.</summary>
+    public SweepOptions() => ValidationFraction = 0.1;
+
+    /// <summary>The alphas to try.</summary>
+    [Option("alpha", "Weights of the teacher's soft targets to try, e.g. [0.5, 0.9].", Min = 0, Max = 1)]
+    public double[] Alpha { get; init; } = [0.5, 0.9];
+
+    /// <summary>The temperatures to try.</summary>
+    [Option("temperature", "Softening temperatures to try, e.g. [2, 4].", Min = 0, MinExclusive = true, Max = 100)]
+    public double[] Temperature { get; init; } = [2, 4];
+
+    /// <summary>The learning rates to try; empty tries only <see cref="TrainingStageOptions.LearningRate"/>.</summary>
+    [Option("learning_rates", "Peak learning rates to try, e.g. [1e-3, 3e-3]; empty tries only learning_rate.", Min = 0, MinExclusive = true, Max = 10)]
+    public double[] LearningRates { get; init; } = [];
+
+    /// <summary>Every trial's distill options, in grid order (alpha, then temperature, then learning rate).</summary>
+    public IReadOnlyList<DistillOptions> Trials() =>
+    [
+        .. from alpha in Alpha
+           from temperature in Temperature
+           from learningRate in LearningRates.Length > 0 ? LearningRates : [LearningRate]
+           select new DistillOptions(this) { Alpha = alpha, Temperature = temperature, LearningRate = learningRate, Baseline = false },
+    ];
 }
 
 /// <summary>How weights are quantized.</summary>

@@ -114,8 +114,13 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
         Assert.Equal(["distill", "quantize"], result.Stages.Select(s => s.Result.Stage));
         Assert.All(result.Stages, s => Assert.False(s.Cached));
-        Assert.Equal([("distill", false), ("quantize", false)], fixture.FirstReporter.Stages);
-        Assert.Equal(2 * 32, fixture.FirstReporter.TrainingSteps); // 2 epochs of ceil(1000 / 32) steps
+        Assert.Equal([("distill", false), ("baseline", false), ("quantize", false)], fixture.FirstReporter.Stages);
+        // The labels-only twin: same student, budget and seed; the gain is reported, whatever its sign.
+        var distilled = result.Stages[0];
+        Assert.NotNull(distilled.Baseline);
+        Assert.Equal(distilled.Evaluation.Accuracy - distilled.Baseline.Accuracy, distilled.GainFromDistillation!.Value, Tolerance);
+        Assert.Contains(fixture.FirstReporter.Infos, i => i.Contains("gain from distillation", StringComparison.Ordinal));
+        Assert.Equal(2 * 2 * 32, fixture.FirstReporter.TrainingSteps); // student and twin: 2 epochs of ceil(1000 / 32) steps each
         Assert.Contains(fixture.FirstReporter.Infos, i => i.StartsWith("Running the teacher on 1000 training samples", StringComparison.Ordinal));
 
         // The committed sample teacher's quality is not this test's business (see the fixtures' expected logits).
@@ -207,7 +212,7 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
 
         Assert.All(result.Stages, s => Assert.True(s.Cached, $"{s.Result.Stage} ran again"));
-        Assert.Equal([("distill", true), ("quantize", true)], reporter.Stages);
+        Assert.Equal([("distill", true), ("baseline", true), ("quantize", true)], reporter.Stages);
         Assert.Equal(0, reporter.TrainingSteps);
         Assert.DoesNotContain(reporter.Infos, i => i.StartsWith("Running the teacher", StringComparison.Ordinal));
         Assert.Equal(fixture.First.Teacher, result.Teacher);
@@ -227,7 +232,7 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
 
         var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
 
-        Assert.Equal([("distill", true), ("quantize", false)], reporter.Stages);
+        Assert.Equal([("distill", true), ("baseline", true), ("quantize", false)], reporter.Stages);
         Assert.Equal([true, false], result.Stages.Select(s => s.Cached));
         Assert.Equal(0, reporter.TrainingSteps);
         Assert.Equal(fixture.First.Stages[0].Evaluation, result.Stages[0].Evaluation);
@@ -332,6 +337,32 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         Assert.Equal(before.Graph.Node.Select(n => (n.Name, n.OpType)), after.Graph.Node.Select(n => (n.Name, n.OpType)));
         Assert.Equal(before.OpsetImport, after.OpsetImport);
         Assert.Equal(before.Graph.Initializer.Select(t => t.Name), after.Graph.Initializer.Select(t => t.Name));
+    }
+
+    [Fact]
+    public void A_sweep_caches_each_trial_and_continues_with_the_best_by_validation_accuracy()
+    {
+        const string Common = "epochs: 1, batch_size: 32, learning_rate: 3e-3, validation_fraction: 0.2";
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe(
+            "sweep.compress.yaml", stages: [$"sweep: {{ {Common}, alpha: [0.5, 0.9], temperature: [4] }}"], gates: ["accuracy >= 0.3"]));
+        var reporter = new RecordingReporter();
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-sweep"), reporter));
+
+        var sweep = Assert.Single(result.Stages).Result;
+        Assert.Equal([(1, 0.5), (2, 0.9)], sweep.Sweep!.Select(t => (t.Trial, t.Alpha)));
+        var best = Assert.Single(sweep.Sweep!, t => t.Best);
+        Assert.Equal(sweep.Sweep!.Max(t => t.ValidationAccuracy), best.ValidationAccuracy);
+        Assert.Equal(best.ValidationAccuracy.ToString("0.0000", CultureInfo.InvariantCulture), sweep.Details["best_validation_accuracy"]);
+        Assert.Equal([("sweep", false), ("distill", false), ("distill", false)], reporter.Stages);
+
+        // A grid that grows by one point runs only the new trial.
+        var wider = RecipeLoader.Load(fixture.WriteRecipe(
+            "sweep-wider.compress.yaml", stages: [$"sweep: {{ {Common}, alpha: [0.5, 0.9, 1.0], temperature: [4] }}"], gates: ["accuracy >= 0.3"]));
+        reporter = new RecordingReporter();
+        result = CompressionPipeline.Run(wider, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-sweep-wider"), reporter));
+        Assert.Equal([("sweep", false), ("distill", true), ("distill", true), ("distill", false)], reporter.Stages);
+        Assert.Equal(3, result.Stages[0].Result.Sweep!.Count);
     }
 
     [Fact]

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Globalization;
+using ModelCompression.Diagnostics;
+using ModelCompression.Pipeline;
+
+namespace ModelCompression.Stages;
+
+/// <summary>
+/// Distils the student once per point of a grid over alpha, temperature and learning rate (what people tune by
+/// hand), each trial cached as a distill stage of its own so a changed grid re-runs only new points; the trial
+/// with the best validation accuracy continues, and every trial is listed in the report.
+/// </summary>
+public sealed class SweepStage(SweepOptions options) : IStage
+{
+    /// <inheritdoc />
+    public string Kind => "sweep";
+
+    /// <inheritdoc />
+    public void AddToKey(ContentHash key, StageContext context) => key
+        .Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }))
+        .Add("teacher", context.TeacherHash)
+        .Add("data", context.DataHash);
+
+    /// <inheritdoc />
+    public StageResult Run(StageContext context, string inputModel, string outputModel)
+    {
+        if (options.ValidationFraction <= 0)
+        {
+            throw CompressionException.Error(
+                DiagnosticCodes.RecipeInvalidValue,
+                "sweep: trials are ranked by validation accuracy; set validation_fraction above 0.",
+                context.Recipe.Path);
+        }
+
+        var clock = Stopwatch.StartNew();
+        var trials = options.Trials();
+        var runs = new List<(DistillOptions Options, CachedStageRun Run, double Accuracy)>();
+        foreach (var (trial, number) in trials.Select((t, i) => (t, i + 1)))
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            context.Reporter.Info(string.Create(
+                CultureInfo.InvariantCulture,
+                $"sweep: trial {number}/{trials.Count}: alpha {trial.Alpha}, T {trial.Temperature}, learning rate {trial.LearningRate}"));
+            var run = context.RunStage(new DistillStage(trial), inputModel);
+            var accuracy = double.Parse(run.Result.Details["best_validation_accuracy"], CultureInfo.InvariantCulture);
+            runs.Add((trial, run, accuracy));
+        }
+
+        // Ties go to the earlier trial, so the choice does not depend on anything but the grid's order.
+        var best = runs.Select((r, i) => (r, i)).MaxBy(x => (x.r.Accuracy, -x.i)).i;
+        File.Copy(runs[best].Run.ModelPath, outputModel);
+        var table = runs.Select((r, i) => new SweepTrial(i + 1, r.Options.Alpha, r.Options.Temperature, r.Options.LearningRate, r.Accuracy, i == best)).ToList();
+        var winner = runs[best];
+        var invariant = CultureInfo.InvariantCulture;
+        var details = new Dictionary<string, string>(winner.Run.Result.Details)
+        {
+            ["trials"] = trials.Count.ToString(invariant),
+            ["best_trial"] = (best + 1).ToString(invariant),
+        };
+        return new StageResult(
+            Kind,
+            string.Create(invariant, $"{trials.Count} trials; best alpha {winner.Options.Alpha}, T {winner.Options.Temperature}, learning rate {winner.Options.LearningRate} (validation accuracy {winner.Accuracy:P2})"),
+            details,
+            winner.Run.Result.EpochLosses,
+            clock.Elapsed.TotalSeconds,
+            winner.Run.Result.ValidationAccuracies,
+            table);
+    }
+}
