@@ -30,7 +30,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         // Where the TensorBoard logs go does not change the model.
         key.Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }, options.GetType()))
             .Add("data", context.DataHash);
-        if (_loss.Alpha > 0)
+        if (_loss.Alpha > 0 || options.InitFromTeacher)
         {
             key.Add("teacher", context.TeacherHash);
         }
@@ -63,7 +63,26 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
 
         var teacherLogits = _loss.Alpha > 0 ? context.TeacherTrainLogits : null;
         TorchNativeLoader.EnsureLoaded();
-        using var student = TrainableGraph.Import(OnnxModelFile.Load(inputModel), modelPath: inputModel);
+        var initial = OnnxModelFile.Load(inputModel);
+        var copiedFromTeacher = 0;
+        if (options.InitFromTeacher)
+        {
+            (initial, var copied) = TeacherInitialization.Apply(initial, OnnxModelFile.Load(context.Recipe.Teacher), options.LayerMap);
+            copiedFromTeacher = copied.Count;
+            if (copied.Count == 0)
+            {
+                context.Reporter.Report(Diagnostics.Diagnostic.Warning(
+                    Diagnostics.DiagnosticCodes.NothingToTransform,
+                    $"{Kind}: init_from_teacher found no student initializer matching a teacher initializer by name and shape; the student starts from its own weights.",
+                    context.Recipe.Path));
+            }
+            else
+            {
+                context.Reporter.Info($"{Kind}: {copied.Count} of {initial.Graph.Initializer.Count} initializers start from the teacher's");
+            }
+        }
+
+        using var student = TrainableGraph.Import(initial, modelPath: inputModel);
         var data = new TrainingSet(context.Train.Inputs, sampleShape, context.Train.Labels, teacherLogits, context.Classes);
         TrainingSet? validation = null;
         if (options.ValidationFraction > 0)
@@ -120,6 +139,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
                 ["best_epoch"] = result.BestEpoch.ToString(invariant),
                 ["stopped_early"] = result.StoppedEarly ? "true" : "false",
                 ["resumed_from_epoch"] = result.ResumedFromEpoch.ToString(invariant),
+                ["initializers_from_teacher"] = copiedFromTeacher.ToString(invariant),
             },
             result.EpochLosses,
             clock.Elapsed.TotalSeconds,

@@ -62,6 +62,14 @@ public abstract record TrainingStageOptions
     [Option("early_stopping_min_delta", "Smallest rise of the validation accuracy that counts as better.", Min = 0, Max = 1)]
     public double EarlyStoppingMinDelta { get; init; }
 
+    /// <summary>Whether the student starts from the teacher's weights where names and shapes match.</summary>
+    [Option("init_from_teacher", "Start the student from the teacher's weights: every initializer whose name and shape match a teacher initializer (after layer_map) is copied before training.")]
+    public bool InitFromTeacher { get; init; }
+
+    /// <summary>Student layer i starts from teacher layer LayerMap[i]; empty maps names one to one.</summary>
+    [Option("layer_map", "With init_from_teacher: student layer i starts from teacher layer layer_map[i], e.g. [1, 3] for a 2-layer student of a 4-layer teacher (layers are found by 'layer<N>' / 'layers.<N>' in names).", Min = 0, Max = 10000)]
+    public int[] LayerMap { get; init; } = [];
+
     /// <summary>Folder for TensorBoard event files, relative to the recipe; null writes none.</summary>
     [Option("tensorboard_dir", "Folder (relative to the recipe) for TensorBoard event files: loss and learning rate per step, validation accuracy per epoch. Not part of the cache key.")]
     public string? TensorBoardDirectory { get; init; }
