@@ -75,14 +75,24 @@ public static class CompressionPipeline
         var train = IdxReader.LoadLabelled(recipe.Data.Train.Inputs, recipe.Data.Train.Labels, recipe.Data.Scale);
         var test = IdxReader.LoadLabelled(recipe.Data.Test.Inputs, recipe.Data.Test.Labels, recipe.Data.Scale);
         var dataHash = HashData(recipe.Data);
-        var teacherHash = ModelHash.ComputeFile(recipe.Teacher);
+        var teacherHashes = recipe.Teachers.Select(t => ModelHash.ComputeFile(t.Path)).ToList();
+        var teacherHash = teacherHashes.Count == 1 ? teacherHashes[0] : CombinedTeacherHash(recipe.Teachers, teacherHashes);
         var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
 
-        int classes;
-        using (var teacherRunner = new OnnxRunner(recipe.Teacher))
+        var classes = 0;
+        foreach (var spec in recipe.Teachers)
         {
-            // Schema check before any work: the teacher must take the data's samples.
+            using var teacherRunner = new OnnxRunner(spec.Path);
+            // Schema check before any work: every teacher must take the data's samples and agree on the classes.
             teacherRunner.SampleShapeFor(train);
+            if (classes != 0 && teacherRunner.OutputWidth != classes)
+            {
+                throw CompressionException.Error(
+                    DiagnosticCodes.DataSchemaMismatch,
+                    $"The teachers disagree on the classes: '{teacherRunner.OutputName}' has {teacherRunner.OutputWidth}, the first teacher {classes}.",
+                    spec.Path);
+            }
+
             classes = teacherRunner.OutputWidth;
         }
 
@@ -91,7 +101,7 @@ public static class CompressionPipeline
         StageContext context = null!;
         context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
-            () => TeacherLogits(cache, recipe.Teacher, teacherHash, train, dataHash, evaluateOptions.BatchSize, reporter),
+            () => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], train, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))],
             classes, reporter, cancellationToken)
         {
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
@@ -101,7 +111,7 @@ public static class CompressionPipeline
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
-        var teacher = Evaluate(cache, "teacher", recipe.Teacher, teacherHash, test, dataHash, evaluateOptions.BatchSize);
+        var teacher = Evaluate(cache, "teacher", recipe.Teacher, teacherHashes[0], test, dataHash, evaluateOptions.BatchSize);
         reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
         var stages = new List<StageReport>();
         foreach (var spec in recipe.Stages)
@@ -216,6 +226,17 @@ public static class CompressionPipeline
             .Add("batch", batchSize.ToString(CultureInfo.InvariantCulture)).Finish();
         var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test, batchSize));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
+    }
+
+    private static string CombinedTeacherHash(IReadOnlyList<TeacherSpec> teachers, IReadOnlyList<string> hashes)
+    {
+        var key = new ContentHash();
+        for (var i = 0; i < teachers.Count; i++)
+        {
+            key.Add($"teacher {i}", hashes[i]).Add($"weight {i}", teachers[i].Weight.ToString("R", CultureInfo.InvariantCulture));
+        }
+
+        return key.Finish();
     }
 
     private static float[] TeacherLogits(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string dataHash, int batchSize, IPipelineReporter reporter)

@@ -12,8 +12,11 @@ public sealed record Recipe
     /// <summary>The data sets.</summary>
     public required DataSpec Data { get; init; }
 
-    /// <summary>Absolute path of the teacher ONNX model.</summary>
-    public required string Teacher { get; init; }
+    /// <summary>The teachers, at least one; several have their soft targets averaged by weight.</summary>
+    public required IReadOnlyList<TeacherSpec> Teachers { get; init; }
+
+    /// <summary>Absolute path of the first teacher: the one reports and gates ('teacher.accuracy') compare with.</summary>
+    public string Teacher => Teachers[0].Path;
 
     /// <summary>The student: a built-in architecture or an ONNX file.</summary>
     public required StudentSpec Student { get; init; }
@@ -31,7 +34,11 @@ public sealed record Recipe
     public IEnumerable<string> InputFiles()
     {
         yield return Path;
-        yield return Teacher;
+        foreach (var teacher in Teachers)
+        {
+            yield return teacher.Path;
+        }
+
         if (Student.ModelPath is not null)
         {
             yield return Student.ModelPath;
@@ -43,6 +50,11 @@ public sealed record Recipe
         }
     }
 }
+
+/// <summary>A teacher model and the weight of its soft targets among several teachers.</summary>
+/// <param name="Path">Absolute path of the ONNX model.</param>
+/// <param name="Weight">Relative weight, above 0.</param>
+public sealed record TeacherSpec(string Path, double Weight);
 
 /// <summary>One split of the data: inputs and (optionally) labels.</summary>
 /// <param name="Inputs">Absolute path of the inputs file.</param>

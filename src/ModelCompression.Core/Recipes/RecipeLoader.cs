@@ -77,12 +77,12 @@ public static class RecipeLoader
         }
 
         var data = ReadData(source.Mapping(root, "data", "the recipe", required: true), source, directory);
-        var teacher = source.ExistingFile(root, "teacher", "the recipe", directory, required: true);
+        var teachers = ReadTeachers(root, source, directory);
         var student = ReadStudent(source.Mapping(root, "student", "the recipe", required: true), source, directory);
         var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null);
         var gates = ReadGates(YamlSource.Get(root, "gates"), source);
         var outputs = ReadOutputs(source.Mapping(root, "outputs", "the recipe", required: false), source, source.File);
-        if (data is null || teacher is null || student is null || source.Problems.Count > 0)
+        if (data is null || teachers is null || student is null || source.Problems.Count > 0)
         {
             return null;
         }
@@ -91,7 +91,7 @@ public static class RecipeLoader
         {
             Path = source.File,
             Data = data,
-            Teacher = teacher,
+            Teachers = teachers,
             Student = student,
             Stages = stages,
             Gates = gates,
@@ -130,6 +130,56 @@ public static class RecipeLoader
         var inputs = source.ExistingFile(node, "inputs", what, directory, required: true);
         var labels = source.ExistingFile(node, "labels", what, directory, required: true);
         return inputs is null ? null : new DataSplit(inputs, labels);
+    }
+
+    /// <summary>'teacher: file', or a list of files or of { model: file, weight: w } whose soft targets are averaged.</summary>
+    private static List<TeacherSpec>? ReadTeachers(YamlMappingNode root, YamlSource source, string directory)
+    {
+        var node = YamlSource.Get(root, "teacher");
+        if (node is null or YamlScalarNode)
+        {
+            var path = source.ExistingFile(root, "teacher", "the recipe", directory, required: true);
+            return path is null ? null : [new TeacherSpec(path, 1)];
+        }
+
+        if (node is not YamlSequenceNode { Children.Count: > 0 } list)
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, "'teacher' must be an ONNX file, or a list of files or of { model: file, weight: w }.", node);
+            return null;
+        }
+
+        var teachers = new List<TeacherSpec>();
+        foreach (var item in list)
+        {
+            if (item is YamlScalarNode { Value: { Length: > 0 } value })
+            {
+                var path = source.ExistingFile(value, item, "teacher", directory);
+                if (path is not null)
+                {
+                    teachers.Add(new TeacherSpec(path, 1));
+                }
+            }
+            else if (item is YamlMappingNode mapping)
+            {
+                source.CheckKeys(mapping, "a teacher", "model", "weight");
+                var path = source.ExistingFile(mapping, "model", "a teacher", directory, required: true);
+                var weight = source.Number(mapping, "weight", "a teacher") ?? 1;
+                if (weight <= 0)
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidValue, $"A teacher's weight must be above 0, not {weight.ToString(System.Globalization.CultureInfo.InvariantCulture)}.", YamlSource.Get(mapping, "weight"));
+                }
+                else if (path is not null)
+                {
+                    teachers.Add(new TeacherSpec(path, weight));
+                }
+            }
+            else
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, "A teacher in the list is a file or { model: file, weight: w }.", item);
+            }
+        }
+
+        return teachers.Count == list.Children.Count ? teachers : null;
     }
 
     private static StudentSpec? ReadStudent(YamlMappingNode? node, YamlSource source, string directory)

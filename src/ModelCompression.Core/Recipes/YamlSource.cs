@@ -109,10 +109,19 @@ internal sealed class YamlSource(string file)
             return null;
         }
 
+        return ExistingFile(value, Get(parent, key)!, $"{key} in {what}", baseDirectory);
+    }
+
+    /// <summary>
+    /// <paramref name="value"/> (written at <paramref name="node"/>) relative to <paramref name="baseDirectory"/>, made
+    /// absolute; reports MC1005 when the file is missing.
+    /// </summary>
+    public string? ExistingFile(string value, YamlNode node, string what, string baseDirectory)
+    {
         var full = Path.GetFullPath(Path.Combine(baseDirectory, value));
         if (!System.IO.File.Exists(full))
         {
-            Error(DiagnosticCodes.RecipeFileNotFound, $"File '{value}' ({key} in {what}) does not exist (looked for {full}).", Get(parent, key));
+            Error(DiagnosticCodes.RecipeFileNotFound, $"File '{value}' ({what}) does not exist (looked for {full}).", node);
             return null;
         }
 

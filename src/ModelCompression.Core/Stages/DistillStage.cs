@@ -61,7 +61,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
                 context.Recipe.Path);
         }
 
-        var teacherLogits = _loss.Alpha > 0 ? context.TeacherTrainLogits : null;
+        var teacherLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature) : null;
         TorchNativeLoader.EnsureLoaded();
         var initial = OnnxModelFile.Load(inputModel);
         var copiedFromTeacher = 0;

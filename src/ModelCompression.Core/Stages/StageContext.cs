@@ -7,9 +7,9 @@ namespace ModelCompression.Stages;
 /// <summary>What every stage of one run can use: the recipe, the data, the teacher and the reporter.</summary>
 public sealed class StageContext
 {
-    private readonly Lazy<float[]> _teacherTrainLogits;
+    private readonly Lazy<IReadOnlyList<(float[] Logits, double Weight)>> _teacherTrainLogits;
 
-    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<float[]> teacherTrainLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<IReadOnlyList<(float[] Logits, double Weight)>> teacherTrainLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
         Recipe = recipe;
         Train = train;
@@ -19,7 +19,7 @@ public sealed class StageContext
         Classes = classes;
         Reporter = reporter;
         CancellationToken = cancellationToken;
-        _teacherTrainLogits = new Lazy<float[]>(teacherTrainLogits);
+        _teacherTrainLogits = new(teacherTrainLogits);
     }
 
     /// <summary>The recipe being run.</summary>
@@ -34,7 +34,7 @@ public sealed class StageContext
     /// <summary>Hash of the data files and how they are read.</summary>
     public string DataHash { get; }
 
-    /// <summary>Hash of the teacher model.</summary>
+    /// <summary>Hash of the teacher model (of all teachers and their weights when there are several).</summary>
     public string TeacherHash { get; }
 
     /// <summary>Number of classes (the teacher's output width).</summary>
@@ -55,8 +55,16 @@ public sealed class StageContext
     /// </summary>
     public required Func<IStage, string, CachedStageRun> RunStage { get; init; }
 
-    /// <summary>The teacher's logits on the training data, computed once per teacher and data and cached.</summary>
-    public float[] TeacherTrainLogits => _teacherTrainLogits.Value;
+    /// <summary>
+    /// Logits whose softmax at <paramref name="temperature"/> is the teachers' soft targets on the training data
+    /// (each teacher's logits computed once per teacher and data and cached): one teacher's own logits, or for
+    /// several T * log(sum_i w_i softmax(t_i / T)) with the weights normalized to sum to 1.
+    /// </summary>
+    public float[] TeacherSoftTargetLogits(double temperature)
+    {
+        var teachers = _teacherTrainLogits.Value;
+        return teachers.Count == 1 ? teachers[0].Logits : Ensemble.SoftTargetLogits(teachers, Classes, temperature);
+    }
 }
 
 /// <summary>A stage's output as the cache holds it.</summary>

@@ -366,6 +366,25 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
     }
 
     [Fact]
+    public void Two_teachers_soft_targets_are_averaged_and_each_is_run_once()
+    {
+        var second = Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "cnn_opset17.onnx");
+        var path = fixture.WriteRecipe(
+            "two-teachers.compress.yaml",
+            stages: ["distill: { epochs: 1, alpha: 1, temperature: 2, batch_size: 32, learning_rate: 3e-3 }"],
+            gates: ["accuracy >= 0.3"]);
+        File.WriteAllText(path, File.ReadAllText(path).Replace($"teacher: {Repo.Teacher}", $"teacher: [ {{ model: {Repo.Teacher}, weight: 3 }}, {second} ]", StringComparison.Ordinal));
+        var reporter = new RecordingReporter();
+
+        var result = CompressionPipeline.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-two-teachers"), reporter));
+
+        Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
+        // The sample teacher's logits are cached from the first run; only the second teacher runs.
+        Assert.Single(reporter.Infos, i => i.StartsWith("Running the teacher on 1000 training samples", StringComparison.Ordinal));
+        Assert.Equal(Repo.Teacher, result.Recipe.Teacher);
+    }
+
+    [Fact]
     public void A_token_architecture_on_image_data_is_MC1003_at_the_student_line()
     {
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("tokens.compress.yaml", student: "architecture: transformer"));

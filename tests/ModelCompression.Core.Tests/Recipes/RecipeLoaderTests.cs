@@ -243,4 +243,21 @@ public sealed class RecipeLoaderTests : IDisposable
         var file = RecipeLoader.Load(_dir.Write("file.compress.yaml", Data + "student: { model: teacher.onnx }\nstages: [quantize]\n"));
         Assert.Equal("quantize", Assert.Single(file.Stages).Kind);
     }
+
+    [Fact]
+    public void Several_teachers_are_a_list_of_files_or_of_models_with_weights()
+    {
+        File.WriteAllBytes(_dir.File("second.onnx"), [0]);
+        const string Data = "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\n";
+        var recipe = RecipeLoader.Load(_dir.Write("two.compress.yaml", Data + "teacher:\n  - teacher.onnx\n  - { model: second.onnx, weight: 3 }\nstudent: { architecture: mlp }\nstages: [distill]\n"));
+        Assert.Equal([new TeacherSpec(_dir.File("teacher.onnx"), 1), new TeacherSpec(_dir.File("second.onnx"), 3)], recipe.Teachers);
+        Assert.Equal(_dir.File("teacher.onnx"), recipe.Teacher);
+        Assert.Contains(_dir.File("second.onnx"), recipe.InputFiles());
+
+        var bad = _dir.Write("bad-teachers.compress.yaml", Data + "teacher:\n  - missing.onnx\n  - { model: second.onnx, weight: 0 }\n  - { model: second.onnx, wieght: 2 }\nstudent: { architecture: mlp }\nstages: [distill]\n");
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(bad));
+        Assert.Equal(
+            [(DiagnosticCodes.RecipeUnknownKey, 5), (DiagnosticCodes.RecipeInvalidValue, 4), (DiagnosticCodes.RecipeFileNotFound, 3)],
+            e.Diagnostics.Select(d => (d.Code, d.Line!.Value)).Order());
+    }
 }
