@@ -17,7 +17,7 @@ namespace ModelCompression.Evaluation;
 /// out (<see cref="ReportJsonOptions"/>).
 /// </summary>
 /// <param name="Name">"teacher" or the stage that produced the model.</param>
-/// <param name="Accuracy">Fraction of samples whose arg-max output equals the label.</param>
+/// <param name="Accuracy">Fraction of samples whose predicted class (see <see cref="Predictions"/>) equals the label.</param>
 /// <param name="SizeBytes">Model file size, external data included.</param>
 /// <param name="Parameters">Initializer elements (weights), all types, as stored.</param>
 /// <param name="Samples">How many samples were evaluated.</param>
@@ -91,7 +91,7 @@ public sealed record ModelEvaluation(
     [JsonPropertyOrder(9)]
     public double? Ece { get; init; }
 
-    /// <summary>Mean absolute error of a single-output (regression-shaped) model against the labels; null for classifiers.</summary>
+    /// <summary>Mean absolute error of a single-output (regression-shaped) model's output against the labels; null for classifiers.</summary>
     [JsonPropertyOrder(10)]
     public double? Mae { get; init; }
 
@@ -119,7 +119,10 @@ public sealed record ModelEvaluation(
     [JsonPropertyOrder(18)]
     public double? PeakMemoryMb { get; init; }
 
-    /// <summary>The arg-max class of every test sample, in test-set order: what McNemar's test pairs against a baseline.</summary>
+    /// <summary>
+    /// The predicted class of every test sample, in test-set order (arg-max; a single-output model's rounded
+    /// output): what McNemar's test pairs against a baseline.
+    /// </summary>
     [JsonPropertyOrder(19)]
     public int[]? Predictions { get; init; }
 
@@ -233,7 +236,10 @@ public sealed record ModelEvaluation(
                 nameof(teacherOutputs));
         }
 
-        var predictions = ClassificationMetrics.ArgMaxRows(outputs, classes);
+        // One output column is a regression-shaped model: its prediction is the output rounded to a whole label,
+        // and the metrics of class probabilities (confusion, per class, F1, ECE, KL) do not apply.
+        var regression = classes == 1;
+        var predictions = Predict(outputs, classes);
         var correct = new bool[test.Count];
         for (var i = 0; i < test.Count; i++)
         {
@@ -242,14 +248,9 @@ public sealed record ModelEvaluation(
 
         var interval = Statistics.BootstrapAccuracyInterval(correct);
         var topK = ClassificationMetrics.TopK(classes);
-        var confusion = ClassificationMetrics.ConfusionMatrix(predictions, labels, classes);
-        double? mae = null, rmse = null;
-        if (classes == 1)
-        {
-            double[] values = [.. outputs.Select(v => (double)v)];
-            double[] targets = [.. labels.Select(v => (double)v)];
-            (mae, rmse) = (RegressionMetrics.MeanAbsoluteError(values, targets), RegressionMetrics.RootMeanSquaredError(values, targets));
-        }
+        var confusion = regression ? null : ClassificationMetrics.ConfusionMatrix(predictions, labels, classes);
+        double[] targets = regression ? [.. labels.Select(v => (double)v)] : [];
+        double[] values = regression ? [.. outputs.Select(v => (double)v)] : [];
 
         var model = OnnxModelFile.Load(modelPath);
         var (parameters, nonZero) = ParameterCount.Count(model);
@@ -263,14 +264,14 @@ public sealed record ModelEvaluation(
             AccuracyCi95 = [interval.Lower, interval.Upper],
             TopK = topK,
             TopKAccuracy = topK is { } k ? ClassificationMetrics.TopKAccuracy(outputs, classes, labels, k) : null,
-            MacroF1 = ClassificationMetrics.MacroF1(confusion),
-            PerClass = ClassificationMetrics.PerClass(confusion),
+            MacroF1 = confusion is null ? null : ClassificationMetrics.MacroF1(confusion),
+            PerClass = confusion is null ? null : ClassificationMetrics.PerClass(confusion),
             ConfusionMatrix = confusion,
-            AgreementWithTeacher = teacherOutputs is null ? null : ClassificationMetrics.Agreement(predictions, ClassificationMetrics.ArgMaxRows(teacherOutputs, classes)),
-            KlToTeacher = teacherOutputs is null ? null : ClassificationMetrics.MeanKlDivergence(teacherOutputs, outputs, classes),
-            Ece = ClassificationMetrics.ExpectedCalibrationError(outputs, classes, labels),
-            Mae = mae,
-            Rmse = rmse,
+            AgreementWithTeacher = teacherOutputs is null ? null : ClassificationMetrics.Agreement(predictions, Predict(teacherOutputs, classes)),
+            KlToTeacher = teacherOutputs is null || regression ? null : ClassificationMetrics.MeanKlDivergence(teacherOutputs, outputs, classes),
+            Ece = regression ? null : ClassificationMetrics.ExpectedCalibrationError(outputs, classes, labels),
+            Mae = regression ? RegressionMetrics.MeanAbsoluteError(values, targets) : null,
+            Rmse = regression ? RegressionMetrics.RootMeanSquaredError(values, targets) : null,
             NonzeroParameters = nonZero,
             Flops = flops,
             Latency = latency,
@@ -278,6 +279,12 @@ public sealed record ModelEvaluation(
             Predictions = predictions,
         };
     }
+
+    /// <summary>The arg-max class of each row, or for a single output column the output rounded to a whole number.</summary>
+    private static int[] Predict(float[] outputs, int classes) =>
+        classes == 1
+            ? [.. outputs.Select(v => (int)Math.Clamp(Math.Round((double)v), int.MinValue, int.MaxValue))]
+            : ClassificationMetrics.ArgMaxRows(outputs, classes);
 
     /// <summary>The model file's size plus its external data files' sizes.</summary>
     private static long SizeOnDisk(string modelPath, Onnx.Proto.ModelProto model)

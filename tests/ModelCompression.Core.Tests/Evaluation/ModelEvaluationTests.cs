@@ -225,6 +225,41 @@ public sealed class ModelEvaluationTests(MeasuredModelsFixture fixture) : IClass
     }
 
     [Fact]
+    public void A_single_output_model_gets_MAE_and_RMSE_instead_of_class_metrics()
+    {
+        // y = 9 * mean pixel, as [batch, 1]: a regression-shaped model scored against the labels 0-9.
+        const float Weight = 9f / 784;
+        var path = fixture.Dir.File("regression.onnx");
+        OnnxModelFile.Save(
+            new GraphBuilder()
+                .Opset(17)
+                .Input("input", Onnx.Proto.TensorProto.Types.DataType.Float, "batch", 28, 28)
+                .Initializer("w", Enumerable.Repeat(Weight, 784).ToArray(), [784, 1])
+                .Node("Flatten", ["input"], ["flat"])
+                .Node("MatMul", ["flat", "w"], ["y"])
+                .Output("y", Onnx.Proto.TensorProto.Types.DataType.Float, "batch", 1)
+                .Build(),
+            path);
+
+        var evaluation = ModelEvaluation.Measure("regression", path, fixture.Test, MeasuredModelsFixture.Options with { MeasureLatency = false });
+
+        var test = fixture.Test;
+        var predicted = Enumerable.Range(0, test.Count).Select(i => test.Inputs.AsSpan(i * 784, 784).ToArray().Sum(v => (double)v * Weight)).ToArray();
+        var errors = predicted.Zip(test.Labels!, (p, l) => p - l).ToArray();
+        Assert.Equal(errors.Average(Math.Abs), evaluation.Mae!.Value, 1e-4);
+        Assert.Equal(Math.Sqrt(errors.Average(e => e * e)), evaluation.Rmse!.Value, 1e-4);
+        Assert.Equal(predicted.Select(p => (int)Math.Round(p)), evaluation.Predictions!);
+        Assert.Equal(predicted.Zip(test.Labels!).Count(p => (int)Math.Round(p.First) == p.Second) / 200.0, evaluation.Accuracy, 1e-12);
+        Assert.Null(evaluation.ConfusionMatrix);
+        Assert.Null(evaluation.MacroF1);
+        Assert.Null(evaluation.Ece);
+        Assert.Null(evaluation.TopK);
+        Assert.Equal(2 * 784, evaluation.Flops);
+        Assert.Contains("mae", evaluation.Metrics.Keys);
+        Assert.DoesNotContain("macro_f1", evaluation.Metrics.Keys);
+    }
+
+    [Fact]
     public void Unlabelled_data_is_refused()
     {
         var unlabelled = new Dataset(fixture.Test.Inputs, fixture.Test.SampleShape, null, "unlabelled");
