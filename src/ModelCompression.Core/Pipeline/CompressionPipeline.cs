@@ -111,7 +111,7 @@ public static class CompressionPipeline
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
-        var teacher = Evaluate(cache, "teacher", recipe.Teacher, teacherHashes[0], test, dataHash, evaluateOptions.BatchSize);
+        var (teacher, teacherTestOutputs) = EvaluateTeacher(cache, recipe.Teacher, teacherHashes[0], test, dataHash, evaluateOptions);
         reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
         var stages = new List<StageReport>();
         foreach (var spec in recipe.Stages)
@@ -127,14 +127,14 @@ public static class CompressionPipeline
             var run = RunCached(cache, context, stage, inputPath, modelHash);
             modelPath = run.ModelPath;
             modelHash = ModelHash.ComputeFile(modelPath);
-            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions.BatchSize);
+            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherHashes[0], teacherTestOutputs);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
             ModelEvaluation? baseline = null;
             if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
             {
                 // The seeds' comparison: the same student, budget and seed on the labels alone.
                 var twin = RunCached(cache, context, new DistillStage(new FinetuneOptions(distill) { TensorBoardDirectory = null }), inputPath, ModelHash.ComputeFile(inputPath), "baseline");
-                baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions.BatchSize);
+                baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions, teacherHashes[0], teacherTestOutputs);
                 var gain = evaluation.Accuracy - baseline.Accuracy;
                 reporter.Info(string.Create(
                     CultureInfo.InvariantCulture,
@@ -220,11 +220,37 @@ public static class CompressionPipeline
         return (modelPath, ModelHash.ComputeFile(modelPath));
     }
 
-    private static ModelEvaluation Evaluate(ArtifactCache cache, string name, string modelPath, string modelHash, Dataset test, string dataHash, int batchSize)
+    /// <summary>
+    /// The teacher's evaluation and its test-set outputs, which every student's agreement and KL are measured
+    /// against. The outputs are cached beside the evaluation (outputs.bin, float32 row-major), so a cached run
+    /// does not run the teacher again.
+    /// </summary>
+    private static (ModelEvaluation Evaluation, float[] Outputs) EvaluateTeacher(
+        ArtifactCache cache, string teacherPath, string teacherHash, Dataset test, string dataHash, EvaluateOptions options)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("name", name).Add("model", modelHash).Add("data", dataHash)
-            .Add("batch", batchSize.ToString(CultureInfo.InvariantCulture)).Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test, batchSize));
+        const string OutputsFile = "outputs.bin";
+        var key = EvaluationKey("teacher", teacherHash, dataHash, options).Finish();
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, folder =>
+        {
+            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test, options, null, out var outputs);
+            using var file = File.Create(Path.Combine(folder, OutputsFile));
+            file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(outputs.AsSpan()));
+            return evaluation;
+        });
+        var bytes = File.ReadAllBytes(Path.Combine(entry, OutputsFile));
+        return (ArtifactCache.ReadResult<ModelEvaluation>(entry), System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray());
+    }
+
+    /// <summary>
+    /// A stage output's evaluation, cached by model, data, evaluation options and teacher (agreement and KL
+    /// depend on it). The cached result.json keeps the predictions for McNemar's test against a baseline.
+    /// </summary>
+    private static ModelEvaluation Evaluate(
+        ArtifactCache cache, string name, string modelPath, string modelHash, Dataset test, string dataHash, EvaluateOptions options,
+        string teacherHash, float[] teacherTestOutputs)
+    {
+        var key = EvaluationKey(name, modelHash, dataHash, options).Add("teacher", teacherHash).Finish();
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test, options, teacherTestOutputs));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 
@@ -238,6 +264,11 @@ public static class CompressionPipeline
 
         return key.Finish();
     }
+
+    /// <summary>Every evaluation option changes the numbers (latency settings the latency), so all are in the key.</summary>
+    private static ContentHash EvaluationKey(string name, string modelHash, string dataHash, EvaluateOptions options) =>
+        new ContentHash().Add("engine", EngineVersion).Add("name", name).Add("model", modelHash).Add("data", dataHash)
+            .Add("options", System.Text.Json.JsonSerializer.Serialize(options));
 
     private static float[] TeacherLogits(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string dataHash, int batchSize, IPipelineReporter reporter)
     {

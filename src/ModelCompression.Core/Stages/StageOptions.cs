@@ -163,11 +163,3 @@ public sealed record QuantizeOptions
     [Option("per_channel", "One scale per output column instead of one per weight tensor.")]
     public bool PerChannel { get; init; }
 }
-
-/// <summary>Options of the evaluate stage.</summary>
-public sealed record EvaluateOptions
-{
-    /// <summary>Samples per ONNX Runtime call.</summary>
-    [Option("batch_size", "Samples per ONNX Runtime call.", Min = 1, Max = 1 << 20)]
-    public int BatchSize { get; init; } = 256;
-}
