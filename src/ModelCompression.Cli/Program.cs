@@ -28,6 +28,7 @@ namespace ModelCompression.Cli
             root.Add(RunCommand());
             root.Add(DoctorCommand());
             root.Add(OptionsCommand());
+            root.Add(BaselineCommand());
             var parse = root.Parse(args);
             if (parse.Errors.Count > 0)
             {
@@ -58,6 +59,27 @@ namespace ModelCompression.Cli
                 parse.GetValue(dependencies)?.FullName,
                 parse.GetValue(gatesAsWarnings))));
             return command;
+        }
+
+        private static Command BaselineCommand()
+        {
+            var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
+            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+            var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
+            var accept = new Command("accept", "Run the recipe (from the cache when nothing changed) and write its final model's evaluation as the baseline that 'baseline.' gates compare with; commit the file.") { recipe, cache, output };
+            accept.SetAction(parse => Guard(() =>
+            {
+                var loaded = RecipeLoader.Load(parse.GetValue(recipe)!.FullName);
+                var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
+                var result = CompressionPipeline.Run(
+                    loaded,
+                    new PipelineOptions(parse.GetValue(cache)?.FullName ?? Path.Combine(loaded.Directory, ".compress"), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
+                var final = result.Stages[^1].Evaluation;
+                new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, result.DataHash, final).Save(loaded.Baseline);
+                Console.WriteLine($"Accepted {final.Name} (accuracy {final.Accuracy.ToString("P2", System.Globalization.CultureInfo.InvariantCulture)} on {final.Samples} samples) as the baseline: {loaded.Baseline}");
+                return ExitCodes.Ok;
+            }));
+            return new Command("baseline", "Manage the committed baseline that 'baseline.' gates compare with.") { accept };
         }
 
         private static Command DoctorCommand()

@@ -9,28 +9,116 @@ namespace ModelCompression.Gates;
 /// <param name="Text">The gate as written.</param>
 /// <param name="Line">Its line in the recipe.</param>
 /// <param name="Column">Its column in the recipe.</param>
-/// <param name="Passed">Whether it held.</param>
-/// <param name="Value">The final model's metric.</param>
-/// <param name="Threshold">What it was compared with.</param>
+/// <param name="Passed">Whether it held (a skipped gate holds).</param>
+/// <param name="Value">The final model's metric (NaN when it was not measured).</param>
+/// <param name="Threshold">What it was compared with (NaN when there was nothing to compare with).</param>
 /// <param name="Message">One line for people, with both numbers.</param>
-public sealed record GateResult(string Text, int Line, int Column, bool Passed, double Value, double Threshold, string Message);
+/// <param name="Significant">Whether the gate fails only on a difference significant at 95%.</param>
+/// <param name="PValue">McNemar's p-value against the baseline's predictions, when that test decided.</param>
+/// <param name="Skipped">True when the gate compares with a baseline that does not exist yet.</param>
+public sealed record GateResult(
+    string Text,
+    int Line,
+    int Column,
+    bool Passed,
+    double Value,
+    double Threshold,
+    string Message,
+    bool Significant = false,
+    double? PValue = null,
+    bool Skipped = false);
 
-/// <summary>Checks every gate of a recipe against the final model's evaluation; all are evaluated.</summary>
+/// <summary>
+/// Checks every gate of a recipe against the final model's evaluation; all are evaluated and every failure is
+/// kept. A 'significant' accuracy gate that misses its threshold fails only when the model is worse with 95%
+/// confidence: by McNemar's exact test on paired predictions when it compares with a baseline measured on the
+/// same data, otherwise when the threshold lies above the model's bootstrap 95% interval.
+/// </summary>
 public static class GateEvaluator
 {
     /// <summary>Every gate's outcome, in recipe order.</summary>
-    public static IReadOnlyList<GateResult> Evaluate(Recipe recipe, ModelEvaluation final, ModelEvaluation teacher)
+    /// <param name="recipe">The recipe whose gates are checked.</param>
+    /// <param name="final">The final model's evaluation.</param>
+    /// <param name="teacher">The teacher's evaluation.</param>
+    /// <param name="baseline">The committed baseline, or null when there is none yet.</param>
+    /// <param name="labels">The held-out labels the evaluations were measured on (for the paired test).</param>
+    /// <param name="dataHash">Hash of the held-out data, compared with the baseline's.</param>
+    public static IReadOnlyList<GateResult> Evaluate(
+        Recipe recipe, ModelEvaluation final, ModelEvaluation teacher, BaselineFile? baseline = null, IReadOnlyList<long>? labels = null, string? dataHash = null)
     {
         var results = new List<GateResult>();
+        var invariant = CultureInfo.InvariantCulture;
         foreach (var gate in recipe.Gates)
         {
             var expression = gate.Expression;
-            var value = final.Metrics[expression.Metric];
-            var threshold = expression.Threshold(expression.Reference == "teacher" ? teacher.Metrics : null);
+            GateResult Result(bool passed, double value, double threshold, string message, double? p = null, bool skipped = false) =>
+                new(gate.Text, gate.Line, gate.Column, passed, value, threshold, message, gate.Significant, p, skipped);
+
+            if (!final.Metrics.TryGetValue(expression.Metric, out var value))
+            {
+                results.Add(Result(false, double.NaN, double.NaN, $"Gate '{gate.Text}' failed: {expression.Metric} was not measured for the final model (latency and memory need measure_latency: true; mae/rmse need a regression output)."));
+                continue;
+            }
+
+            var reference = expression.Reference switch
+            {
+                "teacher" => teacher,
+                "baseline" => baseline?.Evaluation,
+                _ => null,
+            };
+            if (expression.Reference == "baseline" && baseline is null)
+            {
+                results.Add(Result(true, value, double.NaN, $"Gate '{gate.Text}' skipped: there is no baseline yet ({recipe.Baseline}); 'dotnet compress baseline accept' writes one.", skipped: true));
+                continue;
+            }
+
+            if (reference is not null && !reference.Metrics.ContainsKey(expression.ReferenceMetric!))
+            {
+                results.Add(Result(false, value, double.NaN, $"Gate '{gate.Text}' failed: the {expression.Reference} has no {expression.ReferenceMetric} to compare with."));
+                continue;
+            }
+
+            var threshold = expression.Threshold(reference?.Metrics);
             var passed = expression.Passes(value, threshold);
-            var invariant = CultureInfo.InvariantCulture;
             var message = $"Gate '{gate.Text}' {(passed ? "passed" : "failed")}: {expression.Metric} is {value.ToString("0.####", invariant)}, needs {expression.Operator} {threshold.ToString("0.####", invariant)}.";
-            results.Add(new GateResult(gate.Text, gate.Line, gate.Column, passed, value, threshold, message));
+            if (passed || !gate.Significant)
+            {
+                results.Add(Result(passed, value, threshold, message));
+                continue;
+            }
+
+            // Below the threshold, but is it worse beyond chance?
+            if (expression.Reference == "baseline"
+                && baseline!.DataHash == dataHash
+                && baseline.Evaluation.Predictions is { } before
+                && final.Predictions is { } after
+                && labels is not null
+                && before.Length == labels.Count
+                && after.Length == labels.Count)
+            {
+                var test = Statistics.McNemar(before, after, [.. labels]);
+                var worse = test.CandidateSignificantlyWorse();
+                results.Add(Result(
+                    !worse,
+                    value,
+                    threshold,
+                    $"{message[..^1]}, and {(worse ? "is" : "is not")} significantly worse than the baseline (McNemar exact test on {test.BaselineOnlyCorrect + test.CandidateOnlyCorrect} discordant samples: {test.BaselineOnlyCorrect} right only before, {test.CandidateOnlyCorrect} only now, p = {test.PValue.ToString("0.####", invariant)}){(worse ? "." : ": passes as not significant.")}",
+                    test.PValue));
+                continue;
+            }
+
+            if (final.AccuracyCi95 is [var low, var high])
+            {
+                var within = high >= threshold;
+                results.Add(Result(
+                    within,
+                    value,
+                    threshold,
+                    $"{message[..^1]}; its 95% interval is [{low.ToString("0.####", invariant)}, {high.ToString("0.####", invariant)}]{(within ? ", which reaches the threshold: passes as not significant." : ", entirely below the threshold.")}"));
+                continue;
+            }
+
+            results.Add(Result(false, value, threshold, message));
         }
 
         return results;

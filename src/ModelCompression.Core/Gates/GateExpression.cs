@@ -4,23 +4,46 @@ using System.Text.RegularExpressions;
 namespace ModelCompression.Gates;
 
 /// <summary>
-/// A gate such as <c>accuracy &gt;= 0.85</c>, <c>size_mb &lt;= 1</c> or
-/// <c>accuracy &gt;= teacher.accuracy - 0.03</c>: a metric of the final model compared with a constant, or
-/// with a metric of the teacher plus a constant.
+/// A gate such as <c>accuracy &gt;= 0.85</c>, <c>size_mb &lt;= 1</c>, <c>accuracy &gt;= teacher.accuracy - 0.03</c>
+/// (an absolute drop), <c>accuracy &gt;= teacher.accuracy - 2%</c> (a relative drop) or
+/// <c>accuracy &gt;= baseline.accuracy - 0.005</c> (a regression against the committed baseline file): a metric of
+/// the final model compared with a constant, or with a metric of the teacher or the baseline plus a constant or a
+/// percentage of it.
 /// </summary>
 /// <param name="Metric">The metric of the final model.</param>
 /// <param name="Operator">One of &gt;=, &lt;=, &gt;, &lt;.</param>
-/// <param name="Reference">"teacher", or null when the right side is a constant.</param>
+/// <param name="Reference">"teacher" or "baseline", or null when the right side is a constant.</param>
 /// <param name="ReferenceMetric">The reference's metric, or null.</param>
 /// <param name="Offset">The constant, added to the reference's metric when there is one.</param>
-public sealed partial record GateExpression(string Metric, string Operator, string? Reference, string? ReferenceMetric, double Offset)
+/// <param name="RelativeOffset">True when <paramref name="Offset"/> is a fraction of the reference's metric (written as a percentage).</param>
+public sealed partial record GateExpression(string Metric, string Operator, string? Reference, string? ReferenceMetric, double Offset, bool RelativeOffset = false)
 {
+    /// <summary>The models a gate can compare with.</summary>
+    public static IReadOnlyList<string> References { get; } = ["teacher", "baseline"];
+
     /// <summary>Metrics a gate can name, with what they mean.</summary>
     public static IReadOnlyDictionary<string, string> Metrics { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
         ["accuracy"] = "fraction of held-out samples classified correctly (0 to 1)",
+        ["top_k_accuracy"] = "fraction whose label is among the k highest outputs (k = min(5, classes - 1))",
+        ["macro_f1"] = "F1 score averaged over classes, each class counting alike",
+        ["agreement_with_teacher"] = "fraction of samples where the model's arg-max equals the teacher's",
+        ["kl_to_teacher"] = "mean KL divergence of the model's softmax from the teacher's, in nats",
+        ["ece"] = "expected calibration error, 15 confidence bins",
+        ["mae"] = "mean absolute error (single-output regression models)",
+        ["rmse"] = "root mean squared error (single-output regression models)",
         ["size_mb"] = "model file size in MB (10^6 bytes), external data included",
+        ["size_bytes"] = "model file size in bytes, external data included",
         ["parameters"] = "number of weights (initializer elements)",
+        ["nonzero_parameters"] = "weights that are not zero",
+        ["flops"] = "estimated floating-point operations per sample",
+        ["latency_p50_ms"] = "median latency of one sample (batch 1), ms",
+        ["latency_p95_ms"] = "95th-percentile latency at batch 1, ms",
+        ["latency_p99_ms"] = "99th-percentile latency at batch 1, ms",
+        ["latency_batch_p50_ms"] = "median latency of one batch of latency_batch_size samples, ms",
+        ["latency_batch_p95_ms"] = "95th-percentile latency of one batch, ms",
+        ["latency_batch_p99_ms"] = "99th-percentile latency of one batch, ms",
+        ["peak_memory_mb"] = "resident memory growth while the model is loaded and run, MB (approximate)",
     };
 
     /// <summary>Parses a gate; on failure <paramref name="error"/> says why.</summary>
@@ -48,9 +71,9 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
         {
             reference = match.Groups["ref"].Value;
             referenceMetric = match.Groups["refmetric"].Value;
-            if (reference != "teacher")
+            if (!References.Contains(reference))
             {
-                error = $"'{reference}.{referenceMetric}': gates compare with 'teacher' only in this version";
+                error = $"'{reference}.{referenceMetric}': gates compare with {string.Join(" or ", References.Select(r => $"'{r}'"))}";
                 return false;
             }
 
@@ -74,16 +97,27 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
             offset = double.Parse(match.Groups["value"].Value, CultureInfo.InvariantCulture);
         }
 
-        gate = new GateExpression(metric, match.Groups["op"].Value, reference, referenceMetric, offset);
+        gate = new GateExpression(metric, match.Groups["op"].Value, reference, referenceMetric, IsPercentage(match) ? offset / 100 : offset, IsPercentage(match));
         error = string.Empty;
         return true;
     }
 
     /// <summary>The right side's value given the reference's metrics.</summary>
-    public double Threshold(IReadOnlyDictionary<string, double>? referenceMetrics) =>
-        Reference is null
-            ? Offset
-            : (referenceMetrics ?? throw new InvalidOperationException($"No {Reference} metrics to compare with."))[ReferenceMetric!] + Offset;
+    public double Threshold(IReadOnlyDictionary<string, double>? referenceMetrics)
+    {
+        if (Reference is null)
+        {
+            return Offset;
+        }
+
+        var reference = (referenceMetrics ?? throw new InvalidOperationException($"No {Reference} metrics to compare with."))[ReferenceMetric!];
+        return RelativeOffset ? reference * (1 + Offset) : reference + Offset;
+    }
+
+    /// <summary>Whether a smaller value of the metric is the better one (size, latency, errors).</summary>
+    public bool LowerIsBetter => Operator is "<=" or "<";
+
+    private static bool IsPercentage(Match match) => match.Groups["percent"].Success;
 
     /// <summary>Whether <paramref name="value"/> passes against <paramref name="threshold"/>.</summary>
     public bool Passes(double value, double threshold) => Operator switch
@@ -95,6 +129,6 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
         _ => throw new InvalidOperationException($"Unknown operator {Operator}."),
     };
 
-    [GeneratedRegex(@"^\s*(?<metric>[a-z_]+)\s*(?<op>>=|<=|>|<)\s*(?:(?<ref>[a-z]+)\.(?<refmetric>[a-z_]+)\s*(?:(?<sign>[+-])\s*(?<offset>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?))?|(?<value>[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?))\s*$")]
+    [GeneratedRegex(@"^\s*(?<metric>[a-z_][a-z0-9_]*)\s*(?<op>>=|<=|>|<)\s*(?:(?<ref>[a-z]+)\.(?<refmetric>[a-z_][a-z0-9_]*)\s*(?:(?<sign>[+-])\s*(?<offset>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?<percent>\s*%)?)?|(?<value>[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?))\s*$")]
     private static partial Regex Grammar();
 }

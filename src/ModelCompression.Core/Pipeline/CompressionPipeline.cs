@@ -40,13 +40,15 @@ public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluatio
 /// <param name="Gates">Each gate's outcome, in recipe order.</param>
 /// <param name="OutputModel">Where the final model was written; null when a gate failed and nothing was replaced.</param>
 /// <param name="Reports">Report files written.</param>
+/// <param name="DataHash">Hash of the data the evaluations were measured on (a baseline records it).</param>
 public sealed record PipelineResult(
     Recipe Recipe,
     ModelEvaluation Teacher,
     IReadOnlyList<StageReport> Stages,
     IReadOnlyList<GateResult> Gates,
     string? OutputModel,
-    IReadOnlyList<string> Reports)
+    IReadOnlyList<string> Reports,
+    string DataHash = "")
 {
     /// <summary>True when every gate passed.</summary>
     public bool GatesPassed => Gates.All(g => g.Passed);
@@ -145,7 +147,16 @@ public static class CompressionPipeline
         }
 
         var final = stages[^1].Evaluation;
-        var gates = GateEvaluator.Evaluate(recipe, final, teacher);
+        var baselineFile = BaselineFile.Load(recipe.Baseline);
+        if (baselineFile is null && recipe.Gates.Any(g => g.Expression.Reference == "baseline"))
+        {
+            reporter.Report(Diagnostic.Warning(
+                DiagnosticCodes.BaselineMissing,
+                $"No baseline file yet ({recipe.Baseline}): the 'baseline.' gates are skipped on this run. Accept this run's model as the baseline with 'dotnet compress baseline accept {recipe.Path}' and commit the file.",
+                recipe.Path));
+        }
+
+        var gates = GateEvaluator.Evaluate(recipe, final, teacher, baselineFile, test.Labels, dataHash);
         string? outputModel = null;
         if (gates.All(g => g.Passed))
         {
@@ -153,7 +164,7 @@ public static class CompressionPipeline
             AtomicFile.Copy(modelPath, outputModel);
         }
 
-        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, []);
+        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash);
         var reports = ReportWriter.Write(result0, options.OutputDirectory);
         return result0 with { Reports = reports };
     }

@@ -30,6 +30,12 @@ public sealed record Recipe
     /// <summary>Output names.</summary>
     public required OutputSpec Outputs { get; init; }
 
+    /// <summary>
+    /// Absolute path of the baseline file that 'baseline.' gates compare with (written by 'dotnet compress baseline
+    /// accept'); it need not exist yet.
+    /// </summary>
+    public required string Baseline { get; init; }
+
     /// <summary>Every file the recipe reads (itself included): a build must re-run when one changes.</summary>
     public IEnumerable<string> InputFiles()
     {
@@ -91,7 +97,8 @@ public sealed record StageSpec(string Kind, object Options, int Line);
 /// <param name="Text">The text as written.</param>
 /// <param name="Line">Its line in the recipe.</param>
 /// <param name="Column">Its column in the recipe.</param>
-public sealed record GateSpec(Gates.GateExpression Expression, string Text, int Line, int Column);
+/// <param name="Significant">Fail only when the model is worse with 95% confidence (accuracy gates).</param>
+public sealed record GateSpec(Gates.GateExpression Expression, string Text, int Line, int Column, bool Significant = false);
 
 /// <summary>Where results are written, relative to the output folder.</summary>
 /// <param name="Model">File name of the final student model.</param>

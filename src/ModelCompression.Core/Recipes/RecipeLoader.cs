@@ -69,7 +69,7 @@ public static class RecipeLoader
 
     private static Recipe? Read(YamlMappingNode root, YamlSource source, string directory)
     {
-        source.CheckKeys(root, "the recipe", "task", "data", "teacher", "student", "stages", "gates", "outputs");
+        source.CheckKeys(root, "the recipe", "task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs");
         var task = source.String(root, "task", "the recipe", required: false) ?? "classification";
         if (task != "classification")
         {
@@ -96,6 +96,10 @@ public static class RecipeLoader
             Stages = stages,
             Gates = gates,
             Outputs = outputs,
+            Baseline = Path.GetFullPath(Path.Combine(
+                directory,
+                source.String(root, "baseline", "the recipe", required: false)
+                    ?? Path.GetFileNameWithoutExtension(source.File).Replace(".compress", string.Empty, StringComparison.Ordinal) + ".baseline.json")),
         };
     }
 
@@ -299,15 +303,41 @@ public static class RecipeLoader
 
         foreach (var item in sequence)
         {
-            if (item is not YamlScalarNode { Value: { } text })
+            // "- accuracy >= 0.85", or "- { gate: accuracy >= baseline.accuracy, significant: true }".
+            var significant = false;
+            var expressionNode = item;
+            if (item is YamlMappingNode mapping)
             {
-                source.Error(DiagnosticCodes.RecipeInvalidGate, "A gate is one expression, such as 'accuracy >= 0.85'.", item);
+                source.CheckKeys(mapping, "a gate", "gate", "significant");
+                expressionNode = YamlSource.Get(mapping, "gate") ?? item;
+                if (YamlSource.Get(mapping, "significant") is { } flag)
+                {
+                    if (flag is YamlScalarNode { Value: "true" or "false" } yes)
+                    {
+                        significant = yes.Value == "true";
+                    }
+                    else
+                    {
+                        source.Error(DiagnosticCodes.RecipeInvalidGate, "'significant' is true or false.", flag);
+                    }
+                }
+            }
+
+            if (expressionNode is not YamlScalarNode { Value: { } text })
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidGate, "A gate is one expression, such as 'accuracy >= 0.85', or { gate: expression, significant: true }.", item);
                 continue;
             }
 
             if (GateExpression.TryParse(text, out var gate, out var error))
             {
-                gates.Add(new GateSpec(gate!, text, YamlSource.Line(item) ?? 0, YamlSource.Column(item) ?? 0));
+                if (significant && (gate!.Metric != "accuracy" || gate.LowerIsBetter))
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidGate, $"'significant' applies to 'accuracy >= …' gates (a paired test or a bootstrap interval of accuracy), not to '{text}'.", item);
+                    continue;
+                }
+
+                gates.Add(new GateSpec(gate!, text, YamlSource.Line(expressionNode) ?? 0, YamlSource.Column(expressionNode) ?? 0, significant));
             }
             else
             {

@@ -60,6 +60,9 @@ public static class DiagnosticCodes
     /// <summary>A baseline file is missing (a warning on the first run).</summary>
     public const string BaselineMissing = "MC3002";
 
+    /// <summary>A baseline file cannot be read (not JSON, another schema version).</summary>
+    public const string BaselineInvalid = "MC3003";
+
     /// <summary>TorchSharp's native libraries cannot be loaded.</summary>
     public const string TorchNativeLoadFailed = "MC4001";
 

@@ -12,10 +12,12 @@ public sealed class GateExpressionTests
     [InlineData("accuracy >= teacher.accuracy - 0.03", "accuracy", ">=", "teacher", "accuracy", -0.03)]
     [InlineData("accuracy >= teacher.accuracy + 0.01", "accuracy", ">=", "teacher", "accuracy", 0.01)]
     [InlineData("size_mb <= teacher.size_mb", "size_mb", "<=", "teacher", "size_mb", 0.0)]
+    [InlineData("accuracy >= baseline.accuracy - 2 %", "accuracy", ">=", "baseline", "accuracy", -0.02)]
+    [InlineData("latency_p95_ms <= baseline.latency_p95_ms + 10%", "latency_p95_ms", "<=", "baseline", "latency_p95_ms", 0.1)]
     public void Parses(string text, string metric, string op, string? reference, string? referenceMetric, double offset)
     {
         Assert.True(GateExpression.TryParse(text, out var gate, out var error), error);
-        Assert.Equal(new GateExpression(metric, op, reference, referenceMetric, offset), gate);
+        Assert.Equal(new GateExpression(metric, op, reference, referenceMetric, offset, RelativeOffset: text.Contains('%', StringComparison.Ordinal)), gate);
         Assert.Empty(error);
     }
 
@@ -28,7 +30,7 @@ public sealed class GateExpressionTests
     [InlineData("accuracy >= teacher.accuracy * 2", "is not a gate")]
     [InlineData("recall >= 0.9", "unknown metric 'recall'")]
     [InlineData("accuracy >= teacher.recall - 0.1", "unknown metric 'recall'")]
-    [InlineData("accuracy >= baseline.accuracy - 0.1", "compare with 'teacher' only")]
+    [InlineData("accuracy >= student.accuracy - 0.1", "compare with 'teacher' or 'baseline'")]
     public void Rejects(string text, string why)
     {
         Assert.False(GateExpression.TryParse(text, out var gate, out var error));
