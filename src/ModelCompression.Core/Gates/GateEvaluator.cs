@@ -13,7 +13,9 @@ namespace ModelCompression.Gates;
 /// <param name="Value">The final model's metric.</param>
 /// <param name="Threshold">What it was compared with.</param>
 /// <param name="Message">One line for people, with both numbers.</param>
-public sealed record GateResult(string Text, int Line, int Column, bool Passed, double Value, double Threshold, string Message);
+/// <param name="Significant">True when the gate was written with <c>(significant)</c>: it fails only on a regression at 95% confidence.</param>
+/// <param name="PValue">The significance test's p-value, when one was run.</param>
+public sealed record GateResult(string Text, int Line, int Column, bool Passed, double Value, double Threshold, string Message, bool Significant = false, double? PValue = null);
 
 /// <summary>Checks every gate of a recipe against the final model's evaluation; all are evaluated.</summary>
 public static class GateEvaluator

@@ -24,4 +24,22 @@ public interface IStage
 /// <param name="Details">Named facts (options used, counts), as text.</param>
 /// <param name="EpochLosses">Training loss per epoch, for stages that train.</param>
 /// <param name="Seconds">Wall time of the stage.</param>
-public sealed record StageResult(string Stage, string Summary, IReadOnlyDictionary<string, string> Details, IReadOnlyList<double>? EpochLosses, double Seconds);
+/// <param name="ValidationAccuracies">Accuracy on the validation split after each epoch, for stages that train with one.</param>
+/// <param name="Sweep">Every trial of a hyper-parameter sweep, for stages that ran one.</param>
+public sealed record StageResult(
+    string Stage,
+    string Summary,
+    IReadOnlyDictionary<string, string> Details,
+    IReadOnlyList<double>? EpochLosses,
+    double Seconds,
+    IReadOnlyList<double>? ValidationAccuracies = null,
+    IReadOnlyList<SweepTrial>? Sweep = null);
+
+/// <summary>One trial of a distillation hyper-parameter sweep.</summary>
+/// <param name="Trial">The trial's number, from 1.</param>
+/// <param name="Alpha">Weight of the soft-target loss against the hard-label loss.</param>
+/// <param name="Temperature">Softmax temperature of the soft targets.</param>
+/// <param name="LearningRate">The optimizer's peak learning rate.</param>
+/// <param name="ValidationAccuracy">The trial's accuracy on the validation split.</param>
+/// <param name="Best">True for the trial whose settings the stage kept.</param>
+public sealed record SweepTrial(int Trial, double Alpha, double Temperature, double LearningRate, double ValidationAccuracy, bool Best);

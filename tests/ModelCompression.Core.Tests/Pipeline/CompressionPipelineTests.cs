@@ -152,7 +152,7 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         var result = fixture.First;
         var json = JsonNode.Parse(File.ReadAllText(result.Reports[0]))!;
 
-        Assert.Equal(1, (int)json["schema_version"]!);
+        Assert.Equal(2, (int)json["schema_version"]!);
         Assert.True((bool)json["passed"]!);
         Assert.Equal(result.OutputModel, (string?)json["output_model"]);
         Assert.Equal(fixture.FirstRecipe.Path, (string?)json["recipe"]);
@@ -190,7 +190,7 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
             Assert.Contains($"| {evaluation.Name} | {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)} |", md, StringComparison.Ordinal);
         }
 
-        Assert.Contains("| `accuracy >= 0.6` |", md, StringComparison.Ordinal);
+        Assert.Contains("- ✅ `accuracy >= 0.6` — ", md, StringComparison.Ordinal);
         Assert.DoesNotContain("FAIL", md, StringComparison.Ordinal);
     }
 
