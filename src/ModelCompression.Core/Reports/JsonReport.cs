@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -35,8 +36,11 @@ public static class JsonReport
         Converters = { new FiniteDoubleConverter() },
     };
 
-    /// <summary>How report.json is written to disk.</summary>
-    internal static JsonSerializerOptions FileOptions { get; } = new() { WriteIndented = true };
+    /// <summary>
+    /// How report.json is written to disk: indented, and with paths and versions written as they are
+    /// ("1.0.0+abc", "modèles/") rather than as \u escapes; the file is never embedded in HTML unencoded.
+    /// </summary>
+    internal static JsonSerializerOptions FileOptions { get; } = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>report.json's tree for <paramref name="result"/>, stamped with <paramref name="createdUtc"/>.</summary>
     public static JsonObject Build(PipelineResult result, DateTimeOffset createdUtc) => new()

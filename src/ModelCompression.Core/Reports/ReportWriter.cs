@@ -49,10 +49,7 @@ public static class ReportWriter
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Report formats: json, md, html."),
     };
 
-    /// <summary>report.json's text for <paramref name="result"/>, stamped now.</summary>
-    public static string Json(PipelineResult result) => Render(JsonReport.Build(result, DateTimeOffset.UtcNow), "json");
-
-    /// <summary>report.md's text for <paramref name="result"/>.</summary>
+    /// <summary>report.md's text for <paramref name="result"/> (what the CLI prints after a run).</summary>
     public static string Markdown(PipelineResult result) => MarkdownReport.Render(JsonReport.Build(result, DateTimeOffset.UtcNow));
 
     /// <summary>

@@ -34,6 +34,16 @@ public sealed class JsonReportTests
     }
 
     [Fact]
+    public void Paths_and_versions_are_written_as_they_are()
+    {
+        var text = ReportWriter.Render(JsonReport.Build(ReportTestData.Run("/work/modèles/a+b <c>.compress.yaml"), Created), "json");
+
+        Assert.Contains("\"recipe\": \"/work/modèles/a+b <c>.compress.yaml\"", text, StringComparison.Ordinal);
+        Assert.Contains($"\"engine_version\": \"{CompressionPipeline.EngineVersion}\"", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("\\u", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Stages_carry_losses_validation_accuracies_and_the_sweep()
     {
         var result = ReportTestData.Run();
