@@ -24,8 +24,8 @@ public interface IStage
 /// <param name="Details">Named facts (options used, counts), as text.</param>
 /// <param name="EpochLosses">Training loss per epoch, for stages that train.</param>
 /// <param name="Seconds">Wall time of the stage.</param>
-/// <param name="ValidationAccuracies">Accuracy on the validation split after each epoch, for stages that train with one.</param>
-/// <param name="Sweep">Every trial of a hyper-parameter sweep, for stages that ran one.</param>
+/// <param name="ValidationAccuracies">Validation accuracy per epoch, for stages that train with a validation split.</param>
+/// <param name="Sweep">Every trial of a sweep, in grid order.</param>
 public sealed record StageResult(
     string Stage,
     string Summary,
@@ -35,11 +35,11 @@ public sealed record StageResult(
     IReadOnlyList<double>? ValidationAccuracies = null,
     IReadOnlyList<SweepTrial>? Sweep = null);
 
-/// <summary>One trial of a distillation hyper-parameter sweep.</summary>
-/// <param name="Trial">The trial's number, from 1.</param>
-/// <param name="Alpha">Weight of the soft-target loss against the hard-label loss.</param>
-/// <param name="Temperature">Softmax temperature of the soft targets.</param>
-/// <param name="LearningRate">The optimizer's peak learning rate.</param>
-/// <param name="ValidationAccuracy">The trial's accuracy on the validation split.</param>
-/// <param name="Best">True for the trial whose settings the stage kept.</param>
+/// <summary>One trial of a sweep.</summary>
+/// <param name="Trial">1-based trial number in grid order.</param>
+/// <param name="Alpha">Weight of the teacher's soft targets.</param>
+/// <param name="Temperature">Softening temperature.</param>
+/// <param name="LearningRate">Peak learning rate.</param>
+/// <param name="ValidationAccuracy">Best validation accuracy of the trial.</param>
+/// <param name="Best">Whether this trial continued.</param>
 public sealed record SweepTrial(int Trial, double Alpha, double Temperature, double LearningRate, double ValidationAccuracy, bool Best);
