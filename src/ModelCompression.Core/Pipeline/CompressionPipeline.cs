@@ -165,7 +165,7 @@ public static class CompressionPipeline
         }
 
         var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash);
-        var reports = ReportWriter.Write(result0, options.OutputDirectory);
+        var reports = ReportWriter.Write(result0, options.OutputDirectory, reporter);
         return result0 with { Reports = reports };
     }
 

@@ -102,5 +102,5 @@ public sealed record GateSpec(Gates.GateExpression Expression, string Text, int 
 
 /// <summary>Where results are written, relative to the output folder.</summary>
 /// <param name="Model">File name of the final student model.</param>
-/// <param name="Reports">Report formats to write ("json", "md").</param>
+/// <param name="Reports">Report formats to write ("json", "md", "html").</param>
 public sealed record OutputSpec(string Model, IReadOnlyList<string> Reports);

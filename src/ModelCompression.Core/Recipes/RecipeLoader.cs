@@ -372,19 +372,19 @@ public static class RecipeLoader
             case YamlSequenceNode list:
                 foreach (var item in list)
                 {
-                    if (item is YamlScalarNode { Value: "json" or "md" } format)
+                    if (item is YamlScalarNode { Value: "json" or "md" or "html" } format)
                     {
                         reports.Add(format.Value!);
                     }
                     else
                     {
-                        source.Error(DiagnosticCodes.RecipeInvalidValue, "Report formats: json, md.", item);
+                        source.Error(DiagnosticCodes.RecipeInvalidValue, "Report formats: json, md, html.", item);
                     }
                 }
 
                 break;
             case var other:
-                source.Error(DiagnosticCodes.RecipeInvalidValue, "outputs.report must be a list, e.g. [json, md].", other);
+                source.Error(DiagnosticCodes.RecipeInvalidValue, "outputs.report must be a list, e.g. [json, md, html].", other);
                 break;
         }
 

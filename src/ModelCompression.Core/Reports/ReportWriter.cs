@@ -1,110 +1,71 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelCompression.Evaluation;
 using ModelCompression.Pipeline;
 
 namespace ModelCompression.Reports;
 
 /// <summary>
-/// Writes a run's reports next to the model: report.json (schema version 1: teacher, stages, gates) and
-/// report.md (a compact table that reads well as a CI job summary).
+/// Writes a run's reports next to the model, as the recipe's <c>outputs.report</c> list asks: report.json
+/// (the versioned record, docs/report-schema.md), report.md (a compact table for CI job summaries) and
+/// report.html (a self-contained page with charts). All three come from one report.json tree.
 /// </summary>
 public static class ReportWriter
 {
-    /// <summary>The version of report.json's schema; bumped on any incompatible change.</summary>
-    public const int SchemaVersion = 1;
+    /// <summary>The variable GitHub Actions sets to the file a step appends its job summary to.</summary>
+    public const string StepSummaryVariable = "GITHUB_STEP_SUMMARY";
 
-    /// <summary>Writes the reports the recipe asks for; returns their paths.</summary>
-    public static IReadOnlyList<string> Write(PipelineResult result, string outputDirectory)
+    /// <summary>
+    /// Writes the reports the recipe asks for, each atomically, and appends report.md's text to the job
+    /// summary when <c>GITHUB_STEP_SUMMARY</c> is set; returns the paths written.
+    /// </summary>
+    /// <param name="result">The run.</param>
+    /// <param name="outputDirectory">Where the reports go (next to the model).</param>
+    /// <param name="reporter">Receives a warning when the job summary cannot be written.</param>
+    public static IReadOnlyList<string> Write(PipelineResult result, string outputDirectory, IPipelineReporter? reporter = null)
     {
+        var report = JsonReport.Build(result, DateTimeOffset.UtcNow);
         var stem = Path.GetFileNameWithoutExtension(result.Recipe.Outputs.Model);
         var written = new List<string>();
         foreach (var format in result.Recipe.Outputs.Reports)
         {
             var path = Path.Combine(outputDirectory, $"{stem}.report.{format}");
-            AtomicFile.WriteAllText(path, format == "json" ? Json(result) : Markdown(result));
+            AtomicFile.WriteAllText(path, Render(report, format));
             written.Add(path);
+        }
+
+        if (Environment.GetEnvironmentVariable(StepSummaryVariable) is { Length: > 0 } summary)
+        {
+            AppendToStepSummary(summary, MarkdownReport.Render(report), reporter ?? NullPipelineReporter.Instance);
         }
 
         return written;
     }
 
-    /// <summary>report.json's text.</summary>
-    public static string Json(PipelineResult result)
+    /// <summary>The text of one report format ("json", "md" or "html") of a report.json tree.</summary>
+    public static string Render(JsonNode report, string format) => format switch
     {
-        var root = new JsonObject
-        {
-            ["schema_version"] = SchemaVersion,
-            ["engine_version"] = CompressionPipeline.EngineVersion,
-            ["recipe"] = result.Recipe.Path,
-            ["passed"] = result.GatesPassed,
-            ["output_model"] = result.OutputModel,
-            ["teacher"] = Evaluation(result.Teacher),
-            ["stages"] = new JsonArray([.. result.Stages.Select(s => (JsonNode)new JsonObject
-            {
-                ["stage"] = s.Result.Stage,
-                ["summary"] = s.Result.Summary,
-                ["cached"] = s.Cached,
-                ["seconds"] = s.Result.Seconds,
-                ["details"] = new JsonObject([.. s.Result.Details.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value))]),
-                ["epoch_losses"] = s.Result.EpochLosses is null ? null : new JsonArray([.. s.Result.EpochLosses.Select(l => (JsonNode)l)]),
-                ["evaluation"] = Evaluation(s.Evaluation),
-            })]),
-            ["gates"] = new JsonArray([.. result.Gates.Select(g => (JsonNode)new JsonObject
-            {
-                ["gate"] = g.Text,
-                ["line"] = g.Line,
-                ["passed"] = g.Passed,
-                ["value"] = g.Value,
-                ["threshold"] = g.Threshold,
-            })]),
-        };
-        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-    }
-
-    /// <summary>report.md's text.</summary>
-    public static string Markdown(PipelineResult result)
-    {
-        var invariant = CultureInfo.InvariantCulture;
-        var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"## Model compression: {Path.GetFileName(result.Recipe.Path)} — {(result.GatesPassed ? "passed" : "GATE FAILED")}");
-        text.AppendLine();
-        text.AppendLine("| model | accuracy | size (MB) | parameters | notes |");
-        text.AppendLine("|---|---:|---:|---:|---|");
-        Row(text, "teacher", result.Teacher, string.Empty);
-        foreach (var stage in result.Stages)
-        {
-            Row(text, stage.Result.Stage, stage.Evaluation, (stage.Cached ? "(cached) " : string.Empty) + stage.Result.Summary);
-        }
-
-        if (result.Gates.Count > 0)
-        {
-            text.AppendLine();
-            text.AppendLine("| gate | value | threshold | result |");
-            text.AppendLine("|---|---:|---:|---|");
-            foreach (var gate in result.Gates)
-            {
-                text.AppendLine(invariant, $"| `{gate.Text}` | {gate.Value.ToString("0.####", invariant)} | {gate.Threshold.ToString("0.####", invariant)} | {(gate.Passed ? "pass" : "**FAIL**")} |");
-            }
-        }
-
-        return text.ToString();
-    }
-
-    private static void Row(StringBuilder text, string name, ModelEvaluation evaluation, string notes)
-    {
-        var invariant = CultureInfo.InvariantCulture;
-        text.AppendLine(invariant, $"| {name} | {evaluation.Accuracy.ToString("P2", invariant)} | {evaluation.SizeMb.ToString("0.###", invariant)} | {evaluation.Parameters.ToString("N0", invariant)} | {notes} |");
-    }
-
-    private static JsonObject Evaluation(ModelEvaluation evaluation) => new()
-    {
-        ["accuracy"] = evaluation.Accuracy,
-        ["size_bytes"] = evaluation.SizeBytes,
-        ["size_mb"] = evaluation.SizeMb,
-        ["parameters"] = evaluation.Parameters,
-        ["samples"] = evaluation.Samples,
+        "json" => report.ToJsonString(JsonReport.FileOptions),
+        "md" => MarkdownReport.Render(report),
+        "html" => HtmlReport.Render(report),
+        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Report formats: json, md, html."),
     };
+
+    /// <summary>report.md's text for <paramref name="result"/> (what the CLI prints after a run).</summary>
+    public static string Markdown(PipelineResult result) => MarkdownReport.Render(JsonReport.Build(result, DateTimeOffset.UtcNow));
+
+    /// <summary>
+    /// Appends <paramref name="markdown"/> to the job summary file. Other steps write there too, so the
+    /// file is only ever appended to; a path that cannot be written is a warning, never a failed run.
+    /// </summary>
+    public static void AppendToStepSummary(string path, string markdown, IPipelineReporter reporter)
+    {
+        try
+        {
+            // A blank line first, so the heading never joins the end of what an earlier step wrote.
+            File.AppendAllText(path, Environment.NewLine + markdown);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            reporter.Info($"Warning: could not append the report to the job summary {StepSummaryVariable}={path}: {e.Message}");
+        }
+    }
 }

@@ -163,13 +163,16 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
         var result = fixture.First;
         var json = JsonNode.Parse(File.ReadAllText(result.Reports[0]))!;
 
-        Assert.Equal(1, (int)json["schema_version"]!);
+        Assert.Equal(2, (int)json["schema_version"]!);
         Assert.True((bool)json["passed"]!);
         Assert.Equal(result.OutputModel, (string?)json["output_model"]);
         Assert.Equal(fixture.FirstRecipe.Path, (string?)json["recipe"]);
         AssertEvaluation(result.Teacher, json["teacher"]!);
         var stages = json["stages"]!.AsArray();
         Assert.Equal(result.Stages.Count, stages.Count);
+        Assert.Equal(result.Stages[0].GainFromDistillation!.Value, (double)stages[0]!["gain_from_distillation"]!, Tolerance);
+        Assert.Equal(result.Stages[0].Baseline!.Accuracy, (double)stages[0]!["baseline"]!["accuracy"]!, Tolerance);
+        Assert.Null(stages[1]!["baseline"]);
         for (var i = 0; i < stages.Count; i++)
         {
             Assert.Equal(result.Stages[i].Result.Stage, (string?)stages[i]!["stage"]);
@@ -201,7 +204,7 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
             Assert.Contains($"| {evaluation.Name} | {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)} |", md, StringComparison.Ordinal);
         }
 
-        Assert.Contains("| `accuracy >= 0.6` |", md, StringComparison.Ordinal);
+        Assert.Contains("- ✅ `accuracy >= 0.6` — ", md, StringComparison.Ordinal);
         Assert.DoesNotContain("FAIL", md, StringComparison.Ordinal);
     }
 

@@ -1,0 +1,106 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace ModelCompression.Reports;
+
+/// <summary>
+/// Tolerant reads of a report.json tree for the views rendered from it: a key that is absent, null or of
+/// another type reads as null, so a report from an older engine (or without some measurement) still renders.
+/// </summary>
+internal static class ReportJson
+{
+    public static double? Number(JsonNode? node, string key) => AsNumber(node?[key]);
+
+    public static double? AsNumber(JsonNode? value) =>
+        value is JsonValue number && number.GetValueKind() == JsonValueKind.Number
+            ? double.Parse(number.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)
+            : null;
+
+    public static string? Text(JsonNode? node, string key) =>
+        node?[key] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
+
+    public static bool? Flag(JsonNode? node, string key) =>
+        node?[key] is JsonValue value && value.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? value.GetValue<bool>() : null;
+
+    public static JsonObject? Object(JsonNode? node, string key) => node?[key] as JsonObject;
+
+    public static IReadOnlyList<JsonObject> Objects(JsonNode? node, string key) =>
+        node?[key] is JsonArray array ? [.. array.OfType<JsonObject>()] : [];
+
+    /// <summary>A list of numbers; null when absent or when any entry is not a number.</summary>
+    public static IReadOnlyList<double>? Numbers(JsonNode? node, string key) => AsNumbers(node?[key]);
+
+    public static IReadOnlyList<double>? AsNumbers(JsonNode? value)
+    {
+        if (value is not JsonArray array)
+        {
+            return null;
+        }
+
+        var values = new List<double>(array.Count);
+        foreach (var item in array)
+        {
+            if (AsNumber(item) is not { } number)
+            {
+                return null;
+            }
+
+            values.Add(number);
+        }
+
+        return values;
+    }
+
+    /// <summary>A square matrix of counts (confusion matrix); null when absent or not square.</summary>
+    public static IReadOnlyList<IReadOnlyList<double>>? SquareMatrix(JsonNode? node, string key)
+    {
+        if (node?[key] is not JsonArray rows || rows.Count == 0)
+        {
+            return null;
+        }
+
+        var matrix = new List<IReadOnlyList<double>>(rows.Count);
+        foreach (var item in rows)
+        {
+            var row = AsNumbers(item);
+            if (row is null || row.Count != rows.Count)
+            {
+                return null;
+            }
+
+            matrix.Add(row);
+        }
+
+        return matrix;
+    }
+
+    /// <summary>The teacher and every stage's output, in pipeline order.</summary>
+    public static IReadOnlyList<ReportModel> Models(JsonNode report)
+    {
+        var models = new List<ReportModel>();
+        if (Object(report, "teacher") is { } teacher)
+        {
+            models.Add(new ReportModel("teacher", teacher, null));
+        }
+
+        foreach (var stage in Objects(report, "stages"))
+        {
+            if (Object(stage, "evaluation") is { } evaluation)
+            {
+                models.Add(new ReportModel(Text(stage, "stage") ?? Text(evaluation, "name") ?? "stage", evaluation, stage));
+            }
+        }
+
+        return models;
+    }
+
+    /// <summary>The model the gates judged: the last stage's output (the teacher when there is no stage).</summary>
+    public static ReportModel? FinalModel(JsonNode report) => Models(report) is { Count: > 0 } models ? models[^1] : null;
+}
+
+/// <summary>A model of the report: the teacher or a stage's output.</summary>
+/// <param name="Name">"teacher" or the stage kind.</param>
+/// <param name="Evaluation">Its evaluation object.</param>
+/// <param name="Stage">The stage object that produced it; null for the teacher.</param>
+internal sealed record ReportModel(string Name, JsonObject Evaluation, JsonObject? Stage);
