@@ -103,14 +103,14 @@ public static class CsvReader
             foreach (var c in featureColumns)
             {
                 var text = fields[c].Trim();
-                if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+                if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && !IsNonFiniteWord(text))
                 {
                     bad.Add(path, line, where, text.Length == 0 ? $"column '{names[c]}' is empty" : $"'{text}' in column '{names[c]}' is not a number");
                     rowOk = false;
                     break;
                 }
 
-                if (!float.IsFinite(value))
+                if (!float.IsFinite(value) || IsNonFiniteWord(text))
                 {
                     bad.Add(path, line, where, $"column '{names[c]}' is {text}");
                     rowOk = false;
@@ -213,6 +213,10 @@ public static class CsvReader
 
         return int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var index) && index < names.Length ? index : -1;
     }
+
+    /// <summary>numpy and pandas write "inf", "-inf" and "nan", which .NET does not parse: they are still bad values, not text.</summary>
+    private static bool IsNonFiniteWord(string text) =>
+        text.TrimStart('+', '-').ToLowerInvariant() is "inf" or "infinity" or "nan";
 
     private static bool IsNumber(string field) =>
         double.TryParse(field.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out _);
