@@ -365,6 +365,11 @@ internal static class DataSpecReader
             source.Error(DiagnosticCodes.RecipeInvalidValue, $"{What}.max_length must be a whole number from 1 to 65536.", YamlSource.Get(node, "max_length"));
         }
 
+        if (tokenizer is { Kind: TokenizerKind.WordPiece } && maxLength < 3)
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"{What}.max_length must be at least 3 for wordpiece: [CLS] and [SEP] take two positions.", YamlSource.Get(node, "max_length"));
+        }
+
         var padId = source.Number(node, "pad_id", What);
         if (padId is { } pad && (pad < 0 || pad != Math.Floor(pad)))
         {
