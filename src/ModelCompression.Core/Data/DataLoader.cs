@@ -505,6 +505,14 @@ public static class DataLoader
 
     private static FeatureTransform FixedNormalization(DataTensor tensor, FeatureTransform scaled, float[] mean, float[] std, DataSpec spec)
     {
+        // One mean or one std serves every position when the other is given per position.
+        var width = Math.Max(mean.Length, std.Length);
+        if (width > 1)
+        {
+            mean = mean.Length == 1 ? [.. Enumerable.Repeat(mean[0], width)] : mean;
+            std = std.Length == 1 ? [.. Enumerable.Repeat(std[0], width)] : std;
+        }
+
         if ((mean.Length != 1 && mean.Length != tensor.SampleSize) || std.Length != mean.Length)
         {
             throw CompressionException.Error(

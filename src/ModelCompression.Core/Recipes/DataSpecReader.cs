@@ -288,7 +288,7 @@ internal static class DataSpecReader
                     return null;
                 }
 
-                if (mean.Length != std.Length)
+                if (mean.Length != std.Length && mean.Length != 1 && std.Length != 1)
                 {
                     source.Error(DiagnosticCodes.RecipeInvalidValue, $"data.normalize has {mean.Length} means but {std.Length} stds.", mapping);
                 }
