@@ -461,10 +461,8 @@ public static class DataLoader
     private static (Dataset Train, Dataset? Test, Dataset? Validation, Dataset? Unlabelled) Carve(Dataset source, SplitRatios ratios)
     {
         // A part of 1 or more is a number of samples (the recipe checks it is whole).
-        double Fraction(double part) => part >= 1 ? part / source.Count : part;
-
-        var fractions = new[] { Fraction(ratios.Test), Fraction(ratios.Validation), Fraction(ratios.Unlabelled) };
-        if (fractions.Sum() >= 1)
+        var counts = new[] { ratios.Test, ratios.Validation, ratios.Unlabelled }.Sum(p => p >= 1 ? p : Math.Round(source.Count * p));
+        if (counts >= source.Count)
         {
             throw CompressionException.Error(
                 DiagnosticCodes.DataSchemaMismatch,
@@ -472,10 +470,9 @@ public static class DataLoader
                 source.Source);
         }
 
-        var parts = source.SplitRandom(fractions, ratios.Seed, ["test", "validation", "unlabelled"]);
-        var train = parts[0].Count > 0 ? parts[0] : throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"split: no training samples are left out of {source.Count} in '{source.Source}'.", source.Source);
+        var parts = source.SplitRandom([ratios.Test, ratios.Validation, ratios.Unlabelled], ratios.Seed, ["test", "validation", "unlabelled"]);
         return (
-            train,
+            parts[0],
             ratios.Test > 0 ? parts[1] : null,
             ratios.Validation > 0 ? parts[2] : null,
             ratios.Unlabelled > 0 ? parts[3].WithoutLabels($"{source.Source} (unlabelled)") : null);

@@ -169,36 +169,31 @@ public sealed class Dataset : IDisposable
     }
 
     /// <summary>
-    /// Splits off seeded random parts of the given fractions (in order) and returns the remainder first, then
-    /// each part; every part keeps the original order of its samples. Rounding goes to the remainder.
+    /// Splits off seeded random parts, in order, each a fraction of all samples (below 1) or a number of
+    /// samples (1 or more), and returns the remainder first, then each part; every part keeps the original
+    /// order of its samples. Rounding goes to the remainder.
     /// </summary>
-    public IReadOnlyList<Dataset> SplitRandom(IReadOnlyList<double> fractions, int seed, IReadOnlyList<string> names)
+    public IReadOnlyList<Dataset> SplitRandom(IReadOnlyList<double> parts, int seed, IReadOnlyList<string> names)
     {
-        ArgumentNullException.ThrowIfNull(fractions);
-        if (fractions.Any(f => double.IsNaN(f) || f < 0) || fractions.Sum() >= 1)
+        ArgumentNullException.ThrowIfNull(parts);
+        ArgumentNullException.ThrowIfNull(names);
+        var sizes = parts.Select(p => double.IsNaN(p) || p < 0 ? -1 : p >= 1 ? (int)Math.Floor(p) : (int)Math.Round(Count * p)).ToArray();
+        if (sizes.Any(s => s < 0) || sizes.Sum() > Count || parts.Where(p => p < 1).Sum() >= 1 || names.Count != parts.Count)
         {
-            throw new ArgumentOutOfRangeException(nameof(fractions), $"Split fractions {string.Join(", ", fractions)} must be at least 0 and add up to less than 1.");
+            throw new ArgumentOutOfRangeException(nameof(parts), $"Split parts {string.Join(", ", parts)} of {Count} samples must be at least 0, named, and leave a remainder.");
         }
 
         var order = Enumerable.Range(0, Count).ToArray();
         new Random(seed).Shuffle(order);
-        var parts = new List<Dataset>();
         var taken = 0;
-        var pieces = new List<int[]>();
-        foreach (var fraction in fractions)
+        var pieces = new List<Dataset>();
+        foreach (var (size, name) in sizes.Zip(names))
         {
-            var size = (int)Math.Round(Count * fraction);
-            pieces.Add([.. order.Skip(taken).Take(size).Order()]);
+            pieces.Add(Select([.. order.Skip(taken).Take(size).Order()], $"{Source} ({name})"));
             taken += size;
         }
 
-        parts.Add(Select([.. order.Skip(taken).Order()], Source));
-        for (var i = 0; i < pieces.Count; i++)
-        {
-            parts.Add(Select(pieces[i], $"{Source} ({names[i]})"));
-        }
-
-        return parts;
+        return [Select([.. order.Skip(taken).Order()], Source), .. pieces];
     }
 
     /// <summary>The same samples without labels (an unlabelled pool made from a labelled file).</summary>
