@@ -133,11 +133,6 @@ public static class CompressionPipeline
         {
             outputModel = Path.Combine(options.OutputDirectory, recipe.Outputs.Model);
             AtomicFile.Copy(modelPath, outputModel);
-            if (data.Description.HasContract)
-            {
-                // Label names, the compact vocabulary and normalisation are part of the model's contract.
-                data.Description.Write(Path.ChangeExtension(outputModel, ".data.json"), train);
-            }
         }
 
         var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, []);

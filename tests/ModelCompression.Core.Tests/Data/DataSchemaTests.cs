@@ -169,4 +169,36 @@ public sealed class DataSchemaTests : IDisposable
         Assert.Contains($"Label 13 of sample 13 ({_dir.File("train.csv")}:15)", d.Message, StringComparison.Ordinal);
         CompressionPipeline.CheckLabels(data.Train, 14);
     }
+
+    [Fact]
+    public void The_pipeline_checks_the_teacher_and_an_onnx_student_against_the_data_before_any_work()
+    {
+        _dir.Write("five.csv", DataRecipe.Csv([.. Enumerable.Range(0, 20).Select(i => $"{i},1,2,3,4,{i % 10}")]));
+        var student = _dir.File("text-student.onnx");
+        OnnxModelFile.Save(ArchitectureRegistry.Build("embedding_bag", null, new([16], 10, 50)), student);
+        var images = IdxReader.LoadLabelled(Repo.SampleData("t10k-images-idx3-ubyte.gz"), Repo.SampleData("t10k-labels-idx1-ubyte.gz"), 1 / 255f)
+            .Select([.. Enumerable.Range(0, 20)], "slice");
+        Npy.WriteFloats(_dir.File("x.npy"), images.Inputs, 20, 784);
+        Npy.WriteLongs(_dir.File("y.npy"), images.Labels!, 20);
+        string Recipe(string name, string data, string studentLine) => _dir.Write(name, $"""
+            data:
+            {data}
+            teacher: {Repo.Teacher}
+            student: {studentLine}
+            stages: [distill]
+            """);
+        var csv = ModelCompression.Recipes.RecipeLoader.Load(Recipe("csv.compress.yaml", "  train: five.csv\n  test: five.csv", "{ architecture: mlp, hidden: [8] }"));
+        var npy = ModelCompression.Recipes.RecipeLoader.Load(Recipe("npy.compress.yaml", "  train: { inputs: x.npy, labels: y.npy }\n  test: { inputs: x.npy, labels: y.npy }", $"{{ model: {student} }}"));
+
+        var teacherError = Assert.Throws<CompressionException>(() => CompressionPipeline.Run(csv, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out1"), new Core.Tests.Pipeline.RecordingReporter())));
+        var reporter = new Core.Tests.Pipeline.RecordingReporter();
+        var studentError = Assert.Throws<CompressionException>(() => CompressionPipeline.Run(npy, new PipelineOptions(_dir.Dir("cache2"), _dir.Dir("out2"), reporter)));
+
+        Assert.Equal((DiagnosticCodes.DataSchemaMismatch, Repo.Teacher), (teacherError.Code, teacherError.Diagnostics[0].File));
+        Assert.Contains("data: input float32 [5]; teacher: ", teacherError.Message, StringComparison.Ordinal);
+        Assert.Equal((DiagnosticCodes.DataSchemaMismatch, student), (studentError.Code, studentError.Diagnostics[0].File));
+        Assert.Contains("student input 'input_ids' has no data tensor of that name", studentError.Message, StringComparison.Ordinal);
+        Assert.Contains("data: input float32 [784]; student: input_ids int64 [batch, sequence]", studentError.Message, StringComparison.Ordinal);
+        Assert.Empty(reporter.Stages);
+    }
 }
