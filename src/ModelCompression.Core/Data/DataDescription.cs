@@ -83,9 +83,6 @@ public sealed record DataDescription
         return json;
     }
 
-    /// <summary>True when there is something a later user of the model needs to know.</summary>
-    public bool HasContract => LabelNames is not null || Tokenizer is not null || Transforms.Count > 0;
-
     /// <summary>Writes the description of <paramref name="data"/> as JSON to <paramref name="path"/> (atomically).</summary>
     public void Write(string path, Dataset data) =>
         AtomicFile.WriteAllText(path, ToJson(data).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

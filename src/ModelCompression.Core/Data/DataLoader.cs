@@ -398,16 +398,10 @@ public static class DataLoader
     private static CompactVocabulary BuildVocabulary(Dataset train, TextSpec spec)
     {
         var (ids, mask) = TokenArrays(train, spec);
-        var seen = new SortedSet<int>();
-        for (var i = 0; i < ids.Length; i++)
-        {
-            if (mask[i] != 0)
-            {
-                seen.Add((int)ids[i]);
-            }
-        }
-
-        return new CompactVocabulary([.. seen]);
+        var length = spec.MaxLength;
+        var sequences = Enumerable.Range(0, train.Count).Select(row =>
+            (IReadOnlyList<int>)[.. Enumerable.Range(row * length, length).Where(i => mask[i] != 0).Select(i => (int)ids[i])]);
+        return CompactVocabulary.Build(sequences);
     }
 
     /// <summary>Remaps ids to the compact vocabulary (when there is one) and drops the mask when none is wanted.</summary>

@@ -263,9 +263,6 @@ public sealed class DataTensor
         return result;
     }
 
-    /// <summary>The same samples under another name.</summary>
-    public DataTensor Rename(string name) => new(name, _store, SampleShape, Transform, _rows);
-
     /// <summary>The same samples read through <paramref name="transform"/> (replacing any transform).</summary>
     public DataTensor WithTransform(FeatureTransform? transform) => new(Name, _store, SampleShape, transform, _rows);
 

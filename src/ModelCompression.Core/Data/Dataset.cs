@@ -117,9 +117,6 @@ public sealed class Dataset : IDisposable
     /// <summary>The line of sample <paramref name="row"/>'s label in its file, when the format has lines.</summary>
     internal int? LabelLine(int row) => LabelOrigin.Line(OriginRow(row));
 
-    /// <summary>The line of sample <paramref name="row"/>'s inputs in their file, when the format has lines.</summary>
-    internal int? InputLine(int row) => InputOrigin.Line(OriginRow(row));
-
     /// <summary>The samples at <paramref name="rows"/>, in that order, as a view (no sample is copied).</summary>
     public Dataset Select(IReadOnlyList<int> rows, string source)
     {

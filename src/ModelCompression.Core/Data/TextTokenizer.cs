@@ -34,16 +34,12 @@ public sealed class TextTokenizer
 
     private readonly Tokenizer _tokenizer;
 
-    private TextTokenizer(Tokenizer tokenizer, TokenizerSpec spec, int padId, int vocabularySize)
+    private TextTokenizer(Tokenizer tokenizer, int padId, int vocabularySize)
     {
         _tokenizer = tokenizer;
-        Spec = spec;
         PadId = padId;
         VocabularySize = vocabularySize;
     }
-
-    /// <summary>What this tokenizer was made from.</summary>
-    public TokenizerSpec Spec { get; }
 
     /// <summary>
     /// The id of padding: the spec's, else BERT's [PAD], SentencePiece's &lt;pad&gt; (or its unknown id when the
@@ -89,7 +85,7 @@ public sealed class TextTokenizer
         var tokenizer = BertTokenizer.Create(spec.Source, new BertOptions { LowerCaseBeforeTokenization = spec.Lowercase });
         // vocab.txt: the id of a token is its line number (from 0).
         var size = File.ReadLines(spec.Source).Count();
-        return new TextTokenizer(tokenizer, spec, spec.PadId ?? tokenizer.PaddingTokenId, size);
+        return new TextTokenizer(tokenizer, spec.PadId ?? tokenizer.PaddingTokenId, size);
     }
 
     private static TextTokenizer SentencePiece(TokenizerSpec spec)
@@ -99,7 +95,7 @@ public sealed class TextTokenizer
         var vocabulary = tokenizer.Vocabulary;
         var size = vocabulary.Count == 0 ? 0 : vocabulary.Values.Max() + 1;
         var pad = spec.PadId ?? (vocabulary.TryGetValue("<pad>", out var id) ? id : tokenizer.UnknownId);
-        return new TextTokenizer(tokenizer, spec, pad, size);
+        return new TextTokenizer(tokenizer, pad, size);
     }
 
     private static TextTokenizer Tiktoken(TokenizerSpec spec)
@@ -120,7 +116,7 @@ public sealed class TextTokenizer
         // 100276, o200k_base up to 200018), so the largest special id bounds every id the tokenizer makes.
         var size = special.Values.Max() + 1;
         var pad = spec.PadId ?? (special.TryGetValue("<|endoftext|>", out var id) ? id : 0);
-        return new TextTokenizer(tokenizer, spec, pad, size);
+        return new TextTokenizer(tokenizer, pad, size);
     }
 }
 

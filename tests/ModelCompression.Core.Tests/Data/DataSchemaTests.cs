@@ -153,6 +153,15 @@ public sealed class DataSchemaTests : IDisposable
         Assert.True(after > before + 0.2, $"accuracy {before} -> {after}");
         var onnxAccuracy = Enumerable.Range(0, 300).Count(i => Evaluation.ModelEvaluation.ArgMax(outputs.AsSpan(i * 10, 10)) == data.Train.Labels![i]) / 300.0;
         Assert.Equal(after, onnxAccuracy, 2);
+
+        // A validation split of the copier-backed set reads the same rows as the same split of the data set.
+        var (_, validationSet) = set.SplitRandom(0.2, 5);
+        var (_, validationData) = data.Train.SplitRandom(0.2, 5, "validation");
+        var validationOutputs = trainedRunner.Run(validationData, 64);
+        var validationAccuracy = Enumerable.Range(0, 60).Count(i => Evaluation.ModelEvaluation.ArgMax(validationOutputs.AsSpan(i * 10, 10)) == validationData.Labels![i]) / 60.0;
+        Assert.Equal(60, validationSet.Count);
+        Assert.Equal(validationData.Labels, validationSet.Labels);
+        Assert.Equal(validationAccuracy, ClassificationTrainer.Accuracy(graph, validationSet), 6);
     }
 
     [Fact]
