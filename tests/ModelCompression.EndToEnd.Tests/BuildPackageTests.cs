@@ -123,8 +123,11 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     private static void AssertRunsInOnnxRuntime(string modelPath)
     {
         using var session = new InferenceSession(modelPath);
+        // The built-in MLP keeps the data's sample shape ([batch, 28, 28] for IDX images): feed what it declares.
+        long[] shape = [.. session.InputMetadata.Values.First().Dimensions.Select(d => d > 0 ? (long)d : 1)];
         var input = new float[784];
-        using var value = OrtValue.CreateTensorValueFromMemory(input, [1, 784]);
+        Assert.Equal(784, shape.Aggregate(1L, (a, b) => a * b));
+        using var value = OrtValue.CreateTensorValueFromMemory(input, shape);
         using var results = session.Run(new RunOptions(), [session.InputMetadata.Keys.First()], [value], [session.OutputMetadata.Keys.First()]);
         Assert.Equal(10, results[0].GetTensorDataAsSpan<float>().Length);
     }
