@@ -89,38 +89,41 @@ public static class IdxReader
 
     /// <summary>
     /// Loads an image file and a label file as a <see cref="Dataset"/>, each pixel multiplied by
-    /// <paramref name="scale"/>. Without <paramref name="labelsPath"/> the set is unlabelled.
+    /// <paramref name="scale"/> as it is read. Without <paramref name="labelsPath"/> the set is unlabelled.
     /// </summary>
     public static Dataset LoadLabelled(string inputsPath, string? labelsPath, float scale)
     {
-        var images = Read(inputsPath);
-        var inputs = new float[images.Data.Length];
-        for (var i = 0; i < inputs.Length; i++)
-        {
-            inputs[i] = images.Data[i] * scale;
-        }
+        var images = OpenInputs(inputsPath, Dataset.DefaultInputName);
+        var tensor = scale == 1f ? images : images.WithTransform(new FeatureTransform(scale, null, null));
+        var labels = labelsPath is null ? null : ReadLabels(labelsPath, images.Count, inputsPath);
+        return new Dataset([tensor], labels, inputsPath, DataDescription.Empty, new DataOrigin(inputsPath, null), labelsPath is null ? null : new DataOrigin(labelsPath, null), null, []);
+    }
 
-        long[] sampleShape = [.. images.Dimensions.Skip(1).Select(d => (long)d)];
+    /// <summary>An IDX file's items as a tensor (bytes kept as they are, in memory: IDX files are gzip-compressed).</summary>
+    public static DataTensor OpenInputs(string path, string name)
+    {
+        var array = Read(path);
+        long[] sampleShape = [.. array.Dimensions.Skip(1).Select(d => (long)d)];
         if (sampleShape.Length == 0)
         {
             sampleShape = [1];
         }
 
-        long[]? labels = null;
-        if (labelsPath is not null)
-        {
-            var labelArray = Read(labelsPath);
-            if (labelArray.Dimensions.Length != 1 || labelArray.Dimensions[0] != images.Dimensions[0])
-            {
-                throw CompressionException.Error(
-                    DiagnosticCodes.DataSchemaMismatch,
-                    $"Labels '{labelsPath}' have shape [{string.Join(", ", labelArray.Dimensions)}] but the inputs '{inputsPath}' hold {images.Dimensions[0]} samples: expected [{images.Dimensions[0]}].",
-                    labelsPath);
-            }
+        return new DataTensor(name, ArrayStore.Create(array.Data, StorageType.UInt8, array.Data.Length / array.Dimensions[0]), sampleShape, null);
+    }
 
-            labels = [.. labelArray.Data.Select(b => (long)b)];
+    /// <summary>Reads a one-dimensional IDX label file, checking it has <paramref name="expected"/> items (MC2020 otherwise).</summary>
+    public static long[] ReadLabels(string labelsPath, int expected, string inputsPath)
+    {
+        var labelArray = Read(labelsPath);
+        if (labelArray.Dimensions.Length != 1 || labelArray.Dimensions[0] != expected)
+        {
+            throw CompressionException.Error(
+                DiagnosticCodes.DataSchemaMismatch,
+                $"Labels '{labelsPath}' have shape [{string.Join(", ", labelArray.Dimensions)}] but the inputs '{inputsPath}' hold {expected} samples: expected [{expected}].",
+                labelsPath);
         }
 
-        return new Dataset(inputs, sampleShape, labels, inputsPath);
+        return [.. labelArray.Data.Select(b => (long)b)];
     }
 }

@@ -74,8 +74,9 @@ public static class CompressionPipeline
         var cache = new ArtifactCache(options.CacheDirectory);
 
         reporter.Info($"Reading data ({recipe.Data.Format})");
-        var train = IdxReader.LoadLabelled(recipe.Data.Train.Inputs, recipe.Data.Train.Labels, recipe.Data.Scale);
-        var test = IdxReader.LoadLabelled(recipe.Data.Test.Inputs, recipe.Data.Test.Labels, recipe.Data.Scale);
+        using var data = DataLoader.Load(recipe.Data);
+        var train = data.Train;
+        var test = data.Test;
         var dataHash = HashData(recipe.Data);
         var teacherHashes = recipe.Teachers.Select(t => ModelHash.ComputeFile(t.Path)).ToList();
         var teacherHash = teacherHashes.Count == 1 ? teacherHashes[0] : CombinedTeacherHash(recipe.Teachers, teacherHashes);
@@ -85,8 +86,9 @@ public static class CompressionPipeline
         foreach (var spec in recipe.Teachers)
         {
             using var teacherRunner = new OnnxRunner(spec.Path);
-            // Schema check before any work: every teacher must take the data's samples and agree on the classes.
-            teacherRunner.SampleShapeFor(train);
+            // Schema check before any work: every teacher must take the data's tensors (every split has the
+            // training split's tensors: DataLoader checked) and agree on the classes.
+            teacherRunner.Bind(train, "teacher");
             if (classes != 0 && teacherRunner.OutputWidth != classes)
             {
                 throw CompressionException.Error(
@@ -98,8 +100,16 @@ public static class CompressionPipeline
             classes = teacherRunner.OutputWidth;
         }
 
-        CheckLabels(train, classes, recipe.Data.Train.Labels);
-        CheckLabels(test, classes, recipe.Data.Test.Labels);
+        if (recipe.Student.ModelPath is { } studentPath)
+        {
+            DataSchema.Bind(train, OnnxRunner.ReadInputs(studentPath), "student", studentPath);
+        }
+
+        foreach (var (_, split) in data.Splits())
+        {
+            CheckLabels(split, classes);
+        }
+
         StageContext context = null!;
         context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
@@ -204,7 +214,7 @@ public static class CompressionPipeline
 
         var name = recipe.Student.Architecture!;
         var options = recipe.Student.Options;
-        var inputs = new ArchitectureInputs([.. train.SampleShape.Select(d => (int)d)], classes);
+        var inputs = new ArchitectureInputs([.. train.SampleShape.Select(d => (int)d)], classes, train.Description.VocabularySize ?? 0);
         var key = new ContentHash()
             .Add("engine", EngineVersion)
             .Add("architecture", name)
@@ -303,33 +313,86 @@ public static class CompressionPipeline
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
     }
 
-    private static string HashData(DataSpec data)
+    /// <summary>
+    /// Hash of every data option and every data file's name and contents (not its folder: moving a checkout
+    /// keeps the cache), so any change to what the stages see invalidates their cached outputs.
+    /// </summary>
+    internal static string HashData(DataSpec data)
     {
-        var hash = new ContentHash().Add("format", data.Format).Add("scale", data.Scale.ToString("R", CultureInfo.InvariantCulture));
-        foreach (var file in data.Files())
+        var json = new System.Text.Json.JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+        var hash = new ContentHash()
+            .Add("format", data.Format)
+            .Add("scale", data.Scale.ToString("R", CultureInfo.InvariantCulture))
+            .Add("split", System.Text.Json.JsonSerializer.Serialize(data.Split, json))
+            .Add("normalize", System.Text.Json.JsonSerializer.Serialize(data.Normalize, json))
+            .Add("csv", System.Text.Json.JsonSerializer.Serialize(data.Csv, json))
+            .Add("npz", System.Text.Json.JsonSerializer.Serialize(data.Npz, json))
+            .Add("classes", System.Text.Json.JsonSerializer.Serialize(data.Classes, json));
+        if (data.Text is { } text)
         {
-            hash.AddFile(Path.GetFileName(file), file);
+            var tokenizer = text.Tokenizer with { Source = text.Tokenizer.Kind == TokenizerKind.Tiktoken ? text.Tokenizer.Source : Path.GetFileName(text.Tokenizer.Source) };
+            hash.Add("text", System.Text.Json.JsonSerializer.Serialize(text with { Tokenizer = tokenizer }, json))
+                .Add("tokenizers", typeof(Microsoft.ML.Tokenizers.Tokenizer).Assembly.GetName().Version?.ToString() ?? "");
+            if (text.Tokenizer.Kind != TokenizerKind.Tiktoken)
+            {
+                hash.AddFile("tokenizer", text.Tokenizer.Source);
+            }
+        }
+
+        foreach (var (role, split) in new[] { ("file", data.File), ("train", data.Train), ("test", data.Test), ("validation", data.Validation), ("unlabelled", data.Unlabelled) })
+        {
+            if (split is null)
+            {
+                continue;
+            }
+
+            foreach (var (name, file) in split.InputFiles())
+            {
+                hash.AddFile($"{role}.{name}:{Path.GetFileName(file)}", file);
+            }
+
+            if (split.Labels is { } labels)
+            {
+                hash.AddFile($"{role}.labels:{Path.GetFileName(labels)}", labels);
+            }
         }
 
         return hash.Finish();
     }
 
-    private static void CheckLabels(Dataset data, int classes, string? labelsPath)
+    /// <summary>
+    /// Every label must be a class of the teacher (0 to its output width - 1): MC2020 listing the first ~20
+    /// bad labels with their file and line (or row), and a count of the rest.
+    /// </summary>
+    internal static void CheckLabels(Dataset data, int classes)
     {
         if (data.Labels is null)
         {
             return;
         }
 
+        var bad = new List<int>();
         for (var i = 0; i < data.Count; i++)
         {
             if (data.Labels[i] < 0 || data.Labels[i] >= classes)
             {
-                throw CompressionException.Error(
-                    DiagnosticCodes.DataSchemaMismatch,
-                    $"Label {data.Labels[i]} of sample {i} is outside the teacher's {classes} classes (0 to {classes - 1}).",
-                    labelsPath);
+                bad.Add(i);
             }
         }
+
+        if (bad.Count == 0)
+        {
+            return;
+        }
+
+        const int Shown = 20;
+        var list = string.Join("; ", bad.Take(Shown).Select(i => $"Label {data.Labels[i]} of sample {i} ({data.LocateLabel(i)})"));
+        var rest = bad.Count > Shown ? $"; and {bad.Count - Shown} more" : "";
+        var names = data.Description.LabelNames is { } known ? $" The data's classes: {string.Join(", ", known)}." : "";
+        throw CompressionException.Error(
+            DiagnosticCodes.DataSchemaMismatch,
+            $"{bad.Count} label{(bad.Count == 1 ? " is" : "s are")} outside the teacher's {classes} classes (0 to {classes - 1}): {list}{rest}.{names}",
+            data.LabelOrigin.File,
+            data.LabelLine(bad[0]));
     }
 }

@@ -76,7 +76,7 @@ public static class RecipeLoader
             source.Error(DiagnosticCodes.RecipeInvalidValue, $"task '{task}' is not supported: this version does classification.", YamlSource.Get(root, "task"));
         }
 
-        var data = ReadData(source.Mapping(root, "data", "the recipe", required: true), source, directory);
+        var data = DataSpecReader.Read(source.Mapping(root, "data", "the recipe", required: true), source, directory);
         var teachers = ReadTeachers(root, source, directory);
         var student = ReadStudent(source.Mapping(root, "student", "the recipe", required: true), source, directory);
         var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null);
@@ -101,39 +101,6 @@ public static class RecipeLoader
                 source.String(root, "baseline", "the recipe", required: false)
                     ?? Path.GetFileNameWithoutExtension(source.File).Replace(".compress", string.Empty, StringComparison.Ordinal) + ".baseline.json")),
         };
-    }
-
-    private static DataSpec? ReadData(YamlMappingNode? node, YamlSource source, string directory)
-    {
-        if (node is null)
-        {
-            return null;
-        }
-
-        source.CheckKeys(node, "data", "format", "train", "test", "scale");
-        var format = source.String(node, "format", "data", required: true);
-        if (format is not null and not "idx")
-        {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"data format '{format}' is not supported: this version reads idx.", YamlSource.Get(node, "format"));
-        }
-
-        var scale = source.Number(node, "scale", "data") ?? 1.0;
-        var train = ReadSplit(source.Mapping(node, "train", "data", required: true), "data.train", source, directory);
-        var test = ReadSplit(source.Mapping(node, "test", "data", required: true), "data.test", source, directory);
-        return train is null || test is null || format is null ? null : new DataSpec(format, train, test, (float)scale);
-    }
-
-    private static DataSplit? ReadSplit(YamlMappingNode? node, string what, YamlSource source, string directory)
-    {
-        if (node is null)
-        {
-            return null;
-        }
-
-        source.CheckKeys(node, what, "inputs", "labels");
-        var inputs = source.ExistingFile(node, "inputs", what, directory, required: true);
-        var labels = source.ExistingFile(node, "labels", what, directory, required: true);
-        return inputs is null ? null : new DataSplit(inputs, labels);
     }
 
     /// <summary>'teacher: file', or a list of files or of { model: file, weight: w } whose soft targets are averaged.</summary>

@@ -40,10 +40,10 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        long[] sampleShape;
+        IReadOnlyList<Data.InputBinding> bindings;
         using (var runner = new OnnxRunner(inputModel, threads: 1))
         {
-            sampleShape = runner.SampleShapeFor(context.Train);
+            bindings = runner.Bind(context.Train, "student");
             if (runner.OutputWidth != context.Classes)
             {
                 throw Diagnostics.CompressionException.Error(
@@ -83,7 +83,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         }
 
         using var student = TrainableGraph.Import(initial, modelPath: inputModel);
-        var data = new TrainingSet(context.Train.Inputs, sampleShape, context.Train.Labels, teacherLogits, context.Classes);
+        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
         TrainingSet? validation = null;
         if (options.ValidationFraction > 0)
         {

@@ -51,6 +51,15 @@ public static class DiagnosticCodes
     /// <summary>A data file cannot be read or holds bad rows.</summary>
     public const string DataUnreadable = "MC2021";
 
+    /// <summary>Data rows are bad: NaN or infinite features, a missing or unknown label, a ragged or non-numeric CSV row, bad JSON.</summary>
+    public const string DataBadRows = "MC2022";
+
+    /// <summary>A data file is readable but laid out in a way that is not supported (Fortran order, big-endian, an odd dtype).</summary>
+    public const string DataUnsupportedLayout = "MC2023";
+
+    /// <summary>A tokenizer cannot be made (unknown encoding, unreadable vocabulary or SentencePiece model).</summary>
+    public const string TokenizerUnavailable = "MC2024";
+
     /// <summary>A transform found nothing to change (e.g. no MatMul/Gemm weight to quantize).</summary>
     public const string NothingToTransform = "MC2030";
 

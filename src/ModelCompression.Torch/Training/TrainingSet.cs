@@ -3,20 +3,27 @@ using static TorchSharp.torch;
 
 namespace ModelCompression.Torch.Training;
 
+/// <summary>Copies the samples at the given rows, row-major, into a caller buffer of rows x sample size.</summary>
+/// <typeparam name="T">float or long.</typeparam>
+public delegate void RowCopier<T>(ReadOnlySpan<int> rows, Span<T> destination);
+
 /// <summary>
-/// One input of a graph for every sample, held in memory row-major: float features (images, tabular data) or
-/// int64 ids (token ids, attention masks of text models).
+/// One input of a graph for every sample: float features (images, tabular data) or int64 ids (token ids,
+/// attention masks of text models). Held in memory row-major, or read through a <see cref="RowCopier{T}"/>
+/// from storage the caller owns (e.g. a memory-mapped file), one batch at a time.
 /// </summary>
 public sealed class InputArray
 {
     private readonly float[]? _floats;
     private readonly long[]? _longs;
+    private readonly RowCopier<float>? _copyFloats;
+    private readonly RowCopier<long>? _copyLongs;
 
     private InputArray(string? name, float[]? floats, long[]? longs, long[] sampleShape)
     {
-        SampleSize = checked((int)sampleShape.Aggregate(1L, (a, b) => a * b));
+        SampleSize = SizeOf(sampleShape);
         var length = floats?.Length ?? longs!.Length;
-        if (SampleSize <= 0 || length % SampleSize != 0)
+        if (length % SampleSize != 0)
         {
             throw new ArgumentException($"{length} values do not split into samples of {SampleSize}.", nameof(sampleShape));
         }
@@ -26,6 +33,17 @@ public sealed class InputArray
         _longs = longs;
         SampleShape = sampleShape;
         Count = length / SampleSize;
+    }
+
+    private InputArray(string? name, int count, long[] sampleShape, RowCopier<float>? floats, RowCopier<long>? longs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        SampleSize = SizeOf(sampleShape);
+        Name = name;
+        SampleShape = sampleShape;
+        Count = count;
+        _copyFloats = floats;
+        _copyLongs = longs;
     }
 
     /// <summary>The graph input this array feeds; null for the graph's only input.</summary>
@@ -41,7 +59,7 @@ public sealed class InputArray
     public int Count { get; }
 
     /// <summary>The element type of the batches made from this array.</summary>
-    public ScalarType DType => _floats is not null ? ScalarType.Float32 : ScalarType.Int64;
+    public ScalarType DType => _floats is not null || _copyFloats is not null ? ScalarType.Float32 : ScalarType.Int64;
 
     /// <summary>A float32 input.</summary>
     public static InputArray Float(string? name, float[] values, long[] sampleShape) =>
@@ -51,22 +69,66 @@ public sealed class InputArray
     public static InputArray Int64(string? name, long[] values, long[] sampleShape) =>
         new(name, null, values ?? throw new ArgumentNullException(nameof(values)), sampleShape);
 
-    /// <summary>The samples at <paramref name="rows"/>, in that order, as a new array.</summary>
+    /// <summary>A float32 input of <paramref name="count"/> samples that <paramref name="copy"/> reads batch by batch.</summary>
+    public static InputArray Float(string? name, int count, long[] sampleShape, RowCopier<float> copy) =>
+        new(name, count, sampleShape, copy ?? throw new ArgumentNullException(nameof(copy)), null);
+
+    /// <summary>An int64 input of <paramref name="count"/> samples that <paramref name="copy"/> reads batch by batch.</summary>
+    public static InputArray Int64(string? name, int count, long[] sampleShape, RowCopier<long> copy) =>
+        new(name, count, sampleShape, null, copy ?? throw new ArgumentNullException(nameof(copy)));
+
+    /// <summary>The samples at <paramref name="rows"/>, in that order, as a new array (a view for a copier-backed array).</summary>
     public InputArray Select(IReadOnlyList<int> rows)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        return _floats is not null
-            ? new InputArray(Name, Gather(_floats, rows, SampleSize), null, SampleShape)
-            : new InputArray(Name, null, Gather(_longs!, rows, SampleSize), SampleShape);
+        if (_floats is not null)
+        {
+            return new InputArray(Name, Gather(_floats, rows, SampleSize), null, SampleShape);
+        }
+
+        if (_longs is not null)
+        {
+            return new InputArray(Name, null, Gather(_longs, rows, SampleSize), SampleShape);
+        }
+
+        var picked = rows.ToArray();
+        foreach (var row in picked)
+        {
+            if ((uint)row >= (uint)Count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(rows), row, $"The input has {Count} samples.");
+            }
+        }
+
+        return _copyFloats is { } floats
+            ? new InputArray(Name, picked.Length, SampleShape, Remap(floats, picked), null)
+            : new InputArray(Name, picked.Length, SampleShape, null, Remap(_copyLongs!, picked));
     }
 
     /// <summary>A batch tensor [rows, ..SampleShape] of the given rows.</summary>
     internal Tensor Batch(ReadOnlySpan<int> rows)
     {
         long[] shape = [rows.Length, .. SampleShape];
-        return _floats is not null
-            ? torch.tensor(Gather(_floats, rows, SampleSize), shape)
-            : torch.tensor(Gather(_longs!, rows, SampleSize), shape);
+        if (_floats is not null)
+        {
+            return torch.tensor(Gather(_floats, rows, SampleSize), shape);
+        }
+
+        if (_longs is not null)
+        {
+            return torch.tensor(Gather(_longs, rows, SampleSize), shape);
+        }
+
+        if (_copyFloats is { } floats)
+        {
+            var buffer = new float[rows.Length * SampleSize];
+            floats(rows, buffer);
+            return torch.tensor(buffer, shape);
+        }
+
+        var ids = new long[rows.Length * SampleSize];
+        _copyLongs!(rows, ids);
+        return torch.tensor(ids, shape);
     }
 
     internal static T[] Gather<T>(T[] source, IReadOnlyList<int> rows, int width)
@@ -89,6 +151,26 @@ public sealed class InputArray
         }
 
         return result;
+    }
+
+    private static RowCopier<T> Remap<T>(RowCopier<T> copy, int[] picked) => (rows, destination) =>
+    {
+        var mapped = new int[rows.Length];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            mapped[i] = picked[rows[i]];
+        }
+
+        copy(mapped, destination);
+    };
+
+    private static int SizeOf(long[] sampleShape)
+    {
+        ArgumentNullException.ThrowIfNull(sampleShape);
+        var size = sampleShape.Aggregate(1L, (a, b) => a * b);
+        return size is > 0 and <= int.MaxValue
+            ? (int)size
+            : throw new ArgumentException($"Samples of [{string.Join(", ", sampleShape)}] must hold at least one value.", nameof(sampleShape));
     }
 }
 
