@@ -83,6 +83,13 @@ public static class ScalarArithmetic
         return a.lt(scalar);
     }
 
+    /// <summary>Element-wise <paramref name="a"/> != <paramref name="value"/>.</summary>
+    public static Tensor NotEqual(this Tensor a, long value)
+    {
+        using var scalar = value.ToScalar();
+        return a.ne(scalar);
+    }
+
     /// <summary>start, start + step, … up to (not including) <paramref name="end"/>, as int64.</summary>
     public static Tensor Arange(long start, long end, long step, Device? device = null)
     {

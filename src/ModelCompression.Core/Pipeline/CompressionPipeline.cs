@@ -113,11 +113,13 @@ public static class CompressionPipeline
         StageContext context = null!;
         context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
-            () => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], train, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))],
+            (split, splitName) => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], split, splitName, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))],
             classes, reporter, cancellationToken)
         {
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
+            Validation = data.Validation,
+            Unlabelled = data.Unlabelled,
             RunStage = (stage, input) => RunCached(cache, context, stage, input, ModelHash.ComputeFile(input)),
         };
 
@@ -291,14 +293,14 @@ public static class CompressionPipeline
         new ContentHash().Add("engine", EngineVersion).Add("name", name).Add("model", modelHash).Add("data", dataHash)
             .Add("options", System.Text.Json.JsonSerializer.Serialize(options));
 
-    private static float[] TeacherLogits(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string dataHash, int batchSize, IPipelineReporter reporter)
+    private static float[] TeacherLogits(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string splitName, string dataHash, int batchSize, IPipelineReporter reporter)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Finish();
+        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Add("split", splitName).Finish();
         const string LogitsFile = "logits.bin";
         var entry = cache.TryGet("teacher-logits", key);
         if (entry is null)
         {
-            reporter.Info($"Running the teacher on {train.Count} training samples (cached for later runs)");
+            reporter.Info($"Running the teacher on {train.Count} {(splitName == "train" ? "training" : splitName)} samples (cached for later runs)");
             entry = cache.Put("teacher-logits", key, folder =>
             {
                 using var runner = new OnnxRunner(teacherPath);

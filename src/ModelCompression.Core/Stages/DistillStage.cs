@@ -85,9 +85,23 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         using var student = TrainableGraph.Import(initial, modelPath: inputModel);
         var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
         TrainingSet? validation = null;
-        if (options.ValidationFraction > 0)
+        if (context.Validation is { } given)
+        {
+            // The recipe's own validation split wins over carving one out of the training data.
+            validation = Data.DatasetTraining.ToTrainingSet(given, bindings, null, context.Classes);
+        }
+        else if (options.ValidationFraction > 0)
         {
             (data, validation) = data.SplitRandom(options.ValidationFraction, options.Seed);
+        }
+
+        var labelled = data.Count;
+        if (context.Unlabelled is { } pool && _loss.Alpha > 0)
+        {
+            // The seeds' "synthetic data": the teacher's targets on inputs nobody labelled.
+            var poolLogits = context.TeacherSoftTargetLogits(_loss.Temperature, pool, "unlabelled");
+            data = data.WithUnlabelled(Data.DatasetTraining.ToTrainingSet(pool, bindings, poolLogits, context.Classes));
+            context.Reporter.Info($"{Kind}: {labelled} labelled and {data.Count - labelled} unlabelled training samples");
         }
 
         var checkpoints = CheckpointFolder(context, inputModel);
@@ -128,6 +142,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
                 ["learning_rate"] = options.LearningRate.ToString(invariant),
                 ["batch_size"] = options.BatchSize.ToString(invariant),
                 ["train_samples"] = data.Count.ToString(invariant),
+                ["unlabelled_samples"] = (data.Count - labelled).ToString(invariant),
                 ["optimizer"] = options.Optimizer.ToString().ToLowerInvariant(),
                 ["schedule"] = options.Schedule.ToString().ToLowerInvariant(),
                 ["weight_decay"] = options.WeightDecay.ToString(invariant),

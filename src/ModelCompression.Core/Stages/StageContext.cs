@@ -7,9 +7,9 @@ namespace ModelCompression.Stages;
 /// <summary>What every stage of one run can use: the recipe, the data, the teacher and the reporter.</summary>
 public sealed class StageContext
 {
-    private readonly Lazy<IReadOnlyList<(float[] Logits, double Weight)>> _teacherTrainLogits;
+    private readonly Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogits;
 
-    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<IReadOnlyList<(float[] Logits, double Weight)>> teacherTrainLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
         Recipe = recipe;
         Train = train;
@@ -19,7 +19,7 @@ public sealed class StageContext
         Classes = classes;
         Reporter = reporter;
         CancellationToken = cancellationToken;
-        _teacherTrainLogits = new(teacherTrainLogits);
+        _teacherLogits = teacherLogits;
     }
 
     /// <summary>The recipe being run.</summary>
@@ -30,6 +30,12 @@ public sealed class StageContext
 
     /// <summary>Held-out data.</summary>
     public Dataset Test { get; }
+
+    /// <summary>The recipe's validation split, when it has one (training stages validate on it).</summary>
+    public Dataset? Validation { get; init; }
+
+    /// <summary>The recipe's unlabelled split, when it has one (distillation learns from the teacher alone there).</summary>
+    public Dataset? Unlabelled { get; init; }
 
     /// <summary>Hash of the data files and how they are read.</summary>
     public string DataHash { get; }
@@ -56,13 +62,16 @@ public sealed class StageContext
     public required Func<IStage, string, CachedStageRun> RunStage { get; init; }
 
     /// <summary>
-    /// Logits whose softmax at <paramref name="temperature"/> is the teachers' soft targets on the training data
-    /// (each teacher's logits computed once per teacher and data and cached): one teacher's own logits, or for
-    /// several T * log(sum_i w_i softmax(t_i / T)) with the weights normalized to sum to 1.
+    /// Logits whose softmax at <paramref name="temperature"/> is the teachers' soft targets on <paramref name="split"/>
+    /// (the training data by default; each teacher's logits computed once per teacher and split and cached): one
+    /// teacher's own logits, or for several T * log(sum_i w_i softmax(t_i / T)) with the weights normalized to sum to 1.
     /// </summary>
-    public float[] TeacherSoftTargetLogits(double temperature)
+    /// <param name="temperature">The softening temperature.</param>
+    /// <param name="split">The samples; null for <see cref="Train"/>.</param>
+    /// <param name="splitName">The split's name, part of the cache key ("train", "unlabelled").</param>
+    public float[] TeacherSoftTargetLogits(double temperature, Dataset? split = null, string splitName = "train")
     {
-        var teachers = _teacherTrainLogits.Value;
+        var teachers = _teacherLogits(split ?? Train, splitName);
         return teachers.Count == 1 ? teachers[0].Logits : Ensemble.SoftTargetLogits(teachers, Classes, temperature);
     }
 }

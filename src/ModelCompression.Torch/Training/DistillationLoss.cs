@@ -32,7 +32,12 @@ public sealed record DistillationLoss(double Alpha, double Temperature)
         if (Alpha < 1)
         {
             ArgumentNullException.ThrowIfNull(labels);
-            hard = nn.functional.cross_entropy(studentLogits, labels);
+            // Samples of an unlabelled pool carry NoLabel: the hard term averages over the labelled ones, and a
+            // batch without any has none (cross-entropy over no samples would be NaN).
+            if (labels.NotEqual(TrainingSet.NoLabel).any().item<bool>())
+            {
+                hard = nn.functional.cross_entropy(studentLogits, labels, ignore_index: TrainingSet.NoLabel);
+            }
         }
 
         return (soft, hard) switch
@@ -40,7 +45,7 @@ public sealed record DistillationLoss(double Alpha, double Temperature)
             (Tensor s, Tensor h) => s.Times(Alpha).Plus(h.Times(1 - Alpha)),
             (Tensor s, null) => s.Times(Alpha),
             (null, Tensor h) => h,
-            _ => throw new InvalidOperationException("Unreachable: alpha is in [0, 1]."),
+            _ => studentLogits.sum().Times(0), // Only unlabelled samples and alpha 0: nothing to learn from this batch.
         };
     }
 }

@@ -105,6 +105,25 @@ public sealed class InputArray
             : new InputArray(Name, picked.Length, SampleShape, null, Remap(_copyLongs!, picked));
     }
 
+    /// <summary>
+    /// The samples of <paramref name="first"/> followed by those of <paramref name="second"/> (same name, shape and
+    /// type), read from the two without copying them up front.
+    /// </summary>
+    public static InputArray Concat(InputArray first, InputArray second)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        if (first.Name != second.Name || first.DType != second.DType || !first.SampleShape.SequenceEqual(second.SampleShape))
+        {
+            throw new ArgumentException($"Input '{second.Name}' {second.DType}[{string.Join(", ", second.SampleShape)}] does not continue '{first.Name}' {first.DType}[{string.Join(", ", first.SampleShape)}].", nameof(second));
+        }
+
+        var count = first.Count + second.Count;
+        return first.DType == ScalarType.Float32
+            ? new InputArray(first.Name, count, first.SampleShape, ConcatRows<float>(first, second), null)
+            : new InputArray(first.Name, count, first.SampleShape, null, ConcatRows<long>(first, second));
+    }
+
     /// <summary>A batch tensor [rows, ..SampleShape] of the given rows.</summary>
     internal Tensor Batch(ReadOnlySpan<int> rows)
     {
@@ -152,6 +171,35 @@ public sealed class InputArray
 
         return result;
     }
+
+    /// <summary>Copies <paramref name="rows"/> into <paramref name="destination"/>, row after row.</summary>
+    private void CopyRows<T>(ReadOnlySpan<int> rows, Span<T> destination)
+    {
+        if (_floats is not null || _longs is not null)
+        {
+            var source = (T[])(object)(_floats ?? (object)_longs!);
+            for (var i = 0; i < rows.Length; i++)
+            {
+                source.AsSpan(rows[i] * SampleSize, SampleSize).CopyTo(destination.Slice(i * SampleSize, SampleSize));
+            }
+        }
+        else
+        {
+            ((RowCopier<T>)(object)(_copyFloats ?? (object)_copyLongs!))(rows, destination);
+        }
+    }
+
+    private static RowCopier<T> ConcatRows<T>(InputArray first, InputArray second) => (rows, destination) =>
+    {
+        var width = first.SampleSize;
+        Span<int> one = stackalloc int[1];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var fromFirst = rows[i] < first.Count;
+            one[0] = fromFirst ? rows[i] : rows[i] - first.Count;
+            (fromFirst ? first : second).CopyRows(one, destination.Slice(i * width, width));
+        }
+    };
 
     private static RowCopier<T> Remap<T>(RowCopier<T> copy, int[] picked) => (rows, destination) =>
     {
@@ -235,8 +283,30 @@ public sealed class TrainingSet
         Classes = classes;
     }
 
+    /// <summary>The label of a sample that has none (an unlabelled pool's): the hard loss skips it.</summary>
+    public const long NoLabel = -100;
+
     /// <summary>The inputs, one array per graph input.</summary>
     public IReadOnlyList<InputArray> Inputs { get; }
+
+    /// <summary>
+    /// This set followed by <paramref name="unlabelled"/> (same inputs, teacher logits on both): its samples get
+    /// <see cref="NoLabel"/>, so distillation learns from the teacher alone there.
+    /// </summary>
+    public TrainingSet WithUnlabelled(TrainingSet unlabelled)
+    {
+        ArgumentNullException.ThrowIfNull(unlabelled);
+        if (TeacherLogits is null || unlabelled.TeacherLogits is null)
+        {
+            throw new ArgumentException("Unlabelled samples teach only through the teacher's logits, which both sets need.", nameof(unlabelled));
+        }
+
+        var inputs = Inputs.Select(i => InputArray.Concat(i, unlabelled.Inputs.Single(u => u.Name == i.Name))).ToList();
+        var labels = new long[Count + unlabelled.Count];
+        Array.Fill(labels, NoLabel);
+        Labels?.CopyTo(labels, 0);
+        return new TrainingSet(inputs, labels, [.. TeacherLogits, .. unlabelled.TeacherLogits], Classes);
+    }
 
     /// <summary>Class labels, one per sample, or null.</summary>
     public long[]? Labels { get; }
