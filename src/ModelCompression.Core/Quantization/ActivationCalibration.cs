@@ -47,14 +47,16 @@ public static class ActivationCalibration
         var calibrators = tensors.Distinct(StringComparer.Ordinal).ToDictionary(t => t, _ => new TensorCalibrator(), StringComparer.Ordinal);
         string[] fetched = [.. calibrators.Keys.Where(t => !inputs.Contains(t))];
         using var session = new OrtModel(copy, "calibration copy of the model");
-        session.Run(samples, sampleShape, BatchSize, fetched, (input, _, values) =>
+        // ONNX Runtime wants at least one output even when every tensor to calibrate is a graph input.
+        IReadOnlyList<string> requested = fetched.Length > 0 ? fetched : [session.OutputNames[0]];
+        session.Run(samples, sampleShape, BatchSize, requested, (input, _, values) =>
         {
             Observe(calibrators, fetched, input, values, inputs, (calibrator, span) => calibrator.ObserveRange(span));
         });
 
         if (TensorCalibrator.NeedsHistogram(method))
         {
-            session.Run(samples, sampleShape, BatchSize, fetched, (input, _, values) =>
+            session.Run(samples, sampleShape, BatchSize, requested, (input, _, values) =>
             {
                 Observe(calibrators, fetched, input, values, inputs, (calibrator, span) =>
                 {

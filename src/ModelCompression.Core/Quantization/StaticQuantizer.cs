@@ -106,7 +106,7 @@ public static class StaticQuantizer
         var tensors = new List<string>();
         foreach (var node in graph.Node.Where(n => GraphEdit.IsDefaultDomain(n) && n.OpType is "Conv" or "MatMul" or "Gemm"))
         {
-            if (Layer.Analyze(node, initializers) is not { } layer)
+            if (Layer.Analyze(node, graph, initializers) is not { } layer)
             {
                 skipped.Add($"{node.Name} ({node.OpType}): {Layer.WhyNot(node, initializers)}");
             }
@@ -153,7 +153,7 @@ public static class StaticQuantizer
         var producers = GraphEdit.Producers(graph);
         var names = new UniqueNames(graph);
         var chosen = nodes.ToHashSet(StringComparer.Ordinal);
-        var layers = graph.Node.Where(n => chosen.Contains(n.Name)).Select(n => Layer.Analyze(n, initializers)!).ToList();
+        var layers = graph.Node.Where(n => chosen.Contains(n.Name)).Select(n => Layer.Analyze(n, graph, initializers)!).ToList();
 
         // Which activations get a pair, and whose readers switch to the dequantized value.
         var layerInputs = layers.Select(l => l.Input).ToHashSet(StringComparer.Ordinal);
@@ -295,9 +295,9 @@ public static class StaticQuantizer
         };
         node.Input[1] = $"{prefix}.weight_dequantized";
 
-        if (node.Input.Count > 2 && node.Input[2].Length > 0)
+        if (layer.Bias is var (biasNode, biasInput))
         {
-            var bias = TensorData.ToFloats(graph.Initializer.First(i => i.Name == node.Input[2]));
+            var bias = TensorData.ToFloats(graph.Initializer.First(i => i.Name == biasNode.Input[biasInput]));
             if (layer.Beta != 1f)
             {
                 bias = [.. bias.Select(v => v * layer.Beta)];
@@ -312,13 +312,12 @@ public static class StaticQuantizer
                 [$"{prefix}.bias_int32", $"{prefix}.bias_scale"],
                 [$"{prefix}.bias_dequantized"],
                 perChannel ? [Attr.Int("axis", 0)] : []));
-            node.Input[2] = $"{prefix}.bias_dequantized";
-        }
-
-        if (node.OpType == "Gemm" && node.Input.Count > 2 && node.Input[2].Length > 0)
-        {
-            // QGemm takes beta = 1 only; the factor is in the int32 bias now. Set it explicitly either way.
-            GraphEdit.SetFloat(node, "beta", 1f);
+            biasNode.Input[biasInput] = $"{prefix}.bias_dequantized";
+            if (node.OpType == "Gemm")
+            {
+                // QGemm takes beta = 1 only; the factor is in the int32 bias now.
+                GraphEdit.SetFloat(node, "beta", 1f);
+            }
         }
 
         return added;
@@ -396,11 +395,16 @@ public static class StaticQuantizer
     private static bool IsFloatConstant(Dictionary<string, TensorProto> initializers, string name) =>
         initializers.TryGetValue(name, out var tensor) && tensor.DataType == (int)DataType.Float;
 
-    /// <summary>A quantizable Conv, MatMul or Gemm: where its activation and weight are, and how the weight is laid out.</summary>
-    private sealed record Layer(NodeProto Node, string Input, int ChannelAxis, float Alpha, float Beta)
+    /// <summary>
+    /// A quantizable Conv, MatMul or Gemm: where its activation and weight are, how the weight is laid out, and
+    /// where its bias is: its own third input, or for MatMul the constant of an Add that alone reads its output.
+    /// That Add's constant is quantized to int32 like a Gemm bias because ONNX Runtime fuses MatMul + Add into
+    /// a Gemm before its QDQ fusions run, and a Gemm with a float bias is not fused into QGemm.
+    /// </summary>
+    private sealed record Layer(NodeProto Node, string Input, int ChannelAxis, float Alpha, float Beta, (NodeProto Node, int Input)? Bias)
     {
-        public static Layer? Analyze(NodeProto node, Dictionary<string, TensorProto> initializers) =>
-            WhyNot(node, initializers) is null ? Describe(node, initializers[node.Input[1]]) : null;
+        public static Layer? Analyze(NodeProto node, GraphProto graph, Dictionary<string, TensorProto> initializers) =>
+            WhyNot(node, initializers) is null ? Describe(node, graph, initializers) : null;
 
         /// <summary>Why the node cannot be quantized, or null when it can.</summary>
         public static string? WhyNot(NodeProto node, Dictionary<string, TensorProto> initializers)
@@ -443,16 +447,19 @@ public static class StaticQuantizer
                         return "the weight is not a matrix";
                     }
 
-                    var columns = GraphEdit.Attribute(node, "transB")?.I is 1 ? weight.Dims[0] : weight.Dims[1];
-                    return bias is not null && !IsBias(initializers, bias, columns) ? "the bias is not a float constant with one value per output column" : null;
+                    return bias is not null && !IsBias(initializers, bias, OutputColumns(node, weight)) ? "the bias is not a float constant with one value per output column" : null;
             }
         }
 
         private static bool IsBias(Dictionary<string, TensorProto> initializers, string name, long channels) =>
             IsFloatConstant(initializers, name) && TensorData.ElementCount(initializers[name]) == channels;
 
-        private static Layer Describe(NodeProto node, TensorProto weight)
+        private static long OutputColumns(NodeProto node, TensorProto weight) =>
+            GraphEdit.Attribute(node, "transB")?.I is 1 ? weight.Dims[0] : weight.Dims[1];
+
+        private static Layer Describe(NodeProto node, GraphProto graph, Dictionary<string, TensorProto> initializers)
         {
+            var weight = initializers[node.Input[1]];
             // The output channels: Conv's first axis; a [K, N] matrix's columns, or the rows of Gemm's transposed B.
             var axis = node.OpType switch
             {
@@ -462,7 +469,21 @@ public static class StaticQuantizer
             };
             var alpha = node.OpType == "Gemm" ? GraphEdit.Attribute(node, "alpha")?.F ?? 1f : 1f;
             var beta = node.OpType == "Gemm" ? GraphEdit.Attribute(node, "beta")?.F ?? 1f : 1f;
-            return new Layer(node, node.Input[0], axis, alpha, beta);
+            (NodeProto, int)? bias = node.Input.Count > 2 && node.Input[2].Length > 0 ? (node, 2) : null;
+            if (node.OpType == "MatMul")
+            {
+                var output = node.Output[0];
+                var readers = graph.Node.Where(n => n.Input.Contains(output)).ToList();
+                if (readers is [{ OpType: "Add" } add] && GraphEdit.IsDefaultDomain(add) && add.Input.Count == 2
+                    && !graph.Output.Any(o => o.Name == output) && add.Input.IndexOf(output) is var own and >= 0
+                    && initializers.TryGetValue(add.Input[1 - own], out var constant) && constant.DataType == (int)DataType.Float
+                    && constant.Dims.Count == 1 && constant.Dims[0] == weight.Dims[1])
+                {
+                    bias = (add, 1 - own);
+                }
+            }
+
+            return new Layer(node, node.Input[0], axis, alpha, beta, bias);
         }
     }
 }
