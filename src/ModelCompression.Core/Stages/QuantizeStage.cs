@@ -274,7 +274,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
     private static string Format(double value) => value.ToString("0.0000", Invariant);
 
-    private static string Percent(double value) => value.ToString("P2", Invariant);
+    private static string Percent(double value) => (value * 100).ToString("0.00", Invariant) + "%";
 
     private static string Points(double value) => (value * 100).ToString("0.##", Invariant);
 
