@@ -118,7 +118,7 @@ public static class StaticQuantizer
             {
                 candidates.Add(node.Name);
                 tensors.Add(layer.Input);
-                if (OutputToQuantize(node, graph, activations) is { } output)
+                if (OutputToQuantize(layer, graph, activations) is { } output)
                 {
                     tensors.Add(output);
                 }
@@ -157,7 +157,7 @@ public static class StaticQuantizer
 
         // Which activations get a pair, and whose readers switch to the dequantized value.
         var layerInputs = layers.Select(l => l.Input).ToHashSet(StringComparer.Ordinal);
-        var outputs = layers.Select(l => OutputToQuantize(l.Node, graph, plan.Activations)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var outputs = layers.Select(l => OutputToQuantize(l, graph, plan.Activations)).OfType<string>().ToHashSet(StringComparer.Ordinal);
         var quantized = layerInputs.Union(outputs).ToHashSet(StringComparer.Ordinal);
         var parameters = new Dictionary<string, QuantizationParameters>(StringComparer.Ordinal);
         QuantizationParameters ParametersOf(string tensor)
@@ -230,11 +230,12 @@ public static class StaticQuantizer
     /// point at the type's minimum: so with asymmetric activations the pair goes on the ReLU's output (zero
     /// point 0), with symmetric ones on the layer's output (the ReLU then runs between DequantizeLinear and
     /// QuantizeLinear). Without a ReLU, a Conv still needs an output pair (QLinearConv has no float output);
-    /// MatMul and Gemm do not (MatMulIntegerToFloat and QGemm give float).
+    /// MatMul and Gemm do not (MatMulIntegerToFloat and QGemm give float). A MatMul's output is that of its
+    /// bias Add, if it has one.
     /// </summary>
-    private static string? OutputToQuantize(NodeProto node, GraphProto graph, QuantizationScheme activations)
+    private static string? OutputToQuantize(Layer layer, GraphProto graph, QuantizationScheme activations)
     {
-        var output = node.Output[0];
+        var output = layer.Bias is ({ } biasNode, _) && biasNode != layer.Node ? biasNode.Output[0] : layer.Node.Output[0];
         var readers = graph.Node.Where(n => n.Input.Contains(output)).ToList();
         var graphOutputs = graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
         if (readers is [{ OpType: "Relu" } relu] && GraphEdit.IsDefaultDomain(relu)
@@ -243,7 +244,7 @@ public static class StaticQuantizer
             return activations == QuantizationScheme.Asymmetric ? relu.Output[0] : output;
         }
 
-        return node.OpType == "Conv" ? output : null;
+        return layer.Node.OpType == "Conv" ? output : null;
     }
 
     private static (string Dequantized, List<NodeProto> Nodes) AddPair(GraphProto graph, UniqueNames names, string tensor, QuantizationParameters parameters, QuantizationScheme scheme)

@@ -135,8 +135,8 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             return (Nothing(source, report.SkippedNodes, details, context, inputModel), $"{description}: nothing to quantize");
         }
 
-        var selection = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name)).Model, slice, details);
-        return (selection.Model, $"{description}: {Layers(selection, report.QuantizedNodes.Count)}");
+        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name)).Model, slice, details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count)}");
     }
 
     private (ModelProto Model, string Description) Static(ModelProto source, Dataset calibration, long[] sampleShape, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
@@ -160,8 +160,8 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         }
 
         var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, calibration, sampleShape, options.CalibrationMethod, options.Percentile, options.ActivationScheme);
-        var selection = SelectLayers(plan.Candidates, layers => StaticQuantizer.Quantize(plan, ranges, layers, options.PerChannel).Model, slice, details);
-        return (selection.Model, $"{description}: {Layers(selection, plan.Candidates.Count)}");
+        var (selection, sensitivity) = SelectLayers(plan.Candidates, layers => StaticQuantizer.Quantize(plan, ranges, layers, options.PerChannel).Model, slice, details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count)}");
     }
 
     private static (ModelProto Model, string Description) Float16(ModelProto source, Dictionary<string, string> details)
@@ -179,7 +179,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     /// Runs the sensitivity analysis (when asked for, or needed by keep_sensitive_float) and picks the layers
     /// to quantize; records both and what ONNX Runtime makes of the result.
     /// </summary>
-    private LayerSelection SelectLayers(IReadOnlyList<string> candidates, Func<IReadOnlyCollection<string>, ModelProto> quantize, CheckSlice slice, Dictionary<string, string> details)
+    private (LayerSelection Selection, IReadOnlyList<LayerSensitivity> Sensitivity) SelectLayers(IReadOnlyList<string> candidates, Func<IReadOnlyCollection<string>, ModelProto> quantize, CheckSlice slice, Dictionary<string, string> details)
     {
         IReadOnlyList<LayerSensitivity> sensitivity = [];
         if (options.Sensitivity || options.KeepSensitiveFloat)
@@ -213,7 +213,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             .GroupBy(n => n.OpType)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"{g.Key} x{g.Count()}"));
-        return selection;
+        return (selection, sensitivity);
     }
 
     private ModelProto Nothing(ModelProto source, IReadOnlyList<string> skipped, Dictionary<string, string> details, StageContext context, string inputModel)
@@ -269,14 +269,30 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             overlap);
     }
 
-    private static string Layers(LayerSelection selection, int candidates) =>
-        $"{selection.Quantized.Count}/{candidates} layers quantized" + (selection.KeptFloat.Count > 0 ? $", kept in float by sensitivity: {string.Join(", ", selection.KeptFloat)}" : "");
+    /// <summary>What was quantized, and the most sensitive layers (accuracy drop alone, in points; all of them are in the details).</summary>
+    private static string Layers(LayerSelection selection, IReadOnlyList<LayerSensitivity> sensitivity, int candidates)
+    {
+        const int Shown = 5;
+        var text = $"{selection.Quantized.Count}/{candidates} layers quantized";
+        if (selection.KeptFloat.Count > 0)
+        {
+            text += $", kept in float by sensitivity: {string.Join(", ", selection.KeptFloat)}";
+        }
+
+        if (sensitivity.Count > 0)
+        {
+            text += $"; sensitivity (accuracy drop of each layer alone, points): {string.Join(", ", sensitivity.Take(Shown).Select(s => $"{s.Node} {Points(s.AccuracyDrop)}"))}"
+                + (sensitivity.Count > Shown ? $", {sensitivity.Count - Shown} more in the details" : "");
+        }
+
+        return text;
+    }
 
     private static string Format(double value) => value.ToString("0.0000", Invariant);
 
     private static string Percent(double value) => (value * 100).ToString("0.00", Invariant) + "%";
 
-    private static string Points(double value) => (value * 100).ToString("0.##", Invariant);
+    private static string Points(double value) => (value * 100).ToString("0.0#", Invariant);
 
     private static string Flag(bool value) => value ? "true" : "false";
 

@@ -17,22 +17,21 @@ public abstract class FashionStudentFixture : IDisposable
         IdxReader.LoadLabelled(Repo.SampleData("train-images-idx3-ubyte.gz"), Repo.SampleData("train-labels-idx1-ubyte.gz"), 1 / 255f),
         IdxReader.LoadLabelled(Repo.SampleData("t10k-images-idx3-ubyte.gz"), Repo.SampleData("t10k-labels-idx1-ubyte.gz"), 1 / 255f)));
 
+    private static readonly Lazy<Recipe> SampleRecipe = new(() => RecipeLoader.Load(Repo.SampleRecipe));
+
     protected FashionStudentFixture(string architecture, object options, int trainSamples, int epochs, double learningRate)
     {
         Dir = new TempDir();
-        Recipe = RecipeLoader.Load(Repo.SampleRecipe);
         var (train, test) = Data.Value;
         var untrained = Dir.File("untrained.onnx");
         OnnxModelFile.Save(ArchitectureRegistry.Build(architecture, options, new ArchitectureInputs([28, 28], 10)), untrained);
         var trainSlice = train.Select([.. Enumerable.Range(0, trainSamples)], train.Source);
         Student = Dir.File("student.onnx");
         new DistillStage(new DistillOptions { Epochs = epochs, Alpha = 0, BatchSize = 64, LearningRate = learningRate })
-            .Run(Context(trainSlice, test, new RecordingReporter()), untrained, Student);
+            .Run(Context(trainSlice, test, new RecordingReporter(), Dir), untrained, Student);
     }
 
     public TempDir Dir { get; }
-
-    public Recipe Recipe { get; }
 
     /// <summary>The trained float student.</summary>
     public string Student { get; }
@@ -42,7 +41,10 @@ public abstract class FashionStudentFixture : IDisposable
     public static Dataset Test => Data.Value.Test;
 
     /// <summary>A stage context over the whole slice (the quantize stage takes its samples from Train).</summary>
-    public StageContext Context(RecordingReporter reporter) => Context(Train, Test, reporter);
+    public StageContext Context(RecordingReporter reporter) => Context(Train, Test, reporter, Dir);
+
+    /// <summary>A stage context over the whole slice, for models that need no training first.</summary>
+    public static StageContext Context(RecordingReporter reporter, TempDir dir) => Context(Train, Test, reporter, dir);
 
     public void Dispose()
     {
@@ -50,10 +52,10 @@ public abstract class FashionStudentFixture : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    private StageContext Context(Dataset train, Dataset test, RecordingReporter reporter) =>
-        new(Recipe, train, test, "data-hash", "teacher-hash", () => throw new InvalidOperationException("alpha 0 needs no teacher"), 10, reporter, CancellationToken.None)
+    private static StageContext Context(Dataset train, Dataset test, RecordingReporter reporter, TempDir dir) =>
+        new(SampleRecipe.Value, train, test, "data-hash", "teacher-hash", () => throw new InvalidOperationException("alpha 0 needs no teacher"), 10, reporter, CancellationToken.None)
         {
-            CheckpointRoot = Dir.Dir("checkpoints"),
+            CheckpointRoot = dir.Dir("checkpoints"),
         };
 }
 

@@ -53,6 +53,7 @@ public sealed class QuantizeStageMlpTests(MlpStudentFixture fixture, ITestOutput
         Assert.True(double.Parse(details["latency_ms.float.batch64.threads1"], CultureInfo.InvariantCulture) > 0);
         Assert.True(double.Parse(details["latency_ms.quantized.batch1.threads1"], CultureInfo.InvariantCulture) > 0);
         Assert.Contains("faster than float", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("sensitivity (accuracy drop of each layer alone, points): fc", result.Summary, StringComparison.Ordinal);
 
         var saved = OnnxModelFile.Load(model);
         Assert.DoesNotContain(saved.Graph.Initializer, i => i.DataType == (int)DataType.Float && !i.Name.EndsWith("scale", StringComparison.Ordinal));

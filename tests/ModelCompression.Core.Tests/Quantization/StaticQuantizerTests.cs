@@ -70,6 +70,26 @@ public sealed class StaticQuantizerTests
     }
 
     [Fact]
+    public void A_pytorch_exported_cnn_with_batch_norm_folds_and_fuses()
+    {
+        // torch.onnx.export with TrainingMode.PRESERVE: BatchNormalization (training_mode 0) after each Conv,
+        // AvgPool2d as Pad + AveragePool, unnamed-looking node names, Constant nodes.
+        var model = OnnxModelFile.Load(Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "cnn_opset17.onnx"));
+        var images = Images(64, seed: 12);
+        var data = new Dataset(images.Inputs, [1, 28, 28], null, images.Source);
+
+        var quantized = QuantizeAll(model, data, QuantizationScheme.Asymmetric, perChannel: true, out var plan);
+
+        Assert.NotEmpty(plan.FoldedBatchNorms);
+        Assert.DoesNotContain(plan.Model.Graph.Node, n => n.OpType == "BatchNormalization");
+        AssertClose(model, plan.Model, data, maxRelativeError: 1e-4, minAgreement: 1);
+        var session = SessionOps(quantized);
+        Assert.Equal(model.Graph.Node.Count(n => n.OpType == "Conv"), session.Count(op => op == "QLinearConv"));
+        Assert.DoesNotContain(session, op => op is "Conv" or "FusedConv");
+        AssertClose(model, quantized, data, maxRelativeError: 0.1, minAgreement: 0.8);
+    }
+
+    [Fact]
     public void A_value_that_only_passes_through_MaxPool_keeps_the_quantized_grid()
     {
         var model = CnnWithTrainedLookingBatchNorms();
@@ -138,6 +158,37 @@ public sealed class StaticQuantizerTests
         Assert.Contains(kernel, session);
         Assert.DoesNotContain(session, op => op is "MatMul" or "Gemm");
         AssertClose(model, quantized, data, maxRelativeError: 0.03, minAgreement: 0.9);
+    }
+
+    [Theory]
+    [InlineData(QuantizationScheme.Asymmetric)]
+    [InlineData(QuantizationScheme.Symmetric)]
+    public void MatMul_Add_Relu_MatMul_fuses_both_layers_with_either_scheme(QuantizationScheme scheme)
+    {
+        // As PyTorch exports nn.Linear at opset 13+ for inputs of any rank: MatMul, then Add of the bias. The
+        // pair after the ReLU (asymmetric) or after the Add (symmetric) is what lets ONNX Runtime fuse layer 1.
+        var random = new Random(11);
+        float[] Values(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5))];
+        var model = new GraphBuilder("linear")
+            .Input("x", DataType.Float, "batch", 16)
+            .Initializer("w1", Values(16 * 12), [16, 12])
+            .Initializer("b1", Values(12), [12])
+            .Initializer("w2", Values(12 * 4), [12, 4])
+            .Node("MatMul", ["x", "w1"], ["m1"], "l1", "")
+            .Node("Add", ["m1", "b1"], ["a1"], "l1.bias", "")
+            .Node("Relu", ["a1"], ["r1"], "relu", "")
+            .Node("MatMul", ["r1", "w2"], ["y"], "l2", "")
+            .Output("y", DataType.Float, "batch", 4)
+            .Build();
+        var data = new Dataset(Values(64 * 16), [16], null, "random");
+
+        var quantized = QuantizeAll(model, data, scheme, perChannel: true, out var plan);
+
+        Assert.Contains(scheme == QuantizationScheme.Asymmetric ? "r1" : "a1", plan.TensorsToCalibrate);
+        var session = SessionOps(quantized);
+        Assert.Equal(2, session.Count(op => op is "QGemm" or "MatMulIntegerToFloat" or "QLinearMatMul"));
+        Assert.DoesNotContain(session, op => op is "MatMul" or "Gemm" or "FusedGemm" or "FusedMatMul");
+        AssertClose(model, quantized, data, maxRelativeError: 0.05, minAgreement: 0.9);
     }
 
     [Fact]
