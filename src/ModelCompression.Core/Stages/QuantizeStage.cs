@@ -45,7 +45,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var source = OnnxModelFile.Load(inputModel);
         var named = source.Clone();
         GraphEdit.NameNodes(named.Graph);
-        CheckExclusions(named, context.Recipe.Path);
+        CheckOptions(named, context.Recipe.Path);
         long[] sampleShape;
         using (var runner = new OnnxRunner(inputModel, threads: 1))
         {
@@ -60,12 +60,13 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             ["check_samples"] = check.Count.ToString(Invariant),
             ["check_overlaps_calibration"] = overlap ? "true" : "false",
         };
-        var (model, description) = options.Mode switch
+        var (quantized, description) = options.Mode switch
         {
             QuantizeMode.Dynamic => Dynamic(named, slice, details, context, inputModel),
             QuantizeMode.Static => Static(named, calibration!, sampleShape, slice, details, context, inputModel),
             _ => Float16(named, details),
         };
+        var model = quantized ?? named;
 
         var score = slice.Score(model, "quantized model");
         var drop = slice.FloatAccuracy - score.Accuracy;
@@ -83,7 +84,24 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
         OnnxModelFile.Save(model, outputModel);
         CheckRuns(outputModel, context);
+        var timing = quantized is null
+            ? "nothing quantized, so no timing"
+            : CompareLatency(source, model, check, sampleShape, details, context, inputModel, outputModel);
 
+        return new StageResult(
+            Kind,
+            $"{description}; on {check.Count} check samples accuracy {Percent(slice.FloatAccuracy)} -> {Percent(score.Accuracy)}, agreement {Percent(score.Agreement)}; {timing}",
+            details,
+            null,
+            clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Times the float and the quantized model, records it, and with keep_float_if_slower replaces the output by
+    /// the float model when the quantized one is not faster. Returns the summary's timing clause.
+    /// </summary>
+    private string CompareLatency(ModelProto source, ModelProto model, Dataset check, long[] sampleShape, Dictionary<string, string> details, StageContext context, string inputModel, string outputModel)
+    {
         var latency = LatencyComparison.Measure(source, model, check, sampleShape, options.LatencyBatchSizes, options.LatencyThreads, options.LatencyRuns);
         var speedup = LatencyComparison.GeometricMeanSpeedup(latency);
         foreach (var m in latency)
@@ -94,37 +112,33 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             details[$"speedup.{at}"] = m.Speedup.ToString("0.00", Invariant);
         }
 
-        details["speedup"] = speedup.ToString("0.00", Invariant);
+        var ratio = speedup.ToString("0.00", Invariant);
+        details["speedup"] = ratio;
         details["faster"] = speedup > 1 ? "quantized" : "float";
         var configurations = $"p50 at batch {string.Join("/", options.LatencyBatchSizes)} x {string.Join("/", options.LatencyThreads)} threads";
-        var timing = speedup > 1
-            ? $"quantized {speedup.ToString("0.00", Invariant)}x faster than float ({configurations})"
-            : $"quantized NOT faster than float: {speedup.ToString("0.00", Invariant)}x ({configurations})";
         var keptFloat = options.KeepFloatIfSlower && speedup <= 1;
-        details["kept_float_model"] = keptFloat ? "true" : "false";
-        if (keptFloat)
+        details["kept_float_model"] = Flag(keptFloat);
+        if (speedup > 1)
         {
-            OnnxModelFile.Save(source, outputModel);
-            context.Reporter.Report(Diagnostic.Warning(
-                DiagnosticCodes.QuantizedNotFaster,
-                $"quantize: the {options.Mode.ToString().ToLowerInvariant()} model is not faster than the float one ({speedup.ToString("0.00", Invariant)}x, {configurations}); the float model is kept (keep_float_if_slower).",
-                inputModel));
-            timing += "; float model kept";
-        }
-        else if (speedup <= 1)
-        {
-            context.Reporter.Info($"quantize: the quantized model is not faster than the float one ({speedup.ToString("0.00", Invariant)}x); keep_float_if_slower: true would keep the float model.");
+            return $"quantized {ratio}x faster than float ({configurations})";
         }
 
-        return new StageResult(
-            Kind,
-            $"{description}; on {check.Count} check samples accuracy {Percent(slice.FloatAccuracy)} -> {Percent(score.Accuracy)}, agreement {Percent(score.Agreement)}; {timing}",
-            details,
-            null,
-            clock.Elapsed.TotalSeconds);
+        if (!keptFloat)
+        {
+            context.Reporter.Info($"quantize: the quantized model is not faster than the float one ({ratio}x); keep_float_if_slower: true would keep the float model.");
+            return $"quantized NOT faster than float: {ratio}x ({configurations})";
+        }
+
+        OnnxModelFile.Save(source, outputModel);
+        context.Reporter.Report(Diagnostic.Warning(
+            DiagnosticCodes.QuantizedNotFaster,
+            $"quantize: the {options.Mode.ToString().ToLowerInvariant()} model is not faster than the float one ({ratio}x, {configurations}); the float model is kept (keep_float_if_slower).",
+            inputModel));
+        return $"quantized NOT faster than float: {ratio}x ({configurations}); float model kept";
     }
 
-    private (ModelProto Model, string Description) Dynamic(ModelProto source, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    /// <summary>Dynamic int8; a null model when no layer can be quantized.</summary>
+    private (ModelProto? Model, string Description) Dynamic(ModelProto source, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
     {
         details["per_channel"] = Flag(options.PerChannel);
         var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n));
@@ -132,14 +146,16 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var description = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")})";
         if (report.QuantizedNodes.Count == 0)
         {
-            return (Nothing(source, report.SkippedNodes, details, context, inputModel), $"{description}: nothing to quantize");
+            Nothing(report.SkippedNodes, details, context, inputModel);
+            return (null, $"{description}: nothing to quantize");
         }
 
         var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name)).Model, slice, details);
         return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count)}");
     }
 
-    private (ModelProto Model, string Description) Static(ModelProto source, Dataset calibration, long[] sampleShape, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    /// <summary>Static int8 QDQ; a null model when no layer can be quantized.</summary>
+    private (ModelProto? Model, string Description) Static(ModelProto source, Dataset calibration, long[] sampleShape, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
     {
         details["per_channel"] = Flag(options.PerChannel);
         details["activation_scheme"] = options.ActivationScheme.ToString().ToLowerInvariant();
@@ -156,7 +172,8 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var description = $"static int8 QDQ ({(options.PerChannel ? "per channel" : "per tensor")}, {details["activation_scheme"]} activations, {details["calibration_method"]} calibration on {calibration.Count} samples)";
         if (plan.Candidates.Count == 0)
         {
-            return (Nothing(source, plan.Skipped, details, context, inputModel), $"{description}: nothing to quantize");
+            Nothing(plan.Skipped, details, context, inputModel);
+            return (null, $"{description}: nothing to quantize");
         }
 
         var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, calibration, sampleShape, options.CalibrationMethod, options.Percentile, options.ActivationScheme);
@@ -164,7 +181,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count)}");
     }
 
-    private static (ModelProto Model, string Description) Float16(ModelProto source, Dictionary<string, string> details)
+    private static (ModelProto? Model, string Description) Float16(ModelProto source, Dictionary<string, string> details)
     {
         var (model, report) = Float16Converter.Convert(source);
         details["float16_nodes"] = string.Join(", ", report.Float16Nodes);
@@ -216,21 +233,23 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         return (selection, sensitivity);
     }
 
-    private ModelProto Nothing(ModelProto source, IReadOnlyList<string> skipped, Dictionary<string, string> details, StageContext context, string inputModel)
+    private static void Nothing(IReadOnlyList<string> skipped, Dictionary<string, string> details, StageContext context, string inputModel)
     {
         context.Reporter.Report(Diagnostic.Warning(
             DiagnosticCodes.NothingToTransform,
             $"quantize: no layer could be quantized ({string.Join("; ", skipped)}); the model stays float.",
             inputModel));
         details["quantized"] = "";
-        return source;
     }
 
     private bool IsExcluded(NodeProto node) =>
         options.ExcludedNodes.Contains(node.Name) || options.ExcludedOpTypes.Contains(node.OpType);
 
-    /// <summary>Names in exclude_nodes and exclude_op_types must exist: a typo would otherwise exclude nothing, silently.</summary>
-    private void CheckExclusions(ModelProto model, string recipePath)
+    /// <summary>
+    /// Names in exclude_nodes and exclude_op_types must exist (a typo would otherwise exclude nothing, silently),
+    /// and the latency comparison needs something to measure.
+    /// </summary>
+    private void CheckOptions(ModelProto model, string recipePath)
     {
         var nodes = model.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var opTypes = model.Graph.Node.Select(n => n.OpType).ToHashSet(StringComparer.Ordinal);
@@ -238,6 +257,8 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             .Select(n => $"exclude_nodes names '{n}', which is not a node of the model (nodes: {string.Join(", ", nodes)})")
             .Concat(options.ExcludedOpTypes.Where(t => !opTypes.Contains(t))
                 .Select(t => $"exclude_op_types names '{t}', which no node of the model has (op types: {string.Join(", ", opTypes.Order(StringComparer.Ordinal))})"))
+            .Concat(options.LatencyBatchSizes is { Length: > 0 } ? [] : ["latency_batch_sizes needs at least one batch size"])
+            .Concat(options.LatencyThreads is { Length: > 0 } ? [] : ["latency_threads needs at least one thread count"])
             .Select(why => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"quantize: {why}.", recipePath))
             .ToList();
         if (problems.Count > 0)

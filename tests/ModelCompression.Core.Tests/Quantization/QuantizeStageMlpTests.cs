@@ -92,6 +92,8 @@ public sealed class QuantizeStageMlpTests(MlpStudentFixture fixture, ITestOutput
 
         Assert.Equal("", result.Details["quantized"]);
         Assert.Contains(reporter.Diagnostics, d => d.Code == DiagnosticCodes.NothingToTransform);
+        Assert.Contains("nothing to quantize", result.Summary, StringComparison.Ordinal);
+        Assert.False(result.Details.ContainsKey("speedup"));
         Assert.DoesNotContain(OnnxModelFile.Load(model).Graph.Node, n => n.OpType.Contains("Quantize", StringComparison.Ordinal));
     }
 
@@ -104,6 +106,16 @@ public sealed class QuantizeStageMlpTests(MlpStudentFixture fixture, ITestOutput
         Assert.All(error.Diagnostics, d => Assert.Equal(DiagnosticCodes.RecipeInvalidValue, d.Code));
         Assert.Contains("'fc9', which is not a node of the model (nodes: flatten, fc1, fc1.relu, fc2)", error.Diagnostics[0].Message, StringComparison.Ordinal);
         Assert.Contains("'conv', which no node of the model has (op types: Flatten, Gemm, Relu)", error.Diagnostics[1].Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Empty_latency_lists_are_errors()
+    {
+        var error = Assert.Throws<CompressionException>(() => Run(Quick with { LatencyBatchSizes = [], LatencyThreads = [] }));
+
+        Assert.Equal(
+            ["quantize: latency_batch_sizes needs at least one batch size.", "quantize: latency_threads needs at least one thread count."],
+            error.Diagnostics.Select(d => d.Message));
     }
 
     [Fact]
