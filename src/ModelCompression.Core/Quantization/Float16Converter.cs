@@ -19,7 +19,7 @@ public sealed record Float16Report(IReadOnlyList<string> Float16Nodes, IReadOnly
 /// Which nodes compute in float16 is checked, not assumed: ONNX Runtime silently wraps a float16 node that
 /// has no float16 CPU kernel in Casts of its own, so the converter loads each candidate model, reads the graph
 /// ONNX Runtime made of it, and moves every node that got such Casts (or was expanded into a float32 function
-/// body) back to float32 until none does. (ONNX Runtime also runs a float16-capable node in float32 when all
+/// body, or cancelled one of the converter's Casts against one of its own) back to float32 until none does. (ONNX Runtime also runs a float16-capable node in float32 when all
 /// its neighbours are float32, to save the Casts; the check sees that as well.) The x86-64 build of ONNX Runtime 1.31 has float16 kernels only for
 /// data movement and LayerNormalization, so on that build the result is float16 storage (half the file) with
 /// float32 compute: the Casts of constant weights are folded once, when the session loads.
@@ -227,31 +227,40 @@ public static class Float16Converter
 
     /// <summary>
     /// Loads the model in ONNX Runtime with graph optimizations off, saves the graph the session runs, and
-    /// returns the float16 nodes it wrapped in Casts of its own (or replaced by a float32 function body).
+    /// returns the float16 nodes that run in float32 there: those it wrapped in Casts of its own, those whose
+    /// Casts from or to float32 it removed (it cancels one of ours against one it inserted), and those it
+    /// replaced by a float32 function body.
     /// </summary>
     private static HashSet<string> NodesOnFloat32Kernels(ModelProto model, HashSet<string> half)
     {
         var session = OrtModel.SessionGraph(model, "float16 model", Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL);
         var ours = model.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var present = session.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
-        var producers = GraphEdit.Producers(session.Graph);
-        var consumers = GraphEdit.Consumers(session.Graph);
         // Constant nodes become initializers when a session loads; they have no kernel to miss.
         var fallback = model.Graph.Node.Where(n => half.Contains(n.Name) && n.OpType != "Constant" && !present.Contains(n.Name)).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var cast in session.Graph.Node.Where(n => n.OpType == "Cast" && !ours.Contains(n.Name)))
-        {
-            if (GraphEdit.Attribute(cast, "to")?.I == (long)DataType.Float)
-            {
-                fallback.UnionWith(consumers.GetValueOrDefault(cast.Output[0], []).Select(n => n.Name).Where(ours.Contains));
-            }
-            else if (producers.TryGetValue(cast.Input[0], out var producer) && ours.Contains(producer.Name))
-            {
-                fallback.Add(producer.Name);
-            }
-        }
-
+        // A Cast ONNX Runtime inserted to float32 feeds a node that computes in float32, one to float16 follows one.
+        fallback.UnionWith(CastNeighbours(session.Graph, session.Graph.Node.Where(n => n.OpType == "Cast" && !ours.Contains(n.Name)), DataType.Float, ours));
+        // A Cast of ours that it removed did the opposite: the node after a removed Cast to float16 reads float32.
+        fallback.UnionWith(CastNeighbours(model.Graph, model.Graph.Node.Where(n => n.OpType == "Cast" && !present.Contains(n.Name)), DataType.Float16, ours));
         fallback.IntersectWith(half);
         return fallback;
+    }
+
+    /// <summary>The nodes the <paramref name="casts"/> to <paramref name="readerType"/> feed, and the nodes the other casts read from.</summary>
+    private static IEnumerable<string> CastNeighbours(GraphProto graph, IEnumerable<NodeProto> casts, DataType readerType, HashSet<string> ours)
+    {
+        var producers = GraphEdit.Producers(graph);
+        var consumers = GraphEdit.Consumers(graph);
+        foreach (var cast in casts)
+        {
+            var neighbours = GraphEdit.Attribute(cast, "to")?.I == (long)readerType
+                ? consumers.GetValueOrDefault(cast.Output[0], [])
+                : producers.TryGetValue(cast.Input[0], out var producer) ? [producer] : [];
+            foreach (var node in neighbours.Where(n => ours.Contains(n.Name)))
+            {
+                yield return node.Name;
+            }
+        }
     }
 
     /// <summary>Float16 pass-through nodes whose float inputs are all float32 values: moving them to float32 saves two Casts.</summary>

@@ -27,6 +27,7 @@ public sealed class TensorCalibrator
     public const int Bins = 2048;
 
     private long[]? _histogram;
+    private long _zeros;
     private double _absMax;
 
     /// <summary>The smallest value seen.</summary>
@@ -77,14 +78,21 @@ public sealed class TensorCalibrator
 
         if (_absMax == 0)
         {
-            _histogram[0] += values.Length;
+            _zeros += values.Length;
             return;
         }
 
         var perUnit = Bins / _absMax;
         foreach (var v in values)
         {
-            _histogram[Math.Min((int)(Math.Abs(v) * perUnit), Bins - 1)]++;
+            if (v == 0)
+            {
+                _zeros++;
+            }
+            else
+            {
+                _histogram[Math.Min((int)(Math.Abs(v) * perUnit), Bins - 1)]++;
+            }
         }
     }
 
@@ -107,8 +115,16 @@ public sealed class TensorCalibrator
 
         var histogram = _histogram ?? throw new InvalidOperationException($"{method} calibration needs the histogram pass.");
         var binWidth = _absMax / Bins;
+        if (_absMax == 0)
+        {
+            return (Min, Max);
+        }
+
+        // Exact zeros are exact in every range (it always includes 0), so they say nothing about where to clip.
+        // The percentile counts them as values; the KL search leaves them out, because the spike a ReLU puts at
+        // 0 would otherwise be smeared over its merged bin and push the search to the smallest cuts.
         var threshold = (float)(method == CalibrationMethod.Percentile
-            ? PercentileThreshold(histogram, binWidth, percentile)
+            ? PercentileThreshold([histogram[0] + _zeros, .. histogram.Skip(1)], binWidth, percentile)
             : EntropyThreshold(histogram, binWidth, levels));
         return (Math.Max(Min, -threshold), Math.Min(Max, threshold));
     }

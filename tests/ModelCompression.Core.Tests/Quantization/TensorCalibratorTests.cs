@@ -88,6 +88,25 @@ public sealed class TensorCalibratorTests
     }
 
     [Fact]
+    public void Entropy_ignores_the_exact_zeros_a_relu_produces()
+    {
+        // A ReLU output: 80% exact zeros, the rest uniform on (0, 1]. Zero is exact in any range, so the
+        // threshold must be that of the uniform part (about the whole range), not pulled down by the spike.
+        var random = new Random(7);
+        var values = Enumerable.Range(0, 200_000).Select(i => i % 5 == 0 ? (float)(1 - random.NextDouble()) : 0f).ToArray();
+        var calibrator = Calibrate(values);
+
+        var (min, max) = calibrator.Range(CalibrationMethod.Entropy, 99.99, 256);
+
+        Assert.Equal(0f, min);
+        Assert.InRange(max, 0.9f * calibrator.Max, calibrator.Max);
+
+        // The percentile counts the zeros as values: 99% of all values are at most ~0.95.
+        var (_, percentileMax) = calibrator.Range(CalibrationMethod.Percentile, 99, 256);
+        Assert.InRange(percentileMax, 0.94f, 0.96f);
+    }
+
+    [Fact]
     public void Histogram_methods_need_the_second_pass()
     {
         var calibrator = new TensorCalibrator();
