@@ -14,11 +14,17 @@ public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNo
 /// computed per batch at run time), MatMulInteger multiplies it with the int8 weight, and the int32 result
 /// is scaled back to float by x_scale * w_scale. ONNX Runtime fuses this chain into one kernel.
 /// Weights are symmetric (zero point 0), per tensor or per output column.
+/// Convolutions are left in float: ONNX Runtime's CPU provider lacks ConvInteger for most type pairs, and a
+/// dynamically quantized convolution would re-quantize its whole input per call; static QDQ
+/// (<see cref="StaticQuantizer"/>) quantizes them.
 /// </summary>
 public static class DynamicQuantizer
 {
     /// <summary>Returns a quantized copy of <paramref name="source"/>; the input is not changed.</summary>
-    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel)
+    /// <param name="source">The float model.</param>
+    /// <param name="perChannel">One weight scale per output column instead of one per tensor.</param>
+    /// <param name="include">Which MatMul/Gemm nodes to quantize (null: all); the others are reported as excluded.</param>
+    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel, Func<NodeProto, bool>? include = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         var model = source.Clone();
@@ -32,8 +38,15 @@ public static class DynamicQuantizer
 
         foreach (var node in graph.Node)
         {
-            if (node.OpType is not ("MatMul" or "Gemm") || node.Domain is not ("" or "ai.onnx"))
+            if (node.OpType is not ("MatMul" or "Gemm") || !GraphEdit.IsDefaultDomain(node))
             {
+                nodes.Add(node);
+                continue;
+            }
+
+            if (include is not null && !include(node))
+            {
+                skipped.Add($"{node.Name} ({node.OpType}): excluded");
                 nodes.Add(node);
                 continue;
             }
@@ -64,21 +77,21 @@ public static class DynamicQuantizer
             {
                 var activationPrefix = names.Make($"{input}.quantized", string.Empty, ".scale", ".zero_point", ".DynamicQuantizeLinear");
                 activation = ($"{activationPrefix}", $"{activationPrefix}.scale", $"{activationPrefix}.zero_point");
-                nodes.Add(Node("DynamicQuantizeLinear", $"{activationPrefix}.DynamicQuantizeLinear", [input], [activation.Q, activation.Scale, activation.ZeroPoint]));
+                nodes.Add(GraphEdit.Node("DynamicQuantizeLinear", $"{activationPrefix}.DynamicQuantizeLinear", [input], [activation.Q, activation.Scale, activation.ZeroPoint]));
                 quantizedActivations[input] = activation;
             }
 
             var output = node.Output[0];
             var scaledOutput = plan.Value.Bias is null ? output : $"{prefix}.scaled";
-            nodes.Add(Node("MatMulInteger", $"{prefix}.MatMulInteger", [activation.Q, weightName, activation.ZeroPoint, zeroPointName], [$"{prefix}.int32"]));
-            nodes.Add(Node("Cast", $"{prefix}.Cast", [$"{prefix}.int32"], [$"{prefix}.float"], new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float }));
-            nodes.Add(Node("Mul", $"{prefix}.ScaleProduct", [activation.Scale, scaleName], [$"{prefix}.scale"]));
-            nodes.Add(Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
+            nodes.Add(GraphEdit.Node("MatMulInteger", $"{prefix}.MatMulInteger", [activation.Q, weightName, activation.ZeroPoint, zeroPointName], [$"{prefix}.int32"]));
+            nodes.Add(GraphEdit.Node("Cast", $"{prefix}.Cast", [$"{prefix}.int32"], [$"{prefix}.float"], new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float }));
+            nodes.Add(GraphEdit.Node("Mul", $"{prefix}.ScaleProduct", [activation.Scale, scaleName], [$"{prefix}.scale"]));
+            nodes.Add(GraphEdit.Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
             if (plan.Value.Bias is { } bias)
             {
                 var biasName = $"{prefix}.bias";
                 graph.Initializer.Add(TensorData.FromFloats(biasName, bias, [n]));
-                nodes.Add(Node("Add", $"{prefix}.AddBias", [scaledOutput, biasName], [output]));
+                nodes.Add(GraphEdit.Node("Add", $"{prefix}.AddBias", [scaledOutput, biasName], [output]));
             }
 
             quantized.Add(node.Name);
@@ -86,7 +99,7 @@ public static class DynamicQuantizer
 
         graph.Node.Clear();
         graph.Node.AddRange(nodes);
-        RemoveUnusedInitializers(graph);
+        GraphEdit.RemoveUnusedInitializers(graph);
         return (model, new DynamicQuantizationReport(quantized, skipped));
     }
 
@@ -156,28 +169,10 @@ public static class DynamicQuantizer
         return new WeightPlan(values, rows, columns, bias, alpha);
     }
 
-    /// <summary>Symmetric int8: scale = max|w| / 127 (per tensor or per column), q = round(w / scale).</summary>
+    /// <summary>Symmetric int8 of a [K, N] weight: one scale per tensor or per output column (axis 1), alpha folded in.</summary>
     internal static (sbyte[] Values, float[] Scales) QuantizeWeights(float[] weight, int rows, int columns, bool perChannel, float alpha = 1f)
     {
-        var scales = new float[perChannel ? columns : 1];
-        for (var i = 0; i < weight.Length; i++)
-        {
-            var slot = perChannel ? i % columns : 0;
-            scales[slot] = Math.Max(scales[slot], Math.Abs(weight[i]));
-        }
-
-        for (var i = 0; i < scales.Length; i++)
-        {
-            // An all-zero column still needs a non-zero scale.
-            scales[i] = scales[i] > 0 ? scales[i] / 127f : 1f;
-        }
-
-        var values = new sbyte[weight.Length];
-        for (var i = 0; i < weight.Length; i++)
-        {
-            var scale = scales[perChannel ? i % columns : 0];
-            values[i] = (sbyte)Math.Clamp(MathF.Round(weight[i] / scale, MidpointRounding.ToEven), -127, 127);
-        }
+        var (values, scales) = QuantizationParameters.QuantizeWeight(weight, [rows, columns], perChannel ? 1 : null);
 
         // Gemm's alpha folds into the scales: alpha * (x_s * w_s) * (x_q . w_q).
         return (values, [.. scales.Select(s => s * alpha)]);
@@ -195,60 +190,5 @@ public static class DynamicQuantizer
         }
 
         return result;
-    }
-
-    private static NodeProto Node(string opType, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
-    {
-        var node = new NodeProto { OpType = opType, Name = name };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        node.Attribute.AddRange(attributes);
-        return node;
-    }
-
-    private static void RemoveUnusedInitializers(GraphProto graph)
-    {
-        var used = new HashSet<string>(graph.Node.SelectMany(n => n.Input).Concat(graph.Output.Select(o => o.Name)), StringComparer.Ordinal);
-        var unused = graph.Initializer.Where(i => !used.Contains(i.Name)).ToList();
-        foreach (var initializer in unused)
-        {
-            graph.Initializer.Remove(initializer);
-            // An old-style graph may list initializers as inputs too.
-            var asInput = graph.Input.FirstOrDefault(i => i.Name == initializer.Name);
-            if (asInput is not null)
-            {
-                graph.Input.Remove(asInput);
-            }
-        }
-    }
-
-    /// <summary>
-    /// Makes prefixes for the names a quantized node adds (<c>fc1.weight_int8</c>, <c>fc1.MatMulInteger</c>):
-    /// the stem itself when none of the names it would make is taken yet, else the stem with a number.
-    /// </summary>
-    private sealed class UniqueNames(GraphProto graph)
-    {
-        private readonly HashSet<string> _taken = new(
-            graph.Node.SelectMany(n => n.Output.Append(n.Name))
-                .Concat(graph.Initializer.Select(i => i.Name))
-                .Concat(graph.Input.Select(i => i.Name))
-                .Concat(graph.Output.Select(o => o.Name)),
-            StringComparer.Ordinal);
-
-        public string Make(string stem, params string[] suffixes)
-        {
-            var name = stem;
-            for (var i = 1; suffixes.Any(suffix => _taken.Contains(name + suffix)); i++)
-            {
-                name = $"{stem}_{i}";
-            }
-
-            foreach (var suffix in suffixes)
-            {
-                _taken.Add(name + suffix);
-            }
-
-            return name;
-        }
     }
 }

@@ -1,54 +1,321 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML.OnnxRuntime;
+using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Inference;
 using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
 using ModelCompression.Pipeline;
 using ModelCompression.Quantization;
 
 namespace ModelCompression.Stages;
 
 /// <summary>
-/// Quantizes the student's MatMul/Gemm weights to int8 (dynamic quantization). The output is accepted only
-/// after ONNX Runtime loads it and runs a forward pass.
+/// Quantizes the student: dynamic int8 (MatMul/Gemm), static int8 QDQ with calibrated activations (Conv,
+/// MatMul, Gemm), or float16. For the int8 modes it measures how much each layer alone costs in accuracy and
+/// can leave the most sensitive layers in float. Every run compares the result with the float model on a
+/// labelled slice of the training data (the test data decides gates, so no choice here is fitted to it) and
+/// times both models, because int8 is not always faster. The output is accepted only after ONNX Runtime loads
+/// it and runs a forward pass.
 /// </summary>
 public sealed class QuantizeStage(QuantizeOptions options) : IStage
 {
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    /// <summary>What ONNX Runtime turns quantized layers into: their presence shows the int8 path is taken.</summary>
+    private static readonly HashSet<string> IntegerKernels = new(StringComparer.Ordinal)
+    {
+        "QLinearConv", "QLinearMatMul", "QGemm", "MatMulIntegerToFloat", "MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger",
+    };
+
     /// <inheritdoc />
     public string Kind => "quantize";
 
     /// <inheritdoc />
     public void AddToKey(ContentHash key, StageContext context) => key
-        .Add("options", System.Text.Json.JsonSerializer.Serialize(options));
+        .Add("options", System.Text.Json.JsonSerializer.Serialize(options))
+        // Calibration, the sensitivity analysis and the accuracy check read the training data.
+        .Add("data", context.DataHash);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        var (model, report) = DynamicQuantizer.Quantize(OnnxModelFile.Load(inputModel), options.PerChannel);
-        if (report.QuantizedNodes.Count == 0)
+        var source = OnnxModelFile.Load(inputModel);
+        var named = source.Clone();
+        GraphEdit.NameNodes(named.Graph);
+        CheckOptions(named, context.Recipe.Path);
+        long[] sampleShape;
+        using (var runner = new OnnxRunner(inputModel, threads: 1))
+        {
+            sampleShape = runner.SampleShapeFor(context.Train);
+        }
+
+        var (calibration, check, overlap) = Samples(context.Train);
+        var slice = new CheckSlice(source, check, sampleShape);
+        var details = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["mode"] = options.Mode.ToString().ToLowerInvariant(),
+            ["check_samples"] = check.Count.ToString(Invariant),
+            ["check_overlaps_calibration"] = overlap ? "true" : "false",
+        };
+        var (quantized, description) = options.Mode switch
+        {
+            QuantizeMode.Dynamic => Dynamic(named, slice, details, context, inputModel),
+            QuantizeMode.Static => Static(named, calibration!, sampleShape, slice, details, context, inputModel),
+            _ => Float16(named, details),
+        };
+        var model = quantized ?? named;
+
+        var score = slice.Score(model, "quantized model");
+        var drop = slice.FloatAccuracy - score.Accuracy;
+        details["float_accuracy"] = Format(slice.FloatAccuracy);
+        details["quantized_accuracy"] = Format(score.Accuracy);
+        details["accuracy_drop"] = Format(drop);
+        details["agreement"] = Format(score.Agreement);
+        if (drop > options.MaxAccuracyDrop)
         {
             context.Reporter.Report(Diagnostic.Warning(
-                DiagnosticCodes.NothingToTransform,
-                $"quantize: no MatMul/Gemm weight could be quantized ({string.Join("; ", report.SkippedNodes)}); the model stays float.",
+                DiagnosticCodes.QuantizedAccuracyDrop,
+                $"quantize: accuracy on the {check.Count} check samples fell by {Points(drop)} points ({Percent(slice.FloatAccuracy)} -> {Percent(score.Accuracy)}), more than max_accuracy_drop {Points(options.MaxAccuracyDrop)}{(options.Mode == QuantizeMode.Fp16 || options.KeepSensitiveFloat ? "" : "; keep_sensitive_float: true leaves the most sensitive layers in float")}.",
                 inputModel));
         }
 
         OnnxModelFile.Save(model, outputModel);
         CheckRuns(outputModel, context);
+        var timing = quantized is null
+            ? "nothing quantized, so no timing"
+            : CompareLatency(source, model, check, sampleShape, details, context, inputModel, outputModel);
+
         return new StageResult(
             Kind,
-            $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")}): {report.QuantizedNodes.Count} layers quantized, {report.SkippedNodes.Count} left in float",
-            new Dictionary<string, string>
-            {
-                ["mode"] = options.Mode.ToString().ToLowerInvariant(),
-                ["per_channel"] = options.PerChannel.ToString(CultureInfo.InvariantCulture).ToLowerInvariant(),
-                ["quantized"] = string.Join(", ", report.QuantizedNodes),
-                ["skipped"] = string.Join("; ", report.SkippedNodes),
-            },
+            $"{description}; on {check.Count} check samples accuracy {Percent(slice.FloatAccuracy)} -> {Percent(score.Accuracy)}, agreement {Percent(score.Agreement)}; {timing}",
+            details,
             null,
             clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>
+    /// Times the float and the quantized model, records it, and with keep_float_if_slower replaces the output by
+    /// the float model when the quantized one is not faster. Returns the summary's timing clause.
+    /// </summary>
+    private string CompareLatency(ModelProto source, ModelProto model, Dataset check, long[] sampleShape, Dictionary<string, string> details, StageContext context, string inputModel, string outputModel)
+    {
+        var latency = LatencyComparison.Measure(source, model, check, sampleShape, options.LatencyBatchSizes, options.LatencyThreads, options.LatencyRuns);
+        var speedup = LatencyComparison.GeometricMeanSpeedup(latency);
+        foreach (var m in latency)
+        {
+            var at = $"batch{m.BatchSize}.threads{m.Threads}";
+            details[$"latency_ms.float.{at}"] = m.FloatMs.ToString("0.####", Invariant);
+            details[$"latency_ms.quantized.{at}"] = m.QuantizedMs.ToString("0.####", Invariant);
+            details[$"speedup.{at}"] = m.Speedup.ToString("0.00", Invariant);
+        }
+
+        var ratio = speedup.ToString("0.00", Invariant);
+        details["speedup"] = ratio;
+        details["faster"] = speedup > 1 ? "quantized" : "float";
+        var configurations = $"p50 at batch {string.Join("/", options.LatencyBatchSizes)} x {string.Join("/", options.LatencyThreads)} threads";
+        var keptFloat = options.KeepFloatIfSlower && speedup <= 1;
+        details["kept_float_model"] = Flag(keptFloat);
+        if (speedup > 1)
+        {
+            return $"quantized {ratio}x faster than float ({configurations})";
+        }
+
+        if (!keptFloat)
+        {
+            context.Reporter.Info($"quantize: the quantized model is not faster than the float one ({ratio}x); keep_float_if_slower: true would keep the float model.");
+            return $"quantized NOT faster than float: {ratio}x ({configurations})";
+        }
+
+        OnnxModelFile.Save(source, outputModel);
+        context.Reporter.Report(Diagnostic.Warning(
+            DiagnosticCodes.QuantizedNotFaster,
+            $"quantize: the {options.Mode.ToString().ToLowerInvariant()} model is not faster than the float one ({ratio}x, {configurations}); the float model is kept (keep_float_if_slower).",
+            inputModel));
+        return $"quantized NOT faster than float: {ratio}x ({configurations}); float model kept";
+    }
+
+    /// <summary>Dynamic int8; a null model when no layer can be quantized.</summary>
+    private (ModelProto? Model, string Description) Dynamic(ModelProto source, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    {
+        details["per_channel"] = Flag(options.PerChannel);
+        var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n));
+        details["skipped"] = string.Join("; ", report.SkippedNodes);
+        var description = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")})";
+        if (report.QuantizedNodes.Count == 0)
+        {
+            Nothing(report.SkippedNodes, details, context, inputModel);
+            return (null, $"{description}: nothing to quantize");
+        }
+
+        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name)).Model, slice, details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count)}");
+    }
+
+    /// <summary>Static int8 QDQ; a null model when no layer can be quantized.</summary>
+    private (ModelProto? Model, string Description) Static(ModelProto source, Dataset calibration, long[] sampleShape, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    {
+        details["per_channel"] = Flag(options.PerChannel);
+        details["activation_scheme"] = options.ActivationScheme.ToString().ToLowerInvariant();
+        details["calibration_method"] = options.CalibrationMethod.ToString().ToLowerInvariant();
+        details["calibration_samples"] = calibration.Count.ToString(Invariant);
+        if (options.CalibrationMethod == CalibrationMethod.Percentile)
+        {
+            details["percentile"] = options.Percentile.ToString(Invariant);
+        }
+
+        var plan = StaticQuantizer.Plan(source, options.ActivationScheme, n => !IsExcluded(n));
+        details["skipped"] = string.Join("; ", plan.Skipped);
+        details["folded_batch_norms"] = string.Join(", ", plan.FoldedBatchNorms);
+        var description = $"static int8 QDQ ({(options.PerChannel ? "per channel" : "per tensor")}, {details["activation_scheme"]} activations, {details["calibration_method"]} calibration on {calibration.Count} samples)";
+        if (plan.Candidates.Count == 0)
+        {
+            Nothing(plan.Skipped, details, context, inputModel);
+            return (null, $"{description}: nothing to quantize");
+        }
+
+        var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, calibration, sampleShape, options.CalibrationMethod, options.Percentile, options.ActivationScheme);
+        var (selection, sensitivity) = SelectLayers(plan.Candidates, layers => StaticQuantizer.Quantize(plan, ranges, layers, options.PerChannel).Model, slice, details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count)}");
+    }
+
+    private static (ModelProto? Model, string Description) Float16(ModelProto source, Dictionary<string, string> details)
+    {
+        var (model, report) = Float16Converter.Convert(source);
+        details["float16_nodes"] = string.Join(", ", report.Float16Nodes);
+        details["float32_nodes"] = string.Join(", ", report.Float32Nodes);
+        details["float16_initializers"] = report.Float16Initializers.ToString(Invariant);
+        details["clamped_values"] = report.ClampedValues.ToString(Invariant);
+        var nodes = report.Float16Nodes.Count + report.Float32Nodes.Count;
+        return (model, $"fp16: {report.Float16Initializers} initializers stored as float16, {report.Float16Nodes.Count}/{nodes} float nodes compute in float16 (the others have no float16 kernel in ONNX Runtime's CPU provider and run in float32 between Casts)");
+    }
+
+    /// <summary>
+    /// Runs the sensitivity analysis (when asked for, or needed by keep_sensitive_float) and picks the layers
+    /// to quantize; records both and what ONNX Runtime makes of the result.
+    /// </summary>
+    private (LayerSelection Selection, IReadOnlyList<LayerSensitivity> Sensitivity) SelectLayers(IReadOnlyList<string> candidates, Func<IReadOnlyCollection<string>, ModelProto> quantize, CheckSlice slice, Dictionary<string, string> details)
+    {
+        IReadOnlyList<LayerSensitivity> sensitivity = [];
+        if (options.Sensitivity || options.KeepSensitiveFloat)
+        {
+            sensitivity = SensitivityAnalysis.Measure(candidates, quantize, slice);
+            foreach (var layer in sensitivity)
+            {
+                details[$"sensitivity.{layer.Node}"] = Format(layer.AccuracyDrop);
+                details[$"sensitivity_agreement.{layer.Node}"] = Format(layer.Agreement);
+            }
+
+            details["sensitivity_order"] = string.Join(", ", sensitivity.Select(s => s.Node));
+        }
+
+        LayerSelection selection;
+        if (options.KeepSensitiveFloat)
+        {
+            selection = SensitivityAnalysis.KeepSensitiveFloat(candidates, sensitivity, quantize, slice, options.MaxAccuracyDrop);
+        }
+        else
+        {
+            var model = quantize(candidates);
+            selection = new LayerSelection(model, candidates, [], slice.Score(model, "quantized model"));
+        }
+
+        details["quantized"] = string.Join(", ", selection.Quantized);
+        details["kept_float"] = string.Join(", ", selection.KeptFloat);
+        var session = OrtModel.SessionGraph(selection.Model, "quantized model", GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+        details["onnxruntime_integer_kernels"] = string.Join(", ", session.Graph.Node
+            .Where(n => IntegerKernels.Contains(n.OpType))
+            .GroupBy(n => n.OpType)
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => $"{g.Key} x{g.Count()}"));
+        return (selection, sensitivity);
+    }
+
+    private static void Nothing(IReadOnlyList<string> skipped, Dictionary<string, string> details, StageContext context, string inputModel)
+    {
+        context.Reporter.Report(Diagnostic.Warning(
+            DiagnosticCodes.NothingToTransform,
+            $"quantize: no layer could be quantized ({string.Join("; ", skipped)}); the model stays float.",
+            inputModel));
+        details["quantized"] = "";
+    }
+
+    private bool IsExcluded(NodeProto node) =>
+        options.ExcludedNodes.Contains(node.Name) || options.ExcludedOpTypes.Contains(node.OpType);
+
+    /// <summary>
+    /// Names in exclude_nodes and exclude_op_types must exist (a typo would otherwise exclude nothing, silently),
+    /// and the latency comparison needs something to measure.
+    /// </summary>
+    private void CheckOptions(ModelProto model, string recipePath)
+    {
+        var nodes = model.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        var opTypes = model.Graph.Node.Select(n => n.OpType).ToHashSet(StringComparer.Ordinal);
+        var problems = options.ExcludedNodes.Where(n => !nodes.Contains(n))
+            .Select(n => $"exclude_nodes names '{n}', which is not a node of the model (nodes: {string.Join(", ", nodes)})")
+            .Concat(options.ExcludedOpTypes.Where(t => !opTypes.Contains(t))
+                .Select(t => $"exclude_op_types names '{t}', which no node of the model has (op types: {string.Join(", ", opTypes.Order(StringComparer.Ordinal))})"))
+            .Concat(options.LatencyBatchSizes is { Length: > 0 } ? [] : ["latency_batch_sizes needs at least one batch size"])
+            .Concat(options.LatencyThreads is { Length: > 0 } ? [] : ["latency_threads needs at least one thread count"])
+            .Select(why => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"quantize: {why}.", recipePath))
+            .ToList();
+        if (problems.Count > 0)
+        {
+            throw new CompressionException(problems);
+        }
+    }
+
+    /// <summary>
+    /// A seeded shuffle of the training data: the first calibration_samples rows calibrate (static mode), the
+    /// next sensitivity_samples rows are the check slice. When the data is too small for both, the check slice
+    /// re-uses calibration rows (and the details say so).
+    /// </summary>
+    private (Dataset? Calibration, Dataset Check, bool Overlap) Samples(Dataset train)
+    {
+        var order = Enumerable.Range(0, train.Count).ToArray();
+        new Random(options.Seed).Shuffle(order);
+        var calibrationCount = options.Mode == QuantizeMode.Static ? Math.Min(options.CalibrationSamples, train.Count) : 0;
+        var checkRows = order.Skip(calibrationCount).Take(options.SensitivitySamples).ToArray();
+        var overlap = checkRows.Length == 0;
+        if (overlap)
+        {
+            checkRows = [.. order.Take(options.SensitivitySamples)];
+        }
+
+        return (
+            calibrationCount > 0 ? train.Select([.. order.Take(calibrationCount)], $"{train.Source} (calibration)") : null,
+            train.Select(checkRows, $"{train.Source} (quantize check)"),
+            overlap);
+    }
+
+    /// <summary>What was quantized, and the most sensitive layers (accuracy drop alone, in points; all of them are in the details).</summary>
+    private static string Layers(LayerSelection selection, IReadOnlyList<LayerSensitivity> sensitivity, int candidates)
+    {
+        const int Shown = 5;
+        var text = $"{selection.Quantized.Count}/{candidates} layers quantized";
+        if (selection.KeptFloat.Count > 0)
+        {
+            text += $", kept in float by sensitivity: {string.Join(", ", selection.KeptFloat)}";
+        }
+
+        if (sensitivity.Count > 0)
+        {
+            text += $"; sensitivity (accuracy drop of each layer alone, points): {string.Join(", ", sensitivity.Take(Shown).Select(s => $"{s.Node} {Points(s.AccuracyDrop)}"))}"
+                + (sensitivity.Count > Shown ? $", {sensitivity.Count - Shown} more in the details" : "");
+        }
+
+        return text;
+    }
+
+    private static string Format(double value) => value.ToString("0.0000", Invariant);
+
+    private static string Percent(double value) => (value * 100).ToString("0.00", Invariant) + "%";
+
+    private static string Points(double value) => (value * 100).ToString("0.0#", Invariant);
+
+    private static string Flag(bool value) => value ? "true" : "false";
 
     private static void CheckRuns(string modelPath, StageContext context)
     {

@@ -144,22 +144,3 @@ public sealed record SweepOptions : TrainingStageOptions
            select new DistillOptions(this) { Alpha = alpha, Temperature = temperature, LearningRate = learningRate, Baseline = false },
     ];
 }
-
-/// <summary>How weights are quantized.</summary>
-public enum QuantizeMode
-{
-    /// <summary>int8 weights, activations quantized at run time (MatMul and Gemm).</summary>
-    Dynamic,
-}
-
-/// <summary>Options of the quantize stage.</summary>
-public sealed record QuantizeOptions
-{
-    /// <summary>The quantization mode.</summary>
-    [Option("mode", "dynamic: int8 MatMul/Gemm weights with activations quantized at run time.")]
-    public QuantizeMode Mode { get; init; } = QuantizeMode.Dynamic;
-
-    /// <summary>One scale per output column instead of one per weight tensor.</summary>
-    [Option("per_channel", "One scale per output column instead of one per weight tensor.")]
-    public bool PerChannel { get; init; }
-}

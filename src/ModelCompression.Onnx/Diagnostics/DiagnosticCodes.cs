@@ -63,6 +63,18 @@ public static class DiagnosticCodes
     /// <summary>A transform found nothing to change (e.g. no MatMul/Gemm weight to quantize).</summary>
     public const string NothingToTransform = "MC2030";
 
+    /// <summary>The quantized model was not faster than the float one, so the float model was kept (keep_float_if_slower).</summary>
+    public const string QuantizedNotFaster = "MC2050";
+
+    /// <summary>The quantized model lost more accuracy against the float one than max_accuracy_drop allows.</summary>
+    public const string QuantizedAccuracyDrop = "MC2051";
+
+    /// <summary>The model has something the quantize stage cannot convert (control flow, an already quantized graph).</summary>
+    public const string QuantizeUnsupportedModel = "MC2052";
+
+    /// <summary>Calibration or the accuracy check cannot run on the data (NaN activations, no labels).</summary>
+    public const string CalibrationFailed = "MC2053";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 

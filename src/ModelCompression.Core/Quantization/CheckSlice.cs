@@ -1,0 +1,61 @@
+using ModelCompression.Data;
+using ModelCompression.Diagnostics;
+using ModelCompression.Evaluation;
+using ModelCompression.Onnx.Proto;
+
+namespace ModelCompression.Quantization;
+
+/// <summary>How a candidate model compares with the float model on the check slice.</summary>
+/// <param name="Accuracy">Fraction of the slice's samples classified as labelled.</param>
+/// <param name="Agreement">Fraction of samples on which it picks the float model's class.</param>
+public readonly record struct SliceScore(double Accuracy, double Agreement);
+
+/// <summary>
+/// Labelled samples on which quantized candidates are compared with the float model: accuracy and
+/// agreement of arg-max classes. The float model's outputs are computed once.
+/// </summary>
+public sealed class CheckSlice
+{
+    private readonly long[] _sampleShape;
+    private readonly int[] _floatClasses;
+
+    /// <summary>Runs <paramref name="floatModel"/> over <paramref name="data"/> (labelled; MC2053 otherwise).</summary>
+    public CheckSlice(ModelProto floatModel, Dataset data, long[] sampleShape)
+    {
+        ArgumentNullException.ThrowIfNull(floatModel);
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Labels is null || data.Count == 0)
+        {
+            throw CompressionException.Error(DiagnosticCodes.CalibrationFailed, $"Quantize needs labelled training samples to compare the quantized model with the float one; '{data.Source}' has {(data.Labels is null ? "no labels" : "no samples")}.");
+        }
+
+        Data = data;
+        _sampleShape = sampleShape;
+        _floatClasses = Classes(floatModel, "float model");
+        FloatAccuracy = Accuracy(_floatClasses);
+    }
+
+    /// <summary>The samples.</summary>
+    public Dataset Data { get; }
+
+    /// <summary>The float model's accuracy on the slice.</summary>
+    public double FloatAccuracy { get; }
+
+    /// <summary>Runs <paramref name="model"/> over the slice and compares it with the labels and the float model.</summary>
+    public SliceScore Score(ModelProto model, string what)
+    {
+        var classes = Classes(model, what);
+        var agree = classes.Where((c, i) => c == _floatClasses[i]).Count();
+        return new SliceScore(Accuracy(classes), (double)agree / classes.Length);
+    }
+
+    private int[] Classes(ModelProto model, string what)
+    {
+        using var session = new OrtModel(model, what);
+        var outputs = session.FirstOutput(Data, _sampleShape);
+        var width = outputs.Length / Data.Count;
+        return [.. Enumerable.Range(0, Data.Count).Select(i => ModelEvaluation.ArgMax(outputs.AsSpan(i * width, width)))];
+    }
+
+    private double Accuracy(int[] classes) => (double)classes.Where((c, i) => c == Data.Labels![i]).Count() / classes.Length;
+}

@@ -1,0 +1,98 @@
+using ModelCompression.Quantization;
+using ModelCompression.Recipes;
+
+namespace ModelCompression.Stages;
+
+/// <summary>How the quantize stage turns the float model into a smaller one.</summary>
+public enum QuantizeMode
+{
+    /// <summary>int8 MatMul/Gemm weights; activations quantized at run time (convolutions stay float).</summary>
+    Dynamic,
+
+    /// <summary>int8 weights and activations (QuantizeLinear/DequantizeLinear pairs) with calibrated activation ranges.</summary>
+    Static,
+
+    /// <summary>float16 weights, float32 inputs and outputs.</summary>
+    Fp16,
+}
+
+/// <summary>Options of the quantize stage.</summary>
+public sealed record QuantizeOptions
+{
+    /// <summary>The quantization mode.</summary>
+    [Option("mode", "dynamic: int8 MatMul/Gemm weights, activations quantized at run time (convolutions stay float); static: int8 weights and calibrated int8 activations (QDQ) for Conv, MatMul and Gemm; fp16: float16 weights with float32 inputs and outputs.")]
+    public QuantizeMode Mode { get; init; } = QuantizeMode.Dynamic;
+
+    /// <summary>One weight scale per output channel instead of one per weight tensor.</summary>
+    [Option("per_channel", "One weight scale per output channel (Conv axis 0, MatMul/Gemm output axis) instead of one per weight tensor.")]
+    public bool PerChannel { get; init; }
+
+    /// <summary>How static mode quantizes activations.</summary>
+    [Option("activation_scheme", "static: asymmetric (uint8 with a zero point; ONNX Runtime's fast path on x86, ReLU outputs use the whole range) or symmetric (int8, zero point 0).")]
+    public QuantizationScheme ActivationScheme { get; init; } = QuantizationScheme.Asymmetric;
+
+    /// <summary>How static mode picks each activation's range.</summary>
+    [Option("calibration_method", "static: minmax (observed range), percentile (clip |x| at the given percentile) or entropy (clip |x| where the KL divergence between the float and int8 histograms is smallest).")]
+    public CalibrationMethod CalibrationMethod { get; init; } = CalibrationMethod.MinMax;
+
+    /// <summary>Training samples run through the float model to calibrate activation ranges.</summary>
+    [Option("calibration_samples", "static: training samples (seeded random choice) run through the float model to calibrate activation ranges.", Min = 1, Max = 1 << 20)]
+    public int CalibrationSamples { get; init; } = 256;
+
+    /// <summary>The percentile of |x| that percentile calibration keeps.</summary>
+    [Option("percentile", "static with calibration_method percentile: the percentile of |x| kept inside the range, e.g. 99.99.", Min = 50, Max = 100)]
+    public double Percentile { get; init; } = 99.99;
+
+    /// <summary>Node names that stay float, comma-separated.</summary>
+    [Option("exclude_nodes", "Node names to leave in float, separated by commas (e.g. 'fc1,classifier').")]
+    public string ExcludeNodes { get; init; } = "";
+
+    /// <summary>Operator types that stay float, comma-separated.</summary>
+    [Option("exclude_op_types", "Operator types to leave in float, separated by commas (e.g. 'Conv').")]
+    public string ExcludeOpTypes { get; init; } = "";
+
+    /// <summary>Whether to measure each layer's accuracy effect alone.</summary>
+    [Option("sensitivity", "dynamic and static: measure the accuracy drop of quantizing each layer alone (the others float) on a held-out slice of the training data, and list it in the report.")]
+    public bool Sensitivity { get; init; } = true;
+
+    /// <summary>Labelled training samples the sensitivity analysis and the accuracy check run on.</summary>
+    [Option("sensitivity_samples", "Labelled training samples (seeded, disjoint from the calibration samples where the data allows) on which the float and quantized models are compared and the sensitivity is measured. The test data is not used: it decides gates.", Min = 1, Max = 1 << 20)]
+    public int SensitivitySamples { get; init; } = 1000;
+
+    /// <summary>Whether the most sensitive layers go back to float until the accuracy drop is small enough.</summary>
+    [Option("keep_sensitive_float", "dynamic and static: leave the most sensitive layers in float, one at a time in sensitivity order, until the accuracy drop against the float model on the check slice is at most max_accuracy_drop.")]
+    public bool KeepSensitiveFloat { get; init; }
+
+    /// <summary>The largest accuracy drop (a fraction) accepted on the check slice.</summary>
+    [Option("max_accuracy_drop", "Largest accuracy drop (fraction, 0.005 = half a point) against the float model on the check slice; beyond it the stage warns, and keep_sensitive_float restores layers.", Min = 0, Max = 1)]
+    public double MaxAccuracyDrop { get; init; } = 0.005;
+
+    /// <summary>Whether the float model is kept when the quantized one is not faster.</summary>
+    [Option("keep_float_if_slower", "Keep the float model (with a warning) when the quantized model is not faster than it at the measured batch sizes and thread counts (geometric mean of the p50 speed-ups). The choice then depends on the machine's timing.")]
+    public bool KeepFloatIfSlower { get; init; }
+
+    /// <summary>Batch sizes the latency comparison runs.</summary>
+    [Option("latency_batch_sizes", "Batch sizes at which the float and quantized models' latencies are compared.", Min = 1, Max = 1 << 16)]
+    public int[] LatencyBatchSizes { get; init; } = [1, 64];
+
+    /// <summary>ONNX Runtime intra-op thread counts the latency comparison runs.</summary>
+    [Option("latency_threads", "ONNX Runtime intra-op thread counts at which the latencies are compared.", Min = 1, Max = 1024)]
+    public int[] LatencyThreads { get; init; } = [1, 2];
+
+    /// <summary>Timed runs per model, batch size and thread count.</summary>
+    [Option("latency_runs", "Timed runs per model, batch size and thread count (after 5 warm-up runs); the p50 is compared.", Min = 1, Max = 100000)]
+    public int LatencyRuns { get; init; } = 30;
+
+    /// <summary>Seed of the calibration and check samples.</summary>
+    [Option("seed", "Seed of the choice of calibration and check samples.", Min = 0)]
+    public int Seed { get; init; } = 1;
+
+    /// <summary>The node names of <see cref="ExcludeNodes"/>.</summary>
+    internal IReadOnlySet<string> ExcludedNodes => Split(ExcludeNodes);
+
+    /// <summary>The operator types of <see cref="ExcludeOpTypes"/>.</summary>
+    internal IReadOnlySet<string> ExcludedOpTypes => Split(ExcludeOpTypes);
+
+    private static HashSet<string> Split(string? list) =>
+        new((list ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries), StringComparer.Ordinal);
+}
