@@ -133,6 +133,8 @@ public static class CompressionPipeline
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
         DistillOptions distill => new DistillStage(distill),
+        PruneOptions prune => new PruneStage(prune),
+        FactorizeOptions factorize => new FactorizeStage(factorize),
         QuantizeOptions quantize => new QuantizeStage(quantize),
         EvaluateOptions => null, // Evaluation runs after every stage; this entry only sets its options.
         _ => throw new InvalidOperationException($"No stage for {spec.Kind}."),

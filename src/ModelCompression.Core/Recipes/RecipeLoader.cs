@@ -17,6 +17,8 @@ public static class RecipeLoader
     public static IReadOnlyDictionary<string, Type> StageOptionTypes { get; } = new Dictionary<string, Type>(StringComparer.Ordinal)
     {
         ["distill"] = typeof(DistillOptions),
+        ["prune"] = typeof(PruneOptions),
+        ["factorize"] = typeof(FactorizeOptions),
         ["quantize"] = typeof(QuantizeOptions),
         ["evaluate"] = typeof(EvaluateOptions),
     };

@@ -54,6 +54,15 @@ public static class DiagnosticCodes
     /// <summary>A transform found nothing to change (e.g. no MatMul/Gemm weight to quantize).</summary>
     public const string NothingToTransform = "MC2030";
 
+    /// <summary>Structured pruning leaves a layer whole: its units feed a pattern it cannot follow (a warning).</summary>
+    public const string StructureNotPrunable = "MC2060";
+
+    /// <summary>A transformed model failed the structural check or ONNX Runtime's forward pass, so it was not accepted.</summary>
+    public const string TransformedModelRejected = "MC2061";
+
+    /// <summary>Transformer layers to drop do not fit the model (no such layer, none left, not a residual block).</summary>
+    public const string LayerDropInvalid = "MC2062";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 
