@@ -121,6 +121,12 @@ public static class StructuredPruner
             }
 
             graph.Initializer[i] = TensorData.FromFloats(tensor.Name, values, dims);
+            // Models of IR version 3 list initializers as graph inputs too, with their shapes.
+            if (graph.Input.FirstOrDefault(v => v.Name == tensor.Name)?.Type?.TensorType?.Shape is { } shape)
+            {
+                shape.Dim.Clear();
+                shape.Dim.AddRange(dims.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
+            }
         }
 
         var names = new HashSet<string>(

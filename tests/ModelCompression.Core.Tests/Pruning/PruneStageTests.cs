@@ -1,4 +1,5 @@
 using System.Globalization;
+using ModelCompression.Architectures;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
 using ModelCompression.Onnx;
@@ -160,6 +161,20 @@ public sealed class PruneStageTests(FashionStudentFixture fashion)
         Assert.Equal(DiagnosticCodes.NothingToTransform, warning.Code);
         Assert.Equal(Floats(OnnxModelFile.Load(fashion.StudentPath), "fc1.weight"), Floats(OnnxModelFile.Load(output), "fc1.weight"));
         Assert.Contains("excluded by name", result.Details["skipped"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_transformed_model_that_does_not_fit_is_rejected()
+    {
+        // Three classes where the data has ten: it loads and runs, but it is not the student any more.
+        var wrong = fashion.Output("rejected");
+        OnnxModelFile.Save(MlpBuilder.Build(784, [4], 3, Activation.Relu, 1), wrong);
+
+        var error = Assert.Throws<CompressionException>(() => TransformedModelCheck.Verify(wrong, fashion.Context(), "prune"));
+
+        Assert.Equal(DiagnosticCodes.TransformedModelRejected, error.Code);
+        Assert.Contains("outputs 3 classes, not 10", error.Message, StringComparison.Ordinal);
+        Assert.Equal(wrong, error.Diagnostics[0].File);
     }
 
     [Fact]

@@ -198,6 +198,27 @@ public sealed class StructuredPruningTests
     }
 
     [Fact]
+    public void Consecutive_layers_shrink_on_both_axes_of_the_shared_weight()
+    {
+        var model = MlpBuilder.Build(6, [8, 5], 3, Activation.Tanh, seed: 2);
+        // fc2.weight [5, 8]: units 2 and 7 of fc1 unread; fc3.weight [3, 5]: units 0 and 4 of fc2 unread.
+        Update(model, "fc2.weight", (i, v) => i % 8 is 2 or 7 ? 0 : v);
+        Update(model, "fc3.weight", (i, v) => i % 5 is 0 or 4 ? 0 : v);
+
+        var (structures, _) = StructureFinder.Find(model, NameFilter.None);
+        var plan = structures.Select(s => new PrunedStructure(s, StructuredPruner.KeepHighest(StructuredPruner.L2Scores(model, s), 0.3))).ToList();
+        var pruned = StructuredPruner.Apply(model, plan);
+
+        // 0.3 x 8 rounds to 2 units, 0.3 x 5 to 2.
+        Assert.Equal(new[] { new[] { 0, 1, 3, 4, 5, 6 }, [1, 2, 3] }, plan.Select(p => p.Kept));
+        Assert.Equal([3L, 6], Dims(pruned, "fc2.weight"));
+        var rows = Floats(model, "fc2.weight");
+        Assert.Equal(new[] { 1, 2, 3 }.SelectMany(r => new[] { 0, 1, 3, 4, 5, 6 }.Select(c => rows[(r * 8) + c])), Floats(pruned, "fc2.weight"));
+        var inputs = new Dictionary<string, (Array, long[])> { ["input"] = (RandomFloats(4 * 6, 6), [4, 6]) };
+        AssertClose(RunOrt(model, inputs).Values, RunOrt(pruned, inputs).Values, 1e-6);
+    }
+
+    [Fact]
     public void Excluded_layers_keep_their_units()
     {
         var model = MlpBuilder.Build(6, [8, 5], 3, Activation.Relu, seed: 4);
