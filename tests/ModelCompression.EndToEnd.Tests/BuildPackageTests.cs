@@ -123,8 +123,10 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     private static void AssertRunsInOnnxRuntime(string modelPath)
     {
         using var session = new InferenceSession(modelPath);
-        var input = new float[784];
-        using var value = OrtValue.CreateTensorValueFromMemory(input, [1, 784]);
+        // The built-in student takes the data's own sample shape ([batch, 28, 28] here): feed one sample of it.
+        long[] shape = [.. session.InputMetadata.Values.First().Dimensions.Select(d => d < 0 ? 1L : d)];
+        var input = new float[shape.Aggregate(1L, (a, b) => a * b)];
+        using var value = OrtValue.CreateTensorValueFromMemory(input, shape);
         using var results = session.Run(new RunOptions(), [session.InputMetadata.Keys.First()], [value], [session.OutputMetadata.Keys.First()]);
         Assert.Equal(10, results[0].GetTensorDataAsSpan<float>().Length);
     }

@@ -34,7 +34,7 @@ public sealed record FactorizeOptions
     public double LearningRate { get; init; } = 1e-3;
 
     /// <summary>Weight of the teacher's soft targets during recovery.</summary>
-    [Option("alpha", "Weight of the teacher's soft targets during recovery (knowledge distillation, with temperature); 0, the default, trains on labels only, which recovers faster in a few epochs.", Min = 0, Max = 1)]
+    [Option("alpha", "Weight of the teacher's soft targets during recovery (knowledge distillation, with temperature); 0, the default, trains on labels only.", Min = 0, Max = 1)]
     public double Alpha { get; init; }
 
     /// <summary>Softening temperature of the soft targets.</summary>

@@ -85,7 +85,7 @@ public sealed record PruneOptions
     public int M { get; init; } = 4;
 
     /// <summary>How structured pruning ranks units.</summary>
-    [Option("criterion", "structured: l2 (incoming times outgoing weight norm) or taylor (|Σ w·grad| over training batches).")]
+    [Option("criterion", "structured: l2 (incoming times outgoing weight norm) or taylor (first-order loss change, abs(Σ w·grad), over training batches).")]
     public UnitCriterion Criterion { get; init; } = UnitCriterion.L2;
 
     /// <summary>Batches the Taylor criterion accumulates gradients over.</summary>
@@ -117,7 +117,7 @@ public sealed record PruneOptions
     public double LearningRate { get; init; } = 1e-3;
 
     /// <summary>Weight of the teacher's soft targets during recovery.</summary>
-    [Option("alpha", "Weight of the teacher's soft targets during recovery (knowledge distillation, with temperature); 0, the default, trains on labels only, which recovers faster in a few epochs.", Min = 0, Max = 1)]
+    [Option("alpha", "Weight of the teacher's soft targets during recovery (knowledge distillation, with temperature); 0, the default, trains on labels only.", Min = 0, Max = 1)]
     public double Alpha { get; init; }
 
     /// <summary>Softening temperature of the soft targets.</summary>
