@@ -202,6 +202,8 @@ public static class CompressionPipeline
     {
         SweepOptions sweep => new SweepStage(sweep),
         TrainingStageOptions training => new DistillStage(training),
+        PruneOptions prune => new PruneStage(prune),
+        FactorizeOptions factorize => new FactorizeStage(factorize),
         QuantizeOptions quantize => new QuantizeStage(quantize),
         EvaluateOptions => null, // Evaluation runs after every stage; this entry only sets its options.
         _ => throw new InvalidOperationException($"No stage for {spec.Kind}."),

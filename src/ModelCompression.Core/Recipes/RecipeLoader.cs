@@ -19,6 +19,8 @@ public static class RecipeLoader
         ["finetune"] = typeof(FinetuneOptions),
         ["distill"] = typeof(DistillOptions),
         ["sweep"] = typeof(SweepOptions),
+        ["prune"] = typeof(PruneOptions),
+        ["factorize"] = typeof(FactorizeOptions),
         ["quantize"] = typeof(QuantizeOptions),
         ["evaluate"] = typeof(EvaluateOptions),
     };

@@ -75,6 +75,15 @@ public static class DiagnosticCodes
     /// <summary>Calibration or the accuracy check cannot run on the data (NaN activations, no labels).</summary>
     public const string CalibrationFailed = "MC2053";
 
+    /// <summary>Structured pruning leaves a layer whole: its units feed a pattern it cannot follow (a warning).</summary>
+    public const string StructureNotPrunable = "MC2060";
+
+    /// <summary>A transformed model failed the structural check or ONNX Runtime's forward pass, so it was not accepted.</summary>
+    public const string TransformedModelRejected = "MC2061";
+
+    /// <summary>Transformer layers to drop do not fit the model (no such layer, none left, not a residual block).</summary>
+    public const string LayerDropInvalid = "MC2062";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 

@@ -96,6 +96,12 @@ public static class ClassificationTrainer
                     epochLoss += stepLoss * size;
                     seen += size;
                     state.Step++;
+                    if (options.AfterOptimizerStep is { } afterStep)
+                    {
+                        using var noGrad = torch.no_grad();
+                        afterStep(state.Step);
+                    }
+
                     log?.Scalar("train/loss", stepLoss, state.Step);
                     log?.Scalar("train/learning_rate", learningRate, state.Step);
                     progress?.Report(new TrainingProgress(epoch, options.Epochs, state.Step, totalSteps, epochLoss / seen, clock.Elapsed, learningRate, lastValidation));

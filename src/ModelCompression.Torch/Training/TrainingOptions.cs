@@ -76,6 +76,12 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
     /// <summary>Folder for TensorBoard event files (loss per step, learning rate, validation accuracy); null for none.</summary>
     public string? LogDirectory { get; init; }
 
+    /// <summary>
+    /// Called after every optimizer step with the global step count (1 after the first step), inside
+    /// <c>no_grad</c>, so a caller can change weights in place (e.g. re-apply pruning masks). Null for none.
+    /// </summary>
+    public Action<long>? AfterOptimizerStep { get; init; }
+
     /// <summary>Checks every value and reports each problem at once.</summary>
     public void Validate()
     {

@@ -1,0 +1,65 @@
+namespace ModelCompression.Pruning;
+
+/// <summary>What a unit's entries of an initializer are, for scoring.</summary>
+public enum UnitSliceRole
+{
+    /// <summary>The unit's incoming weights and biases (a row of the producing layer, its bias entry, per-unit constants).</summary>
+    Incoming,
+
+    /// <summary>The unit's BatchNormalization scale and shift.</summary>
+    Normalization,
+
+    /// <summary>The unit's BatchNormalization running mean and variance (buffers, not weights).</summary>
+    Statistic,
+
+    /// <summary>The unit's outgoing weights: its input rows (or channels) of the next layer.</summary>
+    Outgoing,
+}
+
+/// <summary>
+/// Entries of one initializer that belong to the units: along <paramref name="Axis"/>, unit j owns the
+/// <paramref name="Block"/> consecutive entries from j * Block (a block larger than 1 where a convolution's
+/// channels were flattened into features).
+/// </summary>
+/// <param name="Initializer">The initializer's name.</param>
+/// <param name="Axis">The axis that loses entries.</param>
+/// <param name="Block">Entries per unit along that axis.</param>
+/// <param name="Role">What the entries are.</param>
+public sealed record UnitSlice(string Initializer, int Axis, int Block, UnitSliceRole Role);
+
+/// <summary>A Reshape whose target shape hard-codes the flattened width: element <paramref name="Position"/> becomes Block x kept units.</summary>
+/// <param name="ReshapeOutput">The Reshape node's output (a unique name, unlike node names).</param>
+/// <param name="Position">The element of the shape that holds the width.</param>
+/// <param name="Block">Features per unit.</param>
+public sealed record ShapeFix(string ReshapeOutput, int Position, int Block);
+
+/// <summary>
+/// A layer whose units (hidden neurons of a MatMul/Gemm, output channels of a Conv) can be removed: the
+/// producer's output columns, every per-unit entry on the way (bias, BatchNormalization) and the matching inputs
+/// of the one consumer layer that reads them.
+/// </summary>
+/// <param name="Producer">The node that makes the units.</param>
+/// <param name="ProducerOp">Its operator.</param>
+/// <param name="Consumer">The MatMul/Gemm/Conv node that reads the units.</param>
+/// <param name="Units">How many units there are.</param>
+/// <param name="Slices">Every initializer axis that shrinks with the units.</param>
+/// <param name="ShapeFixes">Reshape targets that must follow the new width.</param>
+/// <param name="ChangedValues">Values between producer and consumer, whose shapes change.</param>
+public sealed record PrunableStructure(
+    string Producer,
+    string ProducerOp,
+    string Consumer,
+    int Units,
+    IReadOnlyList<UnitSlice> Slices,
+    IReadOnlyList<ShapeFix> ShapeFixes,
+    IReadOnlyList<string> ChangedValues);
+
+/// <summary>A MatMul/Gemm/Conv layer whose units structured pruning leaves alone, and why.</summary>
+/// <param name="Node">The node's name.</param>
+/// <param name="OpType">Its operator.</param>
+/// <param name="Reason">Why, in words.</param>
+/// <param name="Expected">
+/// True when that is normal and needs no warning: the layer makes a graph output (the classifier), or its name
+/// was excluded.
+/// </param>
+public sealed record SkippedLayer(string Node, string OpType, string Reason, bool Expected);

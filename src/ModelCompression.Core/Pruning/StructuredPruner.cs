@@ -1,0 +1,230 @@
+using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
+
+namespace ModelCompression.Pruning;
+
+/// <summary>One structure as pruned: which of its units stayed.</summary>
+/// <param name="Structure">The structure.</param>
+/// <param name="Kept">Indices of the kept units, ascending.</param>
+public sealed record PrunedStructure(PrunableStructure Structure, int[] Kept);
+
+/// <summary>
+/// Removes whole units (hidden neurons, conv channels) from a model: the graph physically shrinks — the
+/// producer's output columns, the per-unit bias and BatchNormalization entries and the consumer's input rows
+/// go, and Reshape targets that hard-code the width follow. The kept units compute exactly what they did.
+/// </summary>
+public static class StructuredPruner
+{
+    /// <summary>
+    /// The L2 score of every unit: the L2 norm of its incoming weights (the producer's row and bias entry; with a
+    /// BatchNormalization, its scale and shift, which set the unit's output size after normalizing) times the L2
+    /// norm of its outgoing weights. A unit nobody reads (zero outgoing weights) or that outputs nothing scores 0.
+    /// </summary>
+    public static double[] L2Scores(ModelProto model, PrunableStructure structure)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(structure);
+        var initializers = model.Graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var incomingRole = structure.Slices.Any(s => s.Role == UnitSliceRole.Normalization) ? UnitSliceRole.Normalization : UnitSliceRole.Incoming;
+        var incoming = new double[structure.Units];
+        var outgoing = new double[structure.Units];
+        foreach (var slice in structure.Slices.Where(s => s.Role == incomingRole || s.Role == UnitSliceRole.Outgoing))
+        {
+            var tensor = initializers[slice.Initializer];
+            var values = TensorData.ToFloats(tensor);
+            var target = slice.Role == UnitSliceRole.Outgoing ? outgoing : incoming;
+            AddPerUnit(target, values, values, [.. tensor.Dims], slice);
+        }
+
+        return [.. incoming.Zip(outgoing, (i, o) => Math.Sqrt(i) * Math.Sqrt(o))];
+    }
+
+    /// <summary>
+    /// Adds Σ a·b over each unit's entries of <paramref name="slice"/> to <paramref name="perUnit"/>
+    /// (a = b gives the squared norm; weight times gradient gives the first-order Taylor term).
+    /// </summary>
+    internal static void AddPerUnit(double[] perUnit, ReadOnlySpan<float> a, ReadOnlySpan<float> b, long[] dims, UnitSlice slice)
+    {
+        var inner = 1L;
+        for (var d = slice.Axis + 1; d < dims.Length; d++)
+        {
+            inner *= dims[d];
+        }
+
+        var axisLength = dims[slice.Axis];
+        for (var i = 0; i < a.Length; i++)
+        {
+            var unit = (int)(i / inner % axisLength / slice.Block);
+            perUnit[unit] += (double)a[i] * b[i];
+        }
+    }
+
+    /// <summary>
+    /// The units to keep: all but the round(<paramref name="sparsity"/> x units) lowest scores (at least one
+    /// unit stays); among equal scores the earlier unit goes first. Ascending.
+    /// </summary>
+    public static int[] KeepHighest(IReadOnlyList<double> scores, double sparsity)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        var removed = (int)Math.Min(scores.Count - 1, MagnitudeMasks.PrunedCount(scores.Count, sparsity));
+        return [.. Enumerable.Range(0, scores.Count)
+            .OrderBy(j => scores[j])
+            .ThenBy(j => j)
+            .Skip(removed)
+            .Order()];
+    }
+
+    /// <summary>Returns a copy of <paramref name="source"/> with only the kept units of every structure in <paramref name="plan"/>.</summary>
+    public static ModelProto Apply(ModelProto source, IReadOnlyList<PrunedStructure> plan)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(plan);
+        var model = source.Clone();
+        var graph = model.Graph;
+        var cuts = new Dictionary<string, List<(UnitSlice Slice, int[] Kept)>>(StringComparer.Ordinal);
+        foreach (var (structure, kept) in plan)
+        {
+            if (kept.Length == 0 || kept.Any(k => k < 0 || k >= structure.Units) || kept.Distinct().Count() != kept.Length)
+            {
+                throw new ArgumentException($"The kept units of '{structure.Producer}' must be 1 to {structure.Units} distinct indices below {structure.Units}.", nameof(plan));
+            }
+
+            foreach (var slice in structure.Slices)
+            {
+                if (!cuts.TryGetValue(slice.Initializer, out var list))
+                {
+                    cuts[slice.Initializer] = list = [];
+                }
+
+                if (list.Any(c => c.Slice.Axis == slice.Axis))
+                {
+                    throw new ArgumentException($"Two structures cut axis {slice.Axis} of '{slice.Initializer}'.", nameof(plan));
+                }
+
+                list.Add((slice, [.. kept.Order()]));
+            }
+        }
+
+        for (var i = 0; i < graph.Initializer.Count; i++)
+        {
+            var tensor = graph.Initializer[i];
+            if (!cuts.TryGetValue(tensor.Name, out var list))
+            {
+                continue;
+            }
+
+            var values = TensorData.ToFloats(tensor);
+            long[] dims = [.. tensor.Dims];
+            foreach (var (slice, kept) in list)
+            {
+                (values, dims) = KeepAlongAxis(values, dims, slice.Axis, slice.Block, kept);
+            }
+
+            graph.Initializer[i] = TensorData.FromFloats(tensor.Name, values, dims);
+            // Models of IR version 3 list initializers as graph inputs too, with their shapes.
+            if (graph.Input.FirstOrDefault(v => v.Name == tensor.Name)?.Type?.TensorType?.Shape is { } shape)
+            {
+                shape.Dim.Clear();
+                shape.Dim.AddRange(dims.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
+            }
+        }
+
+        var names = new HashSet<string>(
+            graph.Node.SelectMany(n => n.Output.Append(n.Name)).Concat(graph.Initializer.Select(t => t.Name)).Concat(graph.Input.Select(v => v.Name)),
+            StringComparer.Ordinal);
+        var reshapes = graph.Node.Where(n => n.OpType == "Reshape").ToDictionary(n => n.Output[0], StringComparer.Ordinal);
+        var constants = graph.Node.Where(n => n.OpType == "Constant").ToDictionary(n => n.Output[0], StringComparer.Ordinal);
+        var initializers = graph.Initializer.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        foreach (var (structure, kept) in plan)
+        {
+            foreach (var fix in structure.ShapeFixes)
+            {
+                var reshape = reshapes[fix.ReshapeOutput];
+                var shapeName = reshape.Input[1];
+                var shape = initializers.TryGetValue(shapeName, out var t) ? TensorData.ToInt64s(t)
+                    : constants[shapeName].Attribute[0] is { Name: "value_ints" } ints ? [.. ints.Ints]
+                    : TensorData.ToInt64s(constants[shapeName].Attribute[0].T);
+                shape[fix.Position] = (long)fix.Block * kept.Length;
+                // A new constant: the old one may be shared with Reshapes elsewhere.
+                var name = Unique(names, $"{shapeName}.pruned");
+                graph.Initializer.Add(TensorData.FromInt64s(name, shape, [shape.Length]));
+                reshape.Input[1] = name;
+            }
+        }
+
+        // Shapes recorded for the values in between are stale now.
+        var changed = plan.SelectMany(p => p.Structure.ChangedValues).ToHashSet(StringComparer.Ordinal);
+        foreach (var info in graph.ValueInfo.Where(v => changed.Contains(v.Name)).ToList())
+        {
+            graph.ValueInfo.Remove(info);
+        }
+
+        RemoveUnused(graph);
+        return model;
+    }
+
+    /// <summary>Keeps the blocks of <paramref name="kept"/> units along <paramref name="axis"/> of a row-major tensor.</summary>
+    internal static (float[] Values, long[] Dims) KeepAlongAxis(float[] values, long[] dims, int axis, int block, int[] kept)
+    {
+        var outer = 1L;
+        for (var d = 0; d < axis; d++)
+        {
+            outer *= dims[d];
+        }
+
+        var inner = 1L;
+        for (var d = axis + 1; d < dims.Length; d++)
+        {
+            inner *= dims[d];
+        }
+
+        var axisLength = dims[axis];
+        var newLength = (long)kept.Length * block;
+        var result = new float[outer * newLength * inner];
+        var run = block * inner;
+        var target = 0L;
+        for (var o = 0L; o < outer; o++)
+        {
+            foreach (var unit in kept)
+            {
+                var source = ((o * axisLength) + ((long)unit * block)) * inner;
+                Array.Copy(values, source, result, target, run);
+                target += run;
+            }
+        }
+
+        var newDims = (long[])dims.Clone();
+        newDims[axis] = newLength;
+        return (result, newDims);
+    }
+
+    /// <summary>Drops initializers and Constant nodes that no node reads any more (old Reshape targets).</summary>
+    internal static void RemoveUnused(GraphProto graph)
+    {
+        var used = new HashSet<string>(graph.Node.SelectMany(n => n.Input).Concat(graph.Output.Select(o => o.Name)), StringComparer.Ordinal);
+        foreach (var initializer in graph.Initializer.Where(i => !used.Contains(i.Name)).ToList())
+        {
+            graph.Initializer.Remove(initializer);
+            if (graph.Input.FirstOrDefault(i => i.Name == initializer.Name) is { } asInput)
+            {
+                graph.Input.Remove(asInput);
+            }
+        }
+
+        foreach (var constant in graph.Node.Where(n => n.OpType == "Constant" && n.Output.All(o => !used.Contains(o))).ToList())
+        {
+            graph.Node.Remove(constant);
+        }
+    }
+
+    private static string Unique(HashSet<string> taken, string stem)
+    {
+        var name = stem;
+        for (var i = 1; !taken.Add(name); i++)
+        {
+            name = $"{stem}_{i}";
+        }
+
+        return name;
+    }
+}

@@ -1,0 +1,133 @@
+using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
+using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
+using ModelCompression.Pipeline;
+using ModelCompression.Torch.Graph;
+using ModelCompression.Torch.Native;
+using ModelCompression.Torch.Training;
+
+namespace ModelCompression.Stages;
+
+/// <summary>How a transformed model is fine-tuned to win back what the transform cost.</summary>
+/// <param name="Epochs">Passes over the training data; 0 trains nothing.</param>
+/// <param name="BatchSize">Samples per optimizer step.</param>
+/// <param name="LearningRate">Adam learning rate.</param>
+/// <param name="Alpha">Weight of the teacher's soft targets (knowledge distillation); 0 trains on labels only.</param>
+/// <param name="Temperature">Softening temperature of the soft targets.</param>
+/// <param name="Seed">Seed of shuffling and dropout.</param>
+internal sealed record RecoverySettings(int Epochs, int BatchSize, double LearningRate, double Alpha, double Temperature, int Seed)
+{
+    /// <summary>Optimizer steps the run takes over <paramref name="samples"/> training samples.</summary>
+    public long Steps(int samples) => (long)Epochs * ((samples + BatchSize - 1) / BatchSize);
+}
+
+/// <summary>
+/// Recovery training shared by the stages that change a trained student (prune, factorize): the distill
+/// stage's flow — schema check, teacher logits for the KD term, resumable checkpoints keyed like the stage's
+/// cache entry, progress to the reporter — with Adam at a constant learning rate and an optional hook after
+/// every optimizer step (pruning masks).
+/// </summary>
+internal static class RecoveryTraining
+{
+    /// <summary>
+    /// Fine-tunes <paramref name="model"/> (the transform of <paramref name="inputModel"/>); returns the trained
+    /// model and what training did, or the model as it was and null when <see cref="RecoverySettings.Epochs"/> is 0.
+    /// </summary>
+    /// <param name="stage">The stage, whose cache key names the checkpoint folder.</param>
+    /// <param name="context">The run.</param>
+    /// <param name="inputModel">The stage's input file (same inputs and outputs as <paramref name="model"/>).</param>
+    /// <param name="outputModel">Where the stage writes its output (the checkpoints go beside its folder).</param>
+    /// <param name="model">The transformed model.</param>
+    /// <param name="settings">Epochs, optimizer and loss.</param>
+    /// <param name="afterStep">Given the imported graph, the action to run after every optimizer step; null for none.</param>
+    public static (ModelProto Model, TrainingResult? Result, int Samples) Run(
+        IStage stage,
+        StageContext context,
+        string inputModel,
+        string outputModel,
+        ModelProto model,
+        RecoverySettings settings,
+        Func<TrainableGraph, Action<long>>? afterStep = null)
+    {
+        if (settings.Epochs == 0)
+        {
+            return (model, null, 0);
+        }
+
+        long[] sampleShape;
+        using (var runner = new OnnxRunner(inputModel, threads: 1))
+        {
+            sampleShape = runner.SampleShapeFor(context.Train);
+            if (runner.OutputWidth != context.Classes)
+            {
+                throw CompressionException.Error(
+                    DiagnosticCodes.DataSchemaMismatch,
+                    $"The student's output '{runner.OutputName}' has {runner.OutputWidth} classes but the teacher has {context.Classes}.",
+                    inputModel);
+            }
+        }
+
+        var teacherLogits = settings.Alpha > 0 ? context.TeacherSoftTargetLogits(settings.Temperature) : null;
+        TorchNativeLoader.EnsureLoaded();
+        using var student = TrainableGraph.Import(model, modelPath: inputModel);
+        var data = new TrainingSet(context.Train.Inputs, sampleShape, context.Train.Labels, teacherLogits, context.Classes);
+        var checkpoints = CheckpointFolder(stage, context, inputModel, outputModel);
+        var hook = afterStep?.Invoke(student);
+        var result = ClassificationTrainer.Train(
+            student,
+            data,
+            new DistillationLoss(settings.Alpha, settings.Temperature),
+            new TrainingOptions(settings.Epochs, settings.BatchSize, settings.LearningRate, settings.Seed)
+            {
+                CheckpointDirectory = checkpoints,
+                AfterOptimizerStep = hook,
+            },
+            validation: null,
+            new Progress(context, stage.Kind),
+            context.CancellationToken);
+        var trained = student.WriteBack();
+        // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
+        TryDelete(checkpoints);
+        return (trained, result, data.Count);
+    }
+
+    /// <summary>
+    /// The checkpoint folder of this stage run, named by the same key the cache stores its output under, so a
+    /// killed run of the same stage, input, options and data resumes from its last epoch.
+    /// </summary>
+    private static string CheckpointFolder(IStage stage, StageContext context, string inputModel, string outputModel)
+    {
+        var key = new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("stage", stage.Kind).Add("input", ModelHash.ComputeFile(inputModel));
+        stage.AddToKey(key, context);
+        // Without a configured root: the output folder is a temporary folder inside the cache root.
+        var root = context.CheckpointRoot
+            ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(outputModel))!)!, "checkpoints");
+        return Path.Combine(root, $"{stage.Kind}-{key.Finish()}");
+    }
+
+    private static void TryDelete(string folder)
+    {
+        try
+        {
+            if (Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+        catch (IOException)
+        {
+            // A leftover checkpoint only costs disk space; the stage's result is what counts.
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // As above.
+        }
+    }
+
+    /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
+    private sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
+    }
+}
