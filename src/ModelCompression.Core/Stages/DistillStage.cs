@@ -104,7 +104,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
             context.Reporter.Info($"{Kind}: {labelled} labelled and {data.Count - labelled} unlabelled training samples");
         }
 
-        var checkpoints = CheckpointFolder(context, inputModel);
+        var checkpoints = RecoveryTraining.CheckpointFolder(this, context, inputModel);
         var result = ClassificationTrainer.Train(
             student,
             data,
@@ -124,11 +124,11 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
                 LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.Recipe.Directory, logs) : null,
             },
             validation,
-            new Progress(context, Kind),
+            new RecoveryTraining.Progress(context, Kind),
             context.CancellationToken);
         OnnxModelFile.Save(student.WriteBack(), outputModel);
         // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
-        TryDelete(checkpoints);
+        RecoveryTraining.TryDelete(checkpoints);
 
         var invariant = CultureInfo.InvariantCulture;
         return new StageResult(
@@ -159,41 +159,5 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
             result.EpochLosses,
             clock.Elapsed.TotalSeconds,
             result.ValidationAccuracies.Count > 0 ? result.ValidationAccuracies : null);
-    }
-
-    /// <summary>
-    /// The checkpoint folder of this stage run, named by the same key the cache stores its output under, so a
-    /// killed run of the same stage, input, options and data resumes from its last epoch.
-    /// </summary>
-    private string CheckpointFolder(StageContext context, string inputModel)
-    {
-        var key = new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("stage", Kind).Add("input", ModelHash.ComputeFile(inputModel));
-        AddToKey(key, context);
-        return Path.Combine(context.CheckpointRoot, $"{Kind}-{key.Finish()}");
-    }
-
-    private static void TryDelete(string folder)
-    {
-        try
-        {
-            if (Directory.Exists(folder))
-            {
-                Directory.Delete(folder, recursive: true);
-            }
-        }
-        catch (IOException)
-        {
-            // A leftover checkpoint only costs disk space; the stage's result is what counts.
-        }
-        catch (UnauthorizedAccessException)
-        {
-            // As above.
-        }
-    }
-
-    /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
-    private sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
     }
 }

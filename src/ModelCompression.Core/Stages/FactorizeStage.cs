@@ -47,7 +47,7 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
         }
 
         var settings = new RecoverySettings(report.Factorized.Count == 0 ? 0 : options.Epochs, options.BatchSize, options.LearningRate, options.Alpha, options.Temperature, options.Seed);
-        var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, outputModel, factorized, settings);
+        var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, factorized, settings);
         OnnxModelFile.Save(trained, outputModel);
         TransformedModelCheck.Verify(outputModel, context, Kind);
 

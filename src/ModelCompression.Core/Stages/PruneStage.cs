@@ -140,7 +140,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
             MaskedWeights? masked = null;
             try
             {
-                (pruned, training, _) = RecoveryTraining.Run(this, context, inputModel, outputModel, source, settings, graph =>
+                (pruned, training, _) = RecoveryTraining.Run(this, context, inputModel, source, settings, graph =>
                 {
                     var parameters = graph.ParametersByName;
                     masked = new MaskedWeights([.. weights.Select(w => parameters[w.Initializer])], MasksFor, sparsityAt);
@@ -217,7 +217,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
         }
 
         var shrunk = StructuredPruner.Apply(source, plan);
-        var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, outputModel, shrunk, settings);
+        var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, shrunk, settings);
         details["speed"] = "the layers are smaller dense layers; the evaluation's latency shows what that buys";
         var units = plan.Sum(p => p.Structure.Units);
         var keptUnits = plan.Sum(p => p.Kept.Length);
@@ -250,7 +250,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
         }
 
         var shrunk = TransformerLayerDropper.Drop(source, drop, inputModel);
-        var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, outputModel, shrunk, settings);
+        var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, shrunk, settings);
         var kept = layers.Except(drop).ToList();
         details["layers_dropped"] = string.Join(", ", drop.Order());
         details["layers_kept"] = string.Join(", ", kept);

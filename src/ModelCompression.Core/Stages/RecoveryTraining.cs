@@ -37,7 +37,6 @@ internal static class RecoveryTraining
     /// <param name="stage">The stage, whose cache key names the checkpoint folder.</param>
     /// <param name="context">The run.</param>
     /// <param name="inputModel">The stage's input file (same inputs and outputs as <paramref name="model"/>).</param>
-    /// <param name="outputModel">Where the stage writes its output (the checkpoints go beside its folder).</param>
     /// <param name="model">The transformed model.</param>
     /// <param name="settings">Epochs, optimizer and loss.</param>
     /// <param name="afterStep">Given the imported graph, the action to run after every optimizer step; null for none.</param>
@@ -45,7 +44,6 @@ internal static class RecoveryTraining
         IStage stage,
         StageContext context,
         string inputModel,
-        string outputModel,
         ModelProto model,
         RecoverySettings settings,
         Func<TrainableGraph, Action<long>>? afterStep = null)
@@ -72,7 +70,7 @@ internal static class RecoveryTraining
         TorchNativeLoader.EnsureLoaded();
         using var student = TrainableGraph.Import(model, modelPath: inputModel);
         var data = new TrainingSet(context.Train.Inputs, sampleShape, context.Train.Labels, teacherLogits, context.Classes);
-        var checkpoints = CheckpointFolder(stage, context, inputModel, outputModel);
+        var checkpoints = CheckpointFolder(stage, context, inputModel);
         var hook = afterStep?.Invoke(student);
         var result = ClassificationTrainer.Train(
             student,
@@ -96,17 +94,15 @@ internal static class RecoveryTraining
     /// The checkpoint folder of this stage run, named by the same key the cache stores its output under, so a
     /// killed run of the same stage, input, options and data resumes from its last epoch.
     /// </summary>
-    private static string CheckpointFolder(IStage stage, StageContext context, string inputModel, string outputModel)
+    internal static string CheckpointFolder(IStage stage, StageContext context, string inputModel)
     {
         var key = new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("stage", stage.Kind).Add("input", ModelHash.ComputeFile(inputModel));
         stage.AddToKey(key, context);
-        // Without a configured root: the output folder is a temporary folder inside the cache root.
-        var root = context.CheckpointRoot
-            ?? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(outputModel))!)!, "checkpoints");
-        return Path.Combine(root, $"{stage.Kind}-{key.Finish()}");
+        return Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key.Finish()}");
     }
 
-    private static void TryDelete(string folder)
+    /// <summary>Removes a finished run's checkpoints (its output is about to be cached under the same key).</summary>
+    internal static void TryDelete(string folder)
     {
         try
         {
@@ -126,7 +122,7 @@ internal static class RecoveryTraining
     }
 
     /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
-    private sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
+    internal sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
     }
