@@ -2,7 +2,7 @@
 # Adam 1e-3, batch 128, 10 epochs, loss = alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) (batchmean)
 # + (1 - alpha) * CE, inputs scaled by 1/255, the full Fashion-MNIST set. The teacher's training-set logits are
 # the ones our engine cached (ONNX Runtime on teacher.onnx), so both sides learn from the same targets.
-# Usage: /usr/bin/python3 reference.py LOGITS.bin [seed]
+# Usage: /usr/bin/python3 reference.py LOGITS.bin [seed] [hidden sizes, e.g. 64,256]
 import gzip, sys, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
 def idx(path):
@@ -40,5 +40,6 @@ def run(hidden, alpha, temperature):
 
 teacher_train_accuracy = (teacher.argmax(1) == y).float().mean().item()
 print(f"teacher accuracy on the training set (from the logits): {teacher_train_accuracy:.4f}")
-for hidden, alpha in ((64, 0.9), (256, 0.5)):
+sizes = [int(h) for h in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64, 256]
+for hidden, alpha in [(h, a) for h, a in ((64, 0.9), (256, 0.5)) if h in sizes]:
     print(f"784-{hidden}-10 labels only: {run(hidden, 0.0, 4):.4f}   distilled alpha {alpha} T 4: {run(hidden, alpha, 4):.4f}", flush=True)

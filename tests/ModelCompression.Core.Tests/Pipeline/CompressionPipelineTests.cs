@@ -423,6 +423,30 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
     }
 
     [Fact]
+    public void A_baseline_accepted_from_a_run_is_what_baseline_gates_compare_with()
+    {
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe(
+            "baseline.compress.yaml",
+            gates: ["accuracy >= baseline.accuracy", "{ gate: accuracy >= baseline.accuracy + 0.05, significant: true }", "size_mb <= baseline.size_mb"]));
+        var reporter = new RecordingReporter();
+
+        // No baseline yet: the gates are skipped, with a warning that says how to make one.
+        var first = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-baseline-1"), reporter));
+        Assert.All(first.Gates, g => Assert.True(g.Passed && g.Skipped));
+        Assert.Contains(reporter.Diagnostics, d => d.Code == DiagnosticCodes.BaselineMissing && d.Message.Contains("baseline accept", StringComparison.Ordinal));
+
+        // What 'dotnet compress baseline accept' writes.
+        new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, first.DataHash, first.Stages[^1].Evaluation).Save(recipe.Baseline);
+        var second = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-baseline-2"), new RecordingReporter()));
+
+        Assert.All(second.Gates, g => Assert.False(g.Skipped));
+        Assert.True(second.GatesPassed, string.Join("; ", second.Gates.Select(g => g.Message)));
+        // The same model: 5 points short of 'baseline + 0.05', but no discordant sample, so not significantly worse.
+        Assert.Equal(1.0, second.Gates[1].PValue);
+        Assert.Equal(first.Stages[^1].Evaluation.Accuracy, second.Gates[0].Threshold);
+    }
+
+    [Fact]
     public void A_token_architecture_on_image_data_is_MC1003_at_the_student_line()
     {
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("tokens.compress.yaml", student: "architecture: transformer"));
