@@ -219,12 +219,18 @@ public sealed record ModelEvaluation(
         }
 
         int classes;
-        long[] sampleShape;
-        string inputName;
+        long[]? sampleShape = null;
+        string? inputName = null;
         using (var runner = new OnnxRunner(modelPath))
         {
-            inputName = runner.InputName;
-            sampleShape = runner.SampleShapeFor(test);
+            // FLOPs and latency probe a single float input; models with several (token ids and a mask) get
+            // their quality measured and those two left null for now.
+            if (runner.Inputs.Count == 1)
+            {
+                inputName = runner.InputName;
+                sampleShape = runner.SampleShapeFor(test);
+            }
+
             outputs = runner.Run(test, options.BatchSize);
             classes = runner.OutputWidth;
         }
@@ -254,8 +260,8 @@ public sealed record ModelEvaluation(
 
         var model = OnnxModelFile.Load(modelPath);
         var (parameters, nonZero) = ParameterCount.Count(model);
-        var flops = FlopsEstimator.Estimate(model, inputName, test.Inputs[..test.SampleSize], [1, .. sampleShape]);
-        var (latency, peakMemory) = options.MeasureLatency
+        var flops = sampleShape is null ? null : FlopsEstimator.Estimate(model, inputName!, test.Inputs[..test.SampleSize], [1, .. sampleShape]);
+        var (latency, peakMemory) = options.MeasureLatency && sampleShape is not null
             ? LatencyBenchmark.Measure(modelPath, test, sampleShape, options)
             : ((LatencyReport?)null, (double?)null);
 
