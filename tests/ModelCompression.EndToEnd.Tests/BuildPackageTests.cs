@@ -23,6 +23,7 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         var student = Path.Combine(project, "bin", "Debug", "net10.0", StudentFile);
         Assert.True(File.Exists(student), $"{student} missing after build:\n{first}");
         Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "fashion.student.report.json")));
+        Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "fashion.student.data.json")));
         AssertRunsInOnnxRuntime(student);
 
         var second = Build(project);

@@ -174,6 +174,9 @@ public static class CompressionPipeline
         {
             outputModel = Path.Combine(options.OutputDirectory, recipe.Outputs.Model);
             AtomicFile.Copy(modelPath, outputModel);
+            // The model's input contract (tensor names and shapes, label names, tokenizer and compact
+            // vocabulary, normalisation): what an app needs to feed the model as it was trained.
+            data.Description.Write(Path.Combine(options.OutputDirectory, $"{Path.GetFileNameWithoutExtension(recipe.Outputs.Model)}.data.json"), train);
         }
 
         var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash);

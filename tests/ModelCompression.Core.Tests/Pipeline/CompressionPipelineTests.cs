@@ -153,7 +153,7 @@ public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : ICl
             [Path.Join(fixture.FirstOutput, "slice.student.report.json"), Path.Join(fixture.FirstOutput, "slice.student.report.md")],
             result.Reports);
         Assert.Equal(
-            [".slice.student.onnx.lock", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
+            [".slice.student.onnx.lock", "slice.student.data.json", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
             Directory.GetFiles(fixture.FirstOutput).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
