@@ -18,7 +18,10 @@ for (var i = 0; i < inputs.Length; i++)
     inputs[i] = images[i] / 255f;
 }
 
-using var tensor = OrtValue.CreateTensorValueFromMemory(inputs, [count, Pixels]);
+// Feed the shape the model declares (the built-in student keeps the data's [28, 28] images; a PyTorch model
+// may want [1, 28, 28]), with the batch axis as the image count.
+long[] shape = [count, .. session.InputMetadata[input].Dimensions.Skip(1).Select(d => (long)d)];
+using var tensor = OrtValue.CreateTensorValueFromMemory(inputs, shape);
 using var results = session.Run(new RunOptions(), [input], [tensor], [session.OutputMetadata.Keys.First()]);
 var logits = results[0].GetTensorDataAsSpan<float>();
 var correct = 0;
