@@ -3,10 +3,12 @@ using System.Globalization;
 using ModelCompression.Architectures;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Native;
 using ModelCompression.Torch.Training;
+using Microsoft.ML.OnnxRuntime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -17,7 +19,7 @@ namespace ModelCompression.Bench;
 /// Training throughput of imported ONNX graphs (TrainableGraph) against the same architecture written by hand
 /// as a TorchSharp module, on the same data, batch, threads and training loop; and resident memory per epoch
 /// of a 20-epoch run through ClassificationTrainer.
-/// Usage: ModelCompression.Bench [--reps N] [--samples N] [--cnn-reps N] [--cnn-samples N] [--memory-epochs N] [--threads N] [--data DIR]
+/// Usage: ModelCompression.Bench [--teacher [--teacher-batch N]] [--reps N] [--samples N] [--cnn-reps N] [--cnn-samples N] [--memory-epochs N] [--threads N] [--data DIR]
 /// </summary>
 internal static class Program
 {
@@ -38,6 +40,11 @@ internal static class Program
         var train = IdxReader.LoadLabelled(
             Path.Join(dataFolder, "train-images-idx3-ubyte.gz"), Path.Join(dataFolder, "train-labels-idx1-ubyte.gz"), 1f / 255);
         train = train.Select([.. Enumerable.Range(0, Math.Min(samples, train.Count))], "bench");
+        if (args.Contains("--teacher"))
+        {
+            TeacherThroughput(train, Path.Join(dataFolder, "..", "teacher", "teacher.onnx"), IntArg(args, "--teacher-batch", 256), reps);
+            return 0;
+        }
         var labels = train.Labels!;
 
         Console.WriteLine($"# ModelCompression training benchmark, {DateTime.UtcNow:yyyy-MM-dd}");
@@ -166,6 +173,79 @@ internal static class Program
         ("gap", nn.AdaptiveAvgPool2d(1)),
         ("flatten", nn.Flatten()),
         ("fc", nn.Linear(32, 10)));
+
+    /// <summary>
+    /// The teacher over the training data through our OnnxRunner (what distillation's cached logits come from) vs a
+    /// bare ONNX Runtime loop over the same batches with the same session options and preallocated buffers.
+    /// </summary>
+    private static void TeacherThroughput(Dataset data, string teacherPath, int batch, int reps)
+    {
+        using var runner = new OnnxRunner(teacherPath);
+        using var options = new SessionOptions { IntraOpNumThreads = Environment.ProcessorCount, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var bare = new InferenceSession(teacherPath, options);
+        var (inputName, metadata) = bare.InputMetadata.First();
+        var outputName = bare.OutputMetadata.Keys.First();
+        long[] sampleShape = [.. metadata.Dimensions.Skip(1).Select(d => (long)d)];
+        var inputs = data.Inputs;
+        var outputs = new float[data.Count * 10];
+        double Ours()
+        {
+            var clock = Stopwatch.StartNew();
+            runner.Run(data, batch);
+            return data.Count / clock.Elapsed.TotalSeconds;
+        }
+
+        double Bare()
+        {
+            var clock = Stopwatch.StartNew();
+            var buffer = new float[batch * data.SampleSize];
+            using var runOptions = new RunOptions();
+            for (var start = 0; start < data.Count; start += batch)
+            {
+                var size = Math.Min(batch, data.Count - start);
+                var slice = size == batch ? buffer : new float[size * data.SampleSize];
+                Array.Copy(inputs, (long)start * data.SampleSize, slice, 0, (long)size * data.SampleSize);
+                using var value = OrtValue.CreateTensorValueFromMemory(slice, [size, .. sampleShape]);
+                using var results = bare.Run(runOptions, [inputName], [value], [outputName]);
+                results[0].GetTensorDataAsSpan<float>().CopyTo(outputs.AsSpan(start * 10, size * 10));
+            }
+
+            return data.Count / clock.Elapsed.TotalSeconds;
+        }
+
+        Ours();
+        Bare();
+        var ratios = new List<double>();
+        var ours = new List<double>();
+        var plain = new List<double>();
+        for (var rep = 0; rep < reps; rep++)
+        {
+            // Alternate which goes first, so load changes hit both alike.
+            double a, b;
+            if (rep % 2 == 0)
+            {
+                a = Ours();
+                b = Bare();
+            }
+            else
+            {
+                b = Bare();
+                a = Ours();
+            }
+
+            ours.Add(a);
+            plain.Add(b);
+            ratios.Add(a / b);
+        }
+
+        Console.WriteLine($"Teacher inference ({Path.GetFileName(teacherPath)}, {data.Count} samples, batch {batch}, {Environment.ProcessorCount} ORT threads, {reps} alternating pairs)");
+        Console.WriteLine();
+        Console.WriteLine("| runner | samples/s (median) |");
+        Console.WriteLine("|---|---|");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| OnnxRunner.Run | {Median(ours):0} |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| bare InferenceSession loop | {Median(plain):0} |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| ratio (median of pairs) | {Median(ratios):0.000} (min {ratios.Min():0.000}, max {ratios.Max():0.000}) |"));
+    }
 
     /// <summary>The same imported MLP through ClassificationTrainer (plain Adam, no validation or checkpoints): the trainer's own overhead.</summary>
     private static void TrainerThroughput(ModelProto model, Dataset train, int reps)
