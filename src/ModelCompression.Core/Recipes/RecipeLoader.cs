@@ -244,6 +244,11 @@ public static class RecipeLoader
             }
 
             var options = OptionsBinder.Bind(optionsType, optionsMapping, $"stage '{kind}'", source);
+            foreach (var problem in (options as ICheckedOptions)?.Validate() ?? [])
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{kind}': {problem}.", item);
+            }
+
             stages.Add(new StageSpec(kind, options, YamlSource.Line(item) ?? 0));
         }
 

@@ -3,7 +3,7 @@ using ModelCompression.Recipes;
 namespace ModelCompression.Stages;
 
 /// <summary>Options of the factorize stage.</summary>
-public sealed record FactorizeOptions
+public sealed record FactorizeOptions : ICheckedOptions
 {
     /// <summary>Fraction of Σσ² the kept singular values must hold.</summary>
     [Option("energy", "Rank by kept energy: the smallest rank whose singular values hold this fraction of the weight's squared norm.", Min = 0, MinExclusive = true, Max = 1)]

@@ -50,7 +50,7 @@ public enum UnitCriterion
 }
 
 /// <summary>Options of the prune stage.</summary>
-public sealed record PruneOptions
+public sealed record PruneOptions : ICheckedOptions
 {
     /// <summary>What is removed.</summary>
     [Option("method", "magnitude (unstructured zeros), nm (N:M pattern, 2:4 by default), structured (whole neurons and conv channels; the graph shrinks) or layers (whole transformer encoder layers).")]

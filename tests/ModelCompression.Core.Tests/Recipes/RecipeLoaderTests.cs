@@ -260,4 +260,19 @@ public sealed class RecipeLoaderTests : IDisposable
             [(DiagnosticCodes.RecipeUnknownKey, 5), (DiagnosticCodes.RecipeInvalidValue, 4), (DiagnosticCodes.RecipeFileNotFound, 3)],
             e.Diagnostics.Select(d => (d.Code, d.Line!.Value)).Order());
     }
+
+    [Fact]
+    public void Options_that_conflict_are_reported_at_the_stage_line_before_any_work()
+    {
+        const string Data = "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\nteacher: teacher.onnx\nstudent: { architecture: mlp }\n";
+        var path = _dir.Write("conflicts.compress.yaml", Data + "stages:\n  - distill\n  - prune: { method: nm, n: 4, m: 4 }\n  - factorize: { rank_ratio: 0.5, params_ratio: 0.5 }\n");
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        Assert.Equal(
+            [(DiagnosticCodes.RecipeInvalidValue, 6), (DiagnosticCodes.RecipeInvalidValue, 7)],
+            e.Diagnostics.Select(d => (d.Code, d.Line!.Value)));
+        Assert.Contains("n below m", e.Diagnostics[0].Message, StringComparison.Ordinal);
+        Assert.Contains("rank_ratio or params_ratio", e.Diagnostics[1].Message, StringComparison.Ordinal);
+    }
 }
