@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
 using ModelCompression.Torch.Graph;
@@ -40,18 +39,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        IReadOnlyList<Data.InputBinding> bindings;
-        using (var runner = new OnnxRunner(inputModel, threads: 1))
-        {
-            bindings = runner.Bind(context.Train, "student");
-            if (runner.OutputWidth != context.Classes)
-            {
-                throw Diagnostics.CompressionException.Error(
-                    Diagnostics.DiagnosticCodes.DataSchemaMismatch,
-                    $"The student's output '{runner.OutputName}' has {runner.OutputWidth} classes but the teacher has {context.Classes}.",
-                    inputModel);
-            }
-        }
+        var bindings = RecoveryTraining.BindStudent(context, inputModel);
 
         if (options.EarlyStoppingPatience > 0 && options.ValidationFraction <= 0)
         {

@@ -53,23 +53,11 @@ internal static class RecoveryTraining
             return (model, null, 0);
         }
 
-        long[] sampleShape;
-        using (var runner = new OnnxRunner(inputModel, threads: 1))
-        {
-            sampleShape = runner.SampleShapeFor(context.Train);
-            if (runner.OutputWidth != context.Classes)
-            {
-                throw CompressionException.Error(
-                    DiagnosticCodes.DataSchemaMismatch,
-                    $"The student's output '{runner.OutputName}' has {runner.OutputWidth} classes but the teacher has {context.Classes}.",
-                    inputModel);
-            }
-        }
-
+        var bindings = BindStudent(context, inputModel);
         var teacherLogits = settings.Alpha > 0 ? context.TeacherSoftTargetLogits(settings.Temperature) : null;
         TorchNativeLoader.EnsureLoaded();
         using var student = TrainableGraph.Import(model, modelPath: inputModel);
-        var data = new TrainingSet(context.Train.Inputs, sampleShape, context.Train.Labels, teacherLogits, context.Classes);
+        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
         var checkpoints = CheckpointFolder(stage, context, inputModel);
         var hook = afterStep?.Invoke(student);
         var result = ClassificationTrainer.Train(
@@ -88,6 +76,25 @@ internal static class RecoveryTraining
         // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
         TryDelete(checkpoints);
         return (trained, result, data.Count);
+    }
+
+    /// <summary>
+    /// How the training data's tensors feed the student's inputs; MC2020 when they do not fit or when the student's
+    /// output is not as wide as the teacher's.
+    /// </summary>
+    internal static IReadOnlyList<Data.InputBinding> BindStudent(StageContext context, string studentModel)
+    {
+        using var runner = new OnnxRunner(studentModel, threads: 1);
+        var bindings = runner.Bind(context.Train, "student");
+        if (runner.OutputWidth != context.Classes)
+        {
+            throw CompressionException.Error(
+                DiagnosticCodes.DataSchemaMismatch,
+                $"The student's output '{runner.OutputName}' has {runner.OutputWidth} classes but the teacher has {context.Classes}.",
+                studentModel);
+        }
+
+        return bindings;
     }
 
     /// <summary>
