@@ -137,8 +137,8 @@ public static class CompressionPipeline
                 continue;
             }
 
-            var inputPath = modelPath;
-            var run = RunCached(cache, context, stage, inputPath, modelHash);
+            var (inputPath, inputHash) = (modelPath, modelHash);
+            var run = RunCached(cache, context, stage, inputPath, inputHash);
             modelPath = run.ModelPath;
             modelHash = ModelHash.ComputeFile(modelPath);
             var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherHashes[0], teacherTestOutputs);
@@ -147,7 +147,7 @@ public static class CompressionPipeline
             if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
             {
                 // The seeds' comparison: the same student, budget and seed on the labels alone.
-                var twin = RunCached(cache, context, new DistillStage(new FinetuneOptions(distill) { TensorBoardDirectory = null }), inputPath, ModelHash.ComputeFile(inputPath), "baseline");
+                var twin = RunCached(cache, context, new DistillStage(new FinetuneOptions(distill) { TensorBoardDirectory = null }), inputPath, inputHash, "baseline");
                 baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions, teacherHashes[0], teacherTestOutputs);
                 var gain = evaluation.Accuracy - baseline.Accuracy;
                 reporter.Info(string.Create(

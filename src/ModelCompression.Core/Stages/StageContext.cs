@@ -9,6 +9,9 @@ public sealed class StageContext
 {
     private readonly Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogits;
 
+    // Per split: a sweep's trials and a distill stage's twin ask again, and the cache read is megabytes.
+    private readonly Dictionary<string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogitsBySplit = new(StringComparer.Ordinal);
+
     internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
         Recipe = recipe;
@@ -71,7 +74,12 @@ public sealed class StageContext
     /// <param name="splitName">The split's name, part of the cache key ("train", "unlabelled").</param>
     public float[] TeacherSoftTargetLogits(double temperature, Dataset? split = null, string splitName = "train")
     {
-        var teachers = _teacherLogits(split ?? Train, splitName);
+        if (!_teacherLogitsBySplit.TryGetValue(splitName, out var teachers))
+        {
+            teachers = _teacherLogits(split ?? Train, splitName);
+            _teacherLogitsBySplit[splitName] = teachers;
+        }
+
         return teachers.Count == 1 ? teachers[0].Logits : Ensemble.SoftTargetLogits(teachers, Classes, temperature);
     }
 }
