@@ -13,7 +13,8 @@ public static class DatasetTraining
     /// <param name="bindings">From <see cref="DataSchema.Bind"/> (or <c>OnnxRunner.Bind</c>) against the student.</param>
     /// <param name="teacherLogits">Teacher logits, <paramref name="classes"/> per sample; null when not distilling.</param>
     /// <param name="classes">Number of classes.</param>
-    public static TrainingSet ToTrainingSet(this Dataset data, IReadOnlyList<InputBinding> bindings, float[]? teacherLogits, int classes)
+    /// <param name="hints">Feature-distillation targets on the same samples; null for none.</param>
+    public static TrainingSet ToTrainingSet(this Dataset data, IReadOnlyList<InputBinding> bindings, float[]? teacherLogits, int classes, IReadOnlyList<HintTarget>? hints = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(bindings);
@@ -28,6 +29,6 @@ public static class DatasetTraining
                 : InputArray.Int64(name, tensor.Count, binding.SampleShape, tensor.CopyRows));
         }
 
-        return new TrainingSet(inputs, data.Labels, teacherLogits, classes);
+        return new TrainingSet(inputs, data.Labels, teacherLogits, classes, hints);
     }
 }

@@ -14,7 +14,7 @@ namespace ModelCompression.Data;
 /// </summary>
 public static partial class NpyReader
 {
-    private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+    internal static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     /// <summary>An NPY array's layout.</summary>
     /// <param name="Type">How each value is stored.</param>
@@ -89,6 +89,33 @@ public static partial class NpyReader
     {
         var (header, store) = OpenStore(path);
         return new DataTensor(name, store, SampleShape(header), null);
+    }
+
+    /// <summary>
+    /// Opens NPY files of the same number of rows as one data set (no labels), each file a tensor named as given,
+    /// memory-mapped; disposing the set closes the files.
+    /// </summary>
+    public static Dataset OpenSet(IReadOnlyList<(string Name, string Path)> files, string source)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        var tensors = new List<DataTensor>();
+        var owned = new List<TensorStore>();
+        try
+        {
+            foreach (var (name, path) in files)
+            {
+                var (header, store) = OpenStore(path);
+                owned.Add(store);
+                tensors.Add(new DataTensor(name, store, SampleShape(header), null));
+            }
+
+            return new Dataset(tensors, null, source, DataDescription.Empty, new DataOrigin(source, null), null, null, owned);
+        }
+        catch
+        {
+            owned.ForEach(s => s.Dispose());
+            throw;
+        }
     }
 
     /// <summary>Reads the labels in <paramref name="path"/>: integers (or integral floats) of shape [N] or [N, 1].</summary>

@@ -1,7 +1,10 @@
+using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
+using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
 
 namespace ModelCompression.Inference;
 
@@ -18,6 +21,12 @@ public sealed class OnnxRunner : IDisposable
 
     /// <summary>Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses every core.</summary>
     public OnnxRunner(string modelPath, int threads = 0)
+        : this(modelPath, threads, null)
+    {
+    }
+
+    /// <summary>Opens the model in <paramref name="model"/> (serialized), or the file when it is null; <paramref name="modelPath"/> names it in messages.</summary>
+    private OnnxRunner(string modelPath, int threads, byte[]? model)
     {
         _modelPath = modelPath;
         using var options = new SessionOptions
@@ -27,7 +36,7 @@ public sealed class OnnxRunner : IDisposable
         };
         try
         {
-            _session = new InferenceSession(modelPath, options);
+            _session = model is null ? new InferenceSession(modelPath, options) : new InferenceSession(model, options);
         }
         catch (OnnxRuntimeException e)
         {
@@ -94,11 +103,74 @@ public sealed class OnnxRunner : IDisposable
     public float[] Run(Dataset data, int batchSize, IProgress<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(data);
+        var outputs = new float[(long)data.Count * OutputWidth];
+        ForEachBatch(data, batchSize, [OutputName], progress, (start, size, results) =>
+            results[0].GetTensorDataAsSpan<float>().CopyTo(outputs.AsSpan(start * OutputWidth, size * OutputWidth)));
+        return outputs;
+    }
+
+    /// <summary>
+    /// Runs every sample and hands each batch's values of <paramref name="tensors"/> (graph outputs; see
+    /// <see cref="WithIntermediateOutputs"/> for intermediate values) to <paramref name="consume"/>, in order,
+    /// with the batch's first sample and size. The values are valid only during the call.
+    /// </summary>
+    public void Run(Dataset data, int batchSize, IReadOnlyList<string> tensors, Action<int, int, IReadOnlyList<OrtValue>> consume, IProgress<double>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(consume);
+        ForEachBatch(data, batchSize, [.. tensors], progress, consume);
+    }
+
+    /// <summary>
+    /// Opens <paramref name="modelPath"/> with <paramref name="tensors"/> (values inside the graph, such as a
+    /// hidden layer's activations) added as outputs of an in-memory copy, so <see cref="Run(Dataset, int, IReadOnlyList{string}, Action{int, int, IReadOnlyList{OrtValue}}, IProgress{double}?)"/>
+    /// can fetch them; the file is not changed. MC2020 when the graph has no such value.
+    /// </summary>
+    public static OnnxRunner WithIntermediateOutputs(string modelPath, IReadOnlyCollection<string> tensors, int threads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var model = OnnxModelFile.Load(modelPath);
+        var made = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToHashSet(StringComparer.Ordinal);
+        var outputs = model.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in tensors)
+        {
+            if (!made.Contains(name))
+            {
+                throw CompressionException.Error(
+                    DiagnosticCodes.DataSchemaMismatch,
+                    $"Model '{modelPath}' has no intermediate tensor '{name}'. {DescribeValues(model)}",
+                    modelPath);
+            }
+
+            if (outputs.Add(name))
+            {
+                // No type: ONNX Runtime infers it, which works for any intermediate value.
+                model.Graph.Output.Add(new ValueInfoProto { Name = name });
+            }
+        }
+
+        return new OnnxRunner(modelPath, threads, model.ToByteArray());
+    }
+
+    /// <summary>A short list of the values a graph's nodes make, for messages about a name that is not there.</summary>
+    public static string DescribeValues(ModelProto model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var values = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToList();
+        const int Shown = 24;
+        var list = string.Join(", ", values.Take(Shown).Select(v => $"'{v}'"));
+        return values.Count <= Shown
+            ? $"Its node outputs: {list}."
+            : $"Its node outputs include: {list} (and {values.Count - Shown} more; a viewer such as Netron shows them all).";
+    }
+
+    private void ForEachBatch(Dataset data, int batchSize, string[] outputNames, IProgress<double>? progress, Action<int, int, IReadOnlyList<OrtValue>> consume)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var bindings = Bind(data);
         var tensors = bindings.Select(b => data.Tensor(b.Tensor)!).ToArray();
         var names = bindings.Select(b => b.Input).ToArray();
-        var outputs = new float[(long)data.Count * OutputWidth];
         var floats = new float[bindings.Count][];
         var longs = new long[bindings.Count][];
         using var runOptions = new RunOptions();
@@ -127,8 +199,8 @@ public sealed class OnnxRunner : IDisposable
                     }
                 }
 
-                using var results = _session.Run(runOptions, names, values, [OutputName]);
-                results[0].GetTensorDataAsSpan<float>().CopyTo(outputs.AsSpan(start * OutputWidth, size * OutputWidth));
+                using var results = _session.Run(runOptions, names, values, outputNames);
+                consume(start, size, [.. results]);
             }
             finally
             {
@@ -140,8 +212,6 @@ public sealed class OnnxRunner : IDisposable
 
             progress?.Report((double)(start + size) / data.Count);
         }
-
-        return outputs;
     }
 
     /// <inheritdoc />

@@ -121,7 +121,9 @@ public static class CompressionPipeline
             Validation = data.Validation,
             Unlabelled = data.Unlabelled,
             RunStage = (stage, input) => RunCached(cache, context, stage, input, ModelHash.ComputeFile(input)),
+            ComputeTeacherFeatures = (tensors, split, splitName) => TeacherFeatures(cache, recipe.Teacher, teacherHashes[0], tensors, split, splitName, dataHash, evaluateOptions.BatchSize, reporter),
         };
+        using var contextScope = context;
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
@@ -204,7 +206,7 @@ public static class CompressionPipeline
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
         SweepOptions sweep => new SweepStage(sweep),
-        TrainingStageOptions training => new DistillStage(training),
+        TrainingStageOptions training => new DistillStage(training, spec.Line),
         PruneOptions prune => new PruneStage(prune),
         FactorizeOptions factorize => new FactorizeStage(factorize),
         QuantizeOptions quantize => new QuantizeStage(quantize),
@@ -318,6 +320,66 @@ public static class CompressionPipeline
 
         var bytes = File.ReadAllBytes(Path.Combine(entry, LogitsFile));
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+    }
+
+    /// <summary>
+    /// The teacher's values of intermediate <paramref name="tensors"/> on <paramref name="split"/>, cached as one NPY
+    /// file per tensor (written batch by batch, read back memory-mapped) under the teacher, data, split and tensors.
+    /// </summary>
+    private static Dataset TeacherFeatures(ArtifactCache cache, string teacherPath, string teacherHash, IReadOnlyList<string> tensors, Dataset split, string splitName, string dataHash, int batchSize, IPipelineReporter reporter)
+    {
+        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Add("split", splitName)
+            .Add("tensors", string.Join("\n", tensors)).Finish();
+        static string FileOf(int index) => $"feature{index}.npy";
+        var entry = cache.TryGet("teacher-features", key);
+        if (entry is null)
+        {
+            reporter.Info($"Running the teacher for {tensors.Count} hint tensor{(tensors.Count == 1 ? "" : "s")} on {split.Count} {(splitName == "train" ? "training" : splitName)} samples (cached for later runs)");
+            entry = cache.Put("teacher-features", key, folder =>
+            {
+                using var runner = OnnxRunner.WithIntermediateOutputs(teacherPath, tensors);
+                var writers = new NpyWriter?[tensors.Count];
+                var sampleShapes = new long[tensors.Count][];
+                try
+                {
+                    runner.Run(split, batchSize, tensors, (start, size, values) =>
+                    {
+                        for (var i = 0; i < tensors.Count; i++)
+                        {
+                            var info = values[i].GetTensorTypeAndShape();
+                            long[] shape = info.Shape;
+                            if (info.ElementDataType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float || shape.Length == 0 || shape[0] != size
+                                || (sampleShapes[i] is { } first && !first.SequenceEqual(shape[1..])))
+                            {
+                                throw CompressionException.Error(
+                                    DiagnosticCodes.DataSchemaMismatch,
+                                    $"The teacher's '{tensors[i]}' is {info.ElementDataType} [{string.Join(", ", shape)}] for a batch of {size}: a hint tensor is float, with the batch on its first axis and the same shape for every sample{(sampleShapes[i] is { } seen ? $" (earlier batches: [batch, {string.Join(", ", seen)}])" : "")}.",
+                                    teacherPath);
+                            }
+
+                            if (writers[i] is null)
+                            {
+                                sampleShapes[i] = shape[1..];
+                                writers[i] = new NpyWriter(Path.Combine(folder, FileOf(i)), [split.Count, .. sampleShapes[i]]);
+                            }
+
+                            writers[i]!.Write(values[i].GetTensorDataAsSpan<float>());
+                        }
+                    });
+                }
+                finally
+                {
+                    foreach (var writer in writers)
+                    {
+                        writer?.Dispose();
+                    }
+                }
+
+                return new { samples = split.Count, tensors = tensors.Select((t, i) => new { name = t, file = FileOf(i), shape = sampleShapes[i] }) };
+            });
+        }
+
+        return NpyReader.OpenSet([.. tensors.Select((t, i) => (t, Path.Combine(entry, FileOf(i))))], $"teacher features in {entry}");
     }
 
     /// <summary>

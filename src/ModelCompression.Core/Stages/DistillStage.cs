@@ -12,13 +12,18 @@ namespace ModelCompression.Stages;
 /// The training stages. distill trains the student on the teacher's soft targets and the true labels:
 /// alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy; finetune trains on
 /// the labels alone. The model is imported into TorchSharp, trained, and the same graph is written back with
-/// the trained weights.
+/// the trained weights. distill's feature hints add the mean squared error between named intermediate tensors of
+/// the student and the teacher (<see cref="FeatureHintLoss"/>), from teacher values computed once and cached.
 /// </summary>
-public sealed class DistillStage(TrainingStageOptions options) : IStage
+/// <param name="options">The stage's options.</param>
+/// <param name="recipeLine">The stage's line in the recipe, for errors about its options found once the models are known.</param>
+public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 0) : IStage
 {
     private readonly DistillationLoss _loss = options is DistillOptions distill
-        ? new DistillationLoss(distill.Alpha, distill.Temperature)
+        ? new DistillationLoss(distill.Alpha, distill.Temperature) { HintWeight = distill.HintWeight }
         : new DistillationLoss(0, 1);
+
+    private readonly IReadOnlyList<(string Student, string Teacher)> _hints = (options as DistillOptions)?.HintPairs ?? [];
 
     /// <inheritdoc />
     public string Kind => options is DistillOptions ? "distill" : "finetune";
@@ -29,7 +34,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         // Where the TensorBoard logs go does not change the model.
         key.Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }, options.GetType()))
             .Add("data", context.DataHash);
-        if (_loss.Alpha > 0 || options.InitFromTeacher)
+        if (_loss.Alpha > 0 || options.InitFromTeacher || _hints.Count > 0)
         {
             key.Add("teacher", context.TeacherHash);
         }
@@ -46,9 +51,11 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
             throw Diagnostics.CompressionException.Error(
                 Diagnostics.DiagnosticCodes.RecipeInvalidValue,
                 $"{Kind}: early_stopping_patience needs a validation set; set validation_fraction above 0.",
-                context.Recipe.Path);
+                context.Recipe.Path,
+                recipeLine);
         }
 
+        CheckHintTensors(context, inputModel);
         var teacherLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature) : null;
         TorchNativeLoader.EnsureLoaded();
         var initial = OnnxModelFile.Load(inputModel);
@@ -71,7 +78,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         }
 
         using var student = TrainableGraph.Import(initial, modelPath: inputModel);
-        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
+        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes, HintTargets(context, null, "train"));
         TrainingSet? validation = null;
         if (context.Validation is { } given)
         {
@@ -84,36 +91,46 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         }
 
         var labelled = data.Count;
-        if (context.Unlabelled is { } pool && _loss.Alpha > 0)
+        if (context.Unlabelled is { } pool && (_loss.Alpha > 0 || _hints.Count > 0))
         {
             // The seeds' "synthetic data": the teacher's targets on inputs nobody labelled.
-            var poolLogits = context.TeacherSoftTargetLogits(_loss.Temperature, pool, "unlabelled");
-            data = data.WithUnlabelled(Data.DatasetTraining.ToTrainingSet(pool, bindings, poolLogits, context.Classes));
+            var poolLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature, pool, "unlabelled") : null;
+            data = data.WithUnlabelled(Data.DatasetTraining.ToTrainingSet(pool, bindings, poolLogits, context.Classes, HintTargets(context, pool, "unlabelled")));
             context.Reporter.Info($"{Kind}: {labelled} labelled and {data.Count - labelled} unlabelled training samples");
         }
 
         var checkpoints = RecoveryTraining.CheckpointFolder(this, context, inputModel);
-        var result = ClassificationTrainer.Train(
-            student,
-            data,
-            _loss,
-            new TrainingOptions(options.Epochs, options.BatchSize, options.LearningRate, options.Seed)
-            {
-                Optimizer = options.Optimizer,
-                WeightDecay = options.WeightDecay,
-                Momentum = options.Optimizer == OptimizerKind.Sgd ? options.Momentum : 0,
-                WarmupSteps = options.WarmupSteps,
-                WarmupFraction = options.WarmupFraction,
-                Schedule = options.Schedule,
-                ClipGradNorm = options.ClipGradNorm,
-                EarlyStoppingPatience = options.EarlyStoppingPatience,
-                EarlyStoppingMinDelta = options.EarlyStoppingMinDelta,
-                CheckpointDirectory = checkpoints,
-                LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.Recipe.Directory, logs) : null,
-            },
-            validation,
-            new RecoveryTraining.Progress(context, Kind),
-            context.CancellationToken);
+        TrainingResult result;
+        try
+        {
+            result = ClassificationTrainer.Train(
+                student,
+                data,
+                _loss,
+                new TrainingOptions(options.Epochs, options.BatchSize, options.LearningRate, options.Seed)
+                {
+                    Optimizer = options.Optimizer,
+                    WeightDecay = options.WeightDecay,
+                    Momentum = options.Optimizer == OptimizerKind.Sgd ? options.Momentum : 0,
+                    WarmupSteps = options.WarmupSteps,
+                    WarmupFraction = options.WarmupFraction,
+                    Schedule = options.Schedule,
+                    ClipGradNorm = options.ClipGradNorm,
+                    EarlyStoppingPatience = options.EarlyStoppingPatience,
+                    EarlyStoppingMinDelta = options.EarlyStoppingMinDelta,
+                    CheckpointDirectory = checkpoints,
+                    LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.Recipe.Directory, logs) : null,
+                },
+                validation,
+                new RecoveryTraining.Progress(context, Kind),
+                    context.CancellationToken);
+        }
+        catch (ArgumentException e) when (e.ParamName == "hints")
+        {
+            // A hint whose shapes no projection fits: the recipe's choice of tensors, known only once both ran.
+            throw Diagnostics.CompressionException.Error(Diagnostics.DiagnosticCodes.RecipeInvalidValue, $"{Kind}: {e.Message}", context.Recipe.Path, recipeLine);
+        }
+
         OnnxModelFile.Save(student.WriteBack(), outputModel);
         // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
         RecoveryTraining.TryDelete(checkpoints);
@@ -121,7 +138,7 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
         var invariant = CultureInfo.InvariantCulture;
         return new StageResult(
             Kind,
-            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}{(_loss.Alpha > 0 ? $", alpha {_loss.Alpha.ToString(invariant)}, T {_loss.Temperature.ToString(invariant)}" : ", labels only")}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
+            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}{(_loss.Alpha > 0 ? $", alpha {_loss.Alpha.ToString(invariant)}, T {_loss.Temperature.ToString(invariant)}" : ", labels only")}{(_hints.Count > 0 ? $", {_hints.Count} hint{(_hints.Count == 1 ? "" : "s")} (weight {_loss.HintWeight.ToString(invariant)})" : "")}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
             new Dictionary<string, string>
             {
                 ["epochs"] = options.Epochs.ToString(invariant),
@@ -143,9 +160,62 @@ public sealed class DistillStage(TrainingStageOptions options) : IStage
                 ["stopped_early"] = result.StoppedEarly ? "true" : "false",
                 ["resumed_from_epoch"] = result.ResumedFromEpoch.ToString(invariant),
                 ["initializers_from_teacher"] = copiedFromTeacher.ToString(invariant),
+                ["hints"] = string.Join("; ", _hints.Select(h => $"{h.Student} {DistillOptions.HintSeparator} {h.Teacher}")),
+                ["hint_weight"] = _hints.Count > 0 ? _loss.HintWeight.ToString(invariant) : "",
             },
             result.EpochLosses,
             clock.Elapsed.TotalSeconds,
             result.ValidationAccuracies.Count > 0 ? result.ValidationAccuracies : null);
+    }
+
+    /// <summary>
+    /// Every hint's tensors must be values the two graphs make: MC1003 at the stage's line, listing what the graph
+    /// has, before the teacher runs or anything trains.
+    /// </summary>
+    private void CheckHintTensors(StageContext context, string studentModel)
+    {
+        if (_hints.Count == 0)
+        {
+            return;
+        }
+
+        var problems = new List<Diagnostics.Diagnostic>();
+        foreach (var (role, path, names) in new[] { ("student", studentModel, _hints.Select(h => h.Student)), ("teacher", context.Recipe.Teacher, _hints.Select(h => h.Teacher)) })
+        {
+            var model = OnnxModelFile.Load(path, new OnnxLoadOptions { LoadExternalData = false });
+            var made = model.Graph.Node.SelectMany(n => n.Output).ToHashSet(StringComparer.Ordinal);
+            foreach (var name in names.Where(n => !made.Contains(n)).Distinct(StringComparer.Ordinal))
+            {
+                problems.Add(Diagnostics.Diagnostic.Error(
+                    Diagnostics.DiagnosticCodes.RecipeInvalidValue,
+                    $"{Kind}: the hint's {role} tensor '{name}' is not a value of the {role} ({path}). {Inference.OnnxRunner.DescribeValues(model)}",
+                    context.Recipe.Path,
+                    recipeLine));
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new Diagnostics.CompressionException(problems);
+        }
+    }
+
+    /// <summary>The hints' targets on <paramref name="split"/> (the training data when null): the teacher's cached values, read as batches need them.</summary>
+    private List<HintTarget> HintTargets(StageContext context, Data.Dataset? split, string splitName)
+    {
+        if (_hints.Count == 0)
+        {
+            return [];
+        }
+
+        var features = context.TeacherFeatures([.. _hints.Select(h => h.Teacher).Distinct(StringComparer.Ordinal)], split, splitName);
+        return
+        [
+            .. _hints.Select(h =>
+            {
+                var values = features.Tensor(h.Teacher)!;
+                return new HintTarget(h.Student, h.Teacher, InputArray.Float(null, values.Count, values.SampleShape, values.CopyRows));
+            }),
+        ];
     }
 }

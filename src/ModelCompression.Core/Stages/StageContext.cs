@@ -4,13 +4,19 @@ using ModelCompression.Recipes;
 
 namespace ModelCompression.Stages;
 
-/// <summary>What every stage of one run can use: the recipe, the data, the teacher and the reporter.</summary>
-public sealed class StageContext
+/// <summary>
+/// What every stage of one run can use: the recipe, the data, the teacher and the reporter. Disposing it closes
+/// the teacher feature files it opened.
+/// </summary>
+public sealed class StageContext : IDisposable
 {
     private readonly Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogits;
 
     // Per split: a sweep's trials and a distill stage's twin ask again, and the cache read is megabytes.
     private readonly Dictionary<string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogitsBySplit = new(StringComparer.Ordinal);
+
+    // Per split and tensor list: opened (memory-mapped) once, closed with the context.
+    private readonly Dictionary<string, Dataset> _teacherFeatures = new(StringComparer.Ordinal);
 
     internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
@@ -63,6 +69,45 @@ public sealed class StageContext
     /// made of stages (a sweep's trials) gets each one cached on its own.
     /// </summary>
     public required Func<IStage, string, CachedStageRun> RunStage { get; init; }
+
+    /// <summary>
+    /// Computes (or reads from the cache) the first teacher's values of intermediate tensors on a split: given the
+    /// tensor names, the split and its name, a data set of one float tensor per name, named by it.
+    /// </summary>
+    public Func<IReadOnlyList<string>, Dataset, string, Dataset> ComputeTeacherFeatures { get; init; } =
+        (_, _, _) => throw new InvalidOperationException("This run computes no teacher features.");
+
+    /// <summary>
+    /// The first teacher's values of <paramref name="tensors"/> (intermediate tensors, for feature distillation) on
+    /// <paramref name="split"/>, computed once per teacher, data, split and tensor list and cached on disk; read
+    /// through memory-mapped files, so feature maps larger than memory are fine. One float tensor per name, named by it.
+    /// </summary>
+    /// <param name="tensors">Value names of the teacher graph.</param>
+    /// <param name="split">The samples; null for <see cref="Train"/>.</param>
+    /// <param name="splitName">The split's name, part of the cache key ("train", "unlabelled").</param>
+    public Dataset TeacherFeatures(IReadOnlyList<string> tensors, Dataset? split = null, string splitName = "train")
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var key = splitName + "\n" + string.Join("\n", tensors);
+        if (!_teacherFeatures.TryGetValue(key, out var features))
+        {
+            features = ComputeTeacherFeatures(tensors, split ?? Train, splitName);
+            _teacherFeatures[key] = features;
+        }
+
+        return features;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var features in _teacherFeatures.Values)
+        {
+            features.Dispose();
+        }
+
+        _teacherFeatures.Clear();
+    }
 
     /// <summary>
     /// Logits whose softmax at <paramref name="temperature"/> is the teachers' soft targets on <paramref name="split"/>

@@ -90,9 +90,12 @@ public sealed record FinetuneOptions : TrainingStageOptions
     }
 }
 
-/// <summary>Options of the distill stage (response-based knowledge distillation).</summary>
-public sealed record DistillOptions : TrainingStageOptions
+/// <summary>Options of the distill stage: response-based knowledge distillation, optionally with feature hints.</summary>
+public sealed record DistillOptions : TrainingStageOptions, ICheckedOptions
 {
+    /// <summary>What separates a hint's student tensor from its teacher tensor (ONNX names often hold ':' and '/').</summary>
+    public const string HintSeparator = "->";
+
     /// <summary>Defaults, for recipes.</summary>
     public DistillOptions()
     {
@@ -115,6 +118,40 @@ public sealed record DistillOptions : TrainingStageOptions
     /// <summary>Whether to train the labels-only twin too and report the gain from distillation.</summary>
     [Option("baseline", "Also train the same student on the labels alone, with the same budget and seed (cached like any stage), and report the gain from distillation next to it.")]
     public bool Baseline { get; init; } = true;
+
+    /// <summary>Feature hints, each "student tensor -> teacher tensor".</summary>
+    [Option("hints", "Feature (hint) distillation: pairs 'student_tensor -> teacher_tensor' of intermediate tensors (node outputs), e.g. ['/fc1/Relu_output_0 -> /fc1/Relu_output_0']. The student's values learn the teacher's (mean squared error), through a learned linear projection where the shapes differ; the teacher's values are computed once and cached. Tensors are read from the first teacher.")]
+    public string[] Hints { get; init; } = [];
+
+    /// <summary>Weight of the hint term in the loss.</summary>
+    [Option("hint_weight", "Weight of the hint term: loss = alpha * KD + (1 - alpha) * CE + hint_weight * mean over hints of MSE.", Min = 0, MinExclusive = true, Max = 1e6)]
+    public double HintWeight { get; init; } = 1;
+
+    /// <summary>The hints as (student tensor, teacher tensor) pairs; call after <see cref="Validate"/> passes.</summary>
+    public IReadOnlyList<(string Student, string Teacher)> HintPairs =>
+        [.. Hints.Select(h => h.Split(HintSeparator) is [var student, var teacher] ? (student.Trim(), teacher.Trim()) : throw new InvalidOperationException($"Hint '{h}' is not 'student -> teacher'."))];
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        foreach (var hint in Hints)
+        {
+            var parts = hint.Split(HintSeparator);
+            if (parts.Length != 2 || parts.Any(p => p.Trim().Length == 0))
+            {
+                problems.Add($"hint '{hint}' must be 'student_tensor {HintSeparator} teacher_tensor' (one '{HintSeparator}', a tensor name on each side)");
+            }
+        }
+
+        var students = Hints.Select(h => h.Split(HintSeparator)[0].Trim()).ToList();
+        if (students.Distinct(StringComparer.Ordinal).Count() != students.Count)
+        {
+            problems.Add("two hints read the same student tensor; give each student tensor one teacher tensor");
+        }
+
+        return problems;
+    }
 }
 
 /// <summary>Options of the sweep stage: distillation trials over a grid, the best by validation accuracy continues.</summary>

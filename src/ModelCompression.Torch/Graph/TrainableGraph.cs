@@ -161,9 +161,18 @@ public sealed class TrainableGraph : nn.Module
     /// Runs the graph on named inputs of any element type (float features, int64 token ids, bool or int64
     /// masks); returns every graph output by name. Float inputs are converted to the module's float type.
     /// </summary>
-    public Dictionary<string, Tensor> Forward(IReadOnlyDictionary<string, Tensor> inputs)
+    public Dictionary<string, Tensor> Forward(IReadOnlyDictionary<string, Tensor> inputs) => Forward(inputs, []);
+
+    /// <summary>
+    /// Runs the graph like <see cref="Forward(IReadOnlyDictionary{string, Tensor})"/> and also returns the
+    /// intermediate values named in <paramref name="extraOutputs"/> (node outputs, e.g. a hidden layer's
+    /// activations for feature distillation), still attached to autograd.
+    /// </summary>
+    /// <exception cref="ArgumentException">A name in <paramref name="extraOutputs"/> is not a value of the graph.</exception>
+    public Dictionary<string, Tensor> Forward(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyCollection<string> extraOutputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(extraOutputs);
         var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         Device? device = null;
         foreach (var (name, registered) in _parameterNames)
@@ -223,7 +232,15 @@ public sealed class TrainableGraph : nn.Module
             }
         }
 
-        return OutputNames.ToDictionary(n => n, n => values[n], StringComparer.Ordinal);
+        var results = OutputNames.ToDictionary(n => n, n => values[n], StringComparer.Ordinal);
+        foreach (var name in extraOutputs)
+        {
+            results[name] = values.TryGetValue(name, out var value)
+                ? value
+                : throw new ArgumentException($"The graph has no value '{name}'.", nameof(extraOutputs));
+        }
+
+        return results;
     }
 
     /// <summary>Runs a graph with one input and returns its first output.</summary>

@@ -50,9 +50,11 @@ public static class ClassificationTrainer
         var stepsPerEpoch = (count + options.BatchSize - 1) / options.BatchSize;
         var totalSteps = stepsPerEpoch * options.Epochs;
         var schedule = LearningRateSchedule.For(options, totalSteps);
-        var parameters = model.parameters().ToArray();
-        var fingerprint = Fingerprint(options, data, validation, loss, model);
+        using var hints = data.Hints.Count > 0 ? FeatureHintLoss.Create(model, data, loss.HintWeight, EpochSeed(options.Seed, 0)) : null;
+        Parameter[] parameters = [.. model.parameters(), .. hints?.Parameters ?? []];
+        var fingerprint = Fingerprint(options, data, validation, loss, model, hints);
         using var optimizer = new ParameterOptimizer(options.Optimizer, parameters, options.LearningRate, options.WeightDecay, options.Momentum);
+        List<(string Name, Tensor Value)> trained = [.. TrainingCheckpoint.ModelState(model), .. hints?.State ?? []];
 
         var state = new TrainingState();
         List<(string Name, Tensor Value)>? best = null;
@@ -60,7 +62,7 @@ public static class ClassificationTrainer
         {
             var resumedFrom = 0;
             if (options.CheckpointDirectory is { } directory
-                && TrainingCheckpoint.TryLoad(directory, fingerprint, model, optimizer, out var loaded, out best))
+                && TrainingCheckpoint.TryLoad(directory, fingerprint, trained, TrainingCheckpoint.ModelState(model), optimizer, out var loaded, out best))
             {
                 state = loaded;
                 resumedFrom = state.Epoch;
@@ -83,6 +85,7 @@ public static class ClassificationTrainer
 
                 new Random((int)(epochSeed & int.MaxValue)).Shuffle(order);
                 model.train();
+                hints?.Train(true);
                 var epochLoss = 0.0;
                 var seen = 0;
                 for (var start = 0; start < count; start += options.BatchSize)
@@ -92,7 +95,7 @@ public static class ClassificationTrainer
                     var learningRate = schedule.At(state.Step);
                     optimizer.LearningRate = learningRate;
 
-                    var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, optimizer, parameters, options.ClipGradNorm);
+                    var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, hints, optimizer, parameters, options.ClipGradNorm);
                     epochLoss += stepLoss * size;
                     seen += size;
                     state.Step++;
@@ -132,7 +135,7 @@ public static class ClassificationTrainer
                 state.Epoch = epoch;
                 if (options.CheckpointDirectory is { } checkpoints)
                 {
-                    TrainingCheckpoint.Save(checkpoints, fingerprint, state, model, optimizer, best);
+                    TrainingCheckpoint.Save(checkpoints, fingerprint, state, trained, optimizer, best);
                 }
             }
 
@@ -200,6 +203,7 @@ public static class ClassificationTrainer
         TrainableGraphInputs names,
         ReadOnlySpan<int> rows,
         DistillationLoss loss,
+        FeatureHintLoss? hints,
         ParameterOptimizer optimizer,
         Parameter[] parameters,
         double clipGradNorm)
@@ -210,7 +214,17 @@ public static class ClassificationTrainer
         var y = data.Labels is null || loss.Alpha >= 1 ? null : torch.tensor(InputArray.Gather(data.Labels, rows, 1), [size]);
         var t = data.TeacherLogits is null || loss.Alpha <= 0 ? null : torch.tensor(InputArray.Gather(data.TeacherLogits, rows, data.Classes), [size, data.Classes]);
         optimizer.ZeroGrad();
-        var value = loss.Compute(FirstOutput(model, inputs), y, t);
+        Tensor value;
+        if (hints is null)
+        {
+            value = loss.Compute(FirstOutput(model, inputs), y, t);
+        }
+        else
+        {
+            var outputs = model.Forward(inputs, hints.StudentTensors);
+            value = loss.Compute(outputs[model.OutputNames[0]], y, t).Plus(hints.Compute(outputs, rows));
+        }
+
         value.backward();
         if (clipGradNorm > 0)
         {
@@ -262,13 +276,13 @@ public static class ClassificationTrainer
     }
 
     /// <summary>What a checkpoint must agree on to be resumed: everything that shapes the weights' trajectory.</summary>
-    private static string Fingerprint(TrainingOptions options, TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainableGraph model)
+    private static string Fingerprint(TrainingOptions options, TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainableGraph model, FeatureHintLoss? hints)
     {
         var o = options with { CheckpointDirectory = null, LogDirectory = null };
         var parameters = string.Join(";", TrainingCheckpoint.ModelState(model).Select(p => $"{p.Name}:{p.Value.dtype}[{string.Join(",", p.Value.shape)}]"));
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|alpha {loss.Alpha:R}|T {loss.Temperature:R}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}");
+            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|alpha {loss.Alpha:R}|T {loss.Temperature:R}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
     }
 
     private static List<(string Name, Tensor Value)> Snapshot(TrainableGraph model, List<(string Name, Tensor Value)>? into)

@@ -12,6 +12,12 @@ namespace ModelCompression.Torch.Training;
 /// <param name="Temperature">Softening temperature T, greater than 0.</param>
 public sealed record DistillationLoss(double Alpha, double Temperature)
 {
+    /// <summary>
+    /// Weight of the feature-hint term (<see cref="FeatureHintLoss"/>) added to this loss when the training set
+    /// has <see cref="TrainingSet.Hints"/>.
+    /// </summary>
+    public double HintWeight { get; init; } = 1;
+
     /// <summary>The loss for one batch. <paramref name="teacherLogits"/> may be null only when alpha is 0.</summary>
     public Tensor Compute(Tensor studentLogits, Tensor? labels, Tensor? teacherLogits)
     {

@@ -44,7 +44,7 @@ internal static class TrainingCheckpoint
     // Bumped whenever the layout changes: an old file is then ignored, not misread.
     private const string Magic = "ModelCompression.TrainingCheckpoint/2";
 
-    public static void Save(string directory, string fingerprint, TrainingState state, nn.Module model, ParameterOptimizer optimizer, IReadOnlyList<(string Name, Tensor Value)>? best)
+    public static void Save(string directory, string fingerprint, TrainingState state, IReadOnlyList<(string Name, Tensor Value)> trained, ParameterOptimizer optimizer, IReadOnlyList<(string Name, Tensor Value)>? best)
     {
         Directory.CreateDirectory(directory);
         var final = Path.Combine(directory, FileName);
@@ -64,7 +64,7 @@ internal static class TrainingCheckpoint
                 writer.Write(state.Stopped);
                 WriteDoubles(writer, state.EpochLosses);
                 WriteDoubles(writer, state.ValidationAccuracies);
-                WriteTensors(writer, ModelState(model));
+                WriteTensors(writer, trained);
                 writer.Write(best is not null);
                 if (best is not null)
                 {
@@ -87,10 +87,18 @@ internal static class TrainingCheckpoint
     }
 
     /// <summary>
-    /// Loads the checkpoint in <paramref name="directory"/> into the model and optimizer when it belongs to
-    /// the same run (same fingerprint). <paramref name="best"/> receives the best weights, allocated here.
+    /// Loads the checkpoint in <paramref name="directory"/> into the trained tensors and the optimizer when it
+    /// belongs to the same run (same fingerprint). <paramref name="best"/> receives the best weights, allocated
+    /// here in the shapes of <paramref name="bestLayout"/>.
     /// </summary>
-    public static bool TryLoad(string directory, string fingerprint, nn.Module model, ParameterOptimizer optimizer, out TrainingState state, out List<(string Name, Tensor Value)>? best)
+    /// <param name="directory">The checkpoint folder.</param>
+    /// <param name="fingerprint">The run's fingerprint.</param>
+    /// <param name="trained">Everything the run trains (the model's state, and any loss modules').</param>
+    /// <param name="bestLayout">The tensors a best-weights snapshot holds (the model's state).</param>
+    /// <param name="optimizer">The optimizer, whose state is restored.</param>
+    /// <param name="state">The loop's state.</param>
+    /// <param name="best">The best weights so far, or null.</param>
+    public static bool TryLoad(string directory, string fingerprint, IReadOnlyList<(string Name, Tensor Value)> trained, IReadOnlyList<(string Name, Tensor Value)> bestLayout, ParameterOptimizer optimizer, out TrainingState state, out List<(string Name, Tensor Value)>? best)
     {
         state = new TrainingState();
         best = null;
@@ -123,10 +131,10 @@ internal static class TrainingCheckpoint
         state.Stopped = reader.ReadBoolean();
         state.EpochLosses.AddRange(ReadDoubles(reader));
         state.ValidationAccuracies.AddRange(ReadDoubles(reader));
-        ReadInto(reader, ModelState(model));
+        ReadInto(reader, trained);
         if (reader.ReadBoolean())
         {
-            best = [.. ModelState(model).Select(p => (p.Name, CloneDetached(p.Value)))];
+            best = [.. bestLayout.Select(p => (p.Name, CloneDetached(p.Value)))];
             ReadInto(reader, best);
         }
 

@@ -223,7 +223,7 @@ public sealed class InputArray
 }
 
 /// <summary>
-/// Inputs (one or several named arrays), labels and, for distillation, teacher logits, all held in memory.
+/// Inputs (one or several named arrays), labels and, for distillation, teacher logits and feature-hint targets.
 /// </summary>
 public sealed class TrainingSet
 {
@@ -243,7 +243,8 @@ public sealed class TrainingSet
     /// <param name="labels">Class labels, one per sample; null for unlabelled data.</param>
     /// <param name="teacherLogits">Teacher logits, <paramref name="classes"/> per sample; null when not distilling.</param>
     /// <param name="classes">Number of classes.</param>
-    public TrainingSet(IReadOnlyList<InputArray> inputs, long[]? labels, float[]? teacherLogits, int classes)
+    /// <param name="hints">Feature-distillation targets: the teacher's values of intermediate tensors, one array per hint with the same samples.</param>
+    public TrainingSet(IReadOnlyList<InputArray> inputs, long[]? labels, float[]? teacherLogits, int classes, IReadOnlyList<HintTarget>? hints = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         if (inputs.Count == 0)
@@ -277,7 +278,14 @@ public sealed class TrainingSet
             throw new ArgumentException($"{Count} samples of {classes} classes need {(long)Count * classes} teacher logits, not {teacherLogits.Length}.", nameof(teacherLogits));
         }
 
+        hints ??= [];
+        if (hints.FirstOrDefault(h => h.Teacher.Count != Count || h.Teacher.DType != ScalarType.Float32) is { } badHint)
+        {
+            throw new ArgumentException($"Hint '{badHint.StudentTensor}' needs {Count} float samples of the teacher's '{badHint.TeacherTensor}', not {badHint.Teacher.Count} {badHint.Teacher.DType}.", nameof(hints));
+        }
+
         Inputs = inputs;
+        Hints = hints;
         Labels = labels;
         TeacherLogits = teacherLogits;
         Classes = classes;
@@ -289,6 +297,9 @@ public sealed class TrainingSet
     /// <summary>The inputs, one array per graph input.</summary>
     public IReadOnlyList<InputArray> Inputs { get; }
 
+    /// <summary>Feature-distillation targets (empty when the training has no hints).</summary>
+    public IReadOnlyList<HintTarget> Hints { get; }
+
     /// <summary>
     /// This set followed by <paramref name="unlabelled"/> (same inputs, teacher logits on both): its samples get
     /// <see cref="NoLabel"/>, so distillation learns from the teacher alone there.
@@ -296,16 +307,22 @@ public sealed class TrainingSet
     public TrainingSet WithUnlabelled(TrainingSet unlabelled)
     {
         ArgumentNullException.ThrowIfNull(unlabelled);
-        if (TeacherLogits is null || unlabelled.TeacherLogits is null)
+        if ((TeacherLogits is null) != (unlabelled.TeacherLogits is null) || (TeacherLogits is null && Hints.Count == 0))
         {
-            throw new ArgumentException("Unlabelled samples teach only through the teacher's logits, which both sets need.", nameof(unlabelled));
+            throw new ArgumentException("Unlabelled samples teach only through the teacher (its logits or hint tensors), which both sets need alike.", nameof(unlabelled));
+        }
+
+        if (!Hints.Select(h => h.StudentTensor).SequenceEqual(unlabelled.Hints.Select(h => h.StudentTensor)))
+        {
+            throw new ArgumentException("The unlabelled samples need the same hint targets as the labelled ones.", nameof(unlabelled));
         }
 
         var inputs = Inputs.Select(i => InputArray.Concat(i, unlabelled.Inputs.Single(u => u.Name == i.Name))).ToList();
         var labels = new long[Count + unlabelled.Count];
         Array.Fill(labels, NoLabel);
         Labels?.CopyTo(labels, 0);
-        return new TrainingSet(inputs, labels, [.. TeacherLogits, .. unlabelled.TeacherLogits], Classes);
+        var hints = Hints.Select((h, i) => h with { Teacher = InputArray.Concat(h.Teacher, unlabelled.Hints[i].Teacher) }).ToList();
+        return new TrainingSet(inputs, labels, TeacherLogits is null ? null : [.. TeacherLogits, .. unlabelled.TeacherLogits!], Classes, hints);
     }
 
     /// <summary>Class labels, one per sample, or null.</summary>
@@ -328,7 +345,8 @@ public sealed class TrainingSet
             [.. Inputs.Select(i => i.Select(rows))],
             Labels is null ? null : InputArray.Gather(Labels, rows, 1),
             TeacherLogits is null ? null : InputArray.Gather(TeacherLogits, rows, Classes),
-            Classes);
+            Classes,
+            [.. Hints.Select(h => h with { Teacher = h.Teacher.Select(rows) })]);
     }
 
     /// <summary>
@@ -378,3 +396,13 @@ internal sealed class TrainableGraphInputs(IReadOnlyList<string> graphInputs)
             : throw new ArgumentException($"The graph has no input '{name}'. Inputs: {string.Join(", ", graphInputs)}.");
     }
 }
+
+/// <summary>
+/// A feature-distillation target: the student's intermediate tensor <see cref="StudentTensor"/> learns to match
+/// (through a learned projection where the widths differ) the teacher's <see cref="TeacherTensor"/>, whose values
+/// per sample are <see cref="Teacher"/>.
+/// </summary>
+/// <param name="StudentTensor">A value of the student graph (a node output).</param>
+/// <param name="TeacherTensor">The teacher's value it learns from (for messages and the checkpoint fingerprint).</param>
+/// <param name="Teacher">The teacher's values, one float sample per training sample, batch axis first.</param>
+public sealed record HintTarget(string StudentTensor, string TeacherTensor, InputArray Teacher);

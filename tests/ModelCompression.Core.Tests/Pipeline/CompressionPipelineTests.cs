@@ -102,7 +102,7 @@ public sealed class RecordingReporter : IPipelineReporter
     public void Report(Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
 }
 
-public sealed class CompressionPipelineTests(PipelineSliceFixture fixture) : IClassFixture<PipelineSliceFixture>
+public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixture) : IClassFixture<PipelineSliceFixture>
 {
     private const double Tolerance = 1e-12;
 

@@ -1,0 +1,77 @@
+using ModelCompression.Data;
+using ModelCompression.Diagnostics;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+
+namespace ModelCompression.Core.Tests.Pipeline;
+
+/// <summary>Feature (hint) distillation through the pipeline: the sample's PyTorch CNN teaches an MLP's hidden layer.</summary>
+public sealed partial class CompressionPipelineTests
+{
+    /// <summary>The teacher's 128 penultimate activations (Linear 3136 -> 128, ReLU) in the PyTorch export.</summary>
+    private const string TeacherPenultimate = "/classifier/classifier.2/Relu_output_0";
+
+    private static string HintedDistill(double alpha, string hint = $"fc1.relu -> {TeacherPenultimate}") =>
+        $"distill: {{ epochs: 1, temperature: 4, alpha: {alpha}, learning_rate: 3e-3, batch_size: 32, baseline: false, hints: ['{hint}'], hint_weight: 0.5 }}";
+
+    [Fact]
+    public void Hints_train_from_teacher_features_computed_once_and_cached()
+    {
+        var cache = fixture.Dir.Dir("cache-hints");
+        var reporter = new RecordingReporter();
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5)]));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(cache, fixture.Dir.Dir("out-hints"), reporter));
+
+        var distill = result.Stages[0];
+        Assert.Equal($"fc1.relu -> {TeacherPenultimate}", distill.Result.Details["hints"]);
+        Assert.Contains("1 hint (weight 0.5)", distill.Result.Summary, StringComparison.Ordinal);
+        Assert.True(distill.Evaluation.Accuracy > 0.6, $"accuracy {distill.Evaluation.Accuracy}");
+        // The projection (64 -> 128) trained beside the student but is not part of it.
+        Assert.Equal(784 * 64 + 64 + (64 * 10) + 10, distill.Evaluation.Parameters);
+        Assert.Contains(reporter.Infos, i => i.StartsWith("Running the teacher for 1 hint tensor on 1000 training samples", StringComparison.Ordinal));
+
+        var entry = Assert.Single(Directory.GetDirectories(cache, "teacher-features*"));
+        using (var features = NpyReader.OpenSet([("t", Path.Join(entry, "feature0.npy"))], "cached"))
+        {
+            var values = features.Tensor("t")!;
+            Assert.Equal(1000, values.Count);
+            Assert.Equal([128L], values.SampleShape);
+            var all = values.ToFloatArray();
+            Assert.True(all.All(v => v >= 0) && all.Any(v => v > 0), "ReLU activations: never negative, not all zero");
+        }
+
+        // New loss weights train again, but the teacher does not run again.
+        var again = new RecordingReporter();
+        var other = RecipeLoader.Load(fixture.WriteRecipe("hints-other.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.9)]));
+        var second = CompressionPipeline.Run(other, new PipelineOptions(cache, fixture.Dir.Dir("out-hints-other"), again));
+        Assert.False(second.Stages[0].Cached);
+        Assert.DoesNotContain(again.Infos, i => i.StartsWith("Running the teacher", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_hint_tensor_the_student_does_not_have_is_MC1003_at_the_stage_line_listing_its_values()
+    {
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints-unknown.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, $"fc7.relu -> {TeacherPenultimate}")]));
+
+        var e = Assert.Throws<CompressionException>(() =>
+            CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-unknown"), fixture.Dir.Dir("out-hints-unknown"), new RecordingReporter())));
+
+        var problem = Assert.Single(e.Diagnostics);
+        Assert.Equal((DiagnosticCodes.RecipeInvalidValue, recipe.Path, 10), (problem.Code, problem.File, problem.Line));
+        Assert.Contains("student tensor 'fc7.relu'", problem.Message, StringComparison.Ordinal);
+        Assert.Contains("'fc1.relu'", problem.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_hint_without_an_arrow_is_a_recipe_error_before_any_work()
+    {
+        var path = fixture.WriteRecipe("hints-syntax.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, $"fc1.relu : {TeacherPenultimate}")]);
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        var problem = Assert.Single(e.Diagnostics);
+        Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 10), (problem.Code, problem.Line));
+        Assert.Contains("student_tensor -> teacher_tensor", problem.Message, StringComparison.Ordinal);
+    }
+}
