@@ -39,12 +39,12 @@ public static class GateEvaluator
     /// <summary>Every gate's outcome, in recipe order.</summary>
     /// <param name="recipe">The recipe whose gates are checked.</param>
     /// <param name="final">The final model's evaluation.</param>
-    /// <param name="teacher">The teacher's evaluation.</param>
+    /// <param name="teacher">The teacher's evaluation; null when the recipe has no teacher.</param>
     /// <param name="baseline">The committed baseline, or null when there is none yet.</param>
     /// <param name="labels">The held-out labels the evaluations were measured on (for the paired test).</param>
     /// <param name="dataHash">Hash of the held-out data, compared with the baseline's.</param>
     public static IReadOnlyList<GateResult> Evaluate(
-        Recipe recipe, ModelEvaluation final, ModelEvaluation teacher, BaselineFile? baseline = null, IReadOnlyList<long>? labels = null, string? dataHash = null)
+        Recipe recipe, ModelEvaluation final, ModelEvaluation? teacher, BaselineFile? baseline = null, IReadOnlyList<long>? labels = null, string? dataHash = null)
     {
         var results = new List<GateResult>();
         var invariant = CultureInfo.InvariantCulture;
@@ -53,6 +53,13 @@ public static class GateEvaluator
             var expression = gate.Expression;
             GateResult Result(bool passed, double value, double threshold, string message, double? p = null, bool skipped = false) =>
                 new(gate.Text, gate.Line, gate.Column, passed, value, threshold, message, gate.Significant, p, skipped);
+
+            if (teacher is null && expression.NeedsTeacher)
+            {
+                // The recipe loader rejects these; a recipe built in code can still hold one.
+                results.Add(Result(false, double.NaN, double.NaN, $"Gate '{gate.Text}' failed: it compares with the teacher, and the recipe has none."));
+                continue;
+            }
 
             if (!final.Metrics.TryGetValue(expression.Metric, out var value))
             {

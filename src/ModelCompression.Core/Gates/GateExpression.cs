@@ -21,6 +21,9 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
     /// <summary>The models a gate can compare with.</summary>
     public static IReadOnlyList<string> References { get; } = ["teacher", "baseline"];
 
+    /// <summary>Metrics measured against the teacher's outputs: a run without a teacher has none of them.</summary>
+    public static IReadOnlyList<string> TeacherMetrics { get; } = ["agreement_with_teacher", "kl_to_teacher"];
+
     /// <summary>Metrics a gate can name, with what they mean.</summary>
     public static IReadOnlyDictionary<string, string> Metrics { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -113,6 +116,13 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
         var reference = (referenceMetrics ?? throw new InvalidOperationException($"No {Reference} metrics to compare with."))[ReferenceMetric!];
         return RelativeOffset ? reference * (1 + Offset) : reference + Offset;
     }
+
+    /// <summary>
+    /// Whether the gate reads anything of the teacher: compares with 'teacher.', or names a metric measured
+    /// against the teacher's outputs on either side.
+    /// </summary>
+    public bool NeedsTeacher =>
+        Reference == "teacher" || TeacherMetrics.Contains(Metric) || (ReferenceMetric is not null && TeacherMetrics.Contains(ReferenceMetric));
 
     /// <summary>Whether a smaller value of the metric is the better one (size, latency, errors).</summary>
     public bool LowerIsBetter => Operator is "<=" or "<";

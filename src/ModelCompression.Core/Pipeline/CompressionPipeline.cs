@@ -35,7 +35,7 @@ public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluatio
 
 /// <summary>Everything a run found.</summary>
 /// <param name="Recipe">The recipe.</param>
-/// <param name="Teacher">The teacher's evaluation.</param>
+/// <param name="Teacher">The teacher's evaluation; null when the recipe has no teacher.</param>
 /// <param name="Stages">Each stage, in order.</param>
 /// <param name="Gates">Each gate's outcome, in recipe order.</param>
 /// <param name="OutputModel">Where the final model was written; null when a gate failed and nothing was replaced.</param>
@@ -43,7 +43,7 @@ public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluatio
 /// <param name="DataHash">Hash of the data the evaluations were measured on (a baseline records it).</param>
 public sealed record PipelineResult(
     Recipe Recipe,
-    ModelEvaluation Teacher,
+    ModelEvaluation? Teacher,
     IReadOnlyList<StageReport> Stages,
     IReadOnlyList<GateResult> Gates,
     string? OutputModel,
@@ -55,8 +55,9 @@ public sealed record PipelineResult(
 }
 
 /// <summary>
-/// Runs a recipe: builds or loads the student, runs each stage through the cache, evaluates the teacher and
-/// every stage's output on the held-out data, checks the gates, and writes the final model and reports.
+/// Runs a recipe: builds or loads the student, runs each stage through the cache, evaluates the teacher (when
+/// the recipe has one) and every stage's output on the held-out data, checks the gates, and writes the final
+/// model and reports.
 /// The final model replaces the previous one only when every gate passes.
 /// </summary>
 public static class CompressionPipeline
@@ -79,7 +80,12 @@ public static class CompressionPipeline
         var test = data.Test;
         var dataHash = HashData(recipe.Data);
         var teacherHashes = recipe.Teachers.Select(t => ModelHash.ComputeFile(t.Path)).ToList();
-        var teacherHash = teacherHashes.Count == 1 ? teacherHashes[0] : CombinedTeacherHash(recipe.Teachers, teacherHashes);
+        var teacherHash = teacherHashes.Count switch
+        {
+            0 => null,
+            1 => teacherHashes[0],
+            _ => CombinedTeacherHash(recipe.Teachers, teacherHashes),
+        };
         var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
 
         var classes = 0;
@@ -100,20 +106,37 @@ public static class CompressionPipeline
             classes = teacherRunner.OutputWidth;
         }
 
+        var classesFrom = "teacher";
         if (recipe.Student.ModelPath is { } studentPath)
         {
-            DataSchema.Bind(train, OnnxRunner.ReadInputs(studentPath), "student", studentPath);
+            if (recipe.HasTeacher)
+            {
+                DataSchema.Bind(train, OnnxRunner.ReadInputs(studentPath), "student", studentPath);
+            }
+            else
+            {
+                // Without a teacher the student's own output says how many classes there are.
+                using var studentRunner = new OnnxRunner(studentPath, threads: 1);
+                studentRunner.Bind(train, "student");
+                (classes, classesFrom) = (studentRunner.OutputWidth, "student");
+            }
+        }
+        else if (!recipe.HasTeacher)
+        {
+            (classes, classesFrom) = (DataClasses(data), "data");
         }
 
         foreach (var (_, split) in data.Splits())
         {
-            CheckLabels(split, classes);
+            CheckLabels(split, classes, classesFrom);
         }
 
         StageContext context = null!;
         context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
-            (split, splitName) => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], split, splitName, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))],
+            recipe.HasTeacher
+                ? (split, splitName) => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], split, splitName, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))]
+                : null,
             classes, reporter, cancellationToken)
         {
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
@@ -127,8 +150,19 @@ public static class CompressionPipeline
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
-        var (teacher, teacherTestOutputs) = EvaluateTeacher(cache, recipe.Teacher, teacherHashes[0], test, dataHash, evaluateOptions);
-        reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+        ModelEvaluation? teacher = null;
+        TeacherOutputs? teacherOutputs = null;
+        if (recipe.HasTeacher)
+        {
+            (teacher, var outputs) = EvaluateTeacher(cache, recipe.Teacher, teacherHashes[0], test, dataHash, evaluateOptions);
+            teacherOutputs = new TeacherOutputs(teacherHashes[0], outputs);
+            reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+        }
+        else
+        {
+            reporter.Info($"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL");
+        }
+
         var stages = new List<StageReport>();
         foreach (var spec in recipe.Stages)
         {
@@ -143,14 +177,14 @@ public static class CompressionPipeline
             var run = RunCached(cache, context, stage, inputPath, inputHash);
             modelPath = run.ModelPath;
             modelHash = ModelHash.ComputeFile(modelPath);
-            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherHashes[0], teacherTestOutputs);
+            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherOutputs);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
             ModelEvaluation? baseline = null;
             if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
             {
                 // The seeds' comparison: the same student, budget and seed on the labels alone.
                 var twin = RunCached(cache, context, new DistillStage(new FinetuneOptions(distill) { TensorBoardDirectory = null }), inputPath, inputHash, "baseline");
-                baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions, teacherHashes[0], teacherTestOutputs);
+                baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions, teacherOutputs);
                 var gain = evaluation.Accuracy - baseline.Accuracy;
                 reporter.Info(string.Create(
                     CultureInfo.InvariantCulture,
@@ -273,15 +307,39 @@ public static class CompressionPipeline
 
     /// <summary>
     /// A stage output's evaluation, cached by model, data, evaluation options and teacher (agreement and KL
-    /// depend on it). The cached result.json keeps the predictions for McNemar's test against a baseline.
+    /// depend on it; without a teacher, <paramref name="teacher"/> is null and they are not measured). The cached
+    /// result.json keeps the predictions for McNemar's test against a baseline.
     /// </summary>
     private static ModelEvaluation Evaluate(
         ArtifactCache cache, string name, string modelPath, string modelHash, Dataset test, string dataHash, EvaluateOptions options,
-        string teacherHash, float[] teacherTestOutputs)
+        TeacherOutputs? teacher)
     {
-        var key = EvaluationKey(name, modelHash, dataHash, options).Add("teacher", teacherHash).Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test, options, teacherTestOutputs));
+        var key = EvaluationKey(name, modelHash, dataHash, options).Add("teacher", teacher?.Hash ?? "none").Finish();
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test, options, teacher?.TestOutputs));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
+    }
+
+    /// <summary>
+    /// Classes when neither a teacher nor a student file says: the recipe's (or the text labels') class names,
+    /// else the largest label of any labelled split plus one.
+    /// </summary>
+    private static int DataClasses(LoadedData data)
+    {
+        if (data.Description.LabelNames is { } names)
+        {
+            return names.Count;
+        }
+
+        var labels = data.Splits().Select(s => s.Data.Labels).OfType<long[]>().Where(l => l.Length > 0).ToList();
+        if (labels.Count == 0)
+        {
+            throw CompressionException.Error(
+                DiagnosticCodes.DataSchemaMismatch,
+                "The recipe has no teacher and the data no labels, so nothing says how many classes the student has: add labels or a teacher, or list the classes in data.classes.",
+                data.Train.Source);
+        }
+
+        return (int)Math.Min(int.MaxValue, labels.Max(l => l.Max()) + 1);
     }
 
     private static string CombinedTeacherHash(IReadOnlyList<TeacherSpec> teachers, IReadOnlyList<string> hashes)
@@ -299,6 +357,9 @@ public static class CompressionPipeline
     private static ContentHash EvaluationKey(string name, string modelHash, string dataHash, EvaluateOptions options) =>
         new ContentHash().Add("engine", EngineVersion).Add("name", name).Add("model", modelHash).Add("data", dataHash)
             .Add("options", System.Text.Json.JsonSerializer.Serialize(options));
+
+    /// <summary>The teacher's outputs on the test split, and the teacher's hash (part of every evaluation's key).</summary>
+    private sealed record TeacherOutputs(string Hash, float[] TestOutputs);
 
     private static float[] TeacherLogits(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string splitName, string dataHash, int batchSize, IPipelineReporter reporter)
     {
@@ -430,10 +491,11 @@ public static class CompressionPipeline
     }
 
     /// <summary>
-    /// Every label must be a class of the teacher (0 to its output width - 1): MC2020 listing the first ~20
-    /// bad labels with their file and line (or row), and a count of the rest.
+    /// Every label must be one of the run's classes (0 to <paramref name="classes"/> - 1; the teacher's output width,
+    /// or without a teacher the student's or the data's: <paramref name="classesFrom"/> names which): MC2020 listing the
+    /// first ~20 bad labels with their file and line (or row), and a count of the rest.
     /// </summary>
-    internal static void CheckLabels(Dataset data, int classes)
+    internal static void CheckLabels(Dataset data, int classes, string classesFrom = "teacher")
     {
         if (data.Labels is null)
         {
@@ -460,7 +522,7 @@ public static class CompressionPipeline
         var names = data.Description.LabelNames is { } known ? $" The data's classes: {string.Join(", ", known)}." : "";
         throw CompressionException.Error(
             DiagnosticCodes.DataSchemaMismatch,
-            $"{bad.Count} label{(bad.Count == 1 ? " is" : "s are")} outside the teacher's {classes} classes (0 to {classes - 1}): {list}{rest}.{names}",
+            $"{bad.Count} label{(bad.Count == 1 ? " is" : "s are")} outside the {classesFrom}'s {classes} classes (0 to {classes - 1}): {list}{rest}.{names}",
             data.LabelOrigin.File,
             data.LabelLine(bad[0]));
     }

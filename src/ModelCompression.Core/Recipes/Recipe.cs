@@ -12,11 +12,23 @@ public sealed record Recipe
     /// <summary>The data sets.</summary>
     public required DataSpec Data { get; init; }
 
-    /// <summary>The teachers, at least one; several have their soft targets averaged by weight.</summary>
+    /// <summary>
+    /// The teachers; several have their soft targets averaged by weight. Empty for a recipe that trains on the
+    /// labels alone (how a teacher is made from a built-in architecture): the loader then rejects every stage
+    /// and gate that needs one.
+    /// </summary>
     public required IReadOnlyList<TeacherSpec> Teachers { get; init; }
 
-    /// <summary>Absolute path of the first teacher: the one reports and gates ('teacher.accuracy') compare with.</summary>
-    public string Teacher => Teachers[0].Path;
+    /// <summary>Whether the recipe names a teacher.</summary>
+    public bool HasTeacher => Teachers.Count > 0;
+
+    /// <summary>
+    /// Absolute path of the first teacher: the one reports and gates ('teacher.accuracy') compare with. Throws
+    /// when the recipe has none (<see cref="HasTeacher"/>): the loader lets no stage that reads it through.
+    /// </summary>
+    public string Teacher => HasTeacher
+        ? Teachers[0].Path
+        : throw new InvalidOperationException($"The recipe '{Path}' has no teacher; only stages that train on labels alone can run it.");
 
     /// <summary>The student: a built-in architecture or an ONNX file.</summary>
     public required StudentSpec Student { get; init; }

@@ -80,9 +80,11 @@ public static class RecipeLoader
 
         var data = DataSpecReader.Read(source.Mapping(root, "data", "the recipe", required: true), source, directory);
         var teachers = ReadTeachers(root, source, directory);
+        // A teacher named but unreadable is reported already; only a recipe that names none is held to labels alone.
+        var hasTeacher = YamlSource.Get(root, "teacher") is not null;
         var student = ReadStudent(source.Mapping(root, "student", "the recipe", required: true), source, directory);
-        var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null);
-        var gates = ReadGates(YamlSource.Get(root, "gates"), source);
+        var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
+        var gates = ReadGates(YamlSource.Get(root, "gates"), source, hasTeacher);
         var outputs = ReadOutputs(source.Mapping(root, "outputs", "the recipe", required: false), source, source.File);
         if (data is null || teachers is null || student is null || source.Problems.Count > 0)
         {
@@ -105,11 +107,19 @@ public static class RecipeLoader
         };
     }
 
-    /// <summary>'teacher: file', or a list of files or of { model: file, weight: w } whose soft targets are averaged.</summary>
+    /// <summary>
+    /// 'teacher: file', or a list of files or of { model: file, weight: w } whose soft targets are averaged; none
+    /// when the recipe has no 'teacher' (it trains on labels alone).
+    /// </summary>
     private static List<TeacherSpec>? ReadTeachers(YamlMappingNode root, YamlSource source, string directory)
     {
         var node = YamlSource.Get(root, "teacher");
-        if (node is null or YamlScalarNode)
+        if (node is null)
+        {
+            return [];
+        }
+
+        if (node is YamlScalarNode)
         {
             var path = source.ExistingFile(root, "teacher", "the recipe", directory, required: true);
             return path is null ? null : [new TeacherSpec(path, 1)];
@@ -197,7 +207,7 @@ public static class RecipeLoader
         return new StudentSpec(info.Name, options, null, line);
     }
 
-    private static List<StageSpec> ReadStages(YamlNode? node, YamlSource source, YamlMappingNode root, bool studentIsBuiltIn)
+    private static List<StageSpec> ReadStages(YamlNode? node, YamlSource source, YamlMappingNode root, bool studentIsBuiltIn, bool hasTeacher)
     {
         var stages = new List<StageSpec>();
         if (node is null)
@@ -249,6 +259,11 @@ public static class RecipeLoader
                 source.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{kind}': {problem}.", item);
             }
 
+            if (!hasTeacher && TeacherUse(options) is { } use)
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{kind}' needs a teacher, and the recipe names none: {use}. Add 'teacher:' to the recipe.", item);
+            }
+
             stages.Add(new StageSpec(kind, options, YamlSource.Line(item) ?? 0));
         }
 
@@ -261,7 +276,17 @@ public static class RecipeLoader
         return stages;
     }
 
-    private static List<GateSpec> ReadGates(YamlNode? node, YamlSource source)
+    /// <summary>What of the teacher <paramref name="options"/> use, in words; null when the stage trains on labels alone.</summary>
+    private static string? TeacherUse(object options) => options switch
+    {
+        SweepOptions => "a sweep's trials distil the teacher's soft targets",
+        DistillOptions => "distillation learns the teacher's soft targets (finetune trains on the labels alone)",
+        TrainingStageOptions { InitFromTeacher: true } => "init_from_teacher copies the teacher's weights",
+        PruneOptions { Alpha: > 0 } or FactorizeOptions { Alpha: > 0 } => "alpha above 0 mixes the teacher's soft targets into recovery training (alpha 0 recovers on the labels alone)",
+        _ => null,
+    };
+
+    private static List<GateSpec> ReadGates(YamlNode? node, YamlSource source, bool hasTeacher)
     {
         var gates = new List<GateSpec>();
         if (node is null)
@@ -308,6 +333,12 @@ public static class RecipeLoader
                 if (significant && (gate!.Metric != "accuracy" || gate.LowerIsBetter))
                 {
                     source.Error(DiagnosticCodes.RecipeInvalidGate, $"'significant' applies to 'accuracy >= …' gates (a paired test or a bootstrap interval of accuracy), not to '{text}'.", item);
+                    continue;
+                }
+
+                if (!hasTeacher && gate!.NeedsTeacher)
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidGate, $"Gate '{text}' compares with the teacher, and the recipe names none: add 'teacher:' to the recipe, or gate on the model's own metrics (e.g. 'accuracy >= 0.85').", expressionNode);
                     continue;
                 }
 

@@ -146,6 +146,11 @@ public static class HtmlReport
         }
 
         html.AppendLine("</tbody></table>");
+        if (!ReportJson.HasTeacher(report))
+        {
+            Note(html, MarkdownReport.NoTeacher);
+        }
+
         EndSection(html);
     }
 
@@ -170,7 +175,8 @@ public static class HtmlReport
         }
         else
         {
-            html.AppendLine($"<figure>{Charts.AccuracyVsSize(points)}<figcaption>Teacher (grey), stages in pipeline order along the dashed line, final model in orange.</figcaption></figure>");
+            var teacher = ReportJson.HasTeacher(report) ? "Teacher (grey), stages" : "No teacher; stages";
+            html.AppendLine($"<figure>{Charts.AccuracyVsSize(points)}<figcaption>{teacher} in pipeline order along the dashed line, final model in orange.</figcaption></figure>");
         }
 
         EndSection(html);

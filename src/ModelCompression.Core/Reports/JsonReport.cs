@@ -51,7 +51,7 @@ public static class JsonReport
         ["passed"] = result.GatesPassed,
         ["output_model"] = result.OutputModel,
         ["created_utc"] = createdUtc.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-        ["teacher"] = Evaluation(result.Teacher),
+        ["teacher"] = result.Teacher is null ? null : Evaluation(result.Teacher),
         ["stages"] = new JsonArray([.. result.Stages.Select(Stage)]),
         ["gates"] = new JsonArray([.. result.Gates.Select(Gate)]),
     };

@@ -28,6 +28,12 @@ public static class MarkdownReport
             text.AppendLine(invariant, $"| {string.Join(" | ", row.Select(Cell))} |");
         }
 
+        if (!ReportJson.HasTeacher(report))
+        {
+            text.AppendLine();
+            text.AppendLine(NoTeacher);
+        }
+
         var gates = ReportJson.Objects(report, "gates");
         if (gates.Count > 0)
         {
@@ -48,6 +54,9 @@ public static class MarkdownReport
 
         return text.ToString();
     }
+
+    /// <summary>What report.md and report.html say in place of the teacher's row when the recipe had none.</summary>
+    internal const string NoTeacher = "No teacher: the recipe trains on the labels alone, so there is no teacher row and no agreement or KL to a teacher.";
 
     /// <summary>"- ✅ `accuracy >= 0.85` — 0.8602 vs 0.85 (line 17)", with the p-value of a significance test.</summary>
     private static string GateLine(JsonObject gate)

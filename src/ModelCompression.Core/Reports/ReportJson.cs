@@ -75,7 +75,10 @@ internal static class ReportJson
         return matrix;
     }
 
-    /// <summary>The teacher and every stage's output, in pipeline order.</summary>
+    /// <summary>Whether the run had a teacher: report.json's 'teacher' is null when the recipe named none.</summary>
+    public static bool HasTeacher(JsonNode report) => Object(report, "teacher") is not null;
+
+    /// <summary>The teacher (when there is one) and every stage's output, in pipeline order.</summary>
     public static IReadOnlyList<ReportModel> Models(JsonNode report)
     {
         var models = new List<ReportModel>();

@@ -10,7 +10,7 @@ namespace ModelCompression.Reports;
 /// </summary>
 /// <param name="Headers">Column titles.</param>
 /// <param name="Numeric">Per column: true when its cells are numbers (right-aligned).</param>
-/// <param name="Rows">The teacher's row, then one per stage.</param>
+/// <param name="Rows">The teacher's row (when the run had a teacher), then one per stage.</param>
 internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList<bool> Numeric, IReadOnlyList<IReadOnlyList<string>> Rows)
 {
     private const string Missing = "n/a";

@@ -25,10 +25,15 @@ public sealed class PruneStage(PruneOptions options) : IStage
     public string Kind => "prune";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => key
-        .Add("options", System.Text.Json.JsonSerializer.Serialize(options))
-        .Add("teacher", context.TeacherHash)
-        .Add("data", context.DataHash);
+    public void AddToKey(ContentHash key, StageContext context)
+    {
+        key.Add("options", System.Text.Json.JsonSerializer.Serialize(options)).Add("data", context.DataHash);
+        // Recovery on the labels alone does not read the teacher (a recipe without one runs it too).
+        if (options.Alpha > 0)
+        {
+            key.Add("teacher", context.TeacherHash);
+        }
+    }
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)

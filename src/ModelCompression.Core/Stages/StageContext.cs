@@ -10,7 +10,9 @@ namespace ModelCompression.Stages;
 /// </summary>
 public sealed class StageContext : IDisposable
 {
-    private readonly Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogits;
+    private readonly Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? _teacherLogits;
+
+    private readonly string? _teacherHash;
 
     // Per split: a sweep's trials and a distill stage's twin ask again, and the cache read is megabytes.
     private readonly Dictionary<string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogitsBySplit = new(StringComparer.Ordinal);
@@ -18,13 +20,13 @@ public sealed class StageContext : IDisposable
     // Per split and tensor list: opened (memory-mapped) once, closed with the context.
     private readonly Dictionary<string, Dataset> _teacherFeatures = new(StringComparer.Ordinal);
 
-    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>> teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
         Recipe = recipe;
         Train = train;
         Test = test;
         DataHash = dataHash;
-        TeacherHash = teacherHash;
+        _teacherHash = teacherHash;
         Classes = classes;
         Reporter = reporter;
         CancellationToken = cancellationToken;
@@ -49,10 +51,10 @@ public sealed class StageContext : IDisposable
     /// <summary>Hash of the data files and how they are read.</summary>
     public string DataHash { get; }
 
-    /// <summary>Hash of the teacher model (of all teachers and their weights when there are several).</summary>
-    public string TeacherHash { get; }
+    /// <summary>Hash of the teacher model (of all teachers and their weights when there are several); throws without a teacher.</summary>
+    public string TeacherHash => _teacherHash ?? throw NoTeacher();
 
-    /// <summary>Number of classes (the teacher's output width).</summary>
+    /// <summary>Number of classes (the teacher's output width; without a teacher, the student's or the data's).</summary>
     public int Classes { get; }
 
     /// <summary>Where progress goes.</summary>
@@ -121,12 +123,16 @@ public sealed class StageContext : IDisposable
     {
         if (!_teacherLogitsBySplit.TryGetValue(splitName, out var teachers))
         {
-            teachers = _teacherLogits(split ?? Train, splitName);
+            teachers = (_teacherLogits ?? throw NoTeacher())(split ?? Train, splitName);
             _teacherLogitsBySplit[splitName] = teachers;
         }
 
         return teachers.Count == 1 ? teachers[0].Logits : Ensemble.SoftTargetLogits(teachers, Classes, temperature);
     }
+
+    // The recipe loader rejects every stage that reads the teacher when there is none, so reaching this is a bug.
+    private InvalidOperationException NoTeacher() =>
+        new($"A stage asked for the teacher, but the recipe '{Recipe.Path}' has none; the recipe loader should have rejected that stage.");
 }
 
 /// <summary>A stage's output as the cache holds it.</summary>

@@ -59,6 +59,19 @@ public sealed class GateEvaluatorTests : IDisposable
     }
 
     [Fact]
+    public void Without_a_teacher_a_gate_on_the_teacher_fails_and_says_why()
+    {
+        // The loader rejects such a recipe; one built in code (or an old caller) still gets a failed gate, not a crash.
+        var recipe = LoadWithGates("accuracy >= 0.5", "accuracy >= teacher.accuracy - 0.1") with { Teachers = [] };
+
+        var results = GateEvaluator.Evaluate(recipe, new ModelEvaluation("finetune", 0.9, 10, 10, 10), teacher: null);
+
+        Assert.Equal([true, false], results.Select(r => r.Passed));
+        Assert.Equal(11, results[1].Line);
+        Assert.Contains("the recipe has none", results[1].Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void No_failures_when_every_gate_holds()
     {
         var recipe = LoadWithGates("accuracy >= 0.5", "accuracy >= teacher.accuracy - 0.1");

@@ -39,6 +39,22 @@ public sealed class GateExpressionTests
     }
 
     [Theory]
+    [InlineData("accuracy >= teacher.accuracy - 0.03", true)]
+    [InlineData("size_mb <= teacher.size_mb", true)]
+    [InlineData("agreement_with_teacher >= 0.9", true)]
+    [InlineData("kl_to_teacher <= 0.2", true)]
+    [InlineData("kl_to_teacher <= baseline.kl_to_teacher", true)]
+    [InlineData("accuracy >= baseline.agreement_with_teacher", true)]
+    [InlineData("accuracy >= 0.85", false)]
+    [InlineData("accuracy >= baseline.accuracy - 0.005", false)]
+    [InlineData("latency_p95_ms <= 2", false)]
+    public void Knows_whether_it_reads_the_teacher(string text, bool needsTeacher)
+    {
+        Assert.True(GateExpression.TryParse(text, out var gate, out var error), error);
+        Assert.Equal(needsTeacher, gate!.NeedsTeacher);
+    }
+
+    [Theory]
     [InlineData("accuracy >= 0.85", 0.85, true)]
     [InlineData("accuracy >= 0.85", 0.8499, false)]
     [InlineData("accuracy > 0.85", 0.85, false)]

@@ -124,7 +124,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         Assert.Contains(fixture.FirstReporter.Infos, i => i.StartsWith("Running the teacher on 1000 training samples", StringComparison.Ordinal));
 
         // The committed sample teacher's quality is not this test's business (see the fixtures' expected logits).
-        Assert.InRange(result.Teacher.Accuracy, 0, 1);
+        Assert.InRange(result.Teacher!.Accuracy, 0, 1);
         Assert.Equal(300, result.Teacher.Samples);
         var distill = result.Stages[0];
         var quantize = result.Stages[1];
@@ -167,7 +167,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         Assert.True((bool)json["passed"]!);
         Assert.Equal(result.OutputModel, (string?)json["output_model"]);
         Assert.Equal(fixture.FirstRecipe.Path, (string?)json["recipe"]);
-        AssertEvaluation(result.Teacher, json["teacher"]!);
+        AssertEvaluation(result.Teacher!, json["teacher"]!);
         var stages = json["stages"]!.AsArray();
         Assert.Equal(result.Stages.Count, stages.Count);
         Assert.Equal(result.Stages[0].GainFromDistillation!.Value, (double)stages[0]!["gain_from_distillation"]!, Tolerance);
@@ -195,7 +195,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         }
 
         Assert.Equal(result.Stages[^1].Evaluation.Accuracy, result.Gates[0].Value);
-        Assert.Equal(result.Teacher.Accuracy - 0.35, result.Gates[1].Threshold, Tolerance);
+        Assert.Equal(result.Teacher!.Accuracy - 0.35, result.Gates[1].Threshold, Tolerance);
 
         var md = File.ReadAllText(result.Reports[1]);
         Assert.Contains("— passed", md, StringComparison.Ordinal);
@@ -332,7 +332,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
 
         var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-finetune"), new RecordingReporter()));
 
-        Assert.InRange(result.Teacher.Accuracy, 0, 0.3);
+        Assert.InRange(result.Teacher!.Accuracy, 0, 0.3);
         var finetuned = Assert.Single(result.Stages);
         Assert.Equal("finetune", finetuned.Result.Stage);
         Assert.True(finetuned.Evaluation.Accuracy > 0.65, $"accuracy after fine-tuning: {finetuned.Evaluation.Accuracy}");

@@ -205,7 +205,8 @@ public sealed class RecipeLoaderTests : IDisposable
 
         var missing = e.Diagnostics.Where(d => d.Code == DiagnosticCodes.RecipeMissingKey).Select(d => d.Message).ToList();
         Assert.Contains(missing, m => m.Contains("'data'", StringComparison.Ordinal));
-        Assert.Contains(missing, m => m.Contains("'teacher'", StringComparison.Ordinal));
+        // A teacher is optional: a recipe may train on the labels alone.
+        Assert.DoesNotContain(missing, m => m.Contains("'teacher'", StringComparison.Ordinal));
         Assert.Contains(missing, m => m.Contains("'student'", StringComparison.Ordinal));
         Assert.Contains(missing, m => m.Contains("'stages'", StringComparison.Ordinal));
     }
@@ -274,5 +275,99 @@ public sealed class RecipeLoaderTests : IDisposable
             e.Diagnostics.Select(d => (d.Code, d.Line!.Value)));
         Assert.Contains("n below m", e.Diagnostics[0].Message, StringComparison.Ordinal);
         Assert.Contains("rank_ratio or params_ratio", e.Diagnostics[1].Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_recipe_without_a_teacher_loads_when_every_stage_and_gate_works_on_labels_alone()
+    {
+        var path = _dir.Write("labels-only.compress.yaml", """
+            data:
+              format: idx
+              train: { inputs: train-images.gz, labels: train-labels.gz }
+              test: { inputs: test-images.gz, labels: test-labels.gz }
+            student: { architecture: mlp, hidden: [32] }
+            stages:
+              - finetune: { epochs: 1 }
+              - prune: { method: magnitude, sparsity: 0.5, alpha: 0 }
+              - factorize: { energy: 0.9 }
+              - quantize: { mode: dynamic }
+              - evaluate
+            gates:
+              - accuracy >= 0.8
+              - size_mb <= baseline.size_mb
+            """);
+
+        var recipe = RecipeLoader.Load(path);
+
+        Assert.False(recipe.HasTeacher);
+        Assert.Empty(recipe.Teachers);
+        var e = Assert.Throws<InvalidOperationException>(() => recipe.Teacher);
+        Assert.Contains("has no teacher", e.Message, StringComparison.Ordinal);
+        Assert.Equal(["finetune", "prune", "factorize", "quantize", "evaluate"], recipe.Stages.Select(s => s.Kind));
+        Assert.Equal(["accuracy >= 0.8", "size_mb <= baseline.size_mb"], recipe.Gates.Select(g => g.Text));
+        Assert.Equal(
+            [path, _dir.File("train-images.gz"), _dir.File("train-labels.gz"), _dir.File("test-images.gz"), _dir.File("test-labels.gz")],
+            recipe.InputFiles());
+    }
+
+    [Fact]
+    public void Without_a_teacher_every_stage_and_gate_that_needs_one_is_an_error_at_its_line()
+    {
+        const string Recipe = """
+            data:
+              format: idx
+              train: { inputs: train-images.gz, labels: train-labels.gz }
+              test: { inputs: test-images.gz, labels: test-labels.gz }
+            student: { architecture: mlp }
+            stages:
+              - finetune: { epochs: 1 }
+              - distill: { alpha: 0.5 }
+              - sweep: { alpha: [0.5, 0.9] }
+              - finetune: { init_from_teacher: true }
+              - prune: { method: magnitude, alpha: 0.5 }
+              - prune: { method: magnitude, alpha: 0 }
+              - factorize: { alpha: 0.3 }
+              - quantize
+            gates:
+              - accuracy >= 0.5
+              - accuracy >= teacher.accuracy - 0.03
+              - agreement_with_teacher >= 0.9
+              - { gate: kl_to_teacher <= 0.5 }
+              - size_mb <= 1
+            """;
+        var path = _dir.Write("needs-teacher.compress.yaml", Recipe);
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        // Every problem at once, each at its own line: the stages (MC1003) and the gates (MC1006).
+        Assert.Equal(
+            [
+                (DiagnosticCodes.RecipeInvalidValue, 8, 5),
+                (DiagnosticCodes.RecipeInvalidValue, 9, 5),
+                (DiagnosticCodes.RecipeInvalidValue, 10, 5),
+                (DiagnosticCodes.RecipeInvalidValue, 11, 5),
+                (DiagnosticCodes.RecipeInvalidValue, 13, 5),
+                (DiagnosticCodes.RecipeInvalidGate, 17, 5),
+                (DiagnosticCodes.RecipeInvalidGate, 18, 5),
+                (DiagnosticCodes.RecipeInvalidGate, 19, 13),
+            ],
+            e.Diagnostics.Select(d => (d.Code, d.Line!.Value, d.Column!.Value)));
+        Assert.All(e.Diagnostics, d => Assert.Equal(path, d.File));
+        Assert.All(e.Diagnostics, d => Assert.Contains("names none", d.Message, StringComparison.Ordinal));
+        var byLine = e.Diagnostics.ToDictionary(d => d.Line!.Value, d => d.Message);
+        Assert.StartsWith("Stage 'distill' needs a teacher", byLine[8], StringComparison.Ordinal);
+        Assert.Contains("finetune trains on the labels alone", byLine[8], StringComparison.Ordinal);
+        Assert.StartsWith("Stage 'sweep' needs a teacher", byLine[9], StringComparison.Ordinal);
+        Assert.Contains("init_from_teacher", byLine[10], StringComparison.Ordinal);
+        Assert.Contains("alpha above 0", byLine[11], StringComparison.Ordinal);
+        Assert.StartsWith("Stage 'factorize' needs a teacher", byLine[13], StringComparison.Ordinal);
+        Assert.StartsWith("Gate 'accuracy >= teacher.accuracy - 0.03' compares with the teacher", byLine[17], StringComparison.Ordinal);
+        Assert.StartsWith($"{path}(8,5): error MC1003: Stage 'distill'", e.Diagnostics[0].ToString(), StringComparison.Ordinal);
+
+        // The same recipe with a teacher is valid: only the missing teacher made those lines errors.
+        var withTeacher = RecipeLoader.Load(_dir.Write("with-teacher.compress.yaml", Recipe.Replace("stages:", "teacher: teacher.onnx\nstages:", StringComparison.Ordinal)));
+        Assert.True(withTeacher.HasTeacher);
+        Assert.Equal(8, withTeacher.Stages.Count);
+        Assert.Equal(5, withTeacher.Gates.Count);
     }
 }

@@ -175,6 +175,20 @@ public sealed partial class HtmlReportTests
     }
 
     [Fact]
+    public void Without_a_teacher_the_page_has_no_teacher_row_or_point_and_says_so()
+    {
+        var document = ParseXml(HtmlReport.Render(JsonReport.Build(ReportTestData.Run() with { Teacher = null }, DateTimeOffset.UtcNow)));
+
+        var summary = Section(document, "summary");
+        Assert.Equal(["distill", "prune", "quantize"], summary.Descendants("tbody").Single().Elements("tr").Select(r => r.Elements("td").First().Value));
+        Assert.Contains(MarkdownReport.NoTeacher, summary.Value, StringComparison.Ordinal);
+        var chart = Section(document, "accuracy-vs-size");
+        var points = chart.Descendants("circle").Select(c => (string?)c.Attribute("class")).ToList();
+        Assert.Equal(["point stage", "point stage", "point final"], points);
+        Assert.StartsWith("No teacher; stages in pipeline order", chart.Descendants("figcaption").Single().Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_confusion_matrix_of_many_classes_is_left_to_report_json()
     {
         var report = JsonReport.Build(ReportTestData.Run(), DateTimeOffset.UtcNow);
@@ -195,7 +209,7 @@ public sealed partial class HtmlReportTests
         var distill = result.Stages[0] with
         {
             Result = result.Stages[0].Result with { EpochLosses = [0.7], ValidationAccuracies = [0.8], Sweep = null },
-            Evaluation = result.Teacher with { Name = "distill" },
+            Evaluation = result.Teacher! with { Name = "distill" },
         };
         result = result with { Stages = [distill] };
 

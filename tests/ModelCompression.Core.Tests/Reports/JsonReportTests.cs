@@ -138,7 +138,7 @@ public sealed class JsonReportTests
         {
             Gates = [result.Gates[0] with { Value = double.NaN, Threshold = double.PositiveInfinity }],
             Stages = [result.Stages[0] with { Result = result.Stages[0].Result with { EpochLosses = [0.5, double.NaN] } }],
-            Teacher = result.Teacher with { Accuracy = double.NaN },
+            Teacher = result.Teacher! with { Accuracy = double.NaN },
         };
 
         var json = Parse(broken);

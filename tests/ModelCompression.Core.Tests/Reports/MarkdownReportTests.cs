@@ -45,6 +45,20 @@ public sealed class MarkdownReportTests : IDisposable
     }
 
     [Fact]
+    public void Without_a_teacher_the_table_has_no_teacher_row_and_says_so()
+    {
+        var report = JsonReport.Build(ReportTestData.Run() with { Teacher = null }, DateTimeOffset.UtcNow);
+
+        var lines = Lines(MarkdownReport.Render(report));
+
+        Assert.Null(report["teacher"]);
+        var rows = lines.Where(l => l.StartsWith("| ", StringComparison.Ordinal)).Skip(1).Select(l => l.Split(" | ")[0]).ToList();
+        Assert.Equal(["| distill", "| prune", "| quantize"], rows);
+        Assert.Contains(MarkdownReport.NoTeacher, lines);
+        Assert.DoesNotContain(MarkdownReport.NoTeacher, MarkdownReport.Render(JsonReport.Build(ReportTestData.Run(), DateTimeOffset.UtcNow)), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Interval_and_latency_columns_appear_when_the_evaluations_have_them()
     {
         var report = ReportTestData.WithMeasurements(JsonReport.Build(ReportTestData.Run(), DateTimeOffset.UtcNow));
