@@ -40,6 +40,21 @@ public sealed class FeatureHintLossTests : IDisposable
     }
 
     [Fact]
+    public void A_projection_is_made_only_where_the_shapes_differ_and_its_parameters_train()
+    {
+        using var graph = TrainableGraph.Import(Mlp(dropout: 0));
+        using (var same = FeatureHintLoss.Create(graph, WithHint(Synthetic(8), 16), 1, seed: 1))
+        {
+            Assert.Empty(same.Parameters);
+        }
+
+        using var projected = FeatureHintLoss.Create(graph, WithHint(Synthetic(8), 6), 1, seed: 1);
+        Assert.Equal([[6L, 16], [6L]], projected.Parameters.Select(p => p.shape));
+        Assert.All(projected.Parameters, p => Assert.True(p.requires_grad));
+        Assert.Equal(["fc1.relu"], projected.StudentTensors);
+    }
+
+    [Fact]
     public void Forward_returns_named_intermediate_values_and_refuses_unknown_ones()
     {
         using var scope = torch.NewDisposeScope();
@@ -67,14 +82,16 @@ public sealed class FeatureHintLossTests : IDisposable
         Assert.True(after < before * 0.25, $"hint MSE {before:0.0000} -> {after:0.0000}");
     }
 
-    [Fact]
-    public void Hints_of_another_width_train_through_a_projection()
+    [Theory]
+    [InlineData(new long[] { 6 })] // along the one differing axis
+    [InlineData(new long[] { 2, 3 })] // over the flattened sample
+    public void Hints_of_another_shape_train_through_a_projection(long[] teacherShape)
     {
-        var data = WithHint(Synthetic(160), 6);
+        var data = WithHint(Synthetic(160), 6, teacherShape);
         using var graph = TrainableGraph.Import(Mlp(dropout: 0));
         var result = ClassificationTrainer.Train(graph, data, new DistillationLoss(0, 1) { HintWeight = 100 }, new TrainingOptions(30, 16, 1e-2, Seed: 3));
 
-        // At weight 100 the hint term dominates the loss, and a 16 -> 6 projection can fit the teacher's 6 features.
+        // At weight 100 the hint term dominates the loss, and a projection of the 16 hidden units can fit the teacher's 6 features.
         Assert.True(result.EpochLosses[^1] < result.EpochLosses[0] * 0.2, $"loss {result.EpochLosses[0]:0.000} -> {result.EpochLosses[^1]:0.000}");
     }
 
@@ -127,7 +144,7 @@ public sealed class FeatureHintLossTests : IDisposable
     /// <paramref name="data"/> with one hint on the MLP's hidden layer: the teacher's "features" are a fixed
     /// random ReLU layer of the input, <paramref name="width"/> wide.
     /// </summary>
-    private static TrainingSet WithHint(TrainingSet data, int width)
+    private static TrainingSet WithHint(TrainingSet data, int width, long[]? sampleShape = null)
     {
         // Synthetic's own inputs (same count and default seed).
         var inputs = RandomFloats(data.Count * 12, 6);
@@ -147,7 +164,7 @@ public sealed class FeatureHintLossTests : IDisposable
             }
         }
 
-        return new TrainingSet(data.Inputs, data.Labels, data.TeacherLogits, data.Classes, [new HintTarget(Hidden, "teacher.hidden", InputArray.Float(null, features, [width]))]);
+        return new TrainingSet(data.Inputs, data.Labels, data.TeacherLogits, data.Classes, [new HintTarget(Hidden, "teacher.hidden", InputArray.Float(null, features, sampleShape ?? [width]))]);
     }
 
     private static ModelProto Train(ModelProto model, TrainingSet data, double hintWeight, int epochs)
