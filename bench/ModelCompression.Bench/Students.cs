@@ -21,7 +21,7 @@ namespace ModelCompression.Bench;
 /// by a bare loop (the same loss written out, our <see cref="ParameterOptimizer"/>'s Adam): training throughput as
 /// the median of alternating one-epoch pairs, and peak resident memory (VmHWM) of each side in a process of its own.
 /// Usage: ModelCompression.Bench --students [--only mlp64,mlp256,cnn,transformer] [--reps N] [--cnn-reps N] [--text-reps N]
-/// [--samples N] [--cnn-samples N] [--text-samples N] [--memory-epochs N] [--threads N] [--data DIR]
+/// [--samples N] [--cnn-samples N] [--text-samples N] [--text-activation gelu|relu] [--memory-epochs N] [--threads N] [--data DIR]
 /// </summary>
 internal static class StudentBench
 {
@@ -41,7 +41,7 @@ internal static class StudentBench
     public static int Run(string[] args)
     {
         var threads = Program.IntArg(args, "--threads", 2);
-        var memoryEpochs = Program.IntArg(args, "--memory-epochs", 3);
+        var memoryEpochs = Program.IntArg(args, "--memory-epochs", 2);
         var only = Program.StringArg(args, "--only")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? StudentKeys;
         TorchNativeLoader.EnsureLoaded();
         torch.set_num_threads(threads);
@@ -60,17 +60,15 @@ internal static class StudentBench
         }
 
         Console.WriteLine();
-        Console.WriteLine($"Peak memory: each cell a fresh process (this executable, {MemoryFlag}): torch loaded and one op run (baseline), then the data read, teacher logits made, the model built; VmHWM reset (/proc/self/clear_refs 5); {memoryEpochs} epochs trained; VmHWM read.");
+        Console.WriteLine($"Peak memory: each cell a fresh process (this executable, {MemoryFlag}): torch loaded and one op run (baseline), then the data read, teacher logits made, the model built (the bare loop: also its optimizer and arrays; the trainer makes its Adam state inside Train); VmHWM reset (/proc/self/clear_refs 5); {memoryEpochs} epochs trained; VmHWM read.");
         Console.WriteLine();
         Console.WriteLine("| student | side | baseline RSS MiB (torch loaded) | RSS MiB ready to train | peak RSS MiB while training | peak - baseline MiB | peak - ready MiB | peak of the set-up before training MiB |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var key in only)
         {
-            var results = new Dictionary<string, MemoryResult>();
             foreach (var side in new[] { "engine", "bare" })
             {
                 var result = RunMemoryChild(key, side, memoryEpochs, args);
-                results[side] = result;
                 Console.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
                     $"| {key} | {(side == "engine" ? "ClassificationTrainer" : "bare loop")} | {Mib(result.BaselineKb)} | {Mib(result.ReadyKb)} | {Mib(result.TrainingPeakKb)} | {Mib(result.TrainingPeakKb - result.BaselineKb)} | {Mib(result.TrainingPeakKb - result.ReadyKb)} | {Mib(result.SetUpPeakKb)} |"));
@@ -87,7 +85,12 @@ internal static class StudentBench
     {
         var key = Program.StringArg(args, MemoryFlag) ?? throw new ArgumentException($"{MemoryFlag} needs a student.");
         var side = Program.StringArg(args, "--side") ?? "engine";
-        var epochs = Program.IntArg(args, "--memory-epochs", 3);
+        if (side is not ("engine" or "bare"))
+        {
+            throw new ArgumentException($"--side is engine or bare, not '{side}'.");
+        }
+
+        var epochs = Program.IntArg(args, "--memory-epochs", 2);
         TorchNativeLoader.EnsureLoaded();
         torch.set_num_threads(Program.IntArg(args, "--threads", 2));
         using (var probe = torch.ones(4, 4))
@@ -111,6 +114,8 @@ internal static class StudentBench
             var hand = student.Hand();
             using var module = hand.Module;
             using var optimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. module.parameters()], LearningRate, 0, 0);
+            // Its arrays are data, made before training as the engine's are: not part of the training peak.
+            _ = student.Bare.Value;
             var ready = Status("VmRSS:");
             var setUpPeak = ResetPeak();
             for (var epoch = 1; epoch <= epochs; epoch++)
@@ -256,7 +261,7 @@ internal static class StudentBench
             [784],
             () => Sequential(nn.Sequential(("fc1", nn.Linear(784, 64)), ("relu", nn.ReLU()), ("fc2", nn.Linear(64, 10)))),
             Program.IntArg(args, "--samples", 6000),
-            Program.IntArg(args, "--reps", 11),
+            Program.IntArg(args, "--reps", 21),
             args),
         "mlp256" => ImageStudent(
             "MLP 784-256-10",
@@ -264,7 +269,7 @@ internal static class StudentBench
             [784],
             () => Sequential(nn.Sequential(("fc1", nn.Linear(784, 256)), ("relu", nn.ReLU()), ("fc2", nn.Linear(256, 10)))),
             Program.IntArg(args, "--samples", 6000),
-            Program.IntArg(args, "--reps", 11),
+            Program.IntArg(args, "--reps", 21),
             args),
         // bench/DistillParity/teacher-cnn.compress.yaml's CNN: conv16-bn-relu-maxpool, conv32-bn-relu-maxpool, flatten,
         // dropout 0.25, fc128-relu, fc10.
@@ -276,9 +281,12 @@ internal static class StudentBench
             [28, 28],
             HandCnn,
             Program.IntArg(args, "--cnn-samples", 1500),
-            Program.IntArg(args, "--cnn-reps", 5),
+            Program.IntArg(args, "--cnn-reps", 9),
             args),
-        "transformer" => TextStudent(Program.IntArg(args, "--text-samples", 1280), Program.IntArg(args, "--text-reps", 5)),
+        "transformer" => TextStudent(
+            Program.IntArg(args, "--text-samples", 1280),
+            Program.IntArg(args, "--text-reps", 9),
+            Program.StringArg(args, "--text-activation") == "relu" ? Activation.Relu : Activation.Gelu),
         _ => throw new ArgumentException($"Unknown student '{key}'; known: {string.Join(", ", StudentKeys)}."),
     };
 
@@ -310,7 +318,7 @@ internal static class StudentBench
     /// The SpamAssassin slice (tests/fixtures/text/spam.jsonl) as the text case reads it: cl100k_base ids, 64 tokens,
     /// a compact vocabulary, a test fifth carved off; its training mails repeated to <paramref name="samples"/> rows.
     /// </summary>
-    private static Student TextStudent(int samples, int reps)
+    private static Student TextStudent(int samples, int reps, Activation activation)
     {
         var path = Program.FindUp(Path.Join("tests", "fixtures", "text", "spam.jsonl"));
         var file = new DataSplit(path, path);
@@ -325,7 +333,7 @@ internal static class StudentBench
         var data = mails.Select([.. Enumerable.Range(0, samples).Select(i => i % mails.Count)], "bench");
         var classes = (int)data.Labels!.Max() + 1;
         var vocabulary = loaded.Description.VocabularySize ?? throw new InvalidOperationException("The text data has no vocabulary size.");
-        var options = new TransformerOptions { Width = 64, Heads = 4, Layers = 2, FeedForward = 128, MaxLength = SequenceLength, Dropout = 0.1, Seed = 1 };
+        var options = new TransformerOptions { Width = 64, Heads = 4, Layers = 2, FeedForward = 128, MaxLength = SequenceLength, Activation = activation, Dropout = 0.1, Seed = 1 };
         var model = TransformerBuilder.Build(options, new ArchitectureInputs([SequenceLength], classes, VocabSize: vocabulary));
 
         // No text teacher is committed: seeded random logits (N(0, 2²)) stand in. The work per step does not depend on their values.
@@ -348,9 +356,9 @@ internal static class StudentBench
             [new BareInput(null, Longs(data, TransformerBuilder.InputIdsName), shape), new BareInput(null, Longs(data, TransformerBuilder.AttentionMaskName), shape)],
             data.Labels!));
         return new Student(
-            $"transformer width {options.Width}, {options.Heads} heads, {options.Layers} layers, feed-forward {options.FeedForward}, vocabulary {vocabulary}",
+            $"transformer width {options.Width}, {options.Heads} heads, {options.Layers} layers, feed-forward {options.FeedForward} ({activation.ToString().ToLowerInvariant()}), vocabulary {vocabulary}",
             model, engine, bare, classes,
-            () => new HandStudent(new HandTransformer(vocabulary, SequenceLength, options.Width, options.Heads, options.Layers, options.FeedForward, classes, options.Dropout)),
+            () => new HandStudent(new HandTransformer(vocabulary, SequenceLength, options.Width, options.Heads, options.Layers, options.FeedForward, classes, options.Dropout, activation)),
             reps,
             $"SpamAssassin slice: {mails.Count} training mails x {SequenceLength} tokens, repeated to {data.Count}",
             "random N(0, 2²), seeded (no text teacher committed)",
@@ -399,7 +407,7 @@ internal static class StudentBench
         }
 
         // The data and size options apply to the child as to this process.
-        foreach (var option in new[] { "--threads", "--samples", "--cnn-samples", "--text-samples", "--data" })
+        foreach (var option in new[] { "--threads", "--samples", "--cnn-samples", "--text-samples", "--text-activation", "--data" })
         {
             if (Program.StringArg(args, option) is { } value)
             {
@@ -509,7 +517,7 @@ internal static class StudentBench
 
     /// <summary>
     /// TransformerBuilder's graph written as a TorchSharp module: token + position embeddings, pre-LayerNorm encoder
-    /// layers (attention with the mask added as (mask - 1) x 10000 before the softmax, GELU feed-forward), a final
+    /// layers (attention with the mask added as (mask - 1) x 10000 before the softmax, GELU or ReLU feed-forward), a final
     /// LayerNorm, the mean over unpadded tokens, dropout, the classifier.
     /// </summary>
     private sealed class HandTransformer : nn.Module<Tensor, Tensor, Tensor>
@@ -524,12 +532,12 @@ internal static class StudentBench
         private readonly Scalar _minusOne = (-1).ToScalar();
         private readonly Scalar _one = 1.ToScalar();
 
-        public HandTransformer(int vocabulary, int maxLength, int width, int heads, int layerCount, int feedForward, int classes, double dropoutProbability)
+        public HandTransformer(int vocabulary, int maxLength, int width, int heads, int layerCount, int feedForward, int classes, double dropoutProbability, Activation activation)
             : base("transformer")
         {
             embedding = nn.Embedding(vocabulary, width);
             position_embedding = nn.Parameter(torch.randn(maxLength, width).Times(0.02));
-            layers = nn.ModuleList([.. Enumerable.Range(0, layerCount).Select(_ => new HandEncoderLayer(width, heads, feedForward, dropoutProbability))]);
+            layers = nn.ModuleList([.. Enumerable.Range(0, layerCount).Select(_ => new HandEncoderLayer(width, heads, feedForward, dropoutProbability, activation))]);
             final_norm = nn.LayerNorm(width);
             dropout = nn.Dropout(dropoutProbability);
             classifier = nn.Linear(width, classes);
@@ -575,14 +583,14 @@ internal static class StudentBench
         private readonly Linear output;
         private readonly LayerNorm feed_forward_norm;
         private readonly Linear fc1;
-        private readonly GELU gelu;
+        private readonly nn.Module<Tensor, Tensor> activation;
         private readonly Linear fc2;
         private readonly Dropout dropout;
         private readonly int _heads;
         private readonly int _headWidth;
         private readonly double _scale;
 
-        public HandEncoderLayer(int width, int heads, int feedForward, double dropoutProbability)
+        public HandEncoderLayer(int width, int heads, int feedForward, double dropoutProbability, Activation activationKind)
             : base("layer")
         {
             attention_norm = nn.LayerNorm(width);
@@ -592,7 +600,7 @@ internal static class StudentBench
             output = nn.Linear(width, width);
             feed_forward_norm = nn.LayerNorm(width);
             fc1 = nn.Linear(width, feedForward);
-            gelu = nn.GELU();
+            activation = activationKind == Activation.Relu ? nn.ReLU() : nn.GELU();
             fc2 = nn.Linear(feedForward, width);
             dropout = nn.Dropout(dropoutProbability);
             _heads = heads;
@@ -611,7 +619,7 @@ internal static class StudentBench
             var probabilities = q.matmul(k).Times(_scale).Plus(scoreBias).softmax(-1);
             var context = probabilities.matmul(v).permute(0, 2, 1, 3).reshape(batch, length, width);
             x = x.Plus(dropout.forward(output.forward(context)));
-            h = fc2.forward(gelu.forward(fc1.forward(feed_forward_norm.forward(x))));
+            h = fc2.forward(activation.forward(fc1.forward(feed_forward_norm.forward(x))));
             return x.Plus(dropout.forward(h));
         }
     }
