@@ -19,7 +19,7 @@ namespace ModelCompression.Bench;
 /// Training throughput of imported ONNX graphs (TrainableGraph) against the same architecture written by hand
 /// as a TorchSharp module, on the same data, batch, threads and training loop; and resident memory per epoch
 /// of a 20-epoch run through ClassificationTrainer.
-/// Usage: ModelCompression.Bench [--teacher [--teacher-batch N]] [--reps N] [--samples N] [--cnn-reps N] [--cnn-samples N] [--memory-epochs N] [--threads N] [--data DIR]
+/// Usage: ModelCompression.Bench [--students (see <see cref="StudentBench"/>)] [--teacher [--teacher-batch N]] [--reps N] [--samples N] [--cnn-reps N] [--cnn-samples N] [--memory-epochs N] [--threads N] [--data DIR]
 /// </summary>
 internal static class Program
 {
@@ -27,6 +27,16 @@ internal static class Program
 
     private static int Main(string[] args)
     {
+        if (args.Contains(StudentBench.MemoryFlag))
+        {
+            return StudentBench.Memory(args);
+        }
+
+        if (args.Contains("--students"))
+        {
+            return StudentBench.Run(args);
+        }
+
         var reps = IntArg(args, "--reps", 21);
         var cnnSamples = IntArg(args, "--cnn-samples", 1500);
         var cnnReps = IntArg(args, "--cnn-reps", 5);
@@ -342,36 +352,39 @@ internal static class Program
         return -1;
     }
 
-    private static string CpuModel() =>
+    internal static string CpuModel() =>
         File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
-    private static int IntArg(string[] args, string name, int fallback) =>
+    internal static int IntArg(string[] args, string name, int fallback) =>
         StringArg(args, name) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
 
-    private static string? StringArg(string[] args, string name)
+    internal static string? StringArg(string[] args, string name)
     {
         var index = Array.IndexOf(args, name);
         return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
     }
 
-    private static string FindData()
+    internal static string FindData() => FindUp(Path.Join("samples", "FashionMnist", "data"));
+
+    /// <summary>The first <paramref name="relativePath"/> (file or folder) found in the program's folder or above it.</summary>
+    internal static string FindUp(string relativePath)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            var candidate = Path.Join(dir.FullName, "samples", "FashionMnist", "data");
-            if (Directory.Exists(candidate))
+            var candidate = Path.Join(dir.FullName, relativePath);
+            if (Directory.Exists(candidate) || File.Exists(candidate))
             {
                 return candidate;
             }
         }
 
-        throw new DirectoryNotFoundException("No samples/FashionMnist/data above the program; pass --data DIR.");
+        throw new FileNotFoundException($"No {relativePath} above the program (for the Fashion-MNIST data: pass --data DIR).");
     }
 
     private sealed class Callback(Action<TrainingProgress> action) : IProgress<TrainingProgress>
