@@ -131,6 +131,8 @@ public static class CompressionPipeline
             CheckLabels(split, classes, classesFrom);
         }
 
+        // A sweep runs every trial on the same input: hash it once, not once per trial.
+        var inputHashes = new FileHashes();
         StageContext context = null!;
         context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
@@ -143,7 +145,7 @@ public static class CompressionPipeline
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
             Validation = data.Validation,
             Unlabelled = data.Unlabelled,
-            RunStage = (stage, input) => RunCached(cache, context, stage, input, ModelHash.ComputeFile(input)),
+            RunStage = (stage, input) => RunCached(cache, context, stage, input, inputHashes.Of(input)),
             ComputeTeacherFeatures = (tensors, split, splitName) => TeacherFeatures(cache, recipe.Teacher, teacherHashes[0], tensors, split, splitName, dataHash, evaluateOptions.BatchSize, reporter),
         };
         using var contextScope = context;
@@ -237,9 +239,28 @@ public static class CompressionPipeline
         return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
     }
 
+    /// <summary>Model hashes by file, computed again only when the file's size or time of writing changes.</summary>
+    private sealed class FileHashes
+    {
+        private readonly Dictionary<string, (long Length, DateTime Written, string Hash)> _known = new(StringComparer.Ordinal);
+
+        public string Of(string path)
+        {
+            var file = new FileInfo(path);
+            if (_known.TryGetValue(file.FullName, out var known) && known.Length == file.Length && known.Written == file.LastWriteTimeUtc)
+            {
+                return known.Hash;
+            }
+
+            var hash = ModelHash.ComputeFile(path);
+            _known[file.FullName] = (file.Length, file.LastWriteTimeUtc, hash);
+            return hash;
+        }
+    }
+
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
-        SweepOptions sweep => new SweepStage(sweep),
+        SweepOptions sweep => new SweepStage(sweep, spec.Line),
         TrainingStageOptions training => new DistillStage(training, spec.Line),
         PruneOptions prune => new PruneStage(prune),
         FactorizeOptions factorize => new FactorizeStage(factorize),

@@ -23,7 +23,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         ? new DistillationLoss(distill.Alpha, distill.Temperature) { HintWeight = distill.HintWeight }
         : new DistillationLoss(0, 1);
 
-    private readonly IReadOnlyList<(string Student, string Teacher)> _hints = (options as DistillOptions)?.HintPairs ?? [];
+    private readonly IReadOnlyList<(string Student, string Teacher)> _hints = (options as DistillingOptions)?.HintPairs ?? [];
 
     /// <inheritdoc />
     public string Kind => options is DistillOptions ? "distill" : "finetune";
@@ -160,7 +160,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                 ["stopped_early"] = result.StoppedEarly ? "true" : "false",
                 ["resumed_from_epoch"] = result.ResumedFromEpoch.ToString(invariant),
                 ["initializers_from_teacher"] = copiedFromTeacher.ToString(invariant),
-                ["hints"] = string.Join("; ", _hints.Select(h => $"{h.Student} {DistillOptions.HintSeparator} {h.Teacher}")),
+                ["hints"] = string.Join("; ", _hints.Select(h => $"{h.Student} {DistillingOptions.HintSeparator} {h.Teacher}")),
                 ["hint_weight"] = _hints.Count > 0 ? _loss.HintWeight.ToString(invariant) : "",
             },
             result.EpochLosses,

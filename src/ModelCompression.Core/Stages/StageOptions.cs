@@ -90,34 +90,11 @@ public sealed record FinetuneOptions : TrainingStageOptions
     }
 }
 
-/// <summary>Options of the distill stage: response-based knowledge distillation, optionally with feature hints.</summary>
-public sealed record DistillOptions : TrainingStageOptions, ICheckedOptions
+/// <summary>Options of the stages that learn from the teacher (distill, sweep): feature hints besides the training options.</summary>
+public abstract record DistillingOptions : TrainingStageOptions, ICheckedOptions
 {
     /// <summary>What separates a hint's student tensor from its teacher tensor (ONNX names often hold ':' and '/').</summary>
     public const string HintSeparator = "->";
-
-    /// <summary>Defaults, for recipes.</summary>
-    public DistillOptions()
-    {
-    }
-
-    /// <summary>The training options of <paramref name="training"/> with the default alpha and temperature.</summary>
-    public DistillOptions(TrainingStageOptions training)
-        : base(training)
-    {
-    }
-
-    /// <summary>Softening temperature T of the teacher's and student's softmax.</summary>
-    [Option("temperature", "Softening temperature T of the teacher's and student's softmax.", Min = 0, MinExclusive = true, Max = 100)]
-    public double Temperature { get; init; } = 4;
-
-    /// <summary>Weight of the teacher's soft targets against the true labels (1 - alpha).</summary>
-    [Option("alpha", "Weight of the teacher's soft targets; the labels get 1 - alpha.", Min = 0, Max = 1)]
-    public double Alpha { get; init; } = 0.9;
-
-    /// <summary>Whether to train the labels-only twin too and report the gain from distillation.</summary>
-    [Option("baseline", "Also train the same student on the labels alone, with the same budget and seed (cached like any stage), and report the gain from distillation next to it.")]
-    public bool Baseline { get; init; } = true;
 
     /// <summary>Feature hints, each "student tensor -> teacher tensor".</summary>
     [Option("hints", "Feature (hint) distillation: pairs 'student_tensor -> teacher_tensor' of intermediate tensors (node outputs), e.g. ['/fc1/Relu_output_0 -> /fc1/Relu_output_0']. The student's values learn the teacher's (mean squared error), through a learned linear projection where the shapes differ; the teacher's values are computed once and cached. Tensors are read from the first teacher.")]
@@ -154,8 +131,35 @@ public sealed record DistillOptions : TrainingStageOptions, ICheckedOptions
     }
 }
 
+/// <summary>Options of the distill stage: response-based knowledge distillation, optionally with feature hints.</summary>
+public sealed record DistillOptions : DistillingOptions
+{
+    /// <summary>Defaults, for recipes.</summary>
+    public DistillOptions()
+    {
+    }
+
+    /// <summary>The training options and hints of <paramref name="training"/> (a sweep's) with the default alpha and temperature.</summary>
+    public DistillOptions(DistillingOptions training)
+        : base(training)
+    {
+    }
+
+    /// <summary>Softening temperature T of the teacher's and student's softmax.</summary>
+    [Option("temperature", "Softening temperature T of the teacher's and student's softmax.", Min = 0, MinExclusive = true, Max = 100)]
+    public double Temperature { get; init; } = 4;
+
+    /// <summary>Weight of the teacher's soft targets against the true labels (1 - alpha).</summary>
+    [Option("alpha", "Weight of the teacher's soft targets; the labels get 1 - alpha.", Min = 0, Max = 1)]
+    public double Alpha { get; init; } = 0.9;
+
+    /// <summary>Whether to train the labels-only twin too and report the gain from distillation.</summary>
+    [Option("baseline", "Also train the same student on the labels alone, with the same budget and seed (cached like any stage), and report the gain from distillation next to it.")]
+    public bool Baseline { get; init; } = true;
+}
+
 /// <summary>Options of the sweep stage: distillation trials over a grid, the best by validation accuracy continues.</summary>
-public sealed record SweepOptions : TrainingStageOptions
+public sealed record SweepOptions : DistillingOptions
 {
     /// <summary>A sweep ranks trials by validation accuracy, so it holds out a tenth of the training data by default.</summary>
     public SweepOptions() => ValidationFraction = 0.1;

@@ -8,9 +8,12 @@ namespace ModelCompression.Stages;
 /// <summary>
 /// Distils the student once per point of a grid over alpha, temperature and learning rate (what people tune by
 /// hand), each trial cached as a distill stage of its own so a changed grid re-runs only new points; the trial
-/// with the best validation accuracy continues, and every trial is listed in the report.
+/// with the best validation accuracy continues, and every trial is listed in the report. Feature hints, when
+/// given, apply to every trial.
 /// </summary>
-public sealed class SweepStage(SweepOptions options) : IStage
+/// <param name="options">The grid and the training options every trial shares.</param>
+/// <param name="recipeLine">The stage's line in the recipe, for errors about its options found once the models are known.</param>
+public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStage
 {
     /// <inheritdoc />
     public string Kind => "sweep";
@@ -29,7 +32,8 @@ public sealed class SweepStage(SweepOptions options) : IStage
             throw CompressionException.Error(
                 DiagnosticCodes.RecipeInvalidValue,
                 "sweep: trials are ranked by validation accuracy; set validation_fraction above 0.",
-                context.Recipe.Path);
+                context.Recipe.Path,
+                recipeLine);
         }
 
         var clock = Stopwatch.StartNew();
@@ -41,7 +45,7 @@ public sealed class SweepStage(SweepOptions options) : IStage
             context.Reporter.Info(string.Create(
                 CultureInfo.InvariantCulture,
                 $"sweep: trial {number}/{trials.Count}: alpha {trial.Alpha}, T {trial.Temperature}, learning rate {trial.LearningRate}"));
-            var run = context.RunStage(new DistillStage(trial), inputModel);
+            var run = context.RunStage(new DistillStage(trial, recipeLine), inputModel);
             var accuracy = double.Parse(run.Result.Details["best_validation_accuracy"], CultureInfo.InvariantCulture);
             runs.Add((trial, run, accuracy));
         }

@@ -50,6 +50,23 @@ public sealed partial class CompressionPipelineTests
     }
 
     [Fact]
+    public void Every_sweep_trial_learns_the_hints_from_one_run_of_the_teacher()
+    {
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe(
+            "hints-sweep.compress.yaml",
+            gates: ["accuracy >= 0.5"],
+            stages: [$"sweep: {{ epochs: 1, batch_size: 32, learning_rate: 3e-3, validation_fraction: 0.2, alpha: [0.5, 0.9], temperature: [4], hints: ['fc1.relu -> {TeacherPenultimate}'], hint_weight: 0.5 }}"]));
+        var reporter = new RecordingReporter();
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-sweep"), fixture.Dir.Dir("out-hints-sweep"), reporter));
+
+        var sweep = Assert.Single(result.Stages).Result;
+        Assert.Equal(2, sweep.Sweep!.Count);
+        Assert.Equal($"fc1.relu -> {TeacherPenultimate}", sweep.Details["hints"]);
+        Assert.Single(reporter.Infos, i => i.StartsWith("Running the teacher for 1 hint tensor", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_hint_tensor_the_student_does_not_have_is_MC1003_at_the_stage_line_listing_its_values()
     {
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints-unknown.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, $"fc7.relu -> {TeacherPenultimate}")]));
