@@ -85,7 +85,8 @@ public static class StructureFinder
     private sealed record Layout(bool Spatial, int Rank, bool Flattened, int Block);
 
     /// <summary>Lookups over one graph.</summary>
-    private sealed class GraphIndex
+    /// <summary>Lookups over one graph: initializers, constants, how often each value is read, and which node makes it.</summary>
+    internal sealed class GraphIndex
     {
         public GraphIndex(GraphProto graph)
         {
@@ -102,6 +103,11 @@ public static class StructureFinder
                 foreach (var input in node.Input.Where(n => n.Length > 0))
                 {
                     Uses[input] = Uses.GetValueOrDefault(input) + 1;
+                }
+
+                foreach (var output in node.Output.Where(n => n.Length > 0))
+                {
+                    Producers[output] = node;
                 }
             }
 
@@ -120,6 +126,12 @@ public static class StructureFinder
         public HashSet<string> GraphOutputs { get; }
 
         public Dictionary<string, int> Uses { get; } = new(StringComparer.Ordinal);
+
+        public Dictionary<string, NodeProto> Producers { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The node that makes <paramref name="value"/> when it is a default-domain <paramref name="opType"/>, else null.</summary>
+        public NodeProto? ProducedBy(string value, string opType) =>
+            Producers.TryGetValue(value, out var node) && node.OpType == opType && OnnxVersions.IsDefaultDomain(node.Domain) ? node : null;
 
         /// <summary>The dims of a constant (initializer or Constant node), or null when the value is computed.</summary>
         public long[]? ConstantDims(string name)

@@ -17,6 +17,9 @@ public enum PruneMethod
 
     /// <summary>Whole encoder layers of the built-in transformer.</summary>
     Layers,
+
+    /// <summary>Whole attention heads (their query, key and value columns and output rows): the graph shrinks.</summary>
+    Heads,
 }
 
 /// <summary>Whether magnitude pruning ranks each weight tensor on its own or all of them together.</summary>
@@ -53,11 +56,11 @@ public enum UnitCriterion
 public sealed record PruneOptions : ICheckedOptions
 {
     /// <summary>What is removed.</summary>
-    [Option("method", "magnitude (unstructured zeros), nm (N:M pattern, 2:4 by default), structured (whole neurons and conv channels; the graph shrinks) or layers (whole transformer encoder layers).")]
+    [Option("method", "magnitude (unstructured zeros), nm (N:M pattern, 2:4 by default), structured (whole neurons and conv channels; the graph shrinks), heads (whole attention heads of every attention block; the graph shrinks) or layers (whole transformer encoder layers).")]
     public PruneMethod Method { get; init; } = PruneMethod.Magnitude;
 
     /// <summary>Target fraction removed.</summary>
-    [Option("sparsity", "Fraction removed: of the MatMul/Gemm/Conv weights (magnitude), or of each layer's units (structured).", Min = 0, Max = 0.99)]
+    [Option("sparsity", "Fraction removed: of the MatMul/Gemm/Conv weights (magnitude), of each layer's units (structured), or of each attention block's heads (heads; at least one head stays).", Min = 0, Max = 0.99)]
     public double Sparsity { get; init; } = 0.5;
 
     /// <summary>Per-tensor or global ranking for magnitude pruning.</summary>

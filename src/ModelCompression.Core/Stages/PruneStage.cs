@@ -12,7 +12,7 @@ namespace ModelCompression.Stages;
 
 /// <summary>
 /// Prunes the student — unstructured magnitude (per tensor or global, cubic schedule during recovery), N:M,
-/// structured neurons and channels, or whole transformer layers — then fine-tunes it (optionally with the
+/// structured neurons and channels, attention heads, or whole transformer layers — then fine-tunes it (optionally with the
 /// teacher's soft targets) while pruned weights stay zero. The output is accepted only after
 /// <see cref="TransformedModelCheck"/> passes. The report gives sparsity, parameters and compressed size; it
 /// claims no speed for zeros that dense kernels still multiply.
@@ -56,7 +56,8 @@ public sealed class PruneStage(PruneOptions options) : IStage
         var (pruned, training, what) = options.Method switch
         {
             PruneMethod.Magnitude or PruneMethod.NM => Unstructured(context, inputModel, outputModel, source, settings, details),
-            PruneMethod.Structured => Structured(context, inputModel, outputModel, source, settings, details),
+            PruneMethod.Structured => Structured(context, inputModel, source, settings, details, StructureFinder.Find(source, new NameFilter(options.Exclude)), "units", "layers"),
+            PruneMethod.Heads => Structured(context, inputModel, source, settings, details, AttentionHeadFinder.Find(source, new NameFilter(options.Exclude)), "heads", "attention blocks"),
             _ => Layers(context, inputModel, outputModel, source, settings, details),
         };
 
@@ -191,15 +192,26 @@ public sealed class PruneStage(PruneOptions options) : IStage
     private bool FitsNOfM(PrunableWeight weight) =>
         weight.ReductionAxis >= 0 && weight.Dims.Length == 2 && weight.Dims[weight.ReductionAxis] % options.M == 0;
 
+    /// <summary>
+    /// Removes the lowest-scoring <see cref="PruneOptions.Sparsity"/> of every structure's units (neurons and channels,
+    /// or attention heads), then trains to recover.
+    /// </summary>
     private (ModelProto Model, TrainingResult? Training, string What) Structured(
-        StageContext context, string inputModel, string outputModel, ModelProto source, RecoverySettings settings, Dictionary<string, string> details)
+        StageContext context,
+        string inputModel,
+        ModelProto source,
+        RecoverySettings settings,
+        Dictionary<string, string> details,
+        (IReadOnlyList<PrunableStructure> Structures, IReadOnlyList<SkippedLayer> Skipped) found,
+        string units,
+        string layers)
     {
-        var (structures, skipped) = StructureFinder.Find(source, new NameFilter(options.Exclude));
+        var (structures, skipped) = found;
         foreach (var layer in skipped.Where(s => !s.Expected))
         {
             context.Reporter.Report(Diagnostic.Warning(
                 DiagnosticCodes.StructureNotPrunable,
-                $"prune: layer '{layer.Node}' ({layer.OpType}) keeps all its units: {layer.Reason}.",
+                $"prune: layer '{layer.Node}' ({layer.OpType}) keeps all its {units}: {layer.Reason}.",
                 inputModel));
         }
 
@@ -208,7 +220,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
         details["skipped"] = string.Join("; ", skipped.Select(s => $"{s.Node} ({s.OpType}): {s.Reason}"));
         if (structures.Count == 0)
         {
-            context.Reporter.Report(Diagnostic.Warning(DiagnosticCodes.NothingToTransform, "prune: no layer's units can be removed; the model stays as it was.", inputModel));
+            context.Reporter.Report(Diagnostic.Warning(DiagnosticCodes.NothingToTransform, $"prune: no {units} can be removed from any of the model's {layers}; the model stays as it was.", inputModel));
             return (source, null, "nothing pruned");
         }
 
@@ -218,15 +230,15 @@ public sealed class PruneStage(PruneOptions options) : IStage
         var plan = structures.Select((s, i) => new PrunedStructure(s, StructuredPruner.KeepHighest(scores[i], options.Sparsity))).ToList();
         foreach (var (structure, kept) in plan)
         {
-            details[$"units.{structure.Producer}"] = $"{structure.Units} -> {kept.Length}";
+            details[$"{units}.{structure.Producer}"] = $"{structure.Units} -> {kept.Length}";
         }
 
         var shrunk = StructuredPruner.Apply(source, plan);
         var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, shrunk, settings);
         details["speed"] = "the layers are smaller dense layers; the evaluation's latency shows what that buys";
-        var units = plan.Sum(p => p.Structure.Units);
+        var total = plan.Sum(p => p.Structure.Units);
         var keptUnits = plan.Sum(p => p.Kept.Length);
-        return (trained, training, $"structured ({details["criterion"]}): {keptUnits} of {units} units kept in {plan.Count} layers");
+        return (trained, training, $"{Name(options.Method)} ({details["criterion"]}): {keptUnits} of {total} {units} kept in {plan.Count} {layers}");
     }
 
     private ScoringData ScoringData(StageContext context, string inputModel)

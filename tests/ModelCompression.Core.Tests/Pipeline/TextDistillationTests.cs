@@ -63,4 +63,35 @@ public sealed class TextDistillationTests(ITestOutputHelper output) : IDisposabl
         var model = OnnxModelFile.Load(student.OutputModel!);
         Assert.Equal(["input_ids", "attention_mask"], model.Graph.Input.Select(i => i.Name));
     }
+
+    [Fact]
+    public void A_text_transformer_loses_half_its_heads_and_a_layer_through_a_recipe()
+    {
+        File.Copy(Path.Join(Repo.Root, "tests", "fixtures", "text", "spam.jsonl"), _dir.File("spam.jsonl"));
+        var recipe = _dir.Write("shrink.compress.yaml", Data + """
+
+            student: { architecture: transformer, width: 32, heads: 4, layers: 2, feed_forward: 64, max_length: 64, dropout: 0.1, seed: 3 }
+            stages:
+              - finetune: { epochs: 8, batch_size: 16, learning_rate: 2e-3, optimizer: adamw, weight_decay: 0.01 }
+              - prune: { method: heads, sparsity: 0.5, recovery_epochs: 2, batch_size: 16, learning_rate: 1e-3 }
+              - prune: { method: layers, keep_layers: [0], recovery_epochs: 2, batch_size: 16, learning_rate: 1e-3 }
+              - evaluate: { measure_latency: false }
+            gates:
+              - accuracy >= 0.7
+            outputs: { model: shrunk.onnx, report: [json] }
+            """);
+
+        var result = CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, new RecordingReporter()));
+
+        var (trained, heads, layers) = (result.Stages[0], result.Stages[1], result.Stages[2]);
+        output.WriteLine($"finetuned {trained.Evaluation.Accuracy:P1} ({trained.Evaluation.Parameters} parameters), heads pruned {heads.Evaluation.Accuracy:P1} ({heads.Evaluation.Parameters}), one layer {layers.Evaluation.Accuracy:P1} ({layers.Evaluation.Parameters})");
+        Assert.Equal("4 -> 2", heads.Result.Details["heads.encoder.layer0.attention.context"]);
+        Assert.Equal("4 -> 2", heads.Result.Details["heads.encoder.layer1.attention.context"]);
+        Assert.Equal("1", layers.Result.Details["layers_dropped"]);
+        Assert.True(heads.Evaluation.Parameters < trained.Evaluation.Parameters && layers.Evaluation.Parameters < heads.Evaluation.Parameters);
+        Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
+        var model = OnnxModelFile.Load(result.OutputModel!);
+        Assert.Equal(["input_ids", "attention_mask"], model.Graph.Input.Select(i => i.Name));
+        Assert.Equal([32L, 16], model.Graph.Initializer.Single(i => i.Name == "encoder.layer0.attention.query.weight").Dims);
+    }
 }
