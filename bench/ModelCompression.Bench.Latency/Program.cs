@@ -14,7 +14,8 @@ namespace ModelCompression.Bench.Latency;
 /// <summary>
 /// Inference latency (p50) in ONNX Runtime of compressed students against their fp32 originals: dynamic int8
 /// (DynamicQuantizer, per-channel), 50% structured pruning (StructuredPruner, L2), low-rank factorization
-/// (LowRankFactorizer, rank = 25% of min(m, n)) and, for the transformer, one of two layers dropped. Batch 1 and
+/// (LowRankFactorizer, rank = 25% of min(m, n)) and, for the transformer, half the attention heads removed
+/// (AttentionHeadFinder) and one of two layers dropped. Batch 1 and
 /// 64, 1 and 2 intra-op threads. The variants of a model alternate within every round (in a rotating order), so
 /// load on a shared machine hits them alike; the speed-up is the median over rounds of fp32's round median over
 /// the variant's.
@@ -103,6 +104,9 @@ internal static class Program
         };
         if (tokens)
         {
+            var (blocks, _) = AttentionHeadFinder.Find(fp32, NameFilter.None);
+            var heads = blocks.Select(s => new PrunedStructure(s, StructuredPruner.KeepHighest(StructuredPruner.L2Scores(fp32, s), 0.5))).ToList();
+            variants.Add(new("heads 50%", StructuredPruner.Apply(fp32, heads), $"attention heads {string.Join(", ", heads.Select(p => $"{p.Structure.Units}->{p.Kept.Length}"))}"));
             variants.Add(new("1 of 2 layers", TransformerLayerDropper.Drop(fp32, [1]), "encoder.layer1 dropped"));
         }
 
