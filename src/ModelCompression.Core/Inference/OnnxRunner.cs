@@ -44,9 +44,8 @@ public sealed class OnnxRunner : IDisposable
         _session = session;
         _modelName = modelName;
         Inputs = Describe(session);
-        OutputNames = [.. session.OutputMetadata.Keys];
         OutputTypes = session.OutputMetadata.ToDictionary(o => o.Key, o => o.Value.ElementDataType, StringComparer.Ordinal);
-        var output = session.OutputMetadata[OutputNames[0]];
+        (OutputName, var output) = session.OutputMetadata.First();
         if (output.ElementDataType != TensorElementType.Float)
         {
             _notClassifier = $"output '{OutputName}' is {output.ElementDataType}; a classifier's output is float";
@@ -67,16 +66,10 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>The model's first input name.</summary>
     public string InputName => Inputs[0].Name;
 
-    /// <summary>The model's first input's dimensions as declared (-1 where symbolic).</summary>
-    public int[] InputDimensions => Inputs[0].Dimensions;
-
     /// <summary>The model's first output name.</summary>
-    public string OutputName => OutputNames[0];
+    public string OutputName { get; }
 
-    /// <summary>Every output (intermediate values added by <see cref="WithIntermediateOutputs(string, IReadOnlyCollection{string}, int)"/> included), in graph order.</summary>
-    public IReadOnlyList<string> OutputNames { get; }
-
-    /// <summary>The element type of each output, as ONNX Runtime inferred it.</summary>
+    /// <summary>The element type of each output (intermediate values exposed by <c>WithIntermediateOutputs</c> included), as ONNX Runtime inferred it.</summary>
     public IReadOnlyDictionary<string, TensorElementType> OutputTypes { get; }
 
     /// <summary>Width of the output (number of classes); MC2020 when the first output is not a classifier's.</summary>

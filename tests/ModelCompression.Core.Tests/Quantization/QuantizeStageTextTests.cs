@@ -130,4 +130,22 @@ public sealed class QuantizeStageTextTests(TextStudentFixture fixture, ITestOutp
         var predictions = Enumerable.Range(0, data.Test.Count).Select(i => ModelCompression.Evaluation.ModelEvaluation.ArgMax(logits.AsSpan(i * 2, 2)));
         Assert.Equal(int8.Accuracy, predictions.Where((p, i) => p == data.Test.Labels![i]).Count() / (double)data.Test.Count, 1e-12);
     }
+
+    [Fact]
+    public void Float16_halves_a_transformer_student_and_keeps_its_token_inputs_int64()
+    {
+        var result = fixture.Run("fp16", $"  - quantize: {{ mode: fp16, {Quick} }}");
+
+        var (fp32, fp16) = (result.Stages[0].Evaluation, result.Stages[1].Evaluation);
+        var ratio = (double)fp16.SizeBytes / fp32.SizeBytes;
+        output.WriteLine($"fp16: {fp32.SizeBytes} -> {fp16.SizeBytes} bytes ({ratio:0.000}x); test accuracy {fp32.Accuracy:0.0000} -> {fp16.Accuracy:0.0000}; {result.Stages[1].Result.Summary}");
+
+        Assert.InRange(ratio, 0.45, 0.55);
+        Assert.True(Math.Abs(fp32.Accuracy - fp16.Accuracy) <= 1 / 60.0 + 1e-9, $"{fp32.Accuracy} -> {fp16.Accuracy}");
+        Assert.Equal(fp32.Flops, fp16.Flops);
+        Assert.NotNull(fp16.Latency);
+        var model = OnnxModelFile.Load(result.OutputModel!);
+        Assert.All(model.Graph.Input, i => Assert.Equal(DataType.Int64, (DataType)i.Type.TensorType.ElemType));
+        Assert.True(double.Parse(result.Stages[1].Result.Details["latency_ms.quantized.batch16.threads1"], CultureInfo.InvariantCulture) > 0);
+    }
 }
