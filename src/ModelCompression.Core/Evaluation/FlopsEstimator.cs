@@ -1,6 +1,8 @@
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
-using ModelCompression.Onnx;
+using ModelCompression.Data;
+using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
 
 namespace ModelCompression.Evaluation;
@@ -18,27 +20,29 @@ namespace ModelCompression.Evaluation;
 /// <item>ConvTranspose: 2 × elements(X) × Cout/group × kernel elements.</item>
 /// </list>
 /// Quantized ops count as their float equivalents, so quantization leaves the estimate unchanged (it makes each
-/// operation cheaper, not fewer). Shapes are not inferred from rules: the graph is run once in ONNX Runtime on one
-/// real sample (batch 1) with every node output exposed, so every shape is the one the runtime really computes.
-/// Ops inside subgraphs (If, Loop, Scan) are not counted.
+/// operation cheaper, not fewer). A transformer's attention products (Q·Kᵀ and the weighted sum of values) are
+/// MatMuls between activations and count like any other, at the sequence length of the sample. Shapes are not
+/// inferred from rules: the graph is run once in ONNX Runtime on one real sample (batch 1, every input the model
+/// takes fed from the data) with every node output exposed, so every shape is the one the runtime really
+/// computes. Ops inside subgraphs (If, Loop, Scan) are not counted.
 /// </summary>
 public static class FlopsEstimator
 {
     /// <summary>
-    /// FLOPs of one sample: <paramref name="sample"/> fed to <paramref name="inputName"/> with shape
-    /// <paramref name="inputShape"/> (batch 1 first). Null when the graph cannot be probed (ONNX Runtime refuses
-    /// the graph with its intermediate outputs exposed, or the model is over protobuf's 2 GB in memory).
+    /// FLOPs of the one sample in <paramref name="sample"/> (its tensors bound to the model's inputs by name, see
+    /// <see cref="DataSchema"/>). Null when the graph cannot be probed (ONNX Runtime refuses the graph with its
+    /// intermediate outputs exposed, or the model is over protobuf's 2 GB in memory).
     /// </summary>
-    public static long? Estimate(ModelProto model, string inputName, float[] sample, long[] inputShape)
+    public static long? Estimate(ModelProto model, Dataset sample)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(inputShape);
-        if (inputShape.Length == 0 || inputShape[0] != 1)
+        ArgumentNullException.ThrowIfNull(sample);
+        if (sample.Count != 1)
         {
-            throw new ArgumentException($"The probe runs one sample: the input shape must start with 1, not [{string.Join(", ", inputShape)}].", nameof(inputShape));
+            throw new ArgumentException($"The probe runs one sample, not {sample.Count}.", nameof(sample));
         }
 
-        var shapes = Shapes(model, inputName, sample, inputShape);
+        var shapes = Shapes(model, sample);
         if (shapes is null)
         {
             return null;
@@ -77,51 +81,42 @@ public static class FlopsEstimator
 
     private static long Elements(long[] shape) => shape.Aggregate(1L, (a, b) => checked(a * b));
 
-    /// <summary>Shapes of the graph input, the initializers and every node output, from one real run.</summary>
-    private static Dictionary<string, long[]>? Shapes(ModelProto model, string inputName, float[] sample, long[] inputShape)
+    /// <summary>Shapes of the graph inputs, the initializers and every node output, from one real run.</summary>
+    private static Dictionary<string, long[]>? Shapes(ModelProto model, Dataset sample)
     {
-        var probe = model.Clone();
-        var graph = probe.Graph;
-        var exposed = graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in graph.Node.SelectMany(n => n.Output).Where(name => name.Length > 0))
-        {
-            if (exposed.Add(name))
-            {
-                // ONNX Runtime infers the type of a graph output that a node produces; the name is enough.
-                graph.Output.Add(new ValueInfoProto { Name = name });
-            }
-        }
-
         // Protobuf serializes at most 2 GB; the tensors are nearly all of a model's bytes.
-        if (graph.Initializer.Sum(t => (long)t.CalculateSize()) > int.MaxValue - (1 << 20))
+        if (model.Graph.Initializer.Sum(t => (long)t.CalculateSize()) > int.MaxValue - (1 << 20))
         {
             return null;
         }
 
         var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
-        foreach (var initializer in graph.Initializer)
+        foreach (var initializer in model.Graph.Initializer)
         {
             shapes[initializer.Name] = [.. initializer.Dims];
         }
 
-        shapes[inputName] = inputShape;
+        var initializers = shapes.Keys.ToHashSet(StringComparer.Ordinal);
+        string[] values =
+        [
+            .. model.Graph.Input.Select(i => i.Name).Where(name => !initializers.Contains(name)),
+            .. model.Graph.Node.SelectMany(n => n.Output).Where(name => name.Length > 0).Distinct(StringComparer.Ordinal),
+        ];
         try
         {
-            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, IntraOpNumThreads = 1 };
-            using var session = new InferenceSession(probe.ToByteArray(), options);
-            string[] outputs = [.. session.OutputMetadata.Keys];
-            using var input = OrtValue.CreateTensorValueFromMemory(sample, inputShape);
-            using var runOptions = new RunOptions();
-            using var results = session.Run(runOptions, [inputName], [input], outputs);
-            for (var i = 0; i < outputs.Length; i++)
+            using var runner = OnnxRunner.WithIntermediateOutputs(model, "model with every value exposed (FLOPs probe)", values, threads: 1, GraphOptimizationLevel.ORT_DISABLE_ALL);
+            runner.Run(sample, 1, values, (_, _, results) =>
             {
-                if (results[i].OnnxType == OnnxValueType.ONNX_TYPE_TENSOR)
+                for (var i = 0; i < values.Length; i++)
                 {
-                    shapes[outputs[i]] = results[i].GetTensorTypeAndShape().Shape;
+                    if (results[i].OnnxType == OnnxValueType.ONNX_TYPE_TENSOR)
+                    {
+                        shapes[values[i]] = results[i].GetTensorTypeAndShape().Shape;
+                    }
                 }
-            }
+            });
         }
-        catch (OnnxRuntimeException)
+        catch (Exception e) when (e is OnnxRuntimeException || (e is CompressionException c && c.Diagnostics.All(d => d.Code == DiagnosticCodes.Internal)))
         {
             return null;
         }

@@ -1,18 +1,32 @@
-using System.Diagnostics;
-using Microsoft.ML.OnnxRuntime;
 using ModelCompression.Data;
-using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
+using ModelCompression.Onnx.Proto;
 using ModelCompression.Stages;
 
 namespace ModelCompression.Evaluation;
 
+/// <summary>The p50 latencies of the float and the quantized model at one batch size and thread count.</summary>
+/// <param name="BatchSize">Samples per call.</param>
+/// <param name="Threads">ONNX Runtime intra-op threads.</param>
+/// <param name="FloatMs">The float model's median milliseconds per call.</param>
+/// <param name="QuantizedMs">The quantized model's median milliseconds per call.</param>
+public sealed record LatencyMeasurement(int BatchSize, int Threads, double FloatMs, double QuantizedMs)
+{
+    /// <summary>How many times faster the quantized model is (below 1: slower).</summary>
+    public double Speedup => FloatMs / QuantizedMs;
+}
+
 /// <summary>
 /// Measures a model's latency the way a service would see it: one ONNX Runtime session with a fixed number of
-/// intra-op threads (sequential execution, all graph optimizations), fed real test samples, warm-up runs first,
-/// then the wall-clock time of each <c>Run</c> call (building the input and freeing the output are not timed).
+/// intra-op threads (sequential execution, all graph optimizations), fed real samples through every input the
+/// model has (token ids and mask alike), warm-up runs first, then the wall-clock time of each <c>Run</c> call
+/// (building the input and freeing the output are not timed; see <see cref="OnnxRunner.Time"/>).
 /// </summary>
 public static class LatencyBenchmark
 {
+    /// <summary>Untimed calls before a comparison: the first calls allocate and pack weights.</summary>
+    public const int ComparisonWarmupRuns = 5;
+
     /// <summary>
     /// Latency percentiles at batch 1 and at <see cref="EvaluateOptions.LatencyBatchSize"/>, and the process's
     /// peak resident-memory growth (MB, 10^6 bytes) while the session was created and run, or null where the
@@ -20,75 +34,85 @@ public static class LatencyBenchmark
     /// </summary>
     /// <param name="modelPath">The model.</param>
     /// <param name="samples">Real samples, taken in order (wrapping around when a batch needs more than there are).</param>
-    /// <param name="sampleShape">One sample's shape as the model takes it (no batch axis).</param>
     /// <param name="options">Runs, warm-up, batch size and threads.</param>
-    public static (LatencyReport Latency, double? PeakMemoryMb) Measure(string modelPath, Dataset samples, long[] sampleShape, EvaluateOptions options)
+    public static (LatencyReport Latency, double? PeakMemoryMb) Measure(string modelPath, Dataset samples, EvaluateOptions options)
     {
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(options);
         var memory = PeakMemoryTracker.Start();
         var threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
-        using var sessionOptions = new SessionOptions
-        {
-            IntraOpNumThreads = threads,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        };
-        InferenceSession session;
-        try
-        {
-            session = new InferenceSession(modelPath, sessionOptions);
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw CompressionException.Error(DiagnosticCodes.ModelInvalid, $"ONNX Runtime cannot load '{modelPath}': {e.Message}", modelPath);
-        }
-
-        using (session)
-        {
-            memory?.Sample();
-            var batch1 = Time(session, samples, sampleShape, 1, options.WarmupRuns, options.LatencyRuns, memory);
-            var batch = Time(session, samples, sampleShape, options.LatencyBatchSize, options.WarmupRuns, options.LatencyBatchRuns, memory);
-            return (new LatencyReport(threads, batch1, batch), memory?.PeakGrowthBytes() / 1e6);
-        }
+        using var runner = new OnnxRunner(modelPath, threads);
+        memory?.Sample();
+        Action? sample = memory is null ? null : memory.Sample;
+        var batch1 = Stats(1, runner.Time(samples, 1, options.WarmupRuns, options.LatencyRuns, sample));
+        var batch = Stats(options.LatencyBatchSize, runner.Time(samples, options.LatencyBatchSize, options.WarmupRuns, options.LatencyBatchRuns, sample));
+        return (new LatencyReport(threads, batch1, batch), memory?.PeakGrowthBytes() / 1e6);
     }
 
-    private static LatencyStats Time(InferenceSession session, Dataset samples, long[] sampleShape, int batchSize, int warmupRuns, int runs, PeakMemoryTracker? memory)
+    /// <summary>
+    /// Times a float model against its quantized version at every batch size and thread count (int8 does not
+    /// always pay: on a small layer the cost of quantizing activations outweighs the faster integer product).
+    /// Both take the same first samples; their calls alternate, so a change in machine load during the
+    /// measurement hits both alike.
+    /// </summary>
+    public static IReadOnlyList<LatencyMeasurement> Compare(
+        ModelProto floatModel,
+        ModelProto quantizedModel,
+        Dataset samples,
+        IReadOnlyList<int> batchSizes,
+        IReadOnlyList<int> threads,
+        int runs)
     {
-        var inputName = session.InputMetadata.Keys.First();
-        var outputName = session.OutputMetadata.Keys.First();
-        var input = new float[(long)batchSize * samples.SampleSize];
-        var milliseconds = new double[runs];
-        var next = 0;
-        using var runOptions = new RunOptions();
-        for (var run = -warmupRuns; run < runs; run++)
+        ArgumentNullException.ThrowIfNull(samples);
+        ArgumentNullException.ThrowIfNull(batchSizes);
+        ArgumentNullException.ThrowIfNull(threads);
+        ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
+        var measurements = new List<LatencyMeasurement>();
+        foreach (var threadCount in threads)
         {
-            for (var i = 0; i < batchSize; i++)
+            using var floatRunner = OnnxRunner.FromModel(floatModel, "float model", threadCount);
+            using var quantizedRunner = OnnxRunner.FromModel(quantizedModel, "quantized model", threadCount);
+            foreach (var batch in batchSizes)
             {
-                Array.Copy(samples.Inputs, (long)next * samples.SampleSize, input, (long)i * samples.SampleSize, samples.SampleSize);
-                next = (next + 1) % samples.Count;
-            }
+                floatRunner.Time(samples, batch, ComparisonWarmupRuns, 1);
+                quantizedRunner.Time(samples, batch, ComparisonWarmupRuns, 1);
+                var floatTimes = new double[runs];
+                var quantizedTimes = new double[runs];
+                for (var i = 0; i < runs; i++)
+                {
+                    floatTimes[i] = floatRunner.Time(samples, batch, 0, 1)[0];
+                    quantizedTimes[i] = quantizedRunner.Time(samples, batch, 0, 1)[0];
+                }
 
-            using var value = OrtValue.CreateTensorValueFromMemory(input, [batchSize, .. sampleShape]);
-            var start = Stopwatch.GetTimestamp();
-            using var results = session.Run(runOptions, [inputName], [value], [outputName]);
-            var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            if (run >= 0)
-            {
-                milliseconds[run] = elapsed;
+                measurements.Add(new LatencyMeasurement(batch, threadCount, Median(floatTimes), Median(quantizedTimes)));
             }
-
-            memory?.Sample();
         }
 
+        return measurements;
+    }
+
+    /// <summary>The geometric mean of the speed-ups: above 1 when the quantized model is faster overall.</summary>
+    public static double GeometricMeanSpeedup(IReadOnlyList<LatencyMeasurement> measurements)
+    {
+        ArgumentNullException.ThrowIfNull(measurements);
+        return measurements.Count == 0 ? 1 : Math.Exp(measurements.Average(m => Math.Log(m.Speedup)));
+    }
+
+    private static LatencyStats Stats(int batchSize, double[] milliseconds)
+    {
         Array.Sort(milliseconds);
         return new LatencyStats(
             batchSize,
             Statistics.Percentile(milliseconds, 50),
             Statistics.Percentile(milliseconds, 95),
             Statistics.Percentile(milliseconds, 99),
-            runs);
+            milliseconds.Length);
+    }
+
+    private static double Median(double[] values)
+    {
+        Array.Sort(values);
+        return Statistics.Percentile(values, 50);
     }
 }
 

@@ -198,7 +198,7 @@ public sealed record ModelEvaluation(
     /// <summary>
     /// Runs <paramref name="modelPath"/> over <paramref name="test"/> once with ONNX Runtime (all cores, batches
     /// of <see cref="EvaluateOptions.BatchSize"/>) and derives every quality metric from that one pass; then
-    /// counts size, parameters and FLOPs from the file, and (when <see cref="EvaluateOptions.MeasureLatency"/>)
+    /// counts size and parameters from the file and FLOPs on the first test sample, and (when <see cref="EvaluateOptions.MeasureLatency"/>)
     /// measures latency and peak memory in a separate session with <see cref="EvaluateOptions.Threads"/> threads.
     /// </summary>
     /// <param name="name">"teacher" or the stage kind.</param>
@@ -219,18 +219,8 @@ public sealed record ModelEvaluation(
         }
 
         int classes;
-        long[]? sampleShape = null;
-        string? inputName = null;
         using (var runner = new OnnxRunner(modelPath))
         {
-            // FLOPs and latency probe a single float input; models with several (token ids and a mask) get
-            // their quality measured and those two left null for now.
-            if (runner.Inputs.Count == 1)
-            {
-                inputName = runner.InputName;
-                sampleShape = runner.SampleShapeFor(test);
-            }
-
             outputs = runner.Run(test, options.BatchSize);
             classes = runner.OutputWidth;
         }
@@ -260,9 +250,9 @@ public sealed record ModelEvaluation(
 
         var model = OnnxModelFile.Load(modelPath);
         var (parameters, nonZero) = ParameterCount.Count(model);
-        var flops = sampleShape is null ? null : FlopsEstimator.Estimate(model, inputName!, test.Inputs[..test.SampleSize], [1, .. sampleShape]);
-        var (latency, peakMemory) = options.MeasureLatency && sampleShape is not null
-            ? LatencyBenchmark.Measure(modelPath, test, sampleShape, options)
+        var flops = FlopsEstimator.Estimate(model, test.Select([0], $"{test.Source} (first sample)"));
+        var (latency, peakMemory) = options.MeasureLatency
+            ? LatencyBenchmark.Measure(modelPath, test, options)
             : ((LatencyReport?)null, (double?)null);
 
         return new ModelEvaluation(name, correct.Count(c => c) / (double)test.Count, SizeOnDisk(modelPath, model), parameters, test.Count)

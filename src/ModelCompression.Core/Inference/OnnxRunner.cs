@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -9,7 +10,9 @@ using ModelCompression.Onnx.Proto;
 namespace ModelCompression.Inference;
 
 /// <summary>
-/// Runs a classifier ONNX model over a <see cref="Dataset"/> in batches with ONNX Runtime, using all cores.
+/// The engine's one ONNX Runtime runner (CPU provider, sequential execution): opens a model file or an
+/// in-memory <see cref="ModelProto"/> (a candidate a quantizer built, a copy with intermediate values exposed),
+/// feeds it a <see cref="Dataset"/> in batches and returns the outputs asked for, or times its calls.
 /// The model may take several named float32 or int64 inputs (e.g. <c>input_ids</c> and <c>attention_mask</c>);
 /// <see cref="Bind"/> matches them to the data's tensors (see <see cref="DataSchema"/>), and a mismatch is
 /// MC2020 showing both sides. A sample of 784 values feeds [batch, 784] or [batch, 1, 28, 28] alike.
@@ -17,42 +20,44 @@ namespace ModelCompression.Inference;
 public sealed class OnnxRunner : IDisposable
 {
     private readonly InferenceSession _session;
-    private readonly string _modelPath;
 
-    /// <summary>Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses every core.</summary>
+    /// <summary>The model file, or for an in-memory model what it is ("quantized model"), for messages.</summary>
+    private readonly string _modelName;
+
+    /// <summary>Why the first output is not a classifier's [batch, classes] float output; null when it is.</summary>
+    private readonly string? _notClassifier;
+
+    private readonly int _outputWidth;
+
+    /// <summary>
+    /// Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses every core. The first output must
+    /// be a classifier's float [batch, classes] (MC2020 otherwise); a file ONNX Runtime refuses is MC2002.
+    /// </summary>
     public OnnxRunner(string modelPath, int threads = 0)
-        : this(modelPath, threads, null)
+        : this(Open(modelPath, modelPath, null, threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null), modelPath)
     {
+        ThrowIfNotClassifier();
     }
 
-    /// <summary>Opens the model in <paramref name="model"/> (serialized), or the file when it is null; <paramref name="modelPath"/> names it in messages.</summary>
-    private OnnxRunner(string modelPath, int threads, byte[]? model)
+    private OnnxRunner(InferenceSession session, string modelName)
     {
-        _modelPath = modelPath;
-        using var options = new SessionOptions
-        {
-            IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        };
-        try
-        {
-            _session = model is null ? new InferenceSession(modelPath, options) : new InferenceSession(model, options);
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw CompressionException.Error(DiagnosticCodes.ModelInvalid, $"ONNX Runtime cannot load '{modelPath}': {e.Message}", modelPath);
-        }
-
-        Inputs = Describe(_session);
-        (OutputName, var output) = _session.OutputMetadata.First();
+        _session = session;
+        _modelName = modelName;
+        Inputs = Describe(session);
+        OutputTypes = session.OutputMetadata.ToDictionary(o => o.Key, o => o.Value.ElementDataType, StringComparer.Ordinal);
+        (OutputName, var output) = session.OutputMetadata.First();
         if (output.ElementDataType != TensorElementType.Float)
         {
-            throw Mismatch($"output '{OutputName}' is {output.ElementDataType}; a classifier's output is float");
+            _notClassifier = $"output '{OutputName}' is {output.ElementDataType}; a classifier's output is float";
         }
-
-        OutputWidth = output.Dimensions.Length == 2 && output.Dimensions[1] > 0
-            ? output.Dimensions[1]
-            : throw Mismatch($"output '{OutputName}' has shape [{string.Join(", ", output.Dimensions.Select(d => d < 0 ? "batch" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]; a classifier's output is [batch, classes]");
+        else if (output.Dimensions.Length == 2 && output.Dimensions[1] > 0)
+        {
+            _outputWidth = output.Dimensions[1];
+        }
+        else
+        {
+            _notClassifier = $"output '{OutputName}' has shape [{string.Join(", ", output.Dimensions.Select(d => d < 0 ? "batch" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]; a classifier's output is [batch, classes]";
+        }
     }
 
     /// <summary>The model's inputs as declared.</summary>
@@ -61,31 +66,112 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>The model's first input name.</summary>
     public string InputName => Inputs[0].Name;
 
-    /// <summary>The model's first input's dimensions as declared (-1 where symbolic).</summary>
-    public int[] InputDimensions => Inputs[0].Dimensions;
-
     /// <summary>The model's first output name.</summary>
     public string OutputName { get; }
 
-    /// <summary>Width of the output (number of classes).</summary>
-    public int OutputWidth { get; }
+    /// <summary>The element type of each output (intermediate values exposed by <c>WithIntermediateOutputs</c> included), as ONNX Runtime inferred it.</summary>
+    public IReadOnlyDictionary<string, TensorElementType> OutputTypes { get; }
+
+    /// <summary>Width of the output (number of classes); MC2020 when the first output is not a classifier's.</summary>
+    public int OutputWidth => _notClassifier is null ? _outputWidth : throw Mismatch(_notClassifier);
+
+    /// <summary>
+    /// Opens the in-memory <paramref name="model"/>; <paramref name="what"/> names it in messages. The model is
+    /// one the engine built, so ONNX Runtime refusing it is an internal error (MC5001). Its outputs may be of
+    /// any kind; <see cref="Run(Dataset, int, IProgress{double}?)"/> and <see cref="OutputWidth"/> check for a
+    /// classifier's when used.
+    /// </summary>
+    public static OnnxRunner FromModel(ModelProto model, string what, int threads = 0, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new OnnxRunner(Open(what, null, model.ToByteArray(), threads, level, null), what);
+    }
 
     /// <summary>The inputs of the ONNX model at <paramref name="modelPath"/> as ONNX Runtime reads them.</summary>
     public static IReadOnlyList<ModelInput> ReadInputs(string modelPath)
     {
+        using var session = Open(modelPath, modelPath, null, 1, GraphOptimizationLevel.ORT_DISABLE_ALL, null);
+        return Describe(session);
+    }
+
+    /// <summary>
+    /// Opens <paramref name="modelPath"/> with <paramref name="tensors"/> (values inside the graph, such as a
+    /// hidden layer's activations) added as outputs of an in-memory copy, so <see cref="Run(Dataset, int, IReadOnlyList{string}, Action{int, int, IReadOnlyList{OrtValue}}, IProgress{double}?)"/>
+    /// can fetch them; the file is not changed. MC2020 when the graph has no such value.
+    /// </summary>
+    public static OnnxRunner WithIntermediateOutputs(string modelPath, IReadOnlyCollection<string> tensors, int threads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var model = OnnxModelFile.Load(modelPath);
+        var made = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToHashSet(StringComparer.Ordinal);
+        if (tensors.FirstOrDefault(t => !made.Contains(t)) is { } missing)
+        {
+            throw CompressionException.Error(
+                DiagnosticCodes.DataSchemaMismatch,
+                $"Model '{modelPath}' has no intermediate tensor '{missing}'. {DescribeValues(model)}",
+                modelPath);
+        }
+
+        var runner = new OnnxRunner(Open(modelPath, modelPath, Expose(model, tensors), threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null), modelPath);
+        runner.ThrowIfNotClassifier();
+        return runner;
+    }
+
+    /// <summary>
+    /// Opens a copy of the in-memory <paramref name="model"/> with <paramref name="tensors"/> (node outputs or
+    /// graph inputs) fetchable by <see cref="Run(Dataset, int, IReadOnlyList{string}, Action{int, int, IReadOnlyList{OrtValue}}, IProgress{double}?)"/>:
+    /// what calibration and shape probes read. A name the graph does not have is an <see cref="ArgumentException"/>.
+    /// </summary>
+    public static OnnxRunner WithIntermediateOutputs(ModelProto model, string what, IReadOnlyCollection<string> tensors, int threads = 0, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_ENABLE_ALL)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tensors);
+        var known = model.Graph.Node.SelectMany(n => n.Output).Concat(model.Graph.Input.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal);
+        if (tensors.FirstOrDefault(t => !known.Contains(t)) is { } missing)
+        {
+            throw new ArgumentException($"The {what} has no value '{missing}'.", nameof(tensors));
+        }
+
+        return new OnnxRunner(Open(what, null, Expose(model.Clone(), tensors), threads, level, null), what);
+    }
+
+    /// <summary>
+    /// The graph ONNX Runtime's CPU provider runs for <paramref name="model"/> at <paramref name="level"/>: its
+    /// fusions (QDQ groups into QLinearConv, QGemm, …) and the Casts it inserts around nodes without a kernel
+    /// for their types.
+    /// </summary>
+    public static ModelProto SessionGraph(ModelProto model, string what, GraphOptimizationLevel level)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var path = Path.Combine(Path.GetTempPath(), $"mc-session-{Guid.NewGuid():N}.onnx");
         try
         {
-            using var session = new InferenceSession(modelPath);
-            return Describe(session);
+            using (Open(what, null, model.ToByteArray(), 1, level, path))
+            {
+            }
+
+            return OnnxModelFile.Load(path);
         }
-        catch (OnnxRuntimeException e)
+        finally
         {
-            throw CompressionException.Error(DiagnosticCodes.ModelInvalid, $"ONNX Runtime cannot load '{modelPath}': {e.Message}", modelPath);
+            File.Delete(path);
         }
     }
 
+    /// <summary>A short list of the values a graph's nodes make, for messages about a name that is not there.</summary>
+    public static string DescribeValues(ModelProto model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var values = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToList();
+        const int Shown = 24;
+        var list = string.Join(", ", values.Take(Shown).Select(v => $"'{v}'"));
+        return values.Count <= Shown
+            ? $"Its node outputs: {list}."
+            : $"Its node outputs include: {list} (and {values.Count - Shown} more; a viewer such as Netron shows them all).";
+    }
+
     /// <summary>Matches the data's tensors to this model's inputs; MC2020 naming <paramref name="role"/> when they do not fit.</summary>
-    public IReadOnlyList<InputBinding> Bind(Dataset data, string role = "model") => DataSchema.Bind(data, Inputs, role, _modelPath);
+    public IReadOnlyList<InputBinding> Bind(Dataset data, string role = "model") => DataSchema.Bind(data, Inputs, role, _modelName);
 
     /// <summary>
     /// The shape of one sample (no batch axis) as this single-input model takes it, checked against the data
@@ -103,16 +189,18 @@ public sealed class OnnxRunner : IDisposable
     public float[] Run(Dataset data, int batchSize, IProgress<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var outputs = new float[(long)data.Count * OutputWidth];
+        var width = OutputWidth;
+        var outputs = new float[(long)data.Count * width];
         ForEachBatch(data, batchSize, [OutputName], progress, (start, size, results) =>
-            results[0].GetTensorDataAsSpan<float>().CopyTo(outputs.AsSpan(start * OutputWidth, size * OutputWidth)));
+            results[0].GetTensorDataAsSpan<float>().CopyTo(outputs.AsSpan(start * width, size * width)));
         return outputs;
     }
 
     /// <summary>
-    /// Runs every sample and hands each batch's values of <paramref name="tensors"/> (graph outputs; see
-    /// <see cref="WithIntermediateOutputs"/> for intermediate values) to <paramref name="consume"/>, in order,
-    /// with the batch's first sample and size. The values are valid only during the call.
+    /// Runs every sample and hands each batch's values of <paramref name="tensors"/> (graph outputs, graph
+    /// inputs as fed, and intermediate values exposed by <c>WithIntermediateOutputs</c>) to
+    /// <paramref name="consume"/>, in order, with the batch's first sample and size. The values are valid only
+    /// during the call.
     /// </summary>
     public void Run(Dataset data, int batchSize, IReadOnlyList<string> tensors, Action<int, int, IReadOnlyList<OrtValue>> consume, IProgress<double>? progress = null)
     {
@@ -123,99 +211,154 @@ public sealed class OnnxRunner : IDisposable
     }
 
     /// <summary>
-    /// Opens <paramref name="modelPath"/> with <paramref name="tensors"/> (values inside the graph, such as a
-    /// hidden layer's activations) added as outputs of an in-memory copy, so <see cref="Run(Dataset, int, IReadOnlyList{string}, Action{int, int, IReadOnlyList{OrtValue}}, IProgress{double}?)"/>
-    /// can fetch them; the file is not changed. MC2020 when the graph has no such value.
+    /// The wall-clock milliseconds of each of <paramref name="runs"/> calls of <paramref name="batchSize"/>
+    /// samples, after <paramref name="warmupRuns"/> untimed calls (the first calls allocate and pack weights).
+    /// Each call takes the next samples of <paramref name="data"/> in order, from the first, wrapping around;
+    /// only the <c>Run</c> call is timed (building its inputs and freeing its output are not).
+    /// <paramref name="afterEachRun"/> is called after every call, warm-up included, outside the timing.
     /// </summary>
-    public static OnnxRunner WithIntermediateOutputs(string modelPath, IReadOnlyCollection<string> tensors, int threads = 0)
+    public double[] Time(Dataset data, int batchSize, int warmupRuns, int runs, Action? afterEachRun = null)
     {
-        ArgumentNullException.ThrowIfNull(tensors);
-        var model = OnnxModelFile.Load(modelPath);
-        var made = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToHashSet(StringComparer.Ordinal);
-        var outputs = model.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in tensors)
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(warmupRuns);
+        ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
+        if (data.Count == 0)
         {
-            if (!made.Contains(name))
-            {
-                throw CompressionException.Error(
-                    DiagnosticCodes.DataSchemaMismatch,
-                    $"Model '{modelPath}' has no intermediate tensor '{name}'. {DescribeValues(model)}",
-                    modelPath);
-            }
-
-            if (outputs.Add(name))
-            {
-                // No type: ONNX Runtime infers it, which works for any intermediate value.
-                model.Graph.Output.Add(new ValueInfoProto { Name = name });
-            }
+            throw new ArgumentException($"The data '{data.Source}' has no samples to time the model on.", nameof(data));
         }
 
-        return new OnnxRunner(modelPath, threads, model.ToByteArray());
+        var feed = new BatchFeed(Bind(data), data, batchSize);
+        string[] outputNames = [OutputName];
+        var milliseconds = new double[runs];
+        var rows = new int[batchSize];
+        var next = 0;
+        using var runOptions = new RunOptions();
+        for (var run = -warmupRuns; run < runs; run++)
+        {
+            for (var i = 0; i < batchSize; i++)
+            {
+                rows[i] = next;
+                next = (next + 1) % data.Count;
+            }
+
+            var values = feed.Fill(rows);
+            try
+            {
+                var start = Stopwatch.GetTimestamp();
+                using var results = _session.Run(runOptions, feed.Names, values, outputNames);
+                var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                if (run >= 0)
+                {
+                    milliseconds[run] = elapsed;
+                }
+            }
+            finally
+            {
+                BatchFeed.Free(values);
+            }
+
+            afterEachRun?.Invoke();
+        }
+
+        return milliseconds;
     }
 
-    /// <summary>A short list of the values a graph's nodes make, for messages about a name that is not there.</summary>
-    public static string DescribeValues(ModelProto model)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        var values = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToList();
-        const int Shown = 24;
-        var list = string.Join(", ", values.Take(Shown).Select(v => $"'{v}'"));
-        return values.Count <= Shown
-            ? $"Its node outputs: {list}."
-            : $"Its node outputs include: {list} (and {values.Count - Shown} more; a viewer such as Netron shows them all).";
-    }
+    /// <inheritdoc />
+    public void Dispose() => _session.Dispose();
 
-    private void ForEachBatch(Dataset data, int batchSize, string[] outputNames, IProgress<double>? progress, Action<int, int, IReadOnlyList<OrtValue>> consume)
+    private void ForEachBatch(Dataset data, int batchSize, string[] requested, IProgress<double>? progress, Action<int, int, IReadOnlyList<OrtValue>> consume)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
-        var bindings = Bind(data);
-        var tensors = bindings.Select(b => data.Tensor(b.Tensor)!).ToArray();
-        var names = bindings.Select(b => b.Input).ToArray();
-        var floats = new float[bindings.Count][];
-        var longs = new long[bindings.Count][];
+        var feed = new BatchFeed(Bind(data), data, batchSize);
+        // A requested graph input is handed over as fed; the rest come from the session, which needs at least one output to run.
+        var inputIndex = requested.Select(name => Array.IndexOf(feed.Names, name)).ToArray();
+        string[] fetched = [.. requested.Where((_, i) => inputIndex[i] < 0)];
+        var outputNames = fetched.Length > 0 ? fetched : [OutputName];
+        var rows = new int[batchSize];
         using var runOptions = new RunOptions();
         for (var start = 0; start < data.Count; start += batchSize)
         {
             var size = Math.Min(batchSize, data.Count - start);
-            var values = new OrtValue[bindings.Count];
+            var batchRows = rows.AsSpan(0, size);
+            for (var i = 0; i < size; i++)
+            {
+                batchRows[i] = start + i;
+            }
+
+            var values = feed.Fill(batchRows);
             try
             {
-                for (var i = 0; i < bindings.Count; i++)
+                using var results = _session.Run(runOptions, feed.Names, values, outputNames);
+                var handed = new OrtValue[requested.Length];
+                for (int i = 0, output = 0; i < requested.Length; i++)
                 {
-                    long[] shape = [size, .. bindings[i].SampleShape];
-                    var length = size * tensors[i].SampleSize;
-                    // ONNX Runtime takes a whole array as the tensor: the last, smaller batch gets arrays of its own.
-                    if (bindings[i].ElementType == DataElementType.Float32)
-                    {
-                        var buffer = size == batchSize ? floats[i] ??= new float[length] : new float[length];
-                        tensors[i].CopyRange(start, size, buffer);
-                        values[i] = OrtValue.CreateTensorValueFromMemory(buffer, shape);
-                    }
-                    else
-                    {
-                        var buffer = size == batchSize ? longs[i] ??= new long[length] : new long[length];
-                        tensors[i].CopyRange(start, size, buffer);
-                        values[i] = OrtValue.CreateTensorValueFromMemory(buffer, shape);
-                    }
+                    handed[i] = inputIndex[i] >= 0 ? values[inputIndex[i]] : results[output++];
                 }
 
-                using var results = _session.Run(runOptions, names, values, outputNames);
-                consume(start, size, [.. results]);
+                consume(start, size, handed);
             }
             finally
             {
-                foreach (var value in values)
-                {
-                    value?.Dispose();
-                }
+                BatchFeed.Free(values);
             }
 
             progress?.Report((double)(start + size) / data.Count);
         }
     }
 
-    /// <inheritdoc />
-    public void Dispose() => _session.Dispose();
+    private void ThrowIfNotClassifier()
+    {
+        if (_notClassifier is not null)
+        {
+            _session.Dispose();
+            throw Mismatch(_notClassifier);
+        }
+    }
+
+    /// <summary>
+    /// A session on <paramref name="model"/> (serialized), or on <paramref name="file"/> when it is null. A model
+    /// from the user's <paramref name="file"/> that ONNX Runtime refuses is MC2002 naming the file; one the engine
+    /// built in memory (no file) is an internal error (MC5001) naming <paramref name="name"/>.
+    /// </summary>
+    private static InferenceSession Open(string name, string? file, byte[]? model, int threads, GraphOptimizationLevel level, string? optimizedModelPath)
+    {
+        using var options = new SessionOptions
+        {
+            IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = level,
+        };
+        if (optimizedModelPath is not null)
+        {
+            options.OptimizedModelFilePath = optimizedModelPath;
+        }
+
+        try
+        {
+            return model is null ? new InferenceSession(file!, options) : new InferenceSession(model, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw file is not null
+                ? CompressionException.Error(DiagnosticCodes.ModelInvalid, $"ONNX Runtime cannot load '{file}': {e.Message}", file)
+                : CompressionException.Error(DiagnosticCodes.Internal, $"ONNX Runtime cannot load the {name}: {e.Message}");
+        }
+    }
+
+    /// <summary>The model serialized with <paramref name="tensors"/> that are neither graph inputs nor outputs added as outputs.</summary>
+    private static byte[] Expose(ModelProto model, IReadOnlyCollection<string> tensors)
+    {
+        var present = model.Graph.Output.Select(o => o.Name).Concat(model.Graph.Input.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in tensors.Where(present.Add))
+        {
+            // No type: ONNX Runtime infers it, which works for any intermediate value.
+            model.Graph.Output.Add(new ValueInfoProto { Name = name });
+        }
+
+        return model.ToByteArray();
+    }
 
     private static List<ModelInput> Describe(InferenceSession session) =>
     [
@@ -232,5 +375,62 @@ public sealed class OnnxRunner : IDisposable
     ];
 
     private CompressionException Mismatch(string why) =>
-        CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"Model '{_modelPath}' does not fit: {why}.", _modelPath);
+        CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"Model '{_modelName}' does not fit: {why}.", _modelName);
+
+    /// <summary>
+    /// Copies chosen samples of the bound data tensors into ONNX Runtime input tensors. Batches of the full
+    /// size reuse one array per input; ONNX Runtime takes a whole array as the tensor, so a smaller (last)
+    /// batch gets arrays of its own.
+    /// </summary>
+    private sealed class BatchFeed(IReadOnlyList<InputBinding> bindings, Dataset data, int batchSize)
+    {
+        private readonly DataTensor[] _tensors = [.. bindings.Select(b => data.Tensor(b.Tensor)!)];
+        private readonly float[]?[] _floats = new float[bindings.Count][];
+        private readonly long[]?[] _longs = new long[bindings.Count][];
+
+        /// <summary>The model inputs fed, in the order <see cref="Fill"/> returns their values.</summary>
+        public string[] Names { get; } = [.. bindings.Select(b => b.Input)];
+
+        /// <summary>One value per input holding <paramref name="rows"/>; the caller frees them (<see cref="Free"/>).</summary>
+        public OrtValue[] Fill(ReadOnlySpan<int> rows)
+        {
+            var size = rows.Length;
+            var values = new OrtValue[bindings.Count];
+            try
+            {
+                for (var i = 0; i < bindings.Count; i++)
+                {
+                    long[] shape = [size, .. bindings[i].SampleShape];
+                    var length = size * _tensors[i].SampleSize;
+                    if (bindings[i].ElementType == DataElementType.Float32)
+                    {
+                        var buffer = size == batchSize ? _floats[i] ??= new float[length] : new float[length];
+                        _tensors[i].CopyRows(rows, buffer);
+                        values[i] = OrtValue.CreateTensorValueFromMemory(buffer, shape);
+                    }
+                    else
+                    {
+                        var buffer = size == batchSize ? _longs[i] ??= new long[length] : new long[length];
+                        _tensors[i].CopyRows(rows, buffer);
+                        values[i] = OrtValue.CreateTensorValueFromMemory(buffer, shape);
+                    }
+                }
+            }
+            catch
+            {
+                Free(values);
+                throw;
+            }
+
+            return values;
+        }
+
+        public static void Free(OrtValue[] values)
+        {
+            foreach (var value in values)
+            {
+                value?.Dispose();
+            }
+        }
+    }
 }

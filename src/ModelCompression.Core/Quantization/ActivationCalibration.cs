@@ -1,13 +1,18 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
 
 namespace ModelCompression.Quantization;
 
 /// <summary>
-/// Runs the float model over calibration samples in ONNX Runtime and records the values of chosen
-/// intermediate tensors. The tensors become extra graph outputs of a copy of the model (the model itself is
-/// not changed); a graph input is read straight from the fed batch.
+/// Runs the float model over calibration samples in ONNX Runtime and records the values of chosen float
+/// tensors (intermediate activations, or graph inputs as fed). The intermediate tensors become extra graph
+/// outputs of a copy of the model (the model itself is not changed). The samples feed every input the model
+/// has, bound by name (token ids and mask alike); only float values are calibrated, integer ones (token ids,
+/// a Gather's indices) are never quantized.
 /// </summary>
 public static class ActivationCalibration
 {
@@ -16,18 +21,17 @@ public static class ActivationCalibration
 
     /// <summary>The quantization range of each of <paramref name="tensors"/> (float tensors of <paramref name="model"/>).</summary>
     /// <param name="model">The float model.</param>
-    /// <param name="tensors">The value names to calibrate.</param>
+    /// <param name="tensors">The value names to calibrate: node outputs or graph inputs, all float.</param>
     /// <param name="samples">The calibration samples.</param>
-    /// <param name="sampleShape">The shape the model takes one sample in.</param>
     /// <param name="method">How a range is chosen from the values.</param>
     /// <param name="percentile">The percentile of |x| for <see cref="CalibrationMethod.Percentile"/>.</param>
     /// <param name="scheme">The activation scheme (sets the number of levels entropy calibration aims at).</param>
     /// <exception cref="CompressionException">MC2053: a tensor took a NaN or infinite value.</exception>
+    /// <exception cref="ArgumentException">A tensor is not a float value of the model.</exception>
     public static IReadOnlyDictionary<string, (float Min, float Max)> Collect(
         ModelProto model,
         IReadOnlyCollection<string> tensors,
         Dataset samples,
-        long[] sampleShape,
         CalibrationMethod method,
         double percentile,
         QuantizationScheme scheme)
@@ -35,40 +39,31 @@ public static class ActivationCalibration
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tensors);
         ArgumentNullException.ThrowIfNull(samples);
-        var inputs = model.Graph.Input.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        var copy = model.Clone();
-        var outputs = copy.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in tensors.Where(t => !inputs.Contains(t) && !outputs.Contains(t)))
+        string[] names = [.. tensors.Distinct(StringComparer.Ordinal)];
+        using var runner = OnnxRunner.WithIntermediateOutputs(model, "calibration copy of the model", names);
+        var inputTypes = runner.Inputs.ToDictionary(i => i.Name, i => i.ElementType, StringComparer.Ordinal);
+        if (names.FirstOrDefault(n => inputTypes.TryGetValue(n, out var type) ? type != "float32" : runner.OutputTypes[n] != TensorElementType.Float) is { } integer)
         {
-            // No type: ONNX Runtime infers it, which works for any intermediate value.
-            copy.Graph.Output.Add(new ValueInfoProto { Name = name });
+            throw new ArgumentException($"'{integer}' is not a float value; only float activations are calibrated.", nameof(tensors));
         }
 
-        var calibrators = tensors.Distinct(StringComparer.Ordinal).ToDictionary(t => t, _ => new TensorCalibrator(), StringComparer.Ordinal);
-        string[] fetched = [.. calibrators.Keys.Where(t => !inputs.Contains(t))];
-        using var session = new OrtModel(copy, "calibration copy of the model");
-        // ONNX Runtime wants at least one output even when every tensor to calibrate is a graph input.
-        IReadOnlyList<string> requested = fetched.Length > 0 ? fetched : [session.OutputNames[0]];
-        session.Run(samples, sampleShape, BatchSize, requested, (input, _, values) =>
-        {
-            Observe(calibrators, fetched, input, values, inputs, (calibrator, span) => calibrator.ObserveRange(span));
-        });
+        var calibrators = names.Select(_ => new TensorCalibrator()).ToArray();
+        runner.Run(samples, BatchSize, names, (_, _, values) =>
+            Observe(names, calibrators, values, (calibrator, span) => calibrator.ObserveRange(span)));
 
         if (TensorCalibrator.NeedsHistogram(method))
         {
-            session.Run(samples, sampleShape, BatchSize, requested, (input, _, values) =>
-            {
-                Observe(calibrators, fetched, input, values, inputs, (calibrator, span) =>
+            runner.Run(samples, BatchSize, names, (_, _, values) =>
+                Observe(names, calibrators, values, (calibrator, span) =>
                 {
                     calibrator.ObserveHistogram(span);
                     return true;
-                });
-            });
+                }));
         }
 
-        return calibrators.ToDictionary(
-            c => c.Key,
-            c => c.Value.Range(method, percentile, Levels(scheme, c.Value.Min)),
+        return Enumerable.Range(0, names.Length).ToDictionary(
+            i => names[i],
+            i => calibrators[i].Range(method, percentile, Levels(scheme, calibrators[i].Min)),
             StringComparer.Ordinal);
     }
 
@@ -81,24 +76,15 @@ public static class ActivationCalibration
 
     private delegate bool Observer(TensorCalibrator calibrator, ReadOnlySpan<float> values);
 
-    private static void Observe(
-        Dictionary<string, TensorCalibrator> calibrators,
-        string[] fetched,
-        float[] input,
-        IReadOnlyList<Microsoft.ML.OnnxRuntime.OrtValue> values,
-        HashSet<string> inputs,
-        Observer observe)
+    private static void Observe(string[] names, TensorCalibrator[] calibrators, IReadOnlyList<OrtValue> values, Observer observe)
     {
-        foreach (var (name, calibrator) in calibrators)
+        for (var i = 0; i < names.Length; i++)
         {
-            var span = inputs.Contains(name)
-                ? input.AsSpan()
-                : values[Array.IndexOf(fetched, name)].GetTensorDataAsSpan<float>();
-            if (!observe(calibrator, span))
+            if (!observe(calibrators[i], values[i].GetTensorDataAsSpan<float>()))
             {
                 throw CompressionException.Error(
                     DiagnosticCodes.CalibrationFailed,
-                    $"Calibration: tensor '{name}' takes NaN or infinite values on the calibration data; it cannot be quantized.");
+                    $"Calibration: tensor '{names[i]}' takes NaN or infinite values on the calibration data; it cannot be quantized.");
             }
         }
     }

@@ -1,6 +1,7 @@
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
+using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
 
 namespace ModelCompression.Quantization;
@@ -12,15 +13,18 @@ public readonly record struct SliceScore(double Accuracy, double Agreement);
 
 /// <summary>
 /// Labelled samples on which quantized candidates are compared with the float model: accuracy and
-/// agreement of arg-max classes. The float model's outputs are computed once.
+/// agreement of arg-max classes. The float model's outputs are computed once. The samples feed every input
+/// of the model, bound by name (see <see cref="DataSchema"/>).
 /// </summary>
 public sealed class CheckSlice
 {
-    private readonly long[] _sampleShape;
+    /// <summary>Samples per ONNX Runtime call.</summary>
+    private const int BatchSize = 256;
+
     private readonly int[] _floatClasses;
 
     /// <summary>Runs <paramref name="floatModel"/> over <paramref name="data"/> (labelled; MC2053 otherwise).</summary>
-    public CheckSlice(ModelProto floatModel, Dataset data, long[] sampleShape)
+    public CheckSlice(ModelProto floatModel, Dataset data)
     {
         ArgumentNullException.ThrowIfNull(floatModel);
         ArgumentNullException.ThrowIfNull(data);
@@ -30,7 +34,6 @@ public sealed class CheckSlice
         }
 
         Data = data;
-        _sampleShape = sampleShape;
         _floatClasses = Classes(floatModel, "float model");
         FloatAccuracy = Accuracy(_floatClasses);
     }
@@ -51,9 +54,9 @@ public sealed class CheckSlice
 
     private int[] Classes(ModelProto model, string what)
     {
-        using var session = new OrtModel(model, what);
-        var outputs = session.FirstOutput(Data, _sampleShape);
-        var width = outputs.Length / Data.Count;
+        using var runner = OnnxRunner.FromModel(model, what);
+        var outputs = runner.Run(Data, BatchSize);
+        var width = runner.OutputWidth;
         return [.. Enumerable.Range(0, Data.Count).Select(i => ModelEvaluation.ArgMax(outputs.AsSpan(i * width, width)))];
     }
 

@@ -4,8 +4,8 @@ using ModelCompression.Onnx.Proto;
 namespace ModelCompression.Quantization;
 
 /// <summary>What dynamic quantization did to a model.</summary>
-/// <param name="QuantizedNodes">Names of the MatMul/Gemm nodes whose weights are now int8.</param>
-/// <param name="SkippedNodes">MatMul/Gemm nodes left in float, each with the reason.</param>
+/// <param name="QuantizedNodes">Names of the MatMul, Gemm and embedding Gather nodes whose weights are now int8.</param>
+/// <param name="SkippedNodes">MatMul, Gemm and embedding Gather nodes left in float, each with the reason.</param>
 public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNodes, IReadOnlyList<string> SkippedNodes);
 
 /// <summary>
@@ -13,7 +13,8 @@ public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNo
 /// CPU provider implements: the activation goes through DynamicQuantizeLinear (uint8, scale and zero point
 /// computed per batch at run time), MatMulInteger multiplies it with the int8 weight, and the int32 result
 /// is scaled back to float by x_scale * w_scale. ONNX Runtime fuses this chain into one kernel.
-/// Weights are symmetric (zero point 0), per tensor or per output column.
+/// Weights are symmetric (zero point 0), per tensor or per output column. Embedding lookups (a Gather from a
+/// constant table) get an int8 table, see <see cref="EmbeddingQuantizer"/>; their token ids stay as they are.
 /// Convolutions are left in float: ONNX Runtime's CPU provider lacks ConvInteger for most type pairs, and a
 /// dynamically quantized convolution would re-quantize its whole input per call; static QDQ
 /// (<see cref="StaticQuantizer"/>) quantizes them.
@@ -23,7 +24,7 @@ public static class DynamicQuantizer
     /// <summary>Returns a quantized copy of <paramref name="source"/>; the input is not changed.</summary>
     /// <param name="source">The float model.</param>
     /// <param name="perChannel">One weight scale per output column instead of one per tensor.</param>
-    /// <param name="include">Which MatMul/Gemm nodes to quantize (null: all); the others are reported as excluded.</param>
+    /// <param name="include">Which MatMul, Gemm and embedding Gather nodes to quantize (null: all); the others are reported as excluded.</param>
     public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel, Func<NodeProto, bool>? include = null)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -36,8 +37,30 @@ public static class DynamicQuantizer
         var quantizedActivations = new Dictionary<string, (string Q, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
         var names = new UniqueNames(graph);
 
+        // Per-axis DequantizeLinear (a per-column embedding scale) needs opset 13.
+        var perColumnLookups = perChannel && source.OpsetImport.FirstOrDefault(o => OnnxVersions.IsDefaultDomain(o.Domain))?.Version >= 13;
         foreach (var node in graph.Node)
         {
+            if (EmbeddingQuantizer.IsLookup(node, initializers))
+            {
+                nodes.Add(node);
+                if (include is not null && !include(node))
+                {
+                    skipped.Add($"{node.Name} ({node.OpType}): excluded");
+                }
+                else if (EmbeddingQuantizer.WhyNot(node, graph, initializers) is { } why)
+                {
+                    skipped.Add($"{node.Name} ({node.OpType}): {why}");
+                }
+                else
+                {
+                    nodes.Add(EmbeddingQuantizer.Quantize(graph, names, node, perColumnLookups));
+                    quantized.Add(node.Name);
+                }
+
+                continue;
+            }
+
             if (node.OpType is not ("MatMul" or "Gemm") || !GraphEdit.IsDefaultDomain(node))
             {
                 nodes.Add(node);

@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime.Tensors;
 using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
 using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
@@ -93,15 +94,9 @@ public static class Float16Converter
         var floats = new HashSet<string>(StringComparer.Ordinal);
         floats.UnionWith(graph.Input.Where(i => i.Type?.TensorType?.ElemType == (int)DataType.Float).Select(i => i.Name));
         floats.UnionWith(graph.Initializer.Where(i => i.DataType == (int)DataType.Float).Select(i => i.Name));
-        var probe = model.Clone();
-        var declared = probe.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var output in graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0 && !declared.Contains(o)))
-        {
-            probe.Graph.Output.Add(new ValueInfoProto { Name = output });
-        }
-
-        using var session = new OrtModel(probe, "model (to read its value types)", threads: 1, Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL);
-        floats.UnionWith(session.OutputTypes.Where(t => t.Value == TensorElementType.Float).Select(t => t.Key));
+        string[] values = [.. graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0)];
+        using var runner = OnnxRunner.WithIntermediateOutputs(model, "model (to read its value types)", values, threads: 1, Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL);
+        floats.UnionWith(runner.OutputTypes.Where(t => t.Value == TensorElementType.Float).Select(t => t.Key));
         return floats;
     }
 
@@ -233,7 +228,7 @@ public static class Float16Converter
     /// </summary>
     private static HashSet<string> NodesOnFloat32Kernels(ModelProto model, HashSet<string> half)
     {
-        var session = OrtModel.SessionGraph(model, "float16 model", Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL);
+        var session = OnnxRunner.SessionGraph(model, "float16 model", Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL);
         var ours = model.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         var present = session.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
         // Constant nodes become initializers when a session loads; they have no kernel to miss.

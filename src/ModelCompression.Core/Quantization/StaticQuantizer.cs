@@ -34,10 +34,10 @@ public sealed class StaticQuantizationPlan
     /// <summary>The activation scheme the plan was made for.</summary>
     public QuantizationScheme Activations { get; }
 
-    /// <summary>The Conv, MatMul and Gemm nodes that can be quantized and are not excluded, in graph order.</summary>
+    /// <summary>The Conv, MatMul, Gemm and embedding Gather nodes that can be quantized and are not excluded, in graph order.</summary>
     public IReadOnlyList<string> Candidates { get; }
 
-    /// <summary>Conv, MatMul and Gemm nodes left in float, each as "name (op): reason".</summary>
+    /// <summary>Conv, MatMul, Gemm and embedding Gather nodes left in float, each as "name (op): reason".</summary>
     public IReadOnlyList<string> Skipped { get; }
 
     /// <summary>The BatchNormalization nodes folded into their Conv.</summary>
@@ -70,6 +70,8 @@ public sealed record StaticQuantizationReport(IReadOnlyList<string> QuantizedNod
 /// after a quantized tensor reuses that tensor's scale and zero point, so ONNX Runtime drops the pair and
 /// moves int8 data instead.</item>
 /// </list>
+/// Embedding lookups (a Gather from a constant table) get an int8 table and no activation pair (see
+/// <see cref="EmbeddingQuantizer"/>): their indices are token ids, which are never quantized or calibrated.
 /// Add, Mul and the other element-wise ops stay float: residual sums carry the widest activation ranges in a
 /// network, and QLinearAdd only pays when both neighbours are integer already.
 /// </summary>
@@ -104,9 +106,15 @@ public static class StaticQuantizer
         var candidates = new List<string>();
         var skipped = new List<string>();
         var tensors = new List<string>();
-        foreach (var node in graph.Node.Where(n => GraphEdit.IsDefaultDomain(n) && n.OpType is "Conv" or "MatMul" or "Gemm"))
+        foreach (var node in graph.Node.Where(n => GraphEdit.IsDefaultDomain(n) && n.OpType is "Conv" or "MatMul" or "Gemm" || EmbeddingQuantizer.IsLookup(n, initializers)))
         {
-            if (Layer.Analyze(node, graph, initializers) is not { } layer)
+            if (node.OpType == "Gather")
+            {
+                // Weight-only: nothing to calibrate, and the indices are never quantized.
+                var why = EmbeddingQuantizer.WhyNot(node, graph, initializers) ?? (include is not null && !include(node) ? "excluded" : null);
+                (why is null ? candidates : skipped).Add(why is null ? node.Name : $"{node.Name} ({node.OpType}): {why}");
+            }
+            else if (Layer.Analyze(node, graph, initializers) is not { } layer)
             {
                 skipped.Add($"{node.Name} ({node.OpType}): {Layer.WhyNot(node, initializers)}");
             }
@@ -153,7 +161,8 @@ public static class StaticQuantizer
         var producers = GraphEdit.Producers(graph);
         var names = new UniqueNames(graph);
         var chosen = nodes.ToHashSet(StringComparer.Ordinal);
-        var layers = graph.Node.Where(n => chosen.Contains(n.Name)).Select(n => Layer.Analyze(n, graph, initializers)!).ToList();
+        var layers = graph.Node.Where(n => chosen.Contains(n.Name) && n.OpType != "Gather").Select(n => Layer.Analyze(n, graph, initializers)!).ToList();
+        var lookups = graph.Node.Where(n => chosen.Contains(n.Name) && n.OpType == "Gather").ToList();
 
         // Which activations get a pair, and whose readers switch to the dequantized value.
         var layerInputs = layers.Select(l => l.Input).ToHashSet(StringComparer.Ordinal);
@@ -201,6 +210,7 @@ public static class StaticQuantizer
         }
 
         var weightNodes = layers.ToDictionary(l => l.Node.Name, l => QuantizeWeights(graph, names, l, ParametersOf(l.Input).Scale, perChannel), StringComparer.Ordinal);
+        var lookupNodes = lookups.ToDictionary(n => n.Name, n => EmbeddingQuantizer.Quantize(graph, names, n, perChannel), StringComparer.Ordinal);
 
         var ordered = new List<NodeProto>();
         foreach (var tensor in graph.Input.Select(i => i.Name).Where(pairNodes.ContainsKey))
@@ -212,6 +222,11 @@ public static class StaticQuantizer
         {
             ordered.AddRange(weightNodes.GetValueOrDefault(node.Name) ?? []);
             ordered.Add(node);
+            if (lookupNodes.TryGetValue(node.Name, out var dequantize))
+            {
+                ordered.Add(dequantize);
+            }
+
             foreach (var output in node.Output.Where(pairNodes.ContainsKey))
             {
                 ordered.AddRange(pairNodes[output]);
@@ -221,7 +236,7 @@ public static class StaticQuantizer
         graph.Node.Clear();
         graph.Node.AddRange(ordered);
         GraphEdit.RemoveUnusedInitializers(graph);
-        return (model, new StaticQuantizationReport([.. layers.Select(l => l.Node.Name)], [.. quantized.Order(StringComparer.Ordinal)]));
+        return (model, new StaticQuantizationReport([.. graph.Node.Select(n => n.Name).Where(chosen.Contains)], [.. quantized.Order(StringComparer.Ordinal)]));
     }
 
     /// <summary>

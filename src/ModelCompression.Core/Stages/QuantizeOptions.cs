@@ -20,7 +20,7 @@ public enum QuantizeMode
 public sealed record QuantizeOptions
 {
     /// <summary>The quantization mode.</summary>
-    [Option("mode", "dynamic: int8 MatMul/Gemm weights, activations quantized at run time (convolutions stay float); static: int8 weights and calibrated int8 activations (QDQ) for Conv, MatMul and Gemm; fp16: float16 weights with float32 inputs and outputs.")]
+    [Option("mode", "dynamic: int8 MatMul/Gemm weights, activations quantized at run time (convolutions stay float); static: int8 weights and calibrated int8 activations (QDQ) for Conv, MatMul and Gemm; both int8 modes store embedding tables (Gather from a constant) in int8, never the token ids; fp16: float16 weights with float32 inputs and outputs.")]
     public QuantizeMode Mode { get; init; } = QuantizeMode.Dynamic;
 
     /// <summary>One weight scale per output channel instead of one per weight tensor.</summary>

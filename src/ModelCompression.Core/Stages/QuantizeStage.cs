@@ -3,6 +3,7 @@ using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
+using ModelCompression.Evaluation;
 using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
@@ -46,14 +47,14 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var named = source.Clone();
         GraphEdit.NameNodes(named.Graph);
         CheckOptions(named, context.Recipe.Path);
-        long[] sampleShape;
         using (var runner = new OnnxRunner(inputModel, threads: 1))
         {
-            sampleShape = runner.SampleShapeFor(context.Train);
+            // Every input the model takes (token ids and mask alike) must have its data tensor: MC2020 up front.
+            runner.Bind(context.Train);
         }
 
         var (calibration, check, overlap) = Samples(context.Train);
-        var slice = new CheckSlice(source, check, sampleShape);
+        var slice = new CheckSlice(source, check);
         var details = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["mode"] = options.Mode.ToString().ToLowerInvariant(),
@@ -63,7 +64,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var (quantized, description) = options.Mode switch
         {
             QuantizeMode.Dynamic => Dynamic(named, slice, details, context, inputModel),
-            QuantizeMode.Static => Static(named, calibration!, sampleShape, slice, details, context, inputModel),
+            QuantizeMode.Static => Static(named, calibration!, slice, details, context, inputModel),
             _ => Float16(named, details),
         };
         var model = quantized ?? named;
@@ -86,7 +87,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         CheckRuns(outputModel, context);
         var timing = quantized is null
             ? "nothing quantized, so no timing"
-            : CompareLatency(source, model, check, sampleShape, details, context, inputModel, outputModel);
+            : CompareLatency(source, model, check, details, context, inputModel, outputModel);
 
         return new StageResult(
             Kind,
@@ -100,10 +101,10 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     /// Times the float and the quantized model, records it, and with keep_float_if_slower replaces the output by
     /// the float model when the quantized one is not faster. Returns the summary's timing clause.
     /// </summary>
-    private string CompareLatency(ModelProto source, ModelProto model, Dataset check, long[] sampleShape, Dictionary<string, string> details, StageContext context, string inputModel, string outputModel)
+    private string CompareLatency(ModelProto source, ModelProto model, Dataset check, Dictionary<string, string> details, StageContext context, string inputModel, string outputModel)
     {
-        var latency = LatencyComparison.Measure(source, model, check, sampleShape, options.LatencyBatchSizes, options.LatencyThreads, options.LatencyRuns);
-        var speedup = LatencyComparison.GeometricMeanSpeedup(latency);
+        var latency = LatencyBenchmark.Compare(source, model, check, options.LatencyBatchSizes, options.LatencyThreads, options.LatencyRuns);
+        var speedup = LatencyBenchmark.GeometricMeanSpeedup(latency);
         foreach (var m in latency)
         {
             var at = $"batch{m.BatchSize}.threads{m.Threads}";
@@ -155,7 +156,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     }
 
     /// <summary>Static int8 QDQ; a null model when no layer can be quantized.</summary>
-    private (ModelProto? Model, string Description) Static(ModelProto source, Dataset calibration, long[] sampleShape, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    private (ModelProto? Model, string Description) Static(ModelProto source, Dataset calibration, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
     {
         details["per_channel"] = Flag(options.PerChannel);
         details["activation_scheme"] = options.ActivationScheme.ToString().ToLowerInvariant();
@@ -176,7 +177,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             return (null, $"{description}: nothing to quantize");
         }
 
-        var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, calibration, sampleShape, options.CalibrationMethod, options.Percentile, options.ActivationScheme);
+        var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, calibration, options.CalibrationMethod, options.Percentile, options.ActivationScheme);
         var (selection, sensitivity) = SelectLayers(plan.Candidates, layers => StaticQuantizer.Quantize(plan, ranges, layers, options.PerChannel).Model, slice, details);
         return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count)}");
     }
@@ -224,7 +225,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
         details["quantized"] = string.Join(", ", selection.Quantized);
         details["kept_float"] = string.Join(", ", selection.KeptFloat);
-        var session = OrtModel.SessionGraph(selection.Model, "quantized model", GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+        var session = OnnxRunner.SessionGraph(selection.Model, "quantized model", GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
         details["onnxruntime_integer_kernels"] = string.Join(", ", session.Graph.Node
             .Where(n => IntegerKernels.Contains(n.OpType))
             .GroupBy(n => n.OpType)

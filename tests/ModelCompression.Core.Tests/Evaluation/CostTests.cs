@@ -1,4 +1,5 @@
 using ModelCompression.Architectures;
+using ModelCompression.Data;
 using ModelCompression.Evaluation;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
@@ -15,11 +16,14 @@ public sealed class CostTests
     private static ModelProto Cnn() =>
         ArchitectureRegistry.Build("cnn", new CnnOptions(), new ArchitectureInputs([28, 28], 10));
 
+    /// <summary><paramref name="count"/> blank 28x28 images (the shapes, not the values, set the FLOPs).</summary>
+    private static Dataset Images(int count) => new(new float[count * 784], [28, 28], null, "blank images");
+
     [Fact]
     public void FLOPs_of_the_built_in_MLP_are_2_m_k_n_per_Gemm()
     {
         // 784 -> 64 -> 10 at batch 1: 2*784*64 + 2*64*10 = 100352 + 1280.
-        Assert.Equal(101_632, FlopsEstimator.Estimate(Mlp(), "input", new float[784], [1, 28, 28]));
+        Assert.Equal(101_632, FlopsEstimator.Estimate(Mlp(), Images(1)));
     }
 
     [Fact]
@@ -27,7 +31,7 @@ public sealed class CostTests
     {
         // Default CNN on 28x28: conv 1->32 3x3 'same' at 28x28: 2*32*1*9*28*28 = 451584; max-pool to 14x14;
         // conv 32->64 3x3 at 14x14: 2*64*32*9*14*14 = 7225344; global average pool; Gemm 64->10: 2*64*10 = 1280.
-        Assert.Equal(451_584 + 7_225_344 + 1_280, FlopsEstimator.Estimate(Cnn(), "input", new float[784], [1, 28, 28]));
+        Assert.Equal(451_584 + 7_225_344 + 1_280, FlopsEstimator.Estimate(Cnn(), Images(1)));
     }
 
     [Fact]
@@ -36,13 +40,13 @@ public sealed class CostTests
         var (quantized, _) = DynamicQuantizer.Quantize(Mlp(), perChannel: true);
 
         Assert.Contains(quantized.Graph.Node, n => n.OpType == "MatMulInteger");
-        Assert.Equal(101_632, FlopsEstimator.Estimate(quantized, "input", new float[784], [1, 28, 28]));
+        Assert.Equal(101_632, FlopsEstimator.Estimate(quantized, Images(1)));
     }
 
     [Fact]
-    public void FLOPs_estimate_needs_batch_1()
+    public void FLOPs_estimate_needs_one_sample()
     {
-        Assert.Throws<ArgumentException>(() => FlopsEstimator.Estimate(Mlp(), "input", new float[2 * 784], [2, 28, 28]));
+        Assert.Throws<ArgumentException>(() => FlopsEstimator.Estimate(Mlp(), Images(2)));
     }
 
     [Theory]

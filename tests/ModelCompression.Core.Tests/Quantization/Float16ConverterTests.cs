@@ -3,6 +3,7 @@ using Microsoft.ML.OnnxRuntime;
 using ModelCompression.Architectures;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
+using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Quantization;
@@ -113,7 +114,7 @@ public sealed class Float16ConverterTests
     /// </summary>
     private static void AssertNodesRunWhereReported(ModelProto converted, Float16Report report)
     {
-        var session = OrtModel.SessionGraph(converted, "converted model", GraphOptimizationLevel.ORT_DISABLE_ALL);
+        var session = OnnxRunner.SessionGraph(converted, "converted model", GraphOptimizationLevel.ORT_DISABLE_ALL);
         Assert.Equal(
             converted.Graph.Node.Select(n => n.Name).Order(StringComparer.Ordinal),
             session.Graph.Node.Select(n => n.Name).Order(StringComparer.Ordinal));
@@ -129,7 +130,7 @@ public sealed class Float16ConverterTests
 
     private static float[] Run(ModelProto model, Dataset data)
     {
-        using var session = new OrtModel(model, "model", threads: 1);
-        return session.FirstOutput(data, [.. data.SampleShape]);
+        using var runner = OnnxRunner.FromModel(model, "model", threads: 1);
+        return runner.Run(data, 256);
     }
 }
