@@ -51,7 +51,7 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
                 inputModel));
         }
 
-        var settings = new RecoverySettings(report.Factorized.Count == 0 ? 0 : options.Epochs, options.BatchSize, options.LearningRate, options.Alpha, options.Temperature, options.Seed);
+        var settings = options.Recovery(report.Factorized.Count == 0 ? 0 : options.Epochs);
         var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, factorized, settings);
         OnnxModelFile.Save(trained, outputModel);
         TransformedModelCheck.Verify(outputModel, context, Kind);

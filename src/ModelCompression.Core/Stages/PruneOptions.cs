@@ -53,7 +53,7 @@ public enum UnitCriterion
 }
 
 /// <summary>Options of the prune stage.</summary>
-public sealed record PruneOptions : ICheckedOptions
+public sealed record PruneOptions : RecoveryOptions, ICheckedOptions
 {
     /// <summary>What is removed.</summary>
     [Option("method", "magnitude (unstructured zeros), nm (N:M pattern, 2:4 by default), structured (whole neurons and conv channels; the graph shrinks), heads (whole attention heads of every attention block; the graph shrinks) or layers (whole transformer encoder layers).")]
@@ -110,26 +110,6 @@ public sealed record PruneOptions : ICheckedOptions
     /// <summary>Recovery training epochs (0 for none).</summary>
     [Option("recovery_epochs", "Epochs of recovery training after (and, for cubic magnitude pruning, during) pruning; 0 for none.", Min = 0, Max = 10000)]
     public int RecoveryEpochs { get; init; } = 2;
-
-    /// <summary>Samples per optimizer step during recovery.</summary>
-    [Option("batch_size", "Samples per optimizer step during recovery.", Min = 1, Max = 1 << 20)]
-    public int BatchSize { get; init; } = 128;
-
-    /// <summary>Adam learning rate during recovery.</summary>
-    [Option("learning_rate", "Adam learning rate during recovery.", Min = 0, MinExclusive = true, Max = 10)]
-    public double LearningRate { get; init; } = 1e-3;
-
-    /// <summary>Weight of the teacher's soft targets during recovery.</summary>
-    [Option("alpha", "Weight of the teacher's soft targets during recovery (knowledge distillation, with temperature); 0, the default, trains on labels only.", Min = 0, Max = 1)]
-    public double Alpha { get; init; }
-
-    /// <summary>Softening temperature of the soft targets.</summary>
-    [Option("temperature", "Softening temperature of the teacher's and student's softmax during recovery.", Min = 0, MinExclusive = true, Max = 100)]
-    public double Temperature { get; init; } = 4;
-
-    /// <summary>Seed of shuffling, dropout and Taylor batches.</summary>
-    [Option("seed", "Seed of shuffling, dropout and the Taylor criterion's batches.", Min = 0)]
-    public int Seed { get; init; } = 1;
 
     /// <summary>Problems that the value ranges alone do not catch (options that do not fit together), each in one sentence.</summary>
     public IReadOnlyList<string> Validate()

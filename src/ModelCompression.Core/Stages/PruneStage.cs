@@ -52,7 +52,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
             ["alpha"] = options.Alpha.ToString(Invariant),
             ["temperature"] = options.Temperature.ToString(Invariant),
         };
-        var settings = new RecoverySettings(options.RecoveryEpochs, options.BatchSize, options.LearningRate, options.Alpha, options.Temperature, options.Seed);
+        var settings = options.Recovery(options.RecoveryEpochs);
         var (pruned, training, what) = options.Method switch
         {
             PruneMethod.Magnitude or PruneMethod.NM => Unstructured(context, inputModel, outputModel, source, settings, details),

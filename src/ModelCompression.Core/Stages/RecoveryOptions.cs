@@ -1,0 +1,33 @@
+using ModelCompression.Recipes;
+
+namespace ModelCompression.Stages;
+
+/// <summary>
+/// How the stages that change a trained student (prune, factorize) fine-tune it afterwards: Adam at a constant
+/// learning rate, on the labels or, with alpha above 0, also on the teacher's soft targets.
+/// </summary>
+public abstract record RecoveryOptions
+{
+    /// <summary>Samples per optimizer step during recovery.</summary>
+    [Option("batch_size", "Samples per optimizer step during recovery.", Min = 1, Max = 1 << 20)]
+    public int BatchSize { get; init; } = 128;
+
+    /// <summary>Adam learning rate during recovery.</summary>
+    [Option("learning_rate", "Adam learning rate during recovery.", Min = 0, MinExclusive = true, Max = 10)]
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Weight of the teacher's soft targets during recovery.</summary>
+    [Option("alpha", "Weight of the teacher's soft targets during recovery (knowledge distillation, with temperature); 0, the default, trains on labels only.", Min = 0, Max = 1)]
+    public double Alpha { get; init; }
+
+    /// <summary>Softening temperature of the soft targets.</summary>
+    [Option("temperature", "Softening temperature of the teacher's and student's softmax during recovery.", Min = 0, MinExclusive = true, Max = 100)]
+    public double Temperature { get; init; } = 4;
+
+    /// <summary>Seed of shuffling and dropout (and of prune's Taylor batches).</summary>
+    [Option("seed", "Seed of shuffling and dropout during recovery (and of the batches prune's taylor criterion scores on).", Min = 0)]
+    public int Seed { get; init; } = 1;
+
+    /// <summary>The recovery run of <paramref name="epochs"/> epochs with these settings.</summary>
+    internal RecoverySettings Recovery(int epochs) => new(epochs, BatchSize, LearningRate, Alpha, Temperature, Seed);
+}
