@@ -77,7 +77,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             }
         }
 
-        using var student = TrainableGraph.Import(initial, modelPath: inputModel);
+        using var student = TrainableGraph.Import(initial, new TrainableGraphOptions { KeepValues = [.. _hints.Select(h => h.Student)] }, modelPath: inputModel);
         var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes, HintTargets(context, null, "train"));
         TrainingSet? validation = null;
         if (context.Validation is { } given)

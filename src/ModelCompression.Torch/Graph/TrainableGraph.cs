@@ -8,7 +8,7 @@ using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace ModelCompression.Torch.Graph;
 
-/// <summary>Which initializers of an imported graph become trainable parameters.</summary>
+/// <summary>Which initializers of an imported graph become trainable parameters, and how the graph is run.</summary>
 public sealed record TrainableGraphOptions
 {
     /// <summary>
@@ -17,6 +17,20 @@ public sealed record TrainableGraphOptions
     /// training mode.
     /// </summary>
     public Func<string, bool>? IsTrainable { get; init; }
+
+    /// <summary>
+    /// Runs MatMul + Add (2-D weight, 1-D bias) as one <c>linear</c> and the Erf spelling of exact GELU as one
+    /// <c>gelu</c>: the same values and gradients with fewer kernels and fewer batch-sized intermediates kept for
+    /// backward. The values inside a fused pattern are then not computed (see <see cref="KeepValues"/>). True by
+    /// default; false runs every node as written (for comparisons and debugging).
+    /// </summary>
+    public bool Fuse { get; init; } = true;
+
+    /// <summary>
+    /// Intermediate values that must stay readable through <c>Forward(inputs, extraOutputs)</c> (e.g. feature
+    /// distillation hints): no pattern that computes one of them internally is fused. Graph outputs always stay.
+    /// </summary>
+    public IReadOnlyCollection<string> KeepValues { get; init; } = [];
 }
 
 /// <summary>
@@ -35,6 +49,9 @@ public sealed class TrainableGraph : nn.Module
 {
     private readonly ModelProto _source;
     private readonly List<(NodeProto Node, OpKernel Kernel)> _plan;
+
+    // Value name -> the fused pattern that computes it internally, so Forward can say why it is not there.
+    private readonly Dictionary<string, string> _fusedAway = new(StringComparer.Ordinal);
     private readonly long _opset;
 
     // ONNX value name -> name registered on the module. The module's registry is the only store of the
@@ -81,7 +98,7 @@ public sealed class TrainableGraph : nn.Module
         }
 
         // Constant nodes are evaluated once, here, and kept as buffers like frozen initializers.
-        _plan = [];
+        var computed = new List<(NodeProto, OpKernel)>();
         foreach (var (node, kernel) in plan)
         {
             if (node.OpType == "Constant" && node.Input.Count == 0)
@@ -91,12 +108,13 @@ public sealed class TrainableGraph : nn.Module
             }
             else
             {
-                _plan.Add((node, kernel));
+                computed.Add((node, kernel));
             }
         }
 
         InputNames = [.. source.Graph.Input.Select(i => i.Name).Where(n => !initializerNames.Contains(n))];
         OutputNames = [.. source.Graph.Output.Select(o => o.Name)];
+        _plan = options.Fuse ? PlanFusion.Fuse(computed, ImportFacts(options), _fusedAway) : computed;
     }
 
     /// <summary>The graph's data inputs (inputs that are not initializers), in order.</summary>
@@ -115,6 +133,9 @@ public sealed class TrainableGraph : nn.Module
     /// </summary>
     public IReadOnlyDictionary<string, Tensor> RunningStatisticsByName =>
         _statisticNames.ToDictionary(p => p.Key, p => Buffer(p.Value), StringComparer.Ordinal);
+
+    /// <summary>The plan's step types in run order: ONNX op types, or a fused pattern's (<see cref="PlanFusion"/>).</summary>
+    internal IReadOnlyList<string> PlanStepTypes => [.. _plan.Select(step => step.Node.OpType)];
 
     /// <summary>
     /// Imports <paramref name="model"/>. Every operator is checked first: unsupported ones are reported
@@ -168,11 +189,24 @@ public sealed class TrainableGraph : nn.Module
     /// intermediate values named in <paramref name="extraOutputs"/> (node outputs, e.g. a hidden layer's
     /// activations for feature distillation), still attached to autograd.
     /// </summary>
-    /// <exception cref="ArgumentException">A name in <paramref name="extraOutputs"/> is not a value of the graph.</exception>
+    /// <exception cref="ArgumentException">
+    /// A name in <paramref name="extraOutputs"/> is not a value of the graph, or is inside a fused pattern and was
+    /// not named in <see cref="TrainableGraphOptions.KeepValues"/> at import.
+    /// </exception>
     public Dictionary<string, Tensor> Forward(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyCollection<string> extraOutputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(extraOutputs);
+        foreach (var name in extraOutputs)
+        {
+            if (_fusedAway.TryGetValue(name, out var pattern))
+            {
+                throw new ArgumentException(
+                    $"The graph's value '{name}' is not computed: it is inside {pattern}. Import with TrainableGraphOptions.KeepValues naming it (or Fuse = false) to read it.",
+                    nameof(extraOutputs));
+            }
+        }
+
         var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         Device? device = null;
         foreach (var (name, registered) in _parameterNames)
@@ -317,6 +351,29 @@ public sealed class TrainableGraph : nn.Module
     {
         _to(device.type, device.index, non_blocking);
         return _to(dtype, non_blocking);
+    }
+
+    /// <summary>The import-time facts fusion relies on, read from the registered parameters and constants.</summary>
+    private FusionFacts ImportFacts(TrainableGraphOptions options)
+    {
+        var observable = new HashSet<string>(OutputNames, StringComparer.Ordinal);
+        observable.UnionWith(options.KeepValues);
+        return new FusionFacts(
+            observable,
+            name => _parameterNames.TryGetValue(name, out var p) ? Param(p).shape
+                : _constantNames.TryGetValue(name, out var c) && Buffer(c).is_floating_point() ? Buffer(c).shape
+                : null,
+            name =>
+            {
+                // Only constants: a trainable scalar would lose its gradient inside a fused kernel.
+                if (!_constantNames.TryGetValue(name, out var registered))
+                {
+                    return null;
+                }
+
+                var value = Buffer(registered);
+                return value.is_floating_point() && value.numel() == 1 ? (OpMath.Double(value), value.dim()) : null;
+            });
     }
 
     private Parameter Param(string registered) =>

@@ -67,6 +67,23 @@ public sealed partial class CompressionPipelineTests
     }
 
     [Fact]
+    public void A_hint_on_a_value_inside_a_fusable_pattern_still_trains()
+    {
+        // fc1.gelu.erf is inside the Erf GELU that training runs fused as one gelu; the hint keeps it computed.
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe(
+            "hints-fused.compress.yaml",
+            gates: ["accuracy >= 0.5"],
+            student: "architecture: mlp, hidden: [64], activation: gelu",
+            stages: [HintedDistill(0.5, $"fc1.gelu.erf -> {TeacherPenultimate}")]));
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-fused"), fixture.Dir.Dir("out-hints-fused"), new RecordingReporter()));
+
+        var distill = Assert.Single(result.Stages, s => s.Result.Details.ContainsKey("hints"));
+        Assert.Equal($"fc1.gelu.erf -> {TeacherPenultimate}", distill.Result.Details["hints"]);
+        Assert.Contains("1 hint (weight 0.5)", distill.Result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_hint_tensor_the_student_does_not_have_is_MC1003_at_the_stage_line_listing_its_values()
     {
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints-unknown.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, $"fc7.relu -> {TeacherPenultimate}")]));
