@@ -29,6 +29,7 @@ namespace ModelCompression.Cli
             root.Add(DoctorCommand());
             root.Add(OptionsCommand());
             root.Add(BaselineCommand());
+            root.Add(InspectCommand());
             var parse = root.Parse(args);
             if (parse.Errors.Count > 0)
             {
@@ -101,6 +102,19 @@ namespace ModelCompression.Cli
                 }
 
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
+                return ExitCodes.Ok;
+            }));
+            return command;
+        }
+
+        private static Command InspectCommand()
+        {
+            var model = new Argument<FileInfo>("model") { Description = "An ONNX model." };
+            var command = new Command("inspect", "List the values inside an ONNX model with their operators and shapes: the names a recipe's 'hints' and 'exclude' take.") { model };
+            command.SetAction(parse => Guard(() =>
+            {
+                var path = parse.GetValue(model)!.FullName;
+                Console.Write(Inference.ModelInspector.Markdown(Inference.ModelInspector.Inspect(path), path));
                 return ExitCodes.Ok;
             }));
             return command;

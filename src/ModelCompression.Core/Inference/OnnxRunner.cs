@@ -167,7 +167,7 @@ public sealed class OnnxRunner : IDisposable
         var list = string.Join(", ", values.Take(Shown).Select(v => $"'{v}'"));
         return values.Count <= Shown
             ? $"Its node outputs: {list}."
-            : $"Its node outputs include: {list} (and {values.Count - Shown} more; a viewer such as Netron shows them all).";
+            : $"Its node outputs include: {list} (and {values.Count - Shown} more; 'dotnet compress inspect' lists them all with their shapes).";
     }
 
     /// <summary>Matches the data's tensors to this model's inputs; MC2020 naming <paramref name="role"/> when they do not fit.</summary>
