@@ -103,30 +103,10 @@ internal static class Program
         // Our optimizer for both: TorchSharp's pass temporary Scalars to native code and crash at random.
         using var importedOptimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. imported.parameters()], 1e-3, 0, 0);
         using var writtenOptimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. written.parameters()], 1e-3, 0, 0);
-        var importedRates = new List<double>();
-        var writtenRates = new List<double>();
-        for (var rep = 0; rep <= reps; rep++)
-        {
-            // Alternate which goes first, so drift (thermal, other load) hits both alike.
-            double a, b;
-            if (rep % 2 == 0)
-            {
-                a = Epoch(imported.Forward, imported, importedOptimizer, inputs, sampleShape, labels, rep);
-                b = Epoch(written.forward, written, writtenOptimizer, inputs, sampleShape, labels, rep);
-            }
-            else
-            {
-                b = Epoch(written.forward, written, writtenOptimizer, inputs, sampleShape, labels, rep);
-                a = Epoch(imported.Forward, imported, importedOptimizer, inputs, sampleShape, labels, rep);
-            }
-
-            if (rep > 0)
-            {
-                importedRates.Add(a);
-                writtenRates.Add(b);
-            }
-        }
-
+        var (importedRates, writtenRates) = AlternatingPairs(
+            reps,
+            rep => Epoch(imported.Forward, imported, importedOptimizer, inputs, sampleShape, labels, rep),
+            rep => Epoch(written.forward, written, writtenOptimizer, inputs, sampleShape, labels, rep));
         var ratios = importedRates.Zip(writtenRates, (x, y) => x / y).ToList();
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
@@ -354,6 +334,37 @@ internal static class Program
 
     internal static string CpuModel() =>
         File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
+
+    /// <summary>
+    /// Runs <paramref name="a"/> and <paramref name="b"/> once per rep (rep 0 is a warm-up pair, not kept), alternating
+    /// which goes first so that drift (thermal, other processes' load) hits both alike; returns each side's rates.
+    /// </summary>
+    internal static (List<double> A, List<double> B) AlternatingPairs(int reps, Func<int, double> a, Func<int, double> b)
+    {
+        var (ratesA, ratesB) = (new List<double>(), new List<double>());
+        for (var rep = 0; rep <= reps; rep++)
+        {
+            double x, y;
+            if (rep % 2 == 0)
+            {
+                x = a(rep);
+                y = b(rep);
+            }
+            else
+            {
+                y = b(rep);
+                x = a(rep);
+            }
+
+            if (rep > 0)
+            {
+                ratesA.Add(x);
+                ratesB.Add(y);
+            }
+        }
+
+        return (ratesA, ratesB);
+    }
 
     internal static double Median(List<double> values)
     {

@@ -141,40 +141,17 @@ internal static class StudentBench
         using var module = hand.Module;
         using var optimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. module.parameters()], LearningRate, 0, 0);
         var count = student.EngineData.Count;
-        var engineRates = new List<double>();
-        var bareRates = new List<double>();
-        for (var rep = 0; rep <= student.Reps; rep++)
+        double Engine(int rep)
         {
-            double Engine()
-            {
-                // Timed around the whole call: the trainer's per-run set-up (optimizer state, fingerprint) is its cost too.
-                var clock = Stopwatch.StartNew();
-                ClassificationTrainer.Train(graph, student.EngineData, Loss, new TrainingOptions(1, BatchSize, LearningRate, rep));
-                return count / clock.Elapsed.TotalSeconds;
-            }
-
-            double Bare() => count / BareEpoch(hand, optimizer, student, rep).TotalSeconds;
-
-            // Alternate which goes first, so drift (other processes' load) hits both alike.
-            double a, b;
-            if (rep % 2 == 0)
-            {
-                a = Engine();
-                b = Bare();
-            }
-            else
-            {
-                b = Bare();
-                a = Engine();
-            }
-
-            if (rep > 0)
-            {
-                engineRates.Add(a);
-                bareRates.Add(b);
-            }
+            // Timed around the whole call: the trainer's per-run set-up (optimizer state, fingerprint) is its cost too.
+            var clock = Stopwatch.StartNew();
+            ClassificationTrainer.Train(graph, student.EngineData, Loss, new TrainingOptions(1, BatchSize, LearningRate, rep));
+            return count / clock.Elapsed.TotalSeconds;
         }
 
+        double Bare(int rep) => count / BareEpoch(hand, optimizer, student, rep).TotalSeconds;
+
+        var (engineRates, bareRates) = Program.AlternatingPairs(student.Reps, Engine, Bare);
         var ratios = engineRates.Zip(bareRates, (x, y) => x / y).ToList();
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
