@@ -36,10 +36,19 @@ public static class ModelInspector
     public const int ProbeSequence = 8;
 
     /// <summary>Inspects the model at <paramref name="modelPath"/>; MC2002 when it cannot be read.</summary>
-    public static ModelInspection Inspect(string modelPath)
+    public static ModelInspection Inspect(string modelPath) =>
+        Inspect(OnnxModelFile.Load(modelPath), OnnxRunner.ReadInputs(modelPath), modelPath);
+
+    /// <summary>Inspects an in-memory model; <paramref name="what"/> names it in messages.</summary>
+    public static ModelInspection Inspect(ModelProto model, string what)
     {
-        var model = OnnxModelFile.Load(modelPath);
-        var inputs = OnnxRunner.ReadInputs(modelPath);
+        ArgumentNullException.ThrowIfNull(model);
+        using var runner = OnnxRunner.FromModel(model, what, threads: 1);
+        return Inspect(model, runner.Inputs, what);
+    }
+
+    private static ModelInspection Inspect(ModelProto model, IReadOnlyList<ModelInput> inputs, string modelPath)
+    {
         var nodes = model.Graph.Node.SelectMany(n => n.Output.Where(o => o.Length > 0).Select(o => (Value: o, Node: n))).ToList();
         var parameters = model.Graph.Initializer.Sum(TensorData.ElementCount);
         var measured = new Dictionary<string, (string Type, long[] Shape)>(StringComparer.Ordinal);
