@@ -20,7 +20,8 @@ public sealed record InspectedValue(string Name, string OpType, string Node, str
 /// <param name="Values">Every node output, in graph order.</param>
 /// <param name="Parameters">Elements of every initializer.</param>
 /// <param name="Probe">How the shapes were measured (the inputs fed), or why they were not.</param>
-public sealed record ModelInspection(IReadOnlyList<ModelInput> Inputs, IReadOnlyList<InspectedValue> Values, long Parameters, string Probe);
+/// <param name="Weights">Every initializer: name, element type and dims.</param>
+public sealed record ModelInspection(IReadOnlyList<ModelInput> Inputs, IReadOnlyList<InspectedValue> Values, long Parameters, string Probe, IReadOnlyList<(string Name, string ElementType, long[] Dims)> Weights);
 
 /// <summary>
 /// Lists the values inside an ONNX model with their shapes, measured by running ONNX Runtime once on a batch of
@@ -83,7 +84,8 @@ public static class ModelInspector
                 ? new InspectedValue(n.Value, n.Node.OpType, n.Node.Name, m.Type, m.Shape)
                 : new InspectedValue(n.Value, n.Node.OpType, n.Node.Name, null, null))],
             parameters,
-            probe);
+            probe,
+            [.. model.Graph.Initializer.Select(i => (i.Name, ((TensorProto.Types.DataType)i.DataType).ToString().ToLowerInvariant(), i.Dims.ToArray()))]);
     }
 
     /// <summary>A Markdown listing: inputs, then every value with its operator, node and shape.</summary>
@@ -103,6 +105,16 @@ public static class ModelInspector
         {
             var shape = value.Shape is null ? "" : $"[{string.Join(", ", value.Shape)}]";
             text.AppendLine(invariant, $"| `{value.Name}` | {value.OpType} | {value.Node} | {value.ElementType} | {shape} |");
+        }
+
+        text.AppendLine();
+        text.AppendLine(invariant, $"{inspection.Weights.Count} initializers (weights and constants; `exclude` takes these names too):");
+        text.AppendLine();
+        text.AppendLine("| initializer | type | shape |");
+        text.AppendLine("|---|---|---|");
+        foreach (var (name, type, dims) in inspection.Weights)
+        {
+            text.AppendLine(invariant, $"| `{name}` | {type} | [{string.Join(", ", dims)}] |");
         }
 
         return text.ToString();

@@ -19,6 +19,8 @@ public sealed class ModelInspectorTests
         Assert.Equal([ModelInspector.ProbeBatch, 64L, 7, 7], inspection.Values.Single(v => v.Name == "/features/features.5/MaxPool_output_0").Shape!);
         var text = ModelInspector.Markdown(inspection, Repo.Teacher);
         Assert.Contains("| `/classifier/classifier.2/Relu_output_0` | Relu | /classifier/classifier.2/Relu | float32 | [2, 128] |", text, StringComparison.Ordinal);
+        Assert.Equal(inspection.Parameters, inspection.Weights.Sum(w => w.Dims.Aggregate(1L, (a, b) => a * b)));
+        Assert.Contains("| `classifier.1.weight` | float | [128, 3136] |", text, StringComparison.Ordinal);
     }
 
     [Fact]
