@@ -11,6 +11,8 @@ namespace ModelCompression.Pruning;
 /// scores = MatMul(q, k) [-> scale, mask ...] -> Softmax
 /// out = MatMul(Reshape(Transpose(MatMul(scores, v)), [.., .., H*d]), Wo)
 /// </code>
+/// The target shapes may be constants or, as PyTorch exports <c>x.view(x.size()[:-1] + (H, d))</c>, a Concat of
+/// batch and sequence sizes read at run time (Unsqueeze(Gather(Shape(x), 0|1))) and constants holding H, d and H*d.
 /// A head is a unit of <c>d</c> features: its columns of Wq, Wk, Wv and their biases, and its rows of Wo. The
 /// result is a <see cref="PrunableStructure"/>, so <see cref="StructuredPruner"/> scores and applies it like any
 /// other structure, including the Reshape targets that hard-code H and H*d.
@@ -25,7 +27,7 @@ public static class AttentionHeadFinder
 
     /// <summary>
     /// Every attention block of <paramref name="model"/> in the recognised form; attention-like blocks that are not
-    /// (a value read twice, shapes computed at run time) are listed as skipped with the reason.
+    /// (a value read twice, head sizes computed at run time) are listed as skipped with the reason.
     /// </summary>
     public static (IReadOnlyList<PrunableStructure> Structures, IReadOnlyList<SkippedLayer> Skipped) Find(ModelProto model, NameFilter exclude)
     {
@@ -67,6 +69,12 @@ public static class AttentionHeadFinder
         private readonly List<UnitSlice> _slices = [];
         private readonly List<ShapeFix> _fixes = [];
         private readonly List<string> _changed = [];
+
+        // Values laid out [batch, sequence, ...]: pruning changes none of their first two dims.
+        private readonly HashSet<string> _sequenceMajor = new(StringComparer.Ordinal);
+
+        // Dims read at run time, Shape(value)[axis], by the block's target shapes or by readers of its values.
+        private readonly List<(string Value, long Axis)> _dimensionReads = [];
         private int _heads;
         private int _headWidth;
         private NodeProto? _outputProjection;
@@ -101,7 +109,7 @@ public static class AttentionHeadFinder
                 return key;
             }
 
-            return Merge();
+            return Merge() ?? StaleDimension();
         }
 
         public PrunableStructure Structure() =>
@@ -118,10 +126,13 @@ public static class AttentionHeadFinder
                 return $"the {what} are not a Transpose (perm [{string.Join(", ", perm)}]) of a Reshape into heads";
             }
 
-            if (graph.ProducedBy(transpose.Input[0], "Reshape") is not { } reshape || graph.ConstantInts(reshape.Input[1]) is not [_, _, > 0 and var heads, > 0 and var width])
+            if (graph.ProducedBy(transpose.Input[0], "Reshape") is not { } reshape
+                || graph.ShapeParts(reshape.Input[1]) is not [var batch, var sequence, { Value: > 0 and long heads }, { Value: > 0 and long width }])
             {
-                return $"the {what} are not reshaped into heads by a constant [.., .., heads, head_width] shape";
+                return $"the {what} are not reshaped into heads by a [.., .., heads, head_width] shape with constant heads and head_width";
             }
+
+            ReadsDimensions(batch, sequence);
 
             if (_heads != 0 && (heads != _heads || width != _headWidth))
             {
@@ -152,7 +163,7 @@ public static class AttentionHeadFinder
             }
 
             string[] values = [matmul.Output[0], reshape.Input[0], reshape.Output[0], transpose.Output[0]];
-            if (values.Distinct().FirstOrDefault(v => graph.Uses.GetValueOrDefault(v) != 1 || graph.GraphOutputs.Contains(v)) is { } shared)
+            if (values.Distinct().FirstOrDefault(v => Readers(v) != 1) is { } shared)
             {
                 return $"'{shared}' (on the {what}' path) is read elsewhere too";
             }
@@ -173,6 +184,7 @@ public static class AttentionHeadFinder
 
             _fixes.Add(new ShapeFix(reshape.Output[0], 2, 1));
             _changed.AddRange([matmul.Output[0], reshape.Output[0], transpose.Output[0]]);
+            _sequenceMajor.UnionWith(values[..3]);
             return null;
         }
 
@@ -230,13 +242,14 @@ public static class AttentionHeadFinder
             }
 
             var reshape = graph.Graph.Node.FirstOrDefault(n => n.OpType == "Reshape" && n.Input[0] == transpose.Output[0]);
-            if (graph.Uses.GetValueOrDefault(transpose.Output[0]) != 1 || reshape is null || graph.ConstantInts(reshape.Input[1]) is not [_, _, var merged] || merged != width)
+            if (Readers(transpose.Output[0]) != 1 || reshape is null || graph.ShapeParts(reshape.Input[1]) is not [var batch, var sequence, { Value: var merged }] || merged != width)
             {
-                return $"the heads are not merged by a Reshape to a constant [.., .., {width}] shape";
+                return $"the heads are not merged by a Reshape to a [.., .., {width}] shape with a constant {width}";
             }
 
+            ReadsDimensions(batch, sequence);
             var projection = graph.Graph.Node.FirstOrDefault(n => n.OpType == "MatMul" && n.Input[0] == reshape.Output[0]);
-            if (graph.Uses.GetValueOrDefault(reshape.Output[0]) != 1 || projection is null || !graph.IsFloatInitializer(projection.Input[1])
+            if (Readers(reshape.Output[0]) != 1 || projection is null || !graph.IsFloatInitializer(projection.Input[1])
                 || graph.ConstantDims(projection.Input[1]) is not [var rows, _] || rows != width || graph.Uses.GetValueOrDefault(projection.Input[1]) != 1)
             {
                 return $"the merged heads do not feed one MatMul with its own [{width}, out] weight initializer";
@@ -253,7 +266,53 @@ public static class AttentionHeadFinder
             _slices.Add(new UnitSlice(projection.Input[1], 0, _headWidth, UnitSliceRole.Outgoing));
             _fixes.Add(new ShapeFix(reshape.Output[0], 2, _headWidth));
             _changed.AddRange([context.Output[0], transpose.Output[0], reshape.Output[0]]);
+            _sequenceMajor.UnionWith([transpose.Output[0], reshape.Output[0]]);
             return null;
+        }
+
+        /// <summary>
+        /// How many readers <paramref name="value"/> has besides Shape nodes whose dims are only gathered one by one
+        /// (exporters size the head reshapes that way); those dims are checked once the block is known.
+        /// </summary>
+        private int Readers(string value)
+        {
+            var readers = graph.GraphOutputs.Contains(value) ? 1 : 0;
+            foreach (var node in graph.Consumers(value))
+            {
+                var gathers = node.OpType == "Shape" ? graph.Consumers(node.Output[0]).ToList() : [];
+                if (gathers.Count > 0 && !graph.GraphOutputs.Contains(node.Output[0]) && gathers.All(g => graph.DimensionRead(g.Output[0]) is not null))
+                {
+                    _dimensionReads.AddRange(gathers.Select(g => graph.DimensionRead(g.Output[0])!.Value));
+                    Nodes.Add(node);
+                }
+                else
+                {
+                    readers += node.Input.Count(i => i == value);
+                }
+            }
+
+            return readers;
+        }
+
+        /// <summary>Records the run-time parts of a target shape (Shape(x)[axis], as <see cref="Readers"/> admits them).</summary>
+        private void ReadsDimensions(params StructureFinder.ShapePart[] parts)
+        {
+            foreach (var part in parts.Where(p => p.Value is null))
+            {
+                _dimensionReads.Add(graph.DimensionRead(part.Source)!.Value);
+            }
+        }
+
+        /// <summary>
+        /// Null when every dim read at run time stays what it was: a dim of a value outside the block, or the batch or
+        /// sequence dim of a [batch, sequence, ...] value of it; else why not.
+        /// </summary>
+        private string? StaleDimension()
+        {
+            var changed = _changed.ToHashSet(StringComparer.Ordinal);
+            return _dimensionReads.FirstOrDefault(r => changed.Contains(r.Value) && !(_sequenceMajor.Contains(r.Value) && r.Axis is 0 or 1)) is ({ } value, var axis)
+                ? $"dim {axis} of '{value}' is read at run time and changes with the heads"
+                : null;
         }
     }
 }

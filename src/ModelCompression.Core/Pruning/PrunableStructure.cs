@@ -27,7 +27,11 @@ public enum UnitSliceRole
 /// <param name="Role">What the entries are.</param>
 public sealed record UnitSlice(string Initializer, int Axis, int Block, UnitSliceRole Role);
 
-/// <summary>A Reshape whose target shape hard-codes the flattened width: element <paramref name="Position"/> becomes Block x kept units.</summary>
+/// <summary>
+/// A Reshape whose target shape hard-codes the flattened width: element <paramref name="Position"/> becomes Block x kept
+/// units. The element is held by a constant: the shape itself, or one input of the Concat that assembles a shape
+/// computed at run time.
+/// </summary>
 /// <param name="ReshapeOutput">The Reshape node's output (a unique name, unlike node names).</param>
 /// <param name="Position">The element of the shape that holds the width.</param>
 /// <param name="Block">Features per unit.</param>

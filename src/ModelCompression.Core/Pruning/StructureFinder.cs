@@ -181,7 +181,75 @@ public static class StructureFinder
 
         public bool IsFloatInitializer(string name) =>
             Initializers.TryGetValue(name, out var initializer) && initializer.DataType == (int)DataType.Float;
+
+        /// <summary>
+        /// The elements of a Reshape's shape input, each with where it comes from: a constant, or a Concat (axis 0)
+        /// of constants and one-element parts computed at run time, as exporters write <c>x.view(x.size()[:-1] + (h, d))</c>.
+        /// Null when the shape is neither, or a computed part's length is unknown.
+        /// </summary>
+        public ShapePart[]? ShapeParts(string shape)
+        {
+            if (ConstantInts(shape) is { } whole)
+            {
+                return [.. whole.Select((v, i) => new ShapePart(v, shape, i, null, null))];
+            }
+
+            if (ProducedBy(shape, "Concat") is not { } concat || concat.Attribute.FirstOrDefault(a => a.Name == "axis") is not { I: 0 or -1 })
+            {
+                return null;
+            }
+
+            var parts = new List<ShapePart>();
+            for (var k = 0; k < concat.Input.Count; k++)
+            {
+                var input = concat.Input[k];
+                if (ConstantInts(input) is { } values)
+                {
+                    parts.AddRange(values.Select((v, i) => new ShapePart(v, input, i, concat, k)));
+                }
+                else if (IsOneElement(input))
+                {
+                    parts.Add(new ShapePart(null, input, 0, concat, k));
+                }
+                else
+                {
+                    return null;
+                }
+            }
+
+            return [.. parts];
+        }
+
+        /// <summary>
+        /// The axis of <c>Shape(value)</c> that <paramref name="element"/> reads: Gather(Shape(value), k) with a
+        /// constant k, unsqueezed or not; null when it is anything else.
+        /// </summary>
+        public (string Value, long Axis)? DimensionRead(string element)
+        {
+            var gathered = ProducedBy(element, "Unsqueeze") is { } unsqueeze ? unsqueeze.Input[0] : element;
+            if (ProducedBy(gathered, "Gather") is not { } gather || ConstantInts(gather.Input[1]) is not [var axis]
+                || ProducedBy(gather.Input[0], "Shape") is not { Attribute.Count: 0 } shape)
+            {
+                return null;
+            }
+
+            return (shape.Input[0], axis);
+        }
+
+        /// <summary>The nodes that read <paramref name="value"/>.</summary>
+        public IEnumerable<NodeProto> Consumers(string value) => Graph.Node.Where(n => n.Input.Contains(value));
+
+        private bool IsOneElement(string value) =>
+            DimensionRead(value) is not null && (ProducedBy(value, "Unsqueeze") is not null || ConstantDims(Producers[value].Input[1]) is [1]);
     }
+
+    /// <summary>One element of a Reshape's shape input.</summary>
+    /// <param name="Value">Its value when constant; null when computed at run time.</param>
+    /// <param name="Source">The value that holds it: the whole shape constant, or one input of the Concat.</param>
+    /// <param name="Offset">Its position within <paramref name="Source"/>.</param>
+    /// <param name="Concat">The Concat that assembles the shape, or null for a constant shape.</param>
+    /// <param name="ConcatInput">Which input of <paramref name="Concat"/> <paramref name="Source"/> is.</param>
+    internal sealed record ShapePart(long? Value, string Source, int Offset, NodeProto? Concat, int? ConcatInput);
 
     /// <summary>Follows one producer's units to their consumer.</summary>
     private sealed class Walk(GraphIndex graph, NodeProto producer, int producerIndex)

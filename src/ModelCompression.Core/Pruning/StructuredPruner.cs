@@ -132,23 +132,11 @@ public static class StructuredPruner
         var names = new HashSet<string>(
             graph.Node.SelectMany(n => n.Output.Append(n.Name)).Concat(graph.Initializer.Select(t => t.Name)).Concat(graph.Input.Select(v => v.Name)),
             StringComparer.Ordinal);
-        var reshapes = graph.Node.Where(n => n.OpType == "Reshape").ToDictionary(n => n.Output[0], StringComparer.Ordinal);
-        var constants = graph.Node.Where(n => n.OpType == "Constant").ToDictionary(n => n.Output[0], StringComparer.Ordinal);
-        var initializers = graph.Initializer.ToDictionary(t => t.Name, StringComparer.Ordinal);
         foreach (var (structure, kept) in plan)
         {
             foreach (var fix in structure.ShapeFixes)
             {
-                var reshape = reshapes[fix.ReshapeOutput];
-                var shapeName = reshape.Input[1];
-                var shape = initializers.TryGetValue(shapeName, out var t) ? TensorData.ToInt64s(t)
-                    : constants[shapeName].Attribute[0] is { Name: "value_ints" } ints ? [.. ints.Ints]
-                    : TensorData.ToInt64s(constants[shapeName].Attribute[0].T);
-                shape[fix.Position] = (long)fix.Block * kept.Length;
-                // A new constant: the old one may be shared with Reshapes elsewhere.
-                var name = Unique(names, $"{shapeName}.pruned");
-                graph.Initializer.Add(TensorData.FromInt64s(name, shape, [shape.Length]));
-                reshape.Input[1] = name;
+                FixShape(graph, names, fix, (long)fix.Block * kept.Length);
             }
         }
 
@@ -161,6 +149,47 @@ public static class StructuredPruner
 
         RemoveUnused(graph);
         return model;
+    }
+
+    /// <summary>
+    /// Sets element <see cref="ShapeFix.Position"/> of a Reshape's target shape to <paramref name="width"/>. The
+    /// element lives in a constant: the shape itself, or one input of the Concat that assembles a shape computed at
+    /// run time. That constant (and Concat) may be shared with Reshapes elsewhere, so the Reshape gets new ones.
+    /// </summary>
+    private static void FixShape(GraphProto graph, HashSet<string> names, ShapeFix fix, long width)
+    {
+        // Indexed afresh for each fix: an earlier fix may have rewired this very shape.
+        var index = new StructureFinder.GraphIndex(graph);
+        var reshape = index.ProducedBy(fix.ReshapeOutput, "Reshape") ?? throw new ArgumentException($"'{fix.ReshapeOutput}' is not made by a Reshape.", nameof(fix));
+        if (index.ShapeParts(reshape.Input[1]) is not { } parts || fix.Position >= parts.Length || parts[fix.Position] is not { Value: not null } part)
+        {
+            throw new ArgumentException($"Element {fix.Position} of the shape of Reshape '{reshape.Name}' is not a constant.", nameof(fix));
+        }
+
+        var values = index.ConstantInts(part.Source)!;
+        values[part.Offset] = width;
+        var constant = Unique(names, $"{part.Source}.pruned");
+        graph.Initializer.Add(TensorData.FromInt64s(constant, values, index.ConstantDims(part.Source)));
+        if (part.Concat is null)
+        {
+            reshape.Input[1] = constant;
+            return;
+        }
+
+        var concat = part.Concat.Clone();
+        concat.Name = Unique(names, $"{part.Concat.Name}.pruned");
+        concat.Output[0] = Unique(names, $"{part.Concat.Output[0]}.pruned");
+        concat.Input[part.ConcatInput!.Value] = constant;
+        graph.Node.Insert(graph.Node.IndexOf(reshape), concat);
+        reshape.Input[1] = concat.Output[0];
+        if (!graph.Node.Any(n => n.Input.Contains(part.Concat.Output[0])) && !graph.Output.Any(o => o.Name == part.Concat.Output[0]))
+        {
+            graph.Node.Remove(part.Concat);
+            if (graph.ValueInfo.FirstOrDefault(v => v.Name == part.Concat.Output[0]) is { } info)
+            {
+                graph.ValueInfo.Remove(info);
+            }
+        }
     }
 
     /// <summary>Keeps the blocks of <paramref name="kept"/> units along <paramref name="axis"/> of a row-major tensor.</summary>
