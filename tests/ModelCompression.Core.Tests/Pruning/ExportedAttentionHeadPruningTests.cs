@@ -168,6 +168,28 @@ public sealed class ExportedAttentionHeadPruningTests
 
     private static ModelProto Load(int opset) => OnnxModelFile.Load(FixturePath($"bert_opset{opset}.onnx"));
 
+    [Theory]
+    [MemberData(nameof(Opsets))]
+    public void The_pruned_export_trains_the_graph_the_runtime_runs(int opset)
+    {
+        // Recovery training imports the pruned graph into TorchSharp: its computed head shapes must follow the cut there too.
+        var model = Load(opset);
+        var (structures, _) = AttentionHeadFinder.Find(model, NameFilter.None);
+        var pruned = StructuredPruner.Apply(model, [.. structures.Select(s => new PrunedStructure(s, [0, 3]))]);
+        var inputs = Tokens(2, 9, seed: 8);
+        ModelCompression.Torch.Native.TorchNativeLoader.EnsureLoaded();
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var graph = ModelCompression.Torch.Graph.TrainableGraph.Import(pruned);
+        graph.eval();
+        var feed = inputs.ToDictionary(i => i.Key, i => TorchSharp.torch.tensor((long[])i.Value.Data, i.Value.Shape));
+
+        var logits = graph.Forward(feed)[graph.OutputNames[0]];
+
+        AssertClose(RunOrt(pruned, inputs).Values, logits.data<float>().ToArray(), 1e-4);
+        logits.sum().backward();
+        Assert.All(graph.ParametersByName.Where(p => p.Key.Contains("query", StringComparison.Ordinal) || p.Key.StartsWith("onnx::", StringComparison.Ordinal)), p => Assert.NotNull(p.Value.grad));
+    }
+
     /// <summary>Seeded token ids in [0, 100) and a mask whose last row is padded after half its tokens.</summary>
     private static Dictionary<string, (Array Data, long[] Shape)> Tokens(int batch, int sequence, int seed)
     {

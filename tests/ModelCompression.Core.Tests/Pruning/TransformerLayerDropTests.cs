@@ -75,9 +75,11 @@ public sealed class TransformerLayerDropTests
 public sealed class ExportedTransformerLayerDropTests
 {
     [Theory]
-    [InlineData("transformer_opset13.onnx")]
-    [InlineData("transformer_opset17.onnx")]
-    public void A_layer_of_a_PyTorch_TransformerEncoder_export_drops_and_the_model_still_runs(string fixture)
+    [InlineData("transformer_opset13.onnx", "encoder.layers.1.")] // nn.TransformerEncoder
+    [InlineData("transformer_opset17.onnx", "encoder.layers.1.")]
+    [InlineData("bert_opset13.onnx", "layers.1.")] // written as Hugging Face writes BERT
+    [InlineData("bert_opset17.onnx", "layers.1.")]
+    public void A_layer_of_a_PyTorch_encoder_export_drops_and_the_model_still_runs(string fixture, string layerOneWeights)
     {
         var model = OnnxModelFile.Load(Path.Join(Repo.Root, "tests", "fixtures", "pytorch", fixture));
         Assert.Equal([0, 1], TransformerLayerDropper.Layers(model));
@@ -86,18 +88,18 @@ public sealed class ExportedTransformerLayerDropTests
 
         Assert.Empty(OnnxChecker.Check(student));
         Assert.Equal([0], TransformerLayerDropper.Layers(student));
-        Assert.DoesNotContain(student.Graph.Initializer, i => i.Name.StartsWith("encoder.layers.1.", StringComparison.Ordinal));
-        Assert.Contains(student.Graph.Initializer, i => i.Name.StartsWith("encoder.layers.0.", StringComparison.Ordinal));
+        Assert.DoesNotContain(student.Graph.Initializer, i => i.Name.StartsWith(layerOneWeights, StringComparison.Ordinal));
+        Assert.Contains(student.Graph.Initializer, i => i.Name.StartsWith(layerOneWeights.Replace('1', '0'), StringComparison.Ordinal));
         // Exactly layer 1's weights are gone: every initializer that went was read by layer-1 nodes alone (the
         // exporter names some weights 'onnx::MatMul_*'), and layer 1 kept none.
         var kept = student.Graph.Initializer.Select(i => i.Name).ToHashSet();
         var gone = model.Graph.Initializer.Where(i => !kept.Contains(i.Name)).ToList();
-        Assert.Contains(gone, i => i.Name.StartsWith("encoder.layers.1.", StringComparison.Ordinal));
+        Assert.Contains(gone, i => i.Name.StartsWith(layerOneWeights, StringComparison.Ordinal));
         Assert.All(gone, i => Assert.All(
             model.Graph.Node.Where(n => n.Input.Contains(i.Name)),
             n => Assert.Contains("/layers.1/", n.Name, StringComparison.Ordinal)));
         Assert.DoesNotContain(student.Graph.Node, n => n.Name.Contains("/layers.1/", StringComparison.Ordinal));
-        // The fixture was exported for sequences of 16 tokens.
+        // The nn.TransformerEncoder fixture was exported for sequences of 16 tokens.
         var inputs = TokenInputs(batch: 3, length: 16, seed: 4);
         var (values, shape) = RunOrt(student, inputs);
         Assert.Equal(3, shape[0]);
