@@ -7,14 +7,16 @@ using ModelCompression.Torch.Training;
 namespace ModelCompression.Cli;
 
 /// <summary>
-/// Shows a run's progress: on a terminal, one line updated in place with percent, loss and ETA; in a CI log
-/// or a pipe (or under MSBuild), plain lines at each tenth of a stage and at each epoch's end.
+/// Shows a run's progress (training, and the teacher's runs over the data): on a terminal, one line updated in
+/// place with percent, loss and ETA; in a CI log or a pipe (or under MSBuild), plain lines at each tenth of a
+/// stage and at each epoch's end.
 /// </summary>
 internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool interactive) : IPipelineReporter
 {
     private readonly Stopwatch _sinceLastLine = Stopwatch.StartNew();
     private int _lastTenth = -1;
     private int _lastEpoch;
+    private string? _lastTask;
     private bool _lineOpen;
 
     /// <summary>True when stdout is a terminal and this is not a CI job.</summary>
@@ -60,6 +62,36 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
         }
 
         _lastEpoch = progress.Epoch;
+    }
+
+    public void Progress(string task, double fraction, TimeSpan elapsed)
+    {
+        var eta = fraction > 0 ? TimeSpan.FromSeconds(elapsed.TotalSeconds / fraction * (1 - fraction)) : TimeSpan.Zero;
+        var line = string.Create(CultureInfo.InvariantCulture, $"{task}: {fraction,4:P0} ETA {eta:hh\\:mm\\:ss}");
+        if (task != _lastTask)
+        {
+            _lastTask = task;
+            _lastTenth = -1;
+        }
+
+        if (interactive)
+        {
+            if (_sinceLastLine.ElapsedMilliseconds > 100 || fraction >= 1)
+            {
+                output.Write($"\r{line,-99}");
+                _lineOpen = true;
+                _sinceLastLine.Restart();
+            }
+
+            return;
+        }
+
+        var tenth = (int)(fraction * 10);
+        if (tenth != _lastTenth)
+        {
+            _lastTenth = tenth;
+            output.WriteLine(line);
+        }
     }
 
     public void Info(string message) => WriteLine(message);

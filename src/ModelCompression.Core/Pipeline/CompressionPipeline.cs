@@ -389,11 +389,11 @@ public static class CompressionPipeline
         var entry = cache.TryGet("teacher-logits", key);
         if (entry is null)
         {
-            reporter.Info($"Running the teacher on {train.Count} {(splitName == "train" ? "training" : splitName)} samples (cached for later runs)");
+            reporter.Info($"Running the teacher on {train.Count} {SplitWords(splitName)} samples (cached for later runs)");
             entry = cache.Put("teacher-logits", key, folder =>
             {
                 using var runner = new OnnxRunner(teacherPath);
-                var logits = runner.Run(train, batchSize);
+                var logits = runner.Run(train, batchSize, new ReporterProgress(reporter, $"teacher over the {SplitWords(splitName)} samples"));
                 using var file = File.Create(Path.Combine(folder, LogitsFile));
                 file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(logits.AsSpan()));
                 return new { samples = train.Count, classes = runner.OutputWidth };
@@ -403,6 +403,9 @@ public static class CompressionPipeline
         var bytes = File.ReadAllBytes(Path.Combine(entry, LogitsFile));
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
     }
+
+    /// <summary>How messages name a split: "training" for train, else its own name ("unlabelled").</summary>
+    private static string SplitWords(string splitName) => splitName == "train" ? "training" : splitName;
 
     /// <summary>
     /// The teacher's values of intermediate <paramref name="tensors"/> on <paramref name="split"/>, cached as one NPY
@@ -416,7 +419,7 @@ public static class CompressionPipeline
         var entry = cache.TryGet("teacher-features", key);
         if (entry is null)
         {
-            reporter.Info($"Running the teacher for {tensors.Count} hint tensor{(tensors.Count == 1 ? "" : "s")} on {split.Count} {(splitName == "train" ? "training" : splitName)} samples (cached for later runs)");
+            reporter.Info($"Running the teacher for {tensors.Count} hint tensor{(tensors.Count == 1 ? "" : "s")} on {split.Count} {SplitWords(splitName)} samples (cached for later runs)");
             entry = cache.Put("teacher-features", key, folder =>
             {
                 using var runner = OnnxRunner.WithIntermediateOutputs(teacherPath, tensors);
@@ -447,7 +450,8 @@ public static class CompressionPipeline
 
                             writers[i]!.Write(values[i].GetTensorDataAsSpan<float>());
                         }
-                    });
+                    },
+                    new ReporterProgress(reporter, $"teacher hint tensors over the {SplitWords(splitName)} samples"));
                 }
                 finally
                 {

@@ -15,6 +15,14 @@ public interface IPipelineReporter
     /// <summary>A plain informational line.</summary>
     void Info(string message);
 
+    /// <summary>
+    /// Progress of a long step that is not training (running the teacher over the data): the fraction done and the
+    /// time so far. Reporters that show no progress need not implement it.
+    /// </summary>
+    void Progress(string task, double fraction, TimeSpan elapsed)
+    {
+    }
+
     /// <summary>A warning or error that does not stop the run by itself.</summary>
     void Report(Diagnostic diagnostic);
 }
@@ -44,4 +52,12 @@ public sealed class NullPipelineReporter : IPipelineReporter
     public void Report(Diagnostic diagnostic)
     {
     }
+}
+
+/// <summary>Forwards an <see cref="IProgress{T}"/> fraction to <see cref="IPipelineReporter.Progress"/>, synchronously, with the time since it was made.</summary>
+internal sealed class ReporterProgress(IPipelineReporter reporter, string task) : IProgress<double>
+{
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+    public void Report(double value) => reporter.Progress(task, value, _clock.Elapsed);
 }

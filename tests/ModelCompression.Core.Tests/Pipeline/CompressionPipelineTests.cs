@@ -99,6 +99,10 @@ public sealed class RecordingReporter : IPipelineReporter
 
     public void Info(string message) => Infos.Add(message);
 
+    public List<(string Task, double Fraction)> Progresses { get; } = [];
+
+    public void Progress(string task, double fraction, TimeSpan elapsed) => Progresses.Add((task, fraction));
+
     public void Report(Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
 }
 
@@ -120,6 +124,9 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         Assert.NotNull(distilled.Baseline);
         Assert.Equal(distilled.Evaluation.Accuracy - distilled.Baseline.Accuracy, distilled.GainFromDistillation!.Value, Tolerance);
         Assert.Contains(fixture.FirstReporter.Infos, i => i.Contains("gain from distillation", StringComparison.Ordinal));
+        // The teacher's run over the training data shows its progress, to the end.
+        var teacherRun = fixture.FirstReporter.Progresses.Where(p => p.Task == "teacher over the training samples").Select(p => p.Fraction).ToList();
+        Assert.True(teacherRun.Count > 1 && teacherRun.SequenceEqual(teacherRun.Order()) && teacherRun[^1] == 1.0, string.Join(", ", teacherRun));
         Assert.Equal(2 * 2 * 32, fixture.FirstReporter.TrainingSteps); // student and twin: 2 epochs of ceil(1000 / 32) steps each
         Assert.Contains(fixture.FirstReporter.Infos, i => i.StartsWith("Running the teacher on 1000 training samples", StringComparison.Ordinal));
 
