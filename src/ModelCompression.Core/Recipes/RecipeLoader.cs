@@ -282,7 +282,7 @@ public static class RecipeLoader
         SweepOptions => "a sweep's trials distil the teacher's soft targets",
         DistillOptions => "distillation learns the teacher's soft targets (finetune trains on the labels alone)",
         TrainingStageOptions { InitFromTeacher: true } => "init_from_teacher copies the teacher's weights",
-        PruneOptions { Alpha: > 0 } or FactorizeOptions { Alpha: > 0 } => "alpha above 0 mixes the teacher's soft targets into recovery training (alpha 0 recovers on the labels alone)",
+        RecoveryOptions { ReadsTeacher: true } => "alpha above 0 mixes the teacher's soft targets into recovery training (alpha 0 recovers on the labels alone; recovery_teacher: dense learns from the unpruned model instead)",
         _ => null,
     };
 

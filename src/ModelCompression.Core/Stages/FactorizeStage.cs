@@ -24,8 +24,8 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
     public void AddToKey(ContentHash key, StageContext context)
     {
         key.Add("options", System.Text.Json.JsonSerializer.Serialize(options)).Add("data", context.DataHash);
-        // Recovery on the labels alone does not read the teacher (a recipe without one runs it too).
-        if (options.Alpha > 0)
+        // Recovery on the labels alone, or on the dense model's targets, does not read the teacher (a recipe without one runs it too).
+        if (options.ReadsTeacher)
         {
             key.Add("teacher", context.TeacherHash);
         }
@@ -63,6 +63,7 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
                 : $"energy {options.Energy.ToString(Invariant)}",
             ["epochs"] = settings.Epochs.ToString(Invariant),
             ["alpha"] = options.Alpha.ToString(Invariant),
+            ["recovery_teacher"] = options.RecoveryTeacher.ToString().ToLowerInvariant(),
             ["temperature"] = options.Temperature.ToString(Invariant),
             ["parameters_before"] = ModelStatistics.Parameters(source).ToString(Invariant),
             ["parameters_after"] = ModelStatistics.Parameters(trained).ToString(Invariant),

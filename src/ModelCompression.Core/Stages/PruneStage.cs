@@ -28,8 +28,8 @@ public sealed class PruneStage(PruneOptions options) : IStage
     public void AddToKey(ContentHash key, StageContext context)
     {
         key.Add("options", System.Text.Json.JsonSerializer.Serialize(options)).Add("data", context.DataHash);
-        // Recovery on the labels alone does not read the teacher (a recipe without one runs it too).
-        if (options.Alpha > 0)
+        // Recovery on the labels alone, or on the dense model's targets, does not read the teacher (a recipe without one runs it too).
+        if (options.ReadsTeacher)
         {
             key.Add("teacher", context.TeacherHash);
         }
@@ -51,6 +51,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
             ["recovery_epochs"] = options.RecoveryEpochs.ToString(Invariant),
             ["alpha"] = options.Alpha.ToString(Invariant),
             ["temperature"] = options.Temperature.ToString(Invariant),
+            ["recovery_teacher"] = options.RecoveryTeacher.ToString().ToLowerInvariant(),
         };
         var settings = options.Recovery(options.RecoveryEpochs);
         var (pruned, training, what) = options.Method switch
@@ -250,7 +251,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
         }
 
         var labels = context.Train.Labels ?? throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "prune: the taylor criterion needs labelled training data.", context.Recipe.Path);
-        return new ScoringData(context.Train.Inputs, sampleShape, labels, options.Alpha > 0 ? context.TeacherSoftTargetLogits(options.Temperature) : null, context.Classes);
+        return new ScoringData(context.Train.Inputs, sampleShape, labels, RecoveryTraining.SoftTargetLogits(context, inputModel, options.Recovery(options.RecoveryEpochs)), context.Classes);
     }
 
     private (ModelProto Model, TrainingResult? Training, string What) Layers(

@@ -2,6 +2,16 @@ using ModelCompression.Recipes;
 
 namespace ModelCompression.Stages;
 
+/// <summary>Whose soft targets recovery training learns from when alpha is above 0.</summary>
+public enum RecoveryTeacher
+{
+    /// <summary>The recipe's teacher.</summary>
+    Teacher,
+
+    /// <summary>The stage's input: the student as it was before this stage pruned or factorized it (self-distillation).</summary>
+    Dense,
+}
+
 /// <summary>
 /// How the stages that change a trained student (prune, factorize) fine-tune it afterwards: Adam at a constant
 /// learning rate, on the labels or, with alpha above 0, also on the teacher's soft targets.
@@ -24,10 +34,17 @@ public abstract record RecoveryOptions
     [Option("temperature", "Softening temperature of the teacher's and student's softmax during recovery.", Min = 0, MinExclusive = true, Max = 100)]
     public double Temperature { get; init; } = 4;
 
+    /// <summary>Whose soft targets alpha weighs during recovery.</summary>
+    [Option("recovery_teacher", "With alpha above 0, whose soft targets recovery learns: teacher (the recipe's) or dense (this stage's input, the student before it was pruned or factorized: self-distillation, which needs no teacher).")]
+    public RecoveryTeacher RecoveryTeacher { get; init; } = RecoveryTeacher.Teacher;
+
     /// <summary>Seed of shuffling and dropout (and of prune's Taylor batches).</summary>
     [Option("seed", "Seed of shuffling and dropout during recovery (and of the batches prune's taylor criterion scores on).", Min = 0)]
     public int Seed { get; init; } = 1;
 
+    /// <summary>True when recovery reads the recipe's teacher (alpha above 0 with the teacher's targets).</summary>
+    internal bool ReadsTeacher => Alpha > 0 && RecoveryTeacher == RecoveryTeacher.Teacher;
+
     /// <summary>The recovery run of <paramref name="epochs"/> epochs with these settings.</summary>
-    internal RecoverySettings Recovery(int epochs) => new(epochs, BatchSize, LearningRate, Alpha, Temperature, Seed);
+    internal RecoverySettings Recovery(int epochs) => new(epochs, BatchSize, LearningRate, Alpha, Temperature, Seed) { Teacher = RecoveryTeacher };
 }

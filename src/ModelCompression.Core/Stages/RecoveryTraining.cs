@@ -18,6 +18,9 @@ namespace ModelCompression.Stages;
 /// <param name="Seed">Seed of shuffling and dropout.</param>
 internal sealed record RecoverySettings(int Epochs, int BatchSize, double LearningRate, double Alpha, double Temperature, int Seed)
 {
+    /// <summary>Whose soft targets <see cref="Alpha"/> weighs.</summary>
+    public RecoveryTeacher Teacher { get; init; } = RecoveryTeacher.Teacher;
+
     /// <summary>Optimizer steps the run takes over <paramref name="samples"/> training samples.</summary>
     public long Steps(int samples) => (long)Epochs * ((samples + BatchSize - 1) / BatchSize);
 }
@@ -54,7 +57,7 @@ internal static class RecoveryTraining
         }
 
         var bindings = BindStudent(context, inputModel);
-        var teacherLogits = settings.Alpha > 0 ? context.TeacherSoftTargetLogits(settings.Temperature) : null;
+        var teacherLogits = SoftTargetLogits(context, inputModel, settings);
         TorchNativeLoader.EnsureLoaded();
         using var student = TrainableGraph.Import(model, modelPath: inputModel);
         var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
@@ -76,6 +79,27 @@ internal static class RecoveryTraining
         // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
         TryDelete(checkpoints);
         return (trained, result, data.Count);
+    }
+
+    /// <summary>
+    /// The logits whose softened softmax recovery learns when alpha is above 0 (null otherwise): the recipe's
+    /// teacher's, or the stage's input model's on the training data (self-distillation from the dense student).
+    /// </summary>
+    internal static float[]? SoftTargetLogits(StageContext context, string inputModel, RecoverySettings settings)
+    {
+        if (settings.Alpha <= 0)
+        {
+            return null;
+        }
+
+        if (settings.Teacher == RecoveryTeacher.Teacher)
+        {
+            return context.TeacherSoftTargetLogits(settings.Temperature);
+        }
+
+        context.Reporter.Info($"Running the dense model on {context.Train.Count} training samples for its soft targets");
+        using var runner = new OnnxRunner(inputModel);
+        return runner.Run(context.Train, 256, new ReporterProgress(context.Reporter, "dense model over the training samples"));
     }
 
     /// <summary>

@@ -114,9 +114,9 @@ public sealed class CollectingReporter : IPipelineReporter
 
     public void Training(string stage, TrainingProgress progress) => TrainingSteps = progress.Step;
 
-    public void Info(string message)
-    {
-    }
+    public List<string> Infos { get; } = [];
+
+    public void Info(string message) => Infos.Add(message);
 
     public void Report(Diagnostics.Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
 }

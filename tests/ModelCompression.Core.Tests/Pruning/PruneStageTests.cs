@@ -36,6 +36,32 @@ public sealed class PruneStageTests(FashionStudentFixture fashion)
     }
 
     [Fact]
+    public void Recovery_can_learn_from_the_dense_student_without_any_teacher()
+    {
+        // A context with no teacher: recovery_teacher dense must not ask for one (it would throw).
+        var reporter = new CollectingReporter();
+        using var context = new StageContext(fashion.Recipe, fashion.Train, fashion.Test, "fashion-slice", null, null, 10, reporter, CancellationToken.None)
+        {
+            CheckpointRoot = fashion.Output("dense-checkpoints"),
+            RunStage = (_, _) => throw new InvalidOperationException("single stage"),
+        };
+        var output = fashion.Output("dense");
+        var stage = new PruneStage(new PruneOptions { Method = PruneMethod.Structured, Sparsity = 0.5, RecoveryEpochs = 2, Alpha = 1, RecoveryTeacher = RecoveryTeacher.Dense });
+        stage.AddToKey(new ModelCompression.Pipeline.ContentHash(), context);
+
+        var result = stage.Run(context, fashion.StudentPath, output);
+
+        Assert.Equal("dense", result.Details["recovery_teacher"]);
+        Assert.Contains(reporter.Infos, i => i.StartsWith("Running the dense model on", StringComparison.Ordinal));
+        var options = new EvaluateOptions { BatchSize = 500, MeasureLatency = false };
+        var original = ModelEvaluation.Measure("unpruned", fashion.StudentPath, fashion.Test, options, null, out var denseOutputs);
+        var after = ModelEvaluation.Measure("pruned", output, fashion.Test, options, denseOutputs);
+        Assert.True(after.Accuracy >= original.Accuracy - 0.015, $"pruned accuracy {after.Accuracy:P2} vs the unpruned {original.Accuracy:P2}");
+        // Having learned the dense model's own outputs, the pruned one agrees with it on most test images.
+        Assert.True(after.AgreementWithTeacher >= 0.9, $"agreement with the dense model {after.AgreementWithTeacher:P1}");
+    }
+
+    [Fact]
     public void Gradual_magnitude_pruning_ends_at_the_target_sparsity_in_every_layer()
     {
         var output = fashion.Output("magnitude");

@@ -327,6 +327,7 @@ public sealed class RecipeLoaderTests : IDisposable
               - prune: { method: magnitude, alpha: 0.5 }
               - prune: { method: magnitude, alpha: 0 }
               - factorize: { alpha: 0.3 }
+              - factorize: { alpha: 0.3, recovery_teacher: dense }
               - quantize
             gates:
               - accuracy >= 0.5
@@ -340,6 +341,7 @@ public sealed class RecipeLoaderTests : IDisposable
         var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
 
         // Every problem at once, each at its own line: the stages (MC1003) and the gates (MC1006).
+        // Line 14 (factorize learning from the dense model) needs no teacher.
         Assert.Equal(
             [
                 (DiagnosticCodes.RecipeInvalidValue, 8, 5),
@@ -347,9 +349,9 @@ public sealed class RecipeLoaderTests : IDisposable
                 (DiagnosticCodes.RecipeInvalidValue, 10, 5),
                 (DiagnosticCodes.RecipeInvalidValue, 11, 5),
                 (DiagnosticCodes.RecipeInvalidValue, 13, 5),
-                (DiagnosticCodes.RecipeInvalidGate, 17, 5),
                 (DiagnosticCodes.RecipeInvalidGate, 18, 5),
-                (DiagnosticCodes.RecipeInvalidGate, 19, 13),
+                (DiagnosticCodes.RecipeInvalidGate, 19, 5),
+                (DiagnosticCodes.RecipeInvalidGate, 20, 13),
             ],
             e.Diagnostics.Select(d => (d.Code, d.Line!.Value, d.Column!.Value)));
         Assert.All(e.Diagnostics, d => Assert.Equal(path, d.File));
@@ -361,13 +363,13 @@ public sealed class RecipeLoaderTests : IDisposable
         Assert.Contains("init_from_teacher", byLine[10], StringComparison.Ordinal);
         Assert.Contains("alpha above 0", byLine[11], StringComparison.Ordinal);
         Assert.StartsWith("Stage 'factorize' needs a teacher", byLine[13], StringComparison.Ordinal);
-        Assert.StartsWith("Gate 'accuracy >= teacher.accuracy - 0.03' compares with the teacher", byLine[17], StringComparison.Ordinal);
+        Assert.StartsWith("Gate 'accuracy >= teacher.accuracy - 0.03' compares with the teacher", byLine[18], StringComparison.Ordinal);
         Assert.StartsWith($"{path}(8,5): error MC1003: Stage 'distill'", e.Diagnostics[0].ToString(), StringComparison.Ordinal);
 
         // The same recipe with a teacher is valid: only the missing teacher made those lines errors.
         var withTeacher = RecipeLoader.Load(_dir.Write("with-teacher.compress.yaml", Recipe.Replace("stages:", "teacher: teacher.onnx\nstages:", StringComparison.Ordinal)));
         Assert.True(withTeacher.HasTeacher);
-        Assert.Equal(8, withTeacher.Stages.Count);
+        Assert.Equal(9, withTeacher.Stages.Count);
         Assert.Equal(5, withTeacher.Gates.Count);
     }
 }

@@ -53,7 +53,13 @@ public sealed class StageContextTests : IDisposable
     [Fact]
     public void Stages_that_train_on_labels_alone_key_without_a_teacher_and_the_others_fail()
     {
-        IStage[] labelsOnly = [new DistillStage(new FinetuneOptions()), new PruneStage(new PruneOptions { Alpha = 0 }), new FactorizeStage(new FactorizeOptions { Alpha = 0 })];
+        IStage[] labelsOnly =
+        [
+            new DistillStage(new FinetuneOptions()),
+            new PruneStage(new PruneOptions { Alpha = 0 }),
+            new FactorizeStage(new FactorizeOptions { Alpha = 0 }),
+            new PruneStage(new PruneOptions { Alpha = 0.5, RecoveryTeacher = RecoveryTeacher.Dense }),
+        ];
         IStage[] teacherNeeded = [new DistillStage(new DistillOptions()), new PruneStage(new PruneOptions { Alpha = 0.5 }), new FactorizeStage(new FactorizeOptions { Alpha = 0.5 })];
 
         var keys = labelsOnly.Select(stage =>
@@ -63,7 +69,7 @@ public sealed class StageContextTests : IDisposable
             return key.Finish();
         }).ToList();
 
-        Assert.Equal(3, keys.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(4, keys.Distinct(StringComparer.Ordinal).Count());
         Assert.All(teacherNeeded, stage => Assert.Throws<InvalidOperationException>(() => stage.AddToKey(new ContentHash(), _context)));
     }
 }
