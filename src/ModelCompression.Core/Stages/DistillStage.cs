@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
 using ModelCompression.Pipeline;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Native;
@@ -55,7 +56,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                 recipeLine);
         }
 
-        CheckHintTensors(context, inputModel);
+        var hints = ResolveHints(context, inputModel);
         var teacherLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature) : null;
         TorchNativeLoader.EnsureLoaded();
         var initial = OnnxModelFile.Load(inputModel);
@@ -77,8 +78,8 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             }
         }
 
-        using var student = TrainableGraph.Import(initial, new TrainableGraphOptions { KeepValues = [.. _hints.Select(h => h.Student)] }, modelPath: inputModel);
-        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes, HintTargets(context, null, "train"));
+        using var student = TrainableGraph.Import(initial, new TrainableGraphOptions { KeepValues = [.. hints.Select(h => h.Student)] }, modelPath: inputModel);
+        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes, HintTargets(context, hints, null, "train"));
         TrainingSet? validation = null;
         if (context.Validation is { } given)
         {
@@ -95,7 +96,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         {
             // The seeds' "synthetic data": the teacher's targets on inputs nobody labelled.
             var poolLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature, pool, "unlabelled") : null;
-            data = data.WithUnlabelled(Data.DatasetTraining.ToTrainingSet(pool, bindings, poolLogits, context.Classes, HintTargets(context, pool, "unlabelled")));
+            data = data.WithUnlabelled(Data.DatasetTraining.ToTrainingSet(pool, bindings, poolLogits, context.Classes, HintTargets(context, hints, pool, "unlabelled")));
             context.Reporter.Info($"{Kind}: {labelled} labelled and {data.Count - labelled} unlabelled training samples");
         }
 
@@ -138,7 +139,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         var invariant = CultureInfo.InvariantCulture;
         return new StageResult(
             Kind,
-            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}{(_loss.Alpha > 0 ? $", alpha {_loss.Alpha.ToString(invariant)}, T {_loss.Temperature.ToString(invariant)}" : ", labels only")}{(_hints.Count > 0 ? $", {_hints.Count} hint{(_hints.Count == 1 ? "" : "s")} (weight {_loss.HintWeight.ToString(invariant)})" : "")}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
+            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}{(_loss.Alpha > 0 ? $", alpha {_loss.Alpha.ToString(invariant)}, T {_loss.Temperature.ToString(invariant)}" : ", labels only")}{(hints.Count > 0 ? $", {hints.Count} hint{(hints.Count == 1 ? "" : "s")} (weight {_loss.HintWeight.ToString(invariant)})" : "")}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
             new Dictionary<string, string>
             {
                 ["epochs"] = options.Epochs.ToString(invariant),
@@ -160,8 +161,8 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                 ["stopped_early"] = result.StoppedEarly ? "true" : "false",
                 ["resumed_from_epoch"] = result.ResumedFromEpoch.ToString(invariant),
                 ["initializers_from_teacher"] = copiedFromTeacher.ToString(invariant),
-                ["hints"] = string.Join("; ", _hints.Select(h => $"{h.Student} {DistillingOptions.HintSeparator} {h.Teacher}")),
-                ["hint_weight"] = _hints.Count > 0 ? _loss.HintWeight.ToString(invariant) : "",
+                ["hints"] = string.Join("; ", hints.Select(h => $"{h.Student} {DistillingOptions.HintSeparator} {h.Teacher}")),
+                ["hint_weight"] = hints.Count > 0 ? _loss.HintWeight.ToString(invariant) : "",
             },
             result.EpochLosses,
             clock.Elapsed.TotalSeconds,
@@ -169,22 +170,50 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
     }
 
     /// <summary>
-    /// Every hint's tensors must be values the two graphs make: MC1003 at the stage's line, listing what the graph
-    /// has, before the teacher runs or anything trains.
+    /// The hints with <see cref="DistillingOptions.Penultimate"/> resolved to each model's penultimate value; every
+    /// tensor must be a value the two graphs make: MC1003 at the stage's line, listing what the graph has, before
+    /// the teacher runs or anything trains.
     /// </summary>
-    private void CheckHintTensors(StageContext context, string studentModel)
+    private List<(string Student, string Teacher)> ResolveHints(StageContext context, string studentModel)
     {
         if (_hints.Count == 0)
         {
-            return;
+            return [];
         }
 
         var problems = new List<Diagnostics.Diagnostic>();
-        foreach (var (role, path, names) in new[] { ("student", studentModel, _hints.Select(h => h.Student)), ("teacher", context.Recipe.Teacher, _hints.Select(h => h.Teacher)) })
+        var models = new Dictionary<string, (string Path, ModelProto Model)>
         {
-            var model = OnnxModelFile.Load(path, new OnnxLoadOptions { LoadExternalData = false });
+            ["student"] = (studentModel, OnnxModelFile.Load(studentModel, new OnnxLoadOptions { LoadExternalData = false })),
+            ["teacher"] = (context.Recipe.Teacher, OnnxModelFile.Load(context.Recipe.Teacher, new OnnxLoadOptions { LoadExternalData = false })),
+        };
+        string Resolve(string name, string role)
+        {
+            var (path, model) = models[role];
+            if (name != DistillingOptions.Penultimate)
+            {
+                return name;
+            }
+
+            if (PenultimateValue.Find(model) is { } found)
+            {
+                return found;
+            }
+
+            problems.Add(Diagnostics.Diagnostic.Error(
+                Diagnostics.DiagnosticCodes.RecipeInvalidValue,
+                $"{Kind}: the {role} ({path}) has no penultimate value: its output is not made by a Gemm or MatMul (+ bias) from a value of the graph. Name the hint's {role} tensor instead.",
+                context.Recipe.Path,
+                recipeLine));
+            return name;
+        }
+
+        var hints = _hints.Select(h => (Student: Resolve(h.Student, "student"), Teacher: Resolve(h.Teacher, "teacher"))).ToList();
+        foreach (var (role, names) in new[] { ("student", hints.Select(h => h.Student)), ("teacher", hints.Select(h => h.Teacher)) })
+        {
+            var (path, model) = models[role];
             var made = model.Graph.Node.SelectMany(n => n.Output).ToHashSet(StringComparer.Ordinal);
-            foreach (var name in names.Where(n => !made.Contains(n)).Distinct(StringComparer.Ordinal))
+            foreach (var name in names.Where(n => n != DistillingOptions.Penultimate && !made.Contains(n)).Distinct(StringComparer.Ordinal))
             {
                 problems.Add(Diagnostics.Diagnostic.Error(
                     Diagnostics.DiagnosticCodes.RecipeInvalidValue,
@@ -198,20 +227,27 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         {
             throw new Diagnostics.CompressionException(problems);
         }
+
+        if (_hints.Any(h => h.Student == DistillingOptions.Penultimate))
+        {
+            context.Reporter.Info($"{Kind}: hints {string.Join("; ", hints.Select(h => $"{h.Student} {DistillingOptions.HintSeparator} {h.Teacher}"))}");
+        }
+
+        return hints;
     }
 
     /// <summary>The hints' targets on <paramref name="split"/> (the training data when null): the teacher's cached values, read as batches need them.</summary>
-    private List<HintTarget> HintTargets(StageContext context, Data.Dataset? split, string splitName)
+    private static List<HintTarget> HintTargets(StageContext context, IReadOnlyList<(string Student, string Teacher)> hints, Data.Dataset? split, string splitName)
     {
-        if (_hints.Count == 0)
+        if (hints.Count == 0)
         {
             return [];
         }
 
-        var features = context.TeacherFeatures([.. _hints.Select(h => h.Teacher).Distinct(StringComparer.Ordinal)], split, splitName);
+        var features = context.TeacherFeatures([.. hints.Select(h => h.Teacher).Distinct(StringComparer.Ordinal)], split, splitName);
         return
         [
-            .. _hints.Select(h =>
+            .. hints.Select(h =>
             {
                 var values = features.Tensor(h.Teacher)!;
                 return new HintTarget(h.Student, h.Teacher, InputArray.Float(null, values.Count, values.SampleShape, values.CopyRows));

@@ -96,8 +96,14 @@ public abstract record DistillingOptions : TrainingStageOptions, ICheckedOptions
     /// <summary>What separates a hint's student tensor from its teacher tensor (ONNX names often hold ':' and '/').</summary>
     public const string HintSeparator = "->";
 
+    /// <summary>
+    /// A hint written as this one word pairs the two models' penultimate values (what their final Gemm/MatMul reads),
+    /// the usual feature-distillation target; either side of a pair may also be this word.
+    /// </summary>
+    public const string Penultimate = "penultimate";
+
     /// <summary>Feature hints, each "student tensor -> teacher tensor".</summary>
-    [Option("hints", "Feature (hint) distillation: pairs 'student_tensor -> teacher_tensor' of intermediate tensors (node outputs), e.g. ['/fc1/Relu_output_0 -> /fc1/Relu_output_0']. The student's values learn the teacher's (mean squared error), through a learned linear projection where the shapes differ; the teacher's values are computed once and cached. Tensors are read from the first teacher.")]
+    [Option("hints", "Feature (hint) distillation: pairs 'student_tensor -> teacher_tensor' of intermediate tensors (node outputs), e.g. ['/fc1/Relu_output_0 -> /fc1/Relu_output_0'], or the one word 'penultimate' for what each model's final Gemm/MatMul reads ('dotnet compress inspect' lists a model's tensors). The student's values learn the teacher's (mean squared error), through a learned linear projection where the shapes differ; the teacher's values are computed once and cached. Tensors are read from the first teacher.")]
     public string[] Hints { get; init; } = [];
 
     /// <summary>Weight of the hint term in the loss.</summary>
@@ -106,13 +112,15 @@ public abstract record DistillingOptions : TrainingStageOptions, ICheckedOptions
 
     /// <summary>The hints as (student tensor, teacher tensor) pairs; call after <see cref="Validate"/> passes.</summary>
     public IReadOnlyList<(string Student, string Teacher)> HintPairs =>
-        [.. Hints.Select(h => h.Split(HintSeparator) is [var student, var teacher] ? (student.Trim(), teacher.Trim()) : throw new InvalidOperationException($"Hint '{h}' is not 'student -> teacher'."))];
+        [.. Hints.Select(h => h.Trim() == Penultimate ? (Penultimate, Penultimate)
+            : h.Split(HintSeparator) is [var student, var teacher] ? (student.Trim(), teacher.Trim())
+            : throw new InvalidOperationException($"Hint '{h}' is not 'student -> teacher'."))];
 
     /// <inheritdoc />
     public IReadOnlyList<string> Validate()
     {
         var problems = new List<string>();
-        foreach (var hint in Hints)
+        foreach (var hint in Hints.Where(h => h.Trim() != Penultimate))
         {
             var parts = hint.Split(HintSeparator);
             if (parts.Length != 2 || parts.Any(p => p.Trim().Length == 0))
@@ -121,7 +129,7 @@ public abstract record DistillingOptions : TrainingStageOptions, ICheckedOptions
             }
         }
 
-        var students = Hints.Select(h => h.Split(HintSeparator)[0].Trim()).ToList();
+        var students = Hints.Select(h => h.Trim() == Penultimate ? Penultimate : h.Split(HintSeparator)[0].Trim()).ToList();
         if (students.Distinct(StringComparer.Ordinal).Count() != students.Count)
         {
             problems.Add("two hints read the same student tensor; give each student tensor one teacher tensor");

@@ -98,6 +98,19 @@ public sealed partial class CompressionPipelineTests
     }
 
     [Fact]
+    public void The_penultimate_hint_pairs_what_each_models_classifier_reads()
+    {
+        var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints-penultimate.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, "penultimate")]));
+        var reporter = new RecordingReporter();
+
+        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-penultimate"), fixture.Dir.Dir("out-hints-penultimate"), reporter));
+
+        Assert.Equal($"fc1.relu -> {TeacherPenultimate}", result.Stages[0].Result.Details["hints"]);
+        Assert.Contains(reporter.Infos, i => i == $"distill: hints fc1.relu -> {TeacherPenultimate}");
+        Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
+    }
+
+    [Fact]
     public void A_hint_without_an_arrow_is_a_recipe_error_before_any_work()
     {
         var path = fixture.WriteRecipe("hints-syntax.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, $"fc1.relu : {TeacherPenultimate}")]);
