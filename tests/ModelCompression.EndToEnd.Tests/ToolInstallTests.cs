@@ -1,7 +1,7 @@
 namespace ModelCompression.EndToEnd.Tests;
 
 /// <summary>
-/// `dotnet tool install` of the packed CLI, then the installed `dotnet-compress` run as a user would: doctor,
+/// `dotnet tool install` of the packed CLI, then the installed `dotnet-compress` run as a user would: doctor, inspect,
 /// usage errors, recipe errors and a broken gate each give their exit code and diagnostics.
 /// </summary>
 public sealed class ToolInstallTests : IDisposable
@@ -32,6 +32,11 @@ public sealed class ToolInstallTests : IDisposable
 
         var usage = Tool("run");
         Assert.Equal(2, usage.ExitCode);
+
+        // What a user reads to choose hint tensors and exclusions: the values inside the teacher with their shapes.
+        var inspect = Tool("inspect", Path.Combine(_repoRoot, "samples", "FashionMnist", "teacher", "teacher.onnx"));
+        Assert.True(inspect.ExitCode == 0, inspect.ToString());
+        Assert.Contains("| `/classifier/classifier.2/Relu_output_0` | Relu | /classifier/classifier.2/Relu | float32 | [2, 128] |", inspect.Output, StringComparison.Ordinal);
 
         var broken = Path.Combine(_root, "broken.yaml");
         File.WriteAllText(broken, "task: classification\nteacher: missing.onnx\nstudent: { architecture: mlp, hidden: [abc] }\n");
