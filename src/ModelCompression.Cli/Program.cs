@@ -30,6 +30,7 @@ namespace ModelCompression.Cli
             root.Add(OptionsCommand());
             root.Add(BaselineCommand());
             root.Add(InspectCommand());
+            root.Add(SchemaCommand());
             var parse = root.Parse(args);
             if (parse.Errors.Count > 0)
             {
@@ -117,6 +118,17 @@ namespace ModelCompression.Cli
                 Console.Write(Inference.ModelInspector.Markdown(Inference.ModelInspector.Inspect(path), path));
                 return ExitCodes.Ok;
             }));
+            return command;
+        }
+
+        private static Command SchemaCommand()
+        {
+            var command = new Command("schema", "Print the JSON Schema of recipe files, for editors (e.g. '# yaml-language-server: $schema=recipe.schema.json' at the top of a recipe).");
+            command.SetAction(_ =>
+            {
+                Console.WriteLine(RecipeSchema.JsonSchema());
+                return ExitCodes.Ok;
+            });
             return command;
         }
 

@@ -11,7 +11,7 @@ namespace ModelCompression.Recipes;
 /// </summary>
 internal static class DataSpecReader
 {
-    private static readonly string[] Keys =
+    internal static readonly string[] Keys =
         ["format", "train", "test", "validation", "unlabelled", "file", "split", "scale", "normalize", "csv", "npz", "text", "classes"];
 
     public static DataSpec? Read(YamlMappingNode? node, YamlSource source, string directory)

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using ModelCompression.Architectures;
 
 namespace ModelCompression.Recipes;
@@ -61,12 +63,195 @@ public static class RecipeSchema
             p.Option.Description))];
     }
 
+    /// <summary>
+    /// A JSON Schema (draft 2020-12) of the recipe file, for editors: a YAML language server given it
+    /// (<c># yaml-language-server: $schema=recipe.schema.json</c>) completes and checks every stage and student
+    /// option, with the same descriptions, ranges and defaults. The data section is described by its keys only;
+    /// the loader checks the rest.
+    /// </summary>
+    public static string JsonSchema()
+    {
+        var stageItems = new JsonArray { new JsonObject { ["enum"] = new JsonArray([.. RecipeLoader.StageOptionTypes.Keys.Select(k => JsonValue.Create(k))]) } };
+        foreach (var (kind, type) in RecipeLoader.StageOptionTypes)
+        {
+            stageItems.Add(new JsonObject
+            {
+                ["type"] = "object",
+                ["properties"] = new JsonObject { [kind] = OptionsObject(type, null) },
+                ["required"] = new JsonArray(kind),
+                ["additionalProperties"] = false,
+            });
+        }
+
+        var students = new JsonArray
+        {
+            new JsonObject
+            {
+                ["type"] = "object",
+                ["description"] = "Any float ONNX graph (e.g. exported by PyTorch), trained as it is.",
+                ["properties"] = new JsonObject { ["model"] = new JsonObject { ["type"] = "string" } },
+                ["required"] = new JsonArray("model"),
+                ["additionalProperties"] = false,
+            },
+        };
+        foreach (var architecture in ArchitectureRegistry.All)
+        {
+            students.Add(OptionsObject(architecture.OptionsType, architecture.Name));
+        }
+
+        var teacherFile = new JsonObject { ["type"] = "string", ["description"] = "An ONNX file." };
+        var schema = new JsonObject
+        {
+            ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+            ["title"] = "ModelCompression recipe",
+            ["type"] = "object",
+            ["required"] = new JsonArray("data", "student", "stages"),
+            ["additionalProperties"] = false,
+            ["properties"] = new JsonObject
+            {
+                ["task"] = new JsonObject { ["enum"] = new JsonArray("classification") },
+                ["data"] = new JsonObject
+                {
+                    ["type"] = "object",
+                    ["description"] = "The data: format, splits as files or carved by ratio, scaling, text tokenization.",
+                    ["propertyNames"] = new JsonObject { ["enum"] = new JsonArray([.. DataSpecReader.Keys.Select(k => JsonValue.Create(k))]) },
+                },
+                ["teacher"] = new JsonObject
+                {
+                    ["description"] = "One ONNX file, or several whose soft targets are averaged by weight.",
+                    ["anyOf"] = new JsonArray
+                    {
+                        teacherFile.DeepClone(),
+                        new JsonObject
+                        {
+                            ["type"] = "array",
+                            ["items"] = new JsonObject
+                            {
+                                ["anyOf"] = new JsonArray
+                                {
+                                    teacherFile.DeepClone(),
+                                    new JsonObject
+                                    {
+                                        ["type"] = "object",
+                                        ["properties"] = new JsonObject { ["model"] = new JsonObject { ["type"] = "string" }, ["weight"] = new JsonObject { ["type"] = "number", ["exclusiveMinimum"] = 0 } },
+                                        ["required"] = new JsonArray("model"),
+                                        ["additionalProperties"] = false,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+                ["student"] = new JsonObject { ["description"] = "A built-in architecture with its options, or { model: file.onnx }.", ["oneOf"] = students },
+                ["stages"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["oneOf"] = stageItems } },
+                ["gates"] = new JsonObject
+                {
+                    ["type"] = "array",
+                    ["items"] = new JsonObject
+                    {
+                        ["anyOf"] = new JsonArray
+                        {
+                            new JsonObject { ["type"] = "string", ["description"] = "e.g. accuracy >= teacher.accuracy - 0.02" },
+                            new JsonObject
+                            {
+                                ["type"] = "object",
+                                ["properties"] = new JsonObject { ["gate"] = new JsonObject { ["type"] = "string" }, ["significant"] = new JsonObject { ["type"] = "boolean" } },
+                                ["required"] = new JsonArray("gate"),
+                                ["additionalProperties"] = false,
+                            },
+                        },
+                    },
+                },
+                ["baseline"] = new JsonObject { ["type"] = "string", ["description"] = "The baseline file 'baseline.' gates compare with (default <model>.baseline.json next to the recipe)." },
+                ["outputs"] = new JsonObject
+                {
+                    ["type"] = "object",
+                    ["properties"] = new JsonObject
+                    {
+                        ["model"] = new JsonObject { ["type"] = "string" },
+                        ["report"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["enum"] = new JsonArray("json", "md", "html") } },
+                    },
+                    ["additionalProperties"] = false,
+                },
+            },
+        };
+        return schema.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>An object of <paramref name="type"/>'s options; with <paramref name="architecture"/>, also the architecture key naming it.</summary>
+    private static JsonObject OptionsObject(Type type, string? architecture)
+    {
+        var defaults = Activator.CreateInstance(type);
+        var properties = new JsonObject();
+        if (architecture is not null)
+        {
+            properties["architecture"] = new JsonObject { ["const"] = architecture };
+        }
+
+        foreach (var (property, option) in OptionsBinder.Describe(type))
+        {
+            var value = ValueSchema(property.PropertyType, option);
+            value["description"] = option.Description;
+            if (property.GetValue(defaults) is { } fallback && JsonSerializer.SerializeToNode(fallback is Enum e ? e.ToString().ToLowerInvariant() : fallback) is { } node)
+            {
+                value["default"] = node;
+            }
+
+            properties[option.Name] = value;
+        }
+
+        var result = new JsonObject { ["type"] = "object", ["properties"] = properties, ["additionalProperties"] = false };
+        if (architecture is not null)
+        {
+            result["required"] = new JsonArray("architecture");
+        }
+
+        return result;
+    }
+
+    private static JsonObject ValueSchema(Type type, OptionAttribute option)
+    {
+        if (type.IsArray)
+        {
+            return new JsonObject { ["type"] = "array", ["items"] = ValueSchema(type.GetElementType()!, option) };
+        }
+
+        if (type.IsEnum)
+        {
+            return new JsonObject { ["enum"] = new JsonArray([.. Enum.GetNames(type).Select(n => JsonValue.Create(n.ToLowerInvariant()))]) };
+        }
+
+        if (type == typeof(bool))
+        {
+            return new JsonObject { ["type"] = "boolean" };
+        }
+
+        if (type != typeof(int) && type != typeof(double))
+        {
+            return new JsonObject { ["type"] = "string" };
+        }
+
+        var number = new JsonObject { ["type"] = type == typeof(int) ? "integer" : "number" };
+        if (!double.IsNaN(option.Min))
+        {
+            number[option.MinExclusive ? "exclusiveMinimum" : "minimum"] = option.Min;
+        }
+
+        if (!double.IsNaN(option.Max))
+        {
+            number["maximum"] = option.Max;
+        }
+
+        return number;
+    }
+
     private static string TypeName(Type type) =>
         type == typeof(int) ? "whole number"
         : type == typeof(double) ? "number"
         : type == typeof(bool) ? "true/false"
         : type == typeof(int[]) ? "list of whole numbers"
         : type == typeof(double[]) ? "list of numbers"
+        : type == typeof(string[]) ? "list of text"
         : type.IsEnum ? "one of " + string.Join(", ", Enum.GetNames(type).Select(n => n.ToLowerInvariant()))
         : "text";
 
@@ -75,6 +260,7 @@ public static class RecipeSchema
         null => "",
         int[] list => $"[{string.Join(", ", list)}]",
         double[] list => $"[{string.Join(", ", list.Select(v => v.ToString(CultureInfo.InvariantCulture)))}]",
+        string[] list => $"[{string.Join(", ", list)}]",
         bool flag => flag ? "true" : "false",
         Enum e => e.ToString().ToLowerInvariant(),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),

@@ -32,7 +32,7 @@ public sealed partial class CookbookTests : IDisposable
         Assert.NotEmpty(recipe.Stages);
     }
 
-    private static List<string> Blocks() =>
+    internal static List<string> Blocks() =>
         [.. YamlBlock().Matches(File.ReadAllText(Path.Join(Repo.Root, "docs", "cookbook.md"))).Select(m => m.Groups[1].Value)];
 
     [GeneratedRegex(@"```yaml\n(.*?)```", RegexOptions.Singleline)]
