@@ -46,21 +46,21 @@ public sealed class RecipeLoaderTests : IDisposable
             s =>
             {
                 Assert.Equal("distill", s.Kind);
-                Assert.Equal(12, s.Line);
+                Assert.Equal(13, s.Line);
                 var d = Assert.IsType<DistillOptions>(s.Options);
                 Assert.Equal(new DistillOptions { Epochs = 8, Temperature = 4, Alpha = 0.7, LearningRate = 2e-3, BatchSize = 64 }, d);
             },
             s =>
             {
                 Assert.Equal("quantize", s.Kind);
-                Assert.Equal(13, s.Line);
+                Assert.Equal(14, s.Line);
                 var q = Assert.IsType<QuantizeOptions>(s.Options);
                 Assert.Equal(QuantizeMode.Dynamic, q.Mode);
                 Assert.True(q.PerChannel);
             });
 
         Assert.Equal(["accuracy >= 0.78", "accuracy >= teacher.accuracy - 0.10", "size_mb <= 0.2"], recipe.Gates.Select(g => g.Text));
-        Assert.Equal([15, 16, 17], recipe.Gates.Select(g => g.Line));
+        Assert.Equal([16, 17, 18], recipe.Gates.Select(g => g.Line));
         Assert.All(recipe.Gates, g => Assert.Equal(5, g.Column));
         Assert.Equal(new GateExpression("accuracy", ">=", "teacher", "accuracy", -0.10), recipe.Gates[1].Expression);
 
