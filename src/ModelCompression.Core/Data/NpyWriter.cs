@@ -55,6 +55,12 @@ public sealed class NpyWriter : IDisposable
         }
     }
 
+    /// <summary>
+    /// Closes an unfinished file without the completeness check, for a writer given up on because of an earlier
+    /// error (which the check would otherwise hide); the caller discards the file.
+    /// </summary>
+    public void Abandon() => _stream.Dispose();
+
     private static byte[] Header(long[] shape)
     {
         // A 1-D shape is written "(n,)": a tuple of one needs its comma in Python.

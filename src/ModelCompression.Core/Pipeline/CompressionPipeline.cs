@@ -453,12 +453,20 @@ public static class CompressionPipeline
                     },
                     new ReporterProgress(reporter, $"teacher hint tensors over the {SplitWords(splitName)} samples"));
                 }
-                finally
+                catch
                 {
+                    // The cache drops the unfinished entry; the error that stopped the run is the one to report.
                     foreach (var writer in writers)
                     {
-                        writer?.Dispose();
+                        writer?.Abandon();
                     }
+
+                    throw;
+                }
+
+                foreach (var writer in writers)
+                {
+                    writer?.Dispose();
                 }
 
                 return new { samples = split.Count, tensors = tensors.Select((t, i) => new { name = t, file = FileOf(i), shape = sampleShapes[i] }) };

@@ -65,4 +65,22 @@ public sealed class NpyWriterTests : IDisposable
         writer.Write(new float[3]);
         Assert.Throws<InvalidOperationException>(writer.Dispose);
     }
+
+    [Fact]
+    public void An_abandoned_writer_closes_its_file_without_the_check_that_would_hide_the_first_error()
+    {
+        var path = _dir.File("abandoned.npy");
+        var writer = new NpyWriter(path, [4, 2]);
+        writer.Write(new float[2]);
+
+        writer.Abandon();
+
+        // Closed: the file can be opened exclusively and removed.
+        using (File.Open(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+        }
+
+        File.Delete(path);
+        Assert.False(File.Exists(path));
+    }
 }
