@@ -25,15 +25,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
     public string Kind => "prune";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context)
-    {
-        key.Add("options", System.Text.Json.JsonSerializer.Serialize(options)).Add("data", context.DataHash);
-        // Recovery on the labels alone, or on the dense model's targets, does not read the teacher (a recipe without one runs it too).
-        if (options.ReadsTeacher)
-        {
-            key.Add("teacher", context.TeacherHash);
-        }
-    }
+    public void AddToKey(ContentHash key, StageContext context) => options.AddToKey(key, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 
 namespace ModelCompression.Stages;
@@ -44,6 +46,19 @@ public abstract record RecoveryOptions
 
     /// <summary>True when recovery reads the recipe's teacher (alpha above 0 with the teacher's targets).</summary>
     internal bool ReadsTeacher => Alpha > 0 && RecoveryTeacher == RecoveryTeacher.Teacher;
+
+    /// <summary>
+    /// A recovering stage's cache key: every option, the data, and the teacher only when recovery reads it (on the
+    /// labels alone or the dense model's targets it does not, and a recipe without a teacher runs the stage too).
+    /// </summary>
+    internal void AddToKey(ContentHash key, StageContext context)
+    {
+        key.Add("options", JsonSerializer.Serialize(this, GetType())).Add("data", context.DataHash);
+        if (ReadsTeacher)
+        {
+            key.Add("teacher", context.TeacherHash);
+        }
+    }
 
     /// <summary>The recovery run of <paramref name="epochs"/> epochs with these settings.</summary>
     internal RecoverySettings Recovery(int epochs) => new(epochs, BatchSize, LearningRate, Alpha, Temperature, Seed) { Teacher = RecoveryTeacher };

@@ -97,9 +97,7 @@ internal static class RecoveryTraining
             return context.TeacherSoftTargetLogits(settings.Temperature);
         }
 
-        context.Reporter.Info($"Running the dense model on {context.Train.Count} training samples for its soft targets");
-        using var runner = new OnnxRunner(inputModel);
-        return runner.Run(context.Train, 256, new ReporterProgress(context.Reporter, "dense model over the training samples"));
+        return context.DenseModelLogits(inputModel);
     }
 
     /// <summary>

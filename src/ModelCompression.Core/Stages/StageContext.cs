@@ -17,6 +17,9 @@ public sealed class StageContext : IDisposable
     // Per split: a sweep's trials and a distill stage's twin ask again, and the cache read is megabytes.
     private readonly Dictionary<string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogitsBySplit = new(StringComparer.Ordinal);
 
+    // Per model file: a stage that scores and then recovers from the same dense model asks twice.
+    private readonly Dictionary<string, float[]> _modelLogits = new(StringComparer.Ordinal);
+
     // Per split and tensor list: opened (memory-mapped) once, closed with the context.
     private readonly Dictionary<string, Dataset> _teacherFeatures = new(StringComparer.Ordinal);
 
@@ -128,6 +131,23 @@ public sealed class StageContext : IDisposable
         }
 
         return teachers.Count == 1 ? teachers[0].Logits : Ensemble.SoftTargetLogits(teachers, Classes, temperature);
+    }
+
+    /// <summary>
+    /// The logits of the model at <paramref name="modelPath"/> (a stage's input, e.g. the dense student that
+    /// recovery learns from) on <see cref="Train"/>, computed once per run and file.
+    /// </summary>
+    public float[] DenseModelLogits(string modelPath)
+    {
+        if (!_modelLogits.TryGetValue(modelPath, out var logits))
+        {
+            Reporter.Info($"Running the dense model on {Train.Count} training samples for its soft targets");
+            using var runner = new Inference.OnnxRunner(modelPath);
+            logits = runner.Run(Train, 256, new ReporterProgress(Reporter, "dense model over the training samples"));
+            _modelLogits[modelPath] = logits;
+        }
+
+        return logits;
     }
 
     // The recipe loader rejects every stage that reads the teacher when there is none, so reaching this is a bug.
