@@ -235,20 +235,20 @@ public static class AttentionHeadFinder
         private string? Merge()
         {
             var width = _heads * _headWidth;
-            if (graph.Uses.GetValueOrDefault(context.Output[0]) != 1 || graph.Producers.Values.FirstOrDefault(n => n.OpType == "Transpose" && n.Input[0] == context.Output[0]) is not { } transpose
+            if (graph.Uses.GetValueOrDefault(context.Output[0]) != 1 || graph.Consumers(context.Output[0]).FirstOrDefault(n => n.OpType == "Transpose" && n.Input[0] == context.Output[0]) is not { } transpose
                 || !transpose.Attribute.Any(a => a.Name == "perm" && a.Ints.SequenceEqual([0L, 2, 1, 3])))
             {
                 return "the context is not transposed back to [batch, sequence, heads, head_width]";
             }
 
-            var reshape = graph.Graph.Node.FirstOrDefault(n => n.OpType == "Reshape" && n.Input[0] == transpose.Output[0]);
+            var reshape = graph.Consumers(transpose.Output[0]).FirstOrDefault(n => n.OpType == "Reshape" && n.Input[0] == transpose.Output[0]);
             if (Readers(transpose.Output[0]) != 1 || reshape is null || graph.ShapeParts(reshape.Input[1]) is not [var batch, var sequence, { Value: var merged }] || merged != width)
             {
                 return $"the heads are not merged by a Reshape to a [.., .., {width}] shape with a constant {width}";
             }
 
             ReadsDimensions(batch, sequence);
-            var projection = graph.Graph.Node.FirstOrDefault(n => n.OpType == "MatMul" && n.Input[0] == reshape.Output[0]);
+            var projection = graph.Consumers(reshape.Output[0]).FirstOrDefault(n => n.OpType == "MatMul" && n.Input[0] == reshape.Output[0]);
             if (Readers(reshape.Output[0]) != 1 || projection is null || !graph.IsFloatInitializer(projection.Input[1])
                 || graph.ConstantDims(projection.Input[1]) is not [var rows, _] || rows != width || graph.Uses.GetValueOrDefault(projection.Input[1]) != 1)
             {

@@ -115,9 +115,10 @@ public static partial class TransformerLayerDropper
     {
         var nodes = graph.Node.Where(n => LayerOf(n.Name) == layer).ToList();
         var inLayer = nodes.ToHashSet();
+        var readersOf = graph.Node.SelectMany(n => n.Input.Select(input => (Input: input, Node: n))).ToLookup(r => r.Input, r => r.Node, StringComparer.Ordinal);
         foreach (var constant in graph.Node.Where(n => n.OpType == "Constant" && !inLayer.Contains(n)))
         {
-            var readers = graph.Node.Where(n => n.Input.Contains(constant.Output[0])).ToList();
+            var readers = readersOf[constant.Output[0]].ToList();
             if (readers.Count > 0 && readers.All(inLayer.Contains) && !graph.Output.Any(o => o.Name == constant.Output[0]))
             {
                 nodes.Add(constant);

@@ -56,10 +56,10 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                 recipeLine);
         }
 
-        var hints = ResolveHints(context, inputModel);
+        var initial = OnnxModelFile.Load(inputModel);
+        var hints = ResolveHints(context, inputModel, initial);
         var teacherLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature) : null;
         TorchNativeLoader.EnsureLoaded();
-        var initial = OnnxModelFile.Load(inputModel);
         var copiedFromTeacher = 0;
         if (options.InitFromTeacher)
         {
@@ -174,7 +174,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
     /// tensor must be a value the two graphs make: MC1003 at the stage's line, listing what the graph has, before
     /// the teacher runs or anything trains.
     /// </summary>
-    private List<(string Student, string Teacher)> ResolveHints(StageContext context, string studentModel)
+    private List<(string Student, string Teacher)> ResolveHints(StageContext context, string studentModel, ModelProto student)
     {
         if (_hints.Count == 0)
         {
@@ -184,7 +184,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         var problems = new List<Diagnostics.Diagnostic>();
         var models = new Dictionary<string, (string Path, ModelProto Model)>
         {
-            ["student"] = (studentModel, OnnxModelFile.Load(studentModel, new OnnxLoadOptions { LoadExternalData = false })),
+            ["student"] = (studentModel, student),
             ["teacher"] = (context.Recipe.Teacher, OnnxModelFile.Load(context.Recipe.Teacher, new OnnxLoadOptions { LoadExternalData = false })),
         };
         string Resolve(string name, string role)

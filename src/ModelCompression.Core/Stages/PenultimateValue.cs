@@ -1,5 +1,6 @@
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
+using ModelCompression.Pruning;
 
 namespace ModelCompression.Stages;
 
@@ -13,10 +14,8 @@ public static class PenultimateValue
     public static string? Find(ModelProto model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var producers = model.Graph.Node.SelectMany(n => n.Output.Select(o => (Output: o, Node: n))).Where(p => p.Output.Length > 0)
-            .GroupBy(p => p.Output, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Node, StringComparer.Ordinal);
-        var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        if (model.Graph.Output.Count == 0 || !producers.TryGetValue(model.Graph.Output[0].Name, out var last) || !OnnxVersions.IsDefaultDomain(last.Domain))
+        var graph = new StructureFinder.GraphIndex(model.Graph);
+        if (model.Graph.Output.Count == 0 || !graph.Producers.TryGetValue(model.Graph.Output[0].Name, out var last) || !OnnxVersions.IsDefaultDomain(last.Domain))
         {
             return null;
         }
@@ -24,24 +23,24 @@ public static class PenultimateValue
         if (last.OpType == "Add" && last.Input.Count == 2)
         {
             // A bias Add after a MatMul: the MatMul is the final layer.
-            var computed = last.Input.Where(i => !initializers.Contains(i)).ToList();
-            if (computed.Count != 1 || !producers.TryGetValue(computed[0], out last))
+            var computed = last.Input.Where(i => !graph.Initializers.ContainsKey(i)).ToList();
+            if (computed.Count != 1 || !graph.Producers.TryGetValue(computed[0], out last))
             {
                 return null;
             }
         }
 
-        if (last.OpType is not ("Gemm" or "MatMul") || !initializers.Contains(last.Input[1]))
+        if (last.OpType is not ("Gemm" or "MatMul") || !graph.Initializers.ContainsKey(last.Input[1]))
         {
             return null;
         }
 
         var value = last.Input[0];
-        while (producers.TryGetValue(value, out var node) && node.OpType is "Dropout" or "Identity")
+        while ((graph.ProducedBy(value, "Dropout") ?? graph.ProducedBy(value, "Identity")) is { } passThrough)
         {
-            value = node.Input[0];
+            value = passThrough.Input[0];
         }
 
-        return producers.ContainsKey(value) ? value : null;
+        return graph.Producers.ContainsKey(value) ? value : null;
     }
 }
