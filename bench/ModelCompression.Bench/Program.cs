@@ -150,7 +150,12 @@ internal static class Program
         ("relu", nn.ReLU()),
         ("fc2", nn.Linear(256, 10)));
 
-    private static nn.Module<Tensor, Tensor> HandCnn() => nn.Sequential(
+    /// <summary>
+    /// The two blocks of the built-in CNN written by hand (784 pixels as a 1x28x28 image, conv16 and conv32 with
+    /// BatchNorm, ReLU and 2x2 max pooling), for the heads the benchmarks put after them.
+    /// </summary>
+    internal static (string, nn.Module<Tensor, Tensor>)[] HandConvBlocks() =>
+    [
         ("image", nn.Unflatten(1, [1, 28])),
         ("conv1", nn.Conv2d(1, 16, 3, padding: 1, bias: false)),
         ("bn1", nn.BatchNorm2d(16)),
@@ -160,9 +165,15 @@ internal static class Program
         ("bn2", nn.BatchNorm2d(32)),
         ("relu2", nn.ReLU()),
         ("pool2", nn.MaxPool2d(2, 2)),
+    ];
+
+    private static nn.Module<Tensor, Tensor> HandCnn() => nn.Sequential(
+    [
+        .. HandConvBlocks(),
         ("gap", nn.AdaptiveAvgPool2d(1)),
         ("flatten", nn.Flatten()),
-        ("fc", nn.Linear(32, 10)));
+        ("fc", nn.Linear(32, 10)),
+    ]);
 
     /// <summary>
     /// The teacher over the training data through our OnnxRunner (what distillation's cached logits come from) vs a

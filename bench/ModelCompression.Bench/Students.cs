@@ -353,20 +353,14 @@ internal static class StudentBench
     private static HandStudent Sequential(Sequential module) => new(module);
 
     private static HandStudent HandCnn() => Sequential(nn.Sequential(
-        ("image", nn.Unflatten(1, [1, 28])),
-        ("conv1", nn.Conv2d(1, 16, 3, padding: 1, bias: false)),
-        ("bn1", nn.BatchNorm2d(16)),
-        ("relu1", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2, 2)),
-        ("conv2", nn.Conv2d(16, 32, 3, padding: 1, bias: false)),
-        ("bn2", nn.BatchNorm2d(32)),
-        ("relu2", nn.ReLU()),
-        ("pool2", nn.MaxPool2d(2, 2)),
+    [
+        .. Program.HandConvBlocks(),
         ("flatten", nn.Flatten()),
         ("dropout", nn.Dropout(0.25)),
         ("hidden", nn.Linear(32 * 7 * 7, 128)),
         ("hidden_relu", nn.ReLU()),
-        ("fc", nn.Linear(128, 10))));
+        ("fc", nn.Linear(128, 10)),
+    ]));
 
     private static MemoryResult RunMemoryChild(string key, string side, int epochs, string[] args)
     {
