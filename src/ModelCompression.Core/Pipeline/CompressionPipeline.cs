@@ -235,7 +235,11 @@ public static class CompressionPipeline
         var entry = cache.TryGet(stage.Kind, keyText);
         var cached = entry is not null;
         context.Reporter.StageStarted(label ?? stage.Kind, cached);
-        entry ??= cache.Put(stage.Kind, keyText, folder => stage.Run(context, inputPath, Path.Combine(folder, ArtifactCache.ModelFile)));
+        entry ??= cache.Put(stage.Kind, keyText, folder =>
+        {
+            var outputPath = Path.Combine(folder, ArtifactCache.ModelFile);
+            return StageOutputCleanup.Apply(outputPath, stage.Run(context, inputPath, outputPath), context);
+        });
         return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
     }
 
