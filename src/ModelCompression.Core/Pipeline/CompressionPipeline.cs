@@ -74,6 +74,8 @@ public static class CompressionPipeline
         using var outputLock = OutputLock.Acquire(Path.Combine(options.OutputDirectory, $".{recipe.Outputs.Model}.lock"), reporter, cancellationToken);
         var cache = new ArtifactCache(options.CacheDirectory);
 
+        // Every model file the recipe names passes the project's own loader and checker before anything reads it.
+        OnnxModelFile.Verify([.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()]);
         reporter.Info($"Reading data ({recipe.Data.Format})");
         using var data = DataLoader.Load(recipe.Data);
         var train = data.Train;
