@@ -324,6 +324,7 @@ public sealed class OnnxRunner : IDisposable
     /// </summary>
     private static InferenceSession Open(string name, string? file, byte[]? model, int threads, GraphOptimizationLevel level, string? optimizedModelPath)
     {
+        OnnxRuntimeEnvironment.EnsureTelemetryOff();
         using var options = new SessionOptions
         {
             IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount,
