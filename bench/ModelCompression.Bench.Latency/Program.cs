@@ -30,6 +30,8 @@ internal static class Program
 
     private static int Main(string[] args)
     {
+        // First: ONNX Runtime reads its telemetry opt-out once, when it starts.
+        ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureTelemetryOff();
         var rounds = IntArg(args, "--rounds", 15);
         var roundSeconds = IntArg(args, "--round-ms", 150) / 1000.0;
         int[] threadCounts = [.. (StringArg(args, "--threads") ?? "1,2").Split(',').Select(t => int.Parse(t, Invariant))];

@@ -27,6 +27,8 @@ internal static class Program
 
     private static int Main(string[] args)
     {
+        // First: ONNX Runtime reads its telemetry opt-out once, when it starts.
+        ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureTelemetryOff();
         if (args.Contains(StudentBench.MemoryFlag))
         {
             return StudentBench.Memory(args);

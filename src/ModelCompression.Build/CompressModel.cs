@@ -116,6 +116,8 @@ public sealed class CompressModel : ToolTask
 
         // Plain progress lines, not a redrawn terminal line: MSBuild logs line by line.
         variables.Add("CI=true");
+        // ONNX Runtime's telemetry off from the engine process's first instruction (the engine turns it off too).
+        variables.Add("ORT_DISABLE_TELEMETRY=1");
         EnvironmentVariables = [.. variables];
         return base.Execute();
     }

@@ -6,6 +6,8 @@ using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Torch.Native;
 
+// Before anything can start ONNX Runtime: a build tool writes nothing to the user's home.
+ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureTelemetryOff();
 return CompressCommand.Run(args);
 
 namespace ModelCompression.Cli

@@ -43,7 +43,8 @@ internal static class ExternalData
 
         ThrowIfAny(problems);
 
-        // 2. Real paths, with symlinks followed (lstat/readlink only: nothing is opened).
+        // 2. Real paths, with symlinks followed inside the folder only (lstat/readlink there; nothing is opened,
+        //    nothing outside is looked at).
         var resolved = new List<(TensorProto Tensor, string Location, string RealPath, long Offset, long? Length)>();
         foreach (var (tensor, location, segments, offset, length) in parsed)
         {

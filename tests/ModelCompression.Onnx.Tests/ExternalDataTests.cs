@@ -75,6 +75,41 @@ public sealed class ExternalDataTests : IDisposable
         await AssertRefused("deep/../secret.data");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_symlink_out_of_the_folder_is_refused_from_its_text_without_looking_at_the_outside_target(bool absolute)
+    {
+        // The outside target is a link to itself: following it at all (readlink, stat) would end in "too many levels
+        // of symbolic links" at that outside path. Refused from the link's text, the loader never gets there.
+        var loop = Path.Join(_outsideDir, "loop");
+        File.CreateSymbolicLink(loop, "loop");
+        File.CreateSymbolicLink(Path.Join(_modelDir, "w.data"), absolute ? loop : "../outside/loop");
+        var path = WriteModel("w.data", 4800);
+
+        var error = Assert.Throws<CompressionException>(() => OnnxModelFile.Load(path));
+
+        var diagnostic = Assert.Single(error.Diagnostics);
+        Assert.Equal(DiagnosticCodes.ExternalDataOutsideModelFolder, diagnostic.Code);
+        Assert.Equal(path, diagnostic.File);
+        Assert.Contains($"resolves through a symbolic link to '{loop}', outside the model folder", diagnostic.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("levels of symbolic links", diagnostic.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_link_that_climbs_through_the_model_folders_own_parents_and_back_in_is_fine()
+    {
+        // ../model/real/w.bin passes the folder above the model's, a real folder of the model's own path.
+        var model = Models.Mlp();
+        var w1 = TensorData.GetBytes(model.Graph.Initializer[0]).ToArray();
+        Directory.CreateDirectory(Path.Join(_modelDir, "real"));
+        File.WriteAllBytes(Path.Join(_modelDir, "real", "w.bin"), w1);
+        File.CreateSymbolicLink(Path.Join(_modelDir, "w.data"), "../model/real/w.bin");
+        var path = WriteModel("w.data", w1.Length);
+
+        Assert.Equal(model, OnnxModelFile.Load(path));
+    }
+
     [Fact]
     public void Links_and_dot_dot_that_stay_inside_the_folder_are_fine()
     {

@@ -36,6 +36,38 @@ public sealed class LoadTests
     }
 
     [Fact]
+    public void The_checked_load_reports_the_checker_s_problems_and_Verify_reports_every_file_at_once()
+    {
+        using var dir = new TempDir();
+        var invalid = Models.Mlp();
+        invalid.Graph.Node[1].Input[0] = "undefined_value";
+        OnnxModelFile.Save(invalid, dir.File("invalid.onnx"));
+        File.WriteAllBytes(dir.File("empty.onnx"), []);
+        OnnxModelFile.Save(Models.Mlp(), dir.File("good.onnx"), new OnnxSaveOptions { ExternalData = ExternalDataMode.Always });
+        var escaping = Models.Mlp();
+        var tensor = escaping.Graph.Initializer[0];
+        tensor.RawData = ByteString.Empty;
+        tensor.DataLocation = TensorProto.Types.DataLocation.External;
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = "../elsewhere/w.bin" });
+        File.WriteAllBytes(dir.File("escaping.onnx"), escaping.ToByteArray());
+
+        // Load alone takes the invalid graph; the checked load does not.
+        Assert.Equal(invalid, OnnxModelFile.Load(dir.File("invalid.onnx")));
+        var checkedError = Assert.Throws<CompressionException>(() => OnnxModelFile.LoadChecked(dir.File("invalid.onnx")));
+        Assert.Equal(DiagnosticCodes.ModelInvalid, checkedError.Code);
+        Assert.Contains("undefined_value", checkedError.Message, StringComparison.Ordinal);
+        Assert.Equal(Models.Mlp(), OnnxModelFile.LoadChecked(dir.File("good.onnx")));
+
+        var all = Assert.Throws<CompressionException>(() => OnnxModelFile.Verify(
+            [dir.File("good.onnx"), dir.File("invalid.onnx"), dir.File("empty.onnx"), dir.File("escaping.onnx")]));
+
+        Assert.Equal(
+            [(DiagnosticCodes.ModelInvalid, dir.File("invalid.onnx")), (DiagnosticCodes.ModelUnreadable, dir.File("empty.onnx")), (DiagnosticCodes.ExternalDataOutsideModelFolder, dir.File("escaping.onnx"))],
+            all.Diagnostics.Select(d => (d.Code, d.File)));
+        OnnxModelFile.Verify([dir.File("good.onnx")]);
+    }
+
+    [Fact]
     public void A_missing_model_file_gives_MC2001()
     {
         using var dir = new TempDir();

@@ -31,7 +31,8 @@ public sealed class OnnxRunner : IDisposable
 
     /// <summary>
     /// Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses every core. The first output must
-    /// be a classifier's float [batch, classes] (MC2020 otherwise); a file ONNX Runtime refuses is MC2002.
+    /// be a classifier's float [batch, classes] (MC2020 otherwise). The file is checked first as
+    /// <see cref="OnnxModelFile.LoadChecked"/> checks it (MC2001 to MC2005); one ONNX Runtime still refuses is MC2002.
     /// </summary>
     public OnnxRunner(string modelPath, int threads = 0)
         : this(Open(modelPath, modelPath, null, threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null), modelPath)
@@ -102,7 +103,7 @@ public sealed class OnnxRunner : IDisposable
     public static OnnxRunner WithIntermediateOutputs(string modelPath, IReadOnlyCollection<string> tensors, int threads = 0)
     {
         ArgumentNullException.ThrowIfNull(tensors);
-        var model = OnnxModelFile.Load(modelPath);
+        var model = OnnxModelFile.LoadChecked(modelPath);
         var made = model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0).ToHashSet(StringComparer.Ordinal);
         if (tensors.FirstOrDefault(t => !made.Contains(t)) is { } missing)
         {
@@ -323,6 +324,7 @@ public sealed class OnnxRunner : IDisposable
     /// </summary>
     private static InferenceSession Open(string name, string? file, byte[]? model, int threads, GraphOptimizationLevel level, string? optimizedModelPath)
     {
+        OnnxRuntimeEnvironment.EnsureTelemetryOff();
         using var options = new SessionOptions
         {
             IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount,
@@ -333,6 +335,13 @@ public sealed class OnnxRunner : IDisposable
         if (optimizedModelPath is not null)
         {
             options.OptimizedModelFilePath = optimizedModelPath;
+        }
+
+        if (model is null)
+        {
+            // ONNX Runtime reads a file (and its external data, wherever it points) before saying what is wrong
+            // with it; the project's own checks come first and never look outside the model's folder.
+            OnnxModelFile.Verify([file!]);
         }
 
         try

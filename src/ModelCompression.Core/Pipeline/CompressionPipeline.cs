@@ -74,6 +74,8 @@ public static class CompressionPipeline
         using var outputLock = OutputLock.Acquire(Path.Combine(options.OutputDirectory, $".{recipe.Outputs.Model}.lock"), reporter, cancellationToken);
         var cache = new ArtifactCache(options.CacheDirectory);
 
+        // Every model file the recipe names passes the project's own loader and checker before anything reads it.
+        OnnxModelFile.Verify([.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()]);
         reporter.Info($"Reading data ({recipe.Data.Format})");
         using var data = DataLoader.Load(recipe.Data);
         var train = data.Train;
@@ -235,7 +237,11 @@ public static class CompressionPipeline
         var entry = cache.TryGet(stage.Kind, keyText);
         var cached = entry is not null;
         context.Reporter.StageStarted(label ?? stage.Kind, cached);
-        entry ??= cache.Put(stage.Kind, keyText, folder => stage.Run(context, inputPath, Path.Combine(folder, ArtifactCache.ModelFile)));
+        entry ??= cache.Put(stage.Kind, keyText, folder =>
+        {
+            var outputPath = Path.Combine(folder, ArtifactCache.ModelFile);
+            return StageOutputCleanup.Apply(outputPath, stage.Run(context, inputPath, outputPath), context);
+        });
         return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
     }
 
