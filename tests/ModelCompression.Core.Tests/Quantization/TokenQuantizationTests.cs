@@ -28,6 +28,7 @@ public sealed class TokenQuantizationTests
         var plan = StaticQuantizer.Plan(model, QuantizationScheme.Asymmetric);
         var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, tokens, CalibrationMethod.MinMax, 99.99, QuantizationScheme.Asymmetric);
         var (quantized, report) = StaticQuantizer.Quantize(plan, ranges, plan.Candidates, perChannel);
+        SaturationCheck.ThrowIfUnproven(quantized, PyTorchTransformer);
 
         // The token table's Gather; per layer the joint Q/K/V projection (MatMul), the output projection (Gemm)
         // and the two feed-forward layers; the head. The attention products have no constant weight.
@@ -57,6 +58,7 @@ public sealed class TokenQuantizationTests
         var tokens = TokenModelCostTests.Tokens(64, 16, vocab: 100, classes: 4);
 
         var (quantized, report) = DynamicQuantizer.Quantize(model, perChannel: true);
+        SaturationCheck.ThrowIfUnproven(quantized, PyTorchTransformer);
 
         var lookup = model.Graph.Node.Single(n => n.OpType == "Gather" && n.Input[1] == "input_ids");
         Assert.Contains(lookup.Name, report.QuantizedNodes);
