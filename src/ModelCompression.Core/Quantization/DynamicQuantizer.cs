@@ -38,6 +38,7 @@ public static class DynamicQuantizer
         var initializers = GraphEdit.Constants(graph, aliases);
         // One int8 copy per float weight (and layout), however many layers read it.
         var shared = new Dictionary<(string Source, bool Transposed), (string Weight, string Scale, string ZeroPoint, float[] Scales)>();
+        var biases = new Dictionary<(string Source, float Beta), string>();
         var quantized = new List<string>();
         var skipped = new List<string>();
         var nodes = new List<NodeProto>();
@@ -136,8 +137,22 @@ public static class DynamicQuantizer
             nodes.Add(GraphEdit.Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
             if (plan.Value.Bias is { } bias)
             {
-                var biasName = $"{prefix}.bias";
-                graph.Initializer.Add(TensorData.FromFloats(biasName, bias, [n]));
+                // A Gemm's bias as the Add needs it (beta applied, one value per column): the initializer itself
+                // when it already is that, else one copy per bias and beta, however many layers share it.
+                var biasSource = aliases.GetValueOrDefault(node.Input[2], node.Input[2]);
+                var biasKey = (biasSource, plan.Value.Beta);
+                if (!biases.TryGetValue(biasKey, out var biasName))
+                {
+                    var asIs = plan.Value.Beta == 1f && TensorData.ElementCount(initializers[biasSource]) == n && initializers[biasSource].Dims.Count == 1;
+                    biasName = asIs ? biasSource : $"{prefix}.bias";
+                    if (!asIs)
+                    {
+                        graph.Initializer.Add(TensorData.FromFloats(biasName, bias, [n]));
+                    }
+
+                    biases[biasKey] = biasName;
+                }
+
                 nodes.Add(GraphEdit.Node("Add", $"{prefix}.AddBias", [scaledOutput, biasName], [output]));
             }
 
@@ -151,7 +166,7 @@ public static class DynamicQuantizer
         return (model, new DynamicQuantizationReport(quantized, skipped));
     }
 
-    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, bool Transposed, float[]? Bias, float Alpha);
+    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, bool Transposed, float[]? Bias, float Alpha, float Beta);
 
     /// <summary>The weight as [K, N] row-major (transposed where Gemm says transB), or null with a reason.</summary>
     private static WeightPlan? Plan(NodeProto node, Dictionary<string, TensorProto> initializers, out string reason)
@@ -174,6 +189,7 @@ public static class DynamicQuantizer
         var columns = (int)weight.Dims[1];
         var values = TensorData.ToFloats(weight);
         var alpha = 1f;
+        var beta = 1f;
         var transposed = false;
         float[]? bias = null;
         if (node.OpType == "Gemm")
@@ -185,7 +201,7 @@ public static class DynamicQuantizer
             }
 
             alpha = attributes.TryGetValue("alpha", out var a) ? a.F : 1f;
-            var beta = attributes.TryGetValue("beta", out var b) ? b.F : 1f;
+            beta = attributes.TryGetValue("beta", out var b) ? b.F : 1f;
             if (attributes.TryGetValue("transB", out var transB) && transB.I != 0)
             {
                 values = Transpose(values, rows, columns);
@@ -216,7 +232,7 @@ public static class DynamicQuantizer
             }
         }
 
-        return new WeightPlan(values, rows, columns, transposed, bias, alpha);
+        return new WeightPlan(values, rows, columns, transposed, bias, alpha, beta);
     }
 
     /// <summary>
