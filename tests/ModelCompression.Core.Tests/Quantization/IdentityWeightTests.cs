@@ -117,6 +117,8 @@ public sealed class IdentityWeightTests(ITestOutputHelper output)
         var exported = model.Clone();
         exported.Graph.Output.Add(new ValueInfoProto { Name = "w1" });
         var (kept, _) = DynamicQuantizer.Quantize(exported, perChannel: true);
+        SaturationCheck.ThrowIfUnproven(quantized, "chain");
+        SaturationCheck.ThrowIfUnproven(kept, "chain");
 
         Assert.Equal(["a", "b"], report.QuantizedNodes);
         Assert.DoesNotContain(quantized.Graph.Node, n => n.OpType == "Identity");
