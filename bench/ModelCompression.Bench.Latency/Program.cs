@@ -19,7 +19,8 @@ namespace ModelCompression.Bench.Latency;
 /// 64, 1 and 2 intra-op threads. The variants of a model alternate within every round (in a rotating order), so
 /// load on a shared machine hits them alike; the speed-up is the median over rounds of fp32's round median over
 /// the variant's.
-/// Usage: ModelCompression.Bench.Latency [--rounds 15] [--round-ms 150] [--threads 1,2] [--batches 1,64]
+/// Usage: ModelCompression.Bench.Latency [--rounds 15] [--round-ms 150] [--threads 1,2] [--batches 1,64];
+/// with --int8-targets [--repo .] it measures quantize's target any against target vnni instead (see <see cref="Int8Targets"/>).
 /// </summary>
 internal static class Program
 {
@@ -34,6 +35,11 @@ internal static class Program
         ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureTelemetryOff();
         var rounds = IntArg(args, "--rounds", 15);
         var roundSeconds = IntArg(args, "--round-ms", 150) / 1000.0;
+        if (args.Contains("--int8-targets"))
+        {
+            return Int8Targets.Run(StringArg(args, "--repo") ?? Directory.GetCurrentDirectory(), rounds, roundSeconds, StringArg(args, "--save"));
+        }
+
         int[] threadCounts = [.. (StringArg(args, "--threads") ?? "1,2").Split(',').Select(t => int.Parse(t, Invariant))];
         int[] batches = [.. (StringArg(args, "--batches") ?? "1,64").Split(',').Select(b => int.Parse(b, Invariant))];
 

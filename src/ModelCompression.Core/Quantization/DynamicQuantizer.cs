@@ -5,7 +5,7 @@ namespace ModelCompression.Quantization;
 
 /// <summary>What dynamic quantization did to a model.</summary>
 /// <param name="QuantizedNodes">Names of the MatMul, Gemm and embedding Gather nodes whose weights are now int8.</param>
-/// <param name="SkippedNodes">MatMul, Gemm and embedding Gather nodes left in float, each with the reason.</param>
+/// <param name="SkippedNodes">MatMul, Gemm, Conv and embedding Gather nodes left in float, each with the reason.</param>
 public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNodes, IReadOnlyList<string> SkippedNodes);
 
 /// <summary>
@@ -13,7 +13,10 @@ public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNo
 /// CPU provider implements: the activation goes through DynamicQuantizeLinear (uint8, scale and zero point
 /// computed per batch at run time), MatMulInteger multiplies it with the int8 weight, and the int32 result
 /// is scaled back to float by x_scale * w_scale. ONNX Runtime fuses this chain into one kernel.
-/// Weights are symmetric (zero point 0), per tensor or per output column. Embedding lookups (a Gather from a
+/// Weights are symmetric (zero point 0), per tensor or per output column, and for <see cref="Int8Target.Any"/>
+/// scaled so that no CPU's int16 pair sums can saturate (<see cref="SaturationCheck"/>). A weight that reaches
+/// its layers through Identity nodes (PyTorch's shared and tied weights) is followed to its initializer and
+/// quantized once for all of them. Embedding lookups (a Gather from a
 /// constant table) get an int8 table, see <see cref="EmbeddingQuantizer"/>; their token ids stay as they are.
 /// Convolutions are left in float: ONNX Runtime's CPU provider lacks ConvInteger for most type pairs, and a
 /// dynamically quantized convolution would re-quantize its whole input per call; static QDQ
@@ -25,12 +28,17 @@ public static class DynamicQuantizer
     /// <param name="source">The float model.</param>
     /// <param name="perChannel">One weight scale per output column instead of one per tensor.</param>
     /// <param name="include">Which MatMul, Gemm and embedding Gather nodes to quantize (null: all); the others are reported as excluded.</param>
-    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel, Func<NodeProto, bool>? include = null)
+    /// <param name="target">The CPUs the model must be exact on: <see cref="Int8Target.Any"/> bounds the weights' pair sums, <see cref="Int8Target.Vnni"/> uses the full int8 range.</param>
+    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel, Func<NodeProto, bool>? include = null, Int8Target target = Int8Target.Any)
     {
         ArgumentNullException.ThrowIfNull(source);
         var model = source.Clone();
         var graph = model.Graph;
-        var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var aliases = GraphEdit.ConstantAliases(graph);
+        var initializers = GraphEdit.Constants(graph, aliases);
+        // One int8 copy per float weight (and layout), however many layers read it.
+        var shared = new Dictionary<(string Source, bool Transposed), (string Weight, string Scale, string ZeroPoint, float[] Scales)>();
+        var biases = new Dictionary<(string Source, float Beta), string>();
         var quantized = new List<string>();
         var skipped = new List<string>();
         var nodes = new List<NodeProto>();
@@ -48,13 +56,13 @@ public static class DynamicQuantizer
                 {
                     skipped.Add($"{node.Name} ({node.OpType}): excluded");
                 }
-                else if (EmbeddingQuantizer.WhyNot(node, graph, initializers) is { } why)
+                else if (EmbeddingQuantizer.WhyNot(node, graph, initializers, aliases) is { } why)
                 {
                     skipped.Add($"{node.Name} ({node.OpType}): {why}");
                 }
                 else
                 {
-                    nodes.Add(EmbeddingQuantizer.Quantize(graph, names, node, perColumnLookups));
+                    nodes.Add(EmbeddingQuantizer.Quantize(graph, names, node, initializers[node.Input[0]], perColumnLookups));
                     quantized.Add(node.Name);
                 }
 
@@ -63,6 +71,11 @@ public static class DynamicQuantizer
 
             if (node.OpType is not ("MatMul" or "Gemm") || !GraphEdit.IsDefaultDomain(node))
             {
+                if (node.OpType == "Conv" && GraphEdit.IsDefaultDomain(node))
+                {
+                    skipped.Add($"{node.Name} (Conv): dynamic mode leaves convolutions in float (static mode quantizes them)");
+                }
+
                 nodes.Add(node);
                 continue;
             }
@@ -84,16 +97,28 @@ public static class DynamicQuantizer
 
             var prefix = names.Make(
                 string.IsNullOrEmpty(node.Name) ? node.OpType : node.Name,
-                ".weight_int8", ".weight_scale", ".weight_zero_point", ".int32", ".float", ".scale", ".scaled", ".bias",
+                ".weight_int8", ".weight_scale", ".weight_scale_alpha", ".weight_zero_point", ".int32", ".float", ".scale", ".scaled", ".bias",
                 ".MatMulInteger", ".Cast", ".ScaleProduct", ".Rescale", ".AddBias");
             var (k, n) = (plan.Value.Rows, plan.Value.Columns);
-            var (weights, scales) = QuantizeWeights(plan.Value.Weight, k, n, perChannel, plan.Value.Alpha);
-            var weightName = $"{prefix}.weight_int8";
-            var scaleName = $"{prefix}.weight_scale";
-            var zeroPointName = $"{prefix}.weight_zero_point";
-            graph.Initializer.Add(TensorData.FromInt8s(weightName, weights, [k, n]));
-            graph.Initializer.Add(TensorData.FromFloats(scaleName, scales, perChannel ? [n] : []));
-            graph.Initializer.Add(TensorData.FromInt8s(zeroPointName, [0], []));
+            var key = (aliases.GetValueOrDefault(node.Input[1], node.Input[1]), plan.Value.Transposed);
+            if (!shared.TryGetValue(key, out var int8))
+            {
+                var (weights, scales) = QuantizeWeights(plan.Value.Weight, k, n, perChannel, 1f, target);
+                int8 = ($"{prefix}.weight_int8", $"{prefix}.weight_scale", $"{prefix}.weight_zero_point", scales);
+                graph.Initializer.Add(TensorData.FromInt8s(int8.Weight, weights, [k, n]));
+                graph.Initializer.Add(TensorData.FromFloats(int8.Scale, scales, perChannel ? [n] : []));
+                graph.Initializer.Add(TensorData.FromInt8s(int8.ZeroPoint, [0], []));
+                shared[key] = int8;
+            }
+
+            var (weightName, scaleName, zeroPointName) = (int8.Weight, int8.Scale, int8.ZeroPoint);
+            if (plan.Value.Alpha != 1f)
+            {
+                // Gemm's alpha folds into this layer's own scales: alpha * (x_s * w_s) * (x_q . w_q). The shared
+                // scales stay for the other readers, or go with the unused-initializer sweep.
+                scaleName = $"{prefix}.weight_scale_alpha";
+                graph.Initializer.Add(TensorData.FromFloats(scaleName, [.. int8.Scales.Select(s => s * plan.Value.Alpha)], perChannel ? [n] : []));
+            }
 
             var input = node.Input[0];
             if (!quantizedActivations.TryGetValue(input, out var activation))
@@ -112,8 +137,22 @@ public static class DynamicQuantizer
             nodes.Add(GraphEdit.Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
             if (plan.Value.Bias is { } bias)
             {
-                var biasName = $"{prefix}.bias";
-                graph.Initializer.Add(TensorData.FromFloats(biasName, bias, [n]));
+                // A Gemm's bias as the Add needs it (beta applied, one value per column): the initializer itself
+                // when it already is that, else one copy per bias and beta, however many layers share it.
+                var biasSource = aliases.GetValueOrDefault(node.Input[2], node.Input[2]);
+                var biasKey = (biasSource, plan.Value.Beta);
+                if (!biases.TryGetValue(biasKey, out var biasName))
+                {
+                    var asIs = plan.Value.Beta == 1f && TensorData.ElementCount(initializers[biasSource]) == n && initializers[biasSource].Dims.Count == 1;
+                    biasName = asIs ? biasSource : $"{prefix}.bias";
+                    if (!asIs)
+                    {
+                        graph.Initializer.Add(TensorData.FromFloats(biasName, bias, [n]));
+                    }
+
+                    biases[biasKey] = biasName;
+                }
+
                 nodes.Add(GraphEdit.Node("Add", $"{prefix}.AddBias", [scaledOutput, biasName], [output]));
             }
 
@@ -122,11 +161,12 @@ public static class DynamicQuantizer
 
         graph.Node.Clear();
         graph.Node.AddRange(nodes);
+        GraphEdit.RemoveUnreadAliases(graph);
         GraphEdit.RemoveUnusedInitializers(graph);
         return (model, new DynamicQuantizationReport(quantized, skipped));
     }
 
-    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, float[]? Bias, float Alpha);
+    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, bool Transposed, float[]? Bias, float Alpha, float Beta);
 
     /// <summary>The weight as [K, N] row-major (transposed where Gemm says transB), or null with a reason.</summary>
     private static WeightPlan? Plan(NodeProto node, Dictionary<string, TensorProto> initializers, out string reason)
@@ -149,6 +189,8 @@ public static class DynamicQuantizer
         var columns = (int)weight.Dims[1];
         var values = TensorData.ToFloats(weight);
         var alpha = 1f;
+        var beta = 1f;
+        var transposed = false;
         float[]? bias = null;
         if (node.OpType == "Gemm")
         {
@@ -159,11 +201,12 @@ public static class DynamicQuantizer
             }
 
             alpha = attributes.TryGetValue("alpha", out var a) ? a.F : 1f;
-            var beta = attributes.TryGetValue("beta", out var b) ? b.F : 1f;
+            beta = attributes.TryGetValue("beta", out var b) ? b.F : 1f;
             if (attributes.TryGetValue("transB", out var transB) && transB.I != 0)
             {
                 values = Transpose(values, rows, columns);
                 (rows, columns) = (columns, rows);
+                transposed = true;
             }
 
             if (node.Input.Count > 2 && node.Input[2].Length > 0)
@@ -189,13 +232,16 @@ public static class DynamicQuantizer
             }
         }
 
-        return new WeightPlan(values, rows, columns, bias, alpha);
+        return new WeightPlan(values, rows, columns, transposed, bias, alpha, beta);
     }
 
-    /// <summary>Symmetric int8 of a [K, N] weight: one scale per tensor or per output column (axis 1), alpha folded in.</summary>
-    internal static (sbyte[] Values, float[] Scales) QuantizeWeights(float[] weight, int rows, int columns, bool perChannel, float alpha = 1f)
+    /// <summary>
+    /// Symmetric int8 of a [K, N] weight: one scale per tensor or per output column (axis 1), alpha folded in;
+    /// for <see cref="Int8Target.Any"/> each column's pair sums are bounded (MatMulInteger's output channels).
+    /// </summary>
+    internal static (sbyte[] Values, float[] Scales) QuantizeWeights(float[] weight, int rows, int columns, bool perChannel, float alpha = 1f, Int8Target target = Int8Target.Any)
     {
-        var (values, scales) = QuantizationParameters.QuantizeWeight(weight, [rows, columns], perChannel ? 1 : null);
+        var (values, scales) = QuantizationParameters.QuantizeWeight(weight, [rows, columns], perChannel ? 1 : null, target == Int8Target.Any ? 1 : null);
 
         // Gemm's alpha folds into the scales: alpha * (x_s * w_s) * (x_q . w_q).
         return (values, [.. scales.Select(s => s * alpha)]);

@@ -13,12 +13,15 @@ namespace ModelCompression.Quantization;
 /// </summary>
 internal static class EmbeddingQuantizer
 {
-    /// <summary>A Gather whose data is a constant: an embedding lookup, quantizable or not (a Gather over computed values, such as a shape, is not one).</summary>
+    /// <summary>
+    /// A Gather whose data is a constant (also through Identity aliases, see <see cref="GraphEdit.ConstantAliases"/>):
+    /// an embedding lookup, quantizable or not (a Gather over computed values, such as a shape, is not one).
+    /// </summary>
     public static bool IsLookup(NodeProto node, IReadOnlyDictionary<string, TensorProto> initializers) =>
         node.OpType == "Gather" && GraphEdit.IsDefaultDomain(node) && node.Input.Count == 2 && initializers.ContainsKey(node.Input[0]);
 
     /// <summary>Why the lookup <paramref name="node"/> cannot be quantized, or null when it can.</summary>
-    public static string? WhyNot(NodeProto node, GraphProto graph, IReadOnlyDictionary<string, TensorProto> initializers)
+    public static string? WhyNot(NodeProto node, GraphProto graph, IReadOnlyDictionary<string, TensorProto> initializers, IReadOnlyDictionary<string, string> aliases)
     {
         var table = initializers[node.Input[0]];
         if (table.DataType != (int)DataType.Float || table.Dims.Count != 2)
@@ -36,8 +39,12 @@ internal static class EmbeddingQuantizer
             return "the indices are constant too";
         }
 
-        // A table another node also reads (tied input and output embeddings) would have to stay float for it.
-        if (graph.Node.Any(n => n != node && n.Input.Contains(node.Input[0])) || graph.Output.Any(o => o.Name == node.Input[0]))
+        // A table another node also reads (tied input and output embeddings), directly or through an Identity,
+        // would have to stay float for it.
+        var source = aliases.GetValueOrDefault(node.Input[0], node.Input[0]);
+        var names = aliases.Where(a => a.Value == source).Select(a => a.Key).Append(source).ToHashSet(StringComparer.Ordinal);
+        bool IsAlias(NodeProto n) => n.OpType == "Identity" && n.Output.Count == 1 && aliases.ContainsKey(n.Output[0]);
+        if (graph.Node.Any(n => n != node && !IsAlias(n) && n.Input.Any(names.Contains)) || graph.Output.Any(o => names.Contains(o.Name)))
         {
             return "the table is shared with other nodes";
         }
@@ -48,11 +55,15 @@ internal static class EmbeddingQuantizer
     /// <summary>
     /// Makes the lookup <paramref name="node"/> (one <see cref="WhyNot"/> accepts) gather from an int8 table;
     /// returns the DequantizeLinear to place right after it, which writes the Gather's old output. The float
-    /// table is left for the caller's unused-initializer sweep.
+    /// table (and an Identity it reached the Gather through) is left for the caller's sweeps.
     /// </summary>
-    public static NodeProto Quantize(GraphProto graph, UniqueNames names, NodeProto node, bool perChannel)
+    /// <param name="graph">The graph to add the int8 table to.</param>
+    /// <param name="names">Names taken in the graph.</param>
+    /// <param name="node">The Gather.</param>
+    /// <param name="table">Its float table (the initializer its data input names or copies).</param>
+    /// <param name="perChannel">One scale per column instead of one per table.</param>
+    public static NodeProto Quantize(GraphProto graph, UniqueNames names, NodeProto node, TensorProto table, bool perChannel)
     {
-        var table = graph.Initializer.First(i => i.Name == node.Input[0]);
         var prefix = names.Make(string.IsNullOrEmpty(node.Name) ? node.OpType : node.Name, ".table_int8", ".table_scale", ".table_zero_point", ".gathered_int8", ".DequantizeLinear");
         // Per column (axis 1 of [rows, width]): the gathered rows keep the width as their last axis.
         var (values, scales) = QuantizationParameters.QuantizeWeight(TensorData.ToFloats(table), table.Dims, perChannel ? 1 : null);

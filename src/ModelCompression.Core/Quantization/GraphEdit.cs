@@ -97,6 +97,65 @@ internal static class GraphEdit
         }
     }
 
+    /// <summary>
+    /// For every value a chain of Identity nodes copies from an initializer, that initializer's name. PyTorch's
+    /// exporter stores a tensor that several layers use (tied weights, or the equal parameters of a freshly
+    /// deep-copied layer stack) once and hands it to the other readers through Identity nodes.
+    /// </summary>
+    public static Dictionary<string, string> ConstantAliases(GraphProto graph)
+    {
+        var initializers = graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var aliases = new Dictionary<string, string>(StringComparer.Ordinal);
+        // Nodes are in topological order, so an Identity of an Identity finds its source already resolved.
+        foreach (var node in graph.Node.Where(n => n.OpType == "Identity" && IsDefaultDomain(n) && n.Input.Count == 1 && n.Output.Count == 1))
+        {
+            var input = node.Input[0];
+            var source = aliases.GetValueOrDefault(input) ?? (initializers.Contains(input) ? input : null);
+            if (source is not null)
+            {
+                aliases[node.Output[0]] = source;
+            }
+        }
+
+        return aliases;
+    }
+
+    /// <summary>The initializers by name, and each <paramref name="aliases"/> name mapped to the initializer it copies.</summary>
+    public static Dictionary<string, TensorProto> Constants(GraphProto graph, IReadOnlyDictionary<string, string> aliases)
+    {
+        var constants = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        foreach (var (alias, source) in aliases)
+        {
+            constants[alias] = constants[source];
+        }
+
+        return constants;
+    }
+
+    /// <summary>
+    /// Removes the Identity nodes of <see cref="ConstantAliases"/> that nothing reads any more (a quantized layer
+    /// now reads the int8 copy), so the float original they kept alive can go too.
+    /// </summary>
+    public static void RemoveUnreadAliases(GraphProto graph)
+    {
+        var outputs = graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        while (true)
+        {
+            var aliases = ConstantAliases(graph);
+            var read = graph.Node.SelectMany(n => n.Input).ToHashSet(StringComparer.Ordinal);
+            var unread = graph.Node.Where(n => n.OpType == "Identity" && aliases.ContainsKey(n.Output[0]) && !read.Contains(n.Output[0]) && !outputs.Contains(n.Output[0])).ToList();
+            if (unread.Count == 0)
+            {
+                return;
+            }
+
+            foreach (var node in unread)
+            {
+                graph.Node.Remove(node);
+            }
+        }
+    }
+
     /// <summary>Removes initializers no node reads and no graph output names (and their old-style graph inputs).</summary>
     public static void RemoveUnusedInitializers(GraphProto graph)
     {

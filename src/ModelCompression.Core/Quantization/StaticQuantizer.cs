@@ -57,7 +57,10 @@ public sealed record StaticQuantizationReport(IReadOnlyList<string> QuantizedNod
 /// into an integer kernel:
 /// <list type="bullet">
 /// <item>Weights become int8 initializers (symmetric, per tensor or per output channel: Conv axis 0, MatMul
-/// and Gemm the output axis) behind a DequantizeLinear; the float weights leave the file. Biases become int32
+/// and Gemm the output axis) behind a DequantizeLinear; the float weights leave the file. For
+/// <see cref="Int8Target.Any"/> they are scaled so that no CPU's int16 pair sums can saturate
+/// (<see cref="SaturationCheck"/>). A weight several layers read through Identity nodes (PyTorch's shared and
+/// tied weights) is stored once; each layer gets its own DequantizeLinear of it. Biases become int32
 /// with scale input_scale * weight_scale, which is what QLinearConv and QGemm require.</item>
 /// <item>Each layer's activation input gets a QuantizeLinear/DequantizeLinear pair with the calibrated range.
 /// Only the quantized layer reads the pair's output; other readers of the tensor keep the float value.</item>
@@ -102,7 +105,8 @@ public static class StaticQuantizer
         GraphEdit.NameNodes(model.Graph);
         var folded = FoldBatchNorms(model.Graph);
         var graph = model.Graph;
-        var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var aliases = GraphEdit.ConstantAliases(graph);
+        var initializers = GraphEdit.Constants(graph, aliases);
         var candidates = new List<string>();
         var skipped = new List<string>();
         var tensors = new List<string>();
@@ -111,7 +115,7 @@ public static class StaticQuantizer
             if (node.OpType == "Gather")
             {
                 // Weight-only: nothing to calibrate, and the indices are never quantized.
-                var why = EmbeddingQuantizer.WhyNot(node, graph, initializers) ?? (include is not null && !include(node) ? "excluded" : null);
+                var why = EmbeddingQuantizer.WhyNot(node, graph, initializers, aliases) ?? (include is not null && !include(node) ? "excluded" : null);
                 (why is null ? candidates : skipped).Add(why is null ? node.Name : $"{node.Name} ({node.OpType}): {why}");
             }
             else if (Layer.Analyze(node, graph, initializers) is not { } layer)
@@ -140,11 +144,17 @@ public static class StaticQuantizer
     /// Quantizes the <paramref name="nodes"/> (a subset of the plan's candidates; the others stay float) with the
     /// calibrated <paramref name="ranges"/>. Returns a new model; the plan is not changed.
     /// </summary>
+    /// <param name="plan">The prepared model and its candidates.</param>
+    /// <param name="ranges">The calibrated range of every tensor in the plan's <see cref="StaticQuantizationPlan.TensorsToCalibrate"/>.</param>
+    /// <param name="nodes">The candidates to quantize.</param>
+    /// <param name="perChannel">One weight scale per output channel instead of one per tensor.</param>
+    /// <param name="target">The CPUs the model must be exact on: <see cref="Int8Target.Any"/> bounds the weights' pair sums, <see cref="Int8Target.Vnni"/> uses the full int8 range.</param>
     public static (ModelProto Model, StaticQuantizationReport Report) Quantize(
         StaticQuantizationPlan plan,
         IReadOnlyDictionary<string, (float Min, float Max)> ranges,
         IReadOnlyCollection<string> nodes,
-        bool perChannel)
+        bool perChannel,
+        Int8Target target = Int8Target.Any)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(ranges);
@@ -157,7 +167,8 @@ public static class StaticQuantizer
 
         var model = plan.Model.Clone();
         var graph = model.Graph;
-        var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var aliases = GraphEdit.ConstantAliases(graph);
+        var initializers = GraphEdit.Constants(graph, aliases);
         var producers = GraphEdit.Producers(graph);
         var names = new UniqueNames(graph);
         var chosen = nodes.ToHashSet(StringComparer.Ordinal);
@@ -209,8 +220,9 @@ public static class StaticQuantizer
             }
         }
 
-        var weightNodes = layers.ToDictionary(l => l.Node.Name, l => QuantizeWeights(graph, names, l, ParametersOf(l.Input).Scale, perChannel), StringComparer.Ordinal);
-        var lookupNodes = lookups.ToDictionary(n => n.Name, n => EmbeddingQuantizer.Quantize(graph, names, n, perChannel), StringComparer.Ordinal);
+        var weights = new SharedWeights(graph, names, initializers, aliases, perChannel, target);
+        var weightNodes = layers.ToDictionary(l => l.Node.Name, l => QuantizeWeights(weights, l, ParametersOf(l.Input).Scale), StringComparer.Ordinal);
+        var lookupNodes = lookups.ToDictionary(n => n.Name, n => EmbeddingQuantizer.Quantize(graph, names, n, initializers[n.Input[0]], perChannel), StringComparer.Ordinal);
 
         var ordered = new List<NodeProto>();
         foreach (var tensor in graph.Input.Select(i => i.Name).Where(pairNodes.ContainsKey))
@@ -235,6 +247,7 @@ public static class StaticQuantizer
 
         graph.Node.Clear();
         graph.Node.AddRange(ordered);
+        GraphEdit.RemoveUnreadAliases(graph);
         GraphEdit.RemoveUnusedInitializers(graph);
         return (model, new StaticQuantizationReport([.. graph.Node.Select(n => n.Name).Where(chosen.Contains)], [.. quantized.Order(StringComparer.Ordinal)]));
     }
@@ -277,35 +290,33 @@ public static class StaticQuantizer
         ]);
     }
 
-    /// <summary>Replaces the layer's float weight (and bias) by integer initializers behind DequantizeLinear nodes.</summary>
-    private static List<NodeProto> QuantizeWeights(GraphProto graph, UniqueNames names, Layer layer, float inputScale, bool perChannel)
+    /// <summary>
+    /// Replaces the layer's float weight (and bias) by integer initializers behind DequantizeLinear nodes. The int8
+    /// weight is shared with other layers that read the same float weight; the bias is the layer's own (its scale
+    /// depends on the layer's input scale).
+    /// </summary>
+    private static List<NodeProto> QuantizeWeights(SharedWeights weights, Layer layer, float inputScale)
     {
         var node = layer.Node;
+        var (graph, names, perChannel) = (weights.Graph, weights.Names, weights.PerChannel);
         var prefix = names.Make(
             node.Name,
-            ".weight_int8", ".weight_scale", ".weight_zero_point", ".weight_dequantized", ".weight_DequantizeLinear",
+            ".weight_dequantized", ".weight_DequantizeLinear",
             ".bias_int32", ".bias_scale", ".bias_dequantized", ".bias_DequantizeLinear");
-        var weight = graph.Initializer.First(i => i.Name == node.Input[1]);
-        var values = TensorData.ToFloats(weight);
+        var int8 = weights.Get(node, layer.ChannelAxis, layer.Alpha);
         if (layer.Alpha != 1f)
         {
-            values = [.. values.Select(v => v * layer.Alpha)];
             GraphEdit.SetFloat(node, "alpha", 1f);
         }
 
-        int? axis = perChannel ? layer.ChannelAxis : null;
-        var (weights, scales) = QuantizationParameters.QuantizeWeight(values, weight.Dims, axis);
-        long[] scaleDims = perChannel ? [scales.Length] : [];
-        graph.Initializer.Add(TensorData.FromInt8s($"{prefix}.weight_int8", weights, [.. weight.Dims]));
-        graph.Initializer.Add(TensorData.FromFloats($"{prefix}.weight_scale", scales, scaleDims));
-        graph.Initializer.Add(TensorData.FromInt8s($"{prefix}.weight_zero_point", new sbyte[scales.Length], scaleDims));
+        long[] scaleDims = perChannel ? [int8.Scales.Length] : [];
         AttributeProto[] axisAttribute = perChannel ? [Attr.Int("axis", layer.ChannelAxis)] : [];
         var added = new List<NodeProto>
         {
             GraphEdit.Node(
                 "DequantizeLinear",
                 $"{prefix}.weight_DequantizeLinear",
-                [$"{prefix}.weight_int8", $"{prefix}.weight_scale", $"{prefix}.weight_zero_point"],
+                [int8.Weight, int8.Scale, int8.ZeroPoint],
                 [$"{prefix}.weight_dequantized"],
                 axisAttribute),
         };
@@ -313,13 +324,13 @@ public static class StaticQuantizer
 
         if (layer.Bias is var (biasNode, biasInput))
         {
-            var bias = TensorData.ToFloats(graph.Initializer.First(i => i.Name == biasNode.Input[biasInput]));
+            var bias = TensorData.ToFloats(weights.Constants[biasNode.Input[biasInput]]);
             if (layer.Beta != 1f)
             {
                 bias = [.. bias.Select(v => v * layer.Beta)];
             }
 
-            var (biasValues, biasScales) = QuantizationParameters.QuantizeBias(bias, inputScale, scales);
+            var (biasValues, biasScales) = QuantizationParameters.QuantizeBias(bias, inputScale, int8.Scales);
             graph.Initializer.Add(TensorData.FromInt32s($"{prefix}.bias_int32", biasValues, [biasValues.Length]));
             graph.Initializer.Add(TensorData.FromFloats($"{prefix}.bias_scale", biasScales, scaleDims));
             added.Add(GraphEdit.Node(
@@ -340,6 +351,50 @@ public static class StaticQuantizer
     }
 
     /// <summary>
+    /// The int8 copies of the float weights, one per float weight (followed through Identity aliases), channel
+    /// axis and Gemm alpha, named after the first layer that needs it.
+    /// </summary>
+    private sealed class SharedWeights(
+        GraphProto graph, UniqueNames names, Dictionary<string, TensorProto> constants, IReadOnlyDictionary<string, string> aliases, bool perChannel, Int8Target target)
+    {
+        private readonly Dictionary<(string Source, int Axis, float Alpha), (string Weight, string Scale, string ZeroPoint, float[] Scales)> _made = [];
+
+        public GraphProto Graph => graph;
+
+        public UniqueNames Names => names;
+
+        public bool PerChannel => perChannel;
+
+        public Dictionary<string, TensorProto> Constants => constants;
+
+        public (string Weight, string Scale, string ZeroPoint, float[] Scales) Get(NodeProto node, int channelAxis, float alpha)
+        {
+            var key = (aliases.GetValueOrDefault(node.Input[1], node.Input[1]), channelAxis, alpha);
+            if (_made.TryGetValue(key, out var made))
+            {
+                return made;
+            }
+
+            var weight = constants[node.Input[1]];
+            var values = TensorData.ToFloats(weight);
+            if (alpha != 1f)
+            {
+                values = [.. values.Select(v => v * alpha)];
+            }
+
+            var (quantized, scales) = QuantizationParameters.QuantizeWeight(values, weight.Dims, perChannel ? channelAxis : null, target == Int8Target.Any ? channelAxis : null);
+            var prefix = names.Make(node.Name, ".weight_int8", ".weight_scale", ".weight_zero_point");
+            long[] scaleDims = perChannel ? [scales.Length] : [];
+            graph.Initializer.Add(TensorData.FromInt8s($"{prefix}.weight_int8", quantized, [.. weight.Dims]));
+            graph.Initializer.Add(TensorData.FromFloats($"{prefix}.weight_scale", scales, scaleDims));
+            graph.Initializer.Add(TensorData.FromInt8s($"{prefix}.weight_zero_point", new sbyte[scales.Length], scaleDims));
+            made = ($"{prefix}.weight_int8", $"{prefix}.weight_scale", $"{prefix}.weight_zero_point", scales);
+            _made[key] = made;
+            return made;
+        }
+    }
+
+    /// <summary>
     /// Folds each inference-mode BatchNormalization that alone reads a Conv's output into that Conv:
     /// W' = W * g / sqrt(v + eps) per output channel, b' = (b - m) * g / sqrt(v + eps) + beta. The Conv then
     /// writes the BatchNormalization's output.
@@ -347,7 +402,7 @@ public static class StaticQuantizer
     private static List<string> FoldBatchNorms(GraphProto graph)
     {
         var folded = new List<string>();
-        var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var initializers = GraphEdit.Constants(graph, GraphEdit.ConstantAliases(graph));
         var producers = GraphEdit.Producers(graph);
         var consumers = GraphEdit.Consumers(graph);
         var graphOutputs = graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
@@ -402,6 +457,7 @@ public static class StaticQuantizer
             folded.Add(norm.Name);
         }
 
+        GraphEdit.RemoveUnreadAliases(graph);
         GraphEdit.RemoveUnusedInitializers(graph);
         return folded;
 

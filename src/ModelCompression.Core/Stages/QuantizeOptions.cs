@@ -27,6 +27,10 @@ public sealed record QuantizeOptions
     [Option("per_channel", "One weight scale per output channel (Conv axis 0, MatMul/Gemm output axis) instead of one per weight tensor.")]
     public bool PerChannel { get; init; }
 
+    /// <summary>The CPUs the int8 model must compute correctly on.</summary>
+    [Option("target", "dynamic and static: the x86-64 CPUs the int8 model must be exact on. any: every CPU ONNX Runtime runs on; the int8 weights are scaled so that no two in an output channel sum to more than 128 in magnitude, because CPUs without VNNI (AVX2-only, AVX-512 without VNNI) add pairs of u8 x s8 products into a saturating int16, and the stage proves it for every layer (MC2054/MC2055). vnni: only CPUs with AVX-512 VNNI or AVX-VNNI; full-range int8 weights (-127..127), which can be badly wrong on other CPUs.")]
+    public Int8Target Target { get; init; } = Int8Target.Any;
+
     /// <summary>How static mode quantizes activations.</summary>
     [Option("activation_scheme", "static: asymmetric (uint8 with a zero point; ONNX Runtime's fast path on x86, ReLU outputs use the whole range) or symmetric (int8, zero point 0).")]
     public QuantizationScheme ActivationScheme { get; init; } = QuantizationScheme.Asymmetric;

@@ -68,6 +68,10 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             _ => Float16(named, details),
         };
         var model = quantized ?? named;
+        if (options.Mode != QuantizeMode.Fp16 && quantized is not null)
+        {
+            CheckInt8Weights(model, details, context, inputModel);
+        }
 
         var score = slice.Score(model, "quantized model");
         var drop = slice.FloatAccuracy - score.Accuracy;
@@ -138,21 +142,46 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         return $"quantized NOT faster than float: {ratio}x ({configurations}); float model kept";
     }
 
+    /// <summary>
+    /// Records how the int8 weights are represented and the largest pair sum of any layer, and for target any
+    /// proves that no layer can saturate the int16 pair sums of CPUs without VNNI (MC2054/MC2055 otherwise).
+    /// </summary>
+    private void CheckInt8Weights(ModelProto model, Dictionary<string, string> details, StageContext context, string inputModel)
+    {
+        var bounds = SaturationCheck.Analyze(model);
+        var worst = bounds.Where(b => b.Unproven is null).MaxBy(b => b.MaxPairSum);
+        details["target"] = options.Target.ToString().ToLowerInvariant();
+        details["int8_weights"] = options.Target == Int8Target.Any
+            ? $"s8 with |q_a| + |q_b| <= {SaturationCheck.MaxPairSum} per output channel (exact on AVX2, AVX-512 and VNNI CPUs)"
+            : "full-range s8 -127..127 (exact only on CPUs with AVX-512 VNNI or AVX-VNNI)";
+        details["max_pair_sum"] = worst is null ? "" : $"{worst.MaxPairSum} ({worst.Layer})";
+        if (options.Target == Int8Target.Any)
+        {
+            SaturationCheck.ThrowIfUnproven(model, inputModel);
+            return;
+        }
+
+        var over = bounds.Where(b => !b.Proven).Select(b => b.Layer).ToList();
+        context.Reporter.Info(over.Count == 0
+            ? "quantize: target vnni; every int8 layer also happens to fit the int16 pair sums of CPUs without VNNI."
+            : $"quantize: target vnni: {over.Count}/{bounds.Count} int8 layers can saturate the int16 pair sums of CPUs without VNNI ({string.Join(", ", over)}); deploy this model only on CPUs with AVX-512 VNNI or AVX-VNNI.");
+    }
+
     /// <summary>Dynamic int8; a null model when no layer can be quantized.</summary>
     private (ModelProto? Model, string Description) Dynamic(ModelProto source, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
     {
         details["per_channel"] = Flag(options.PerChannel);
-        var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n));
+        var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n), options.Target);
         details["skipped"] = string.Join("; ", report.SkippedNodes);
-        var description = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")})";
+        var description = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")}, {Representation})";
         if (report.QuantizedNodes.Count == 0)
         {
             Nothing(report.SkippedNodes, details, context, inputModel);
             return (null, $"{description}: nothing to quantize");
         }
 
-        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name)).Model, slice, details);
-        return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count)}");
+        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name), options.Target).Model, slice, details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count, report.SkippedNodes)}");
     }
 
     /// <summary>Static int8 QDQ; a null model when no layer can be quantized.</summary>
@@ -170,7 +199,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var plan = StaticQuantizer.Plan(source, options.ActivationScheme, n => !IsExcluded(n));
         details["skipped"] = string.Join("; ", plan.Skipped);
         details["folded_batch_norms"] = string.Join(", ", plan.FoldedBatchNorms);
-        var description = $"static int8 QDQ ({(options.PerChannel ? "per channel" : "per tensor")}, {details["activation_scheme"]} activations, {details["calibration_method"]} calibration on {calibration.Count} samples)";
+        var description = $"static int8 QDQ ({(options.PerChannel ? "per channel" : "per tensor")}, {Representation}, {details["activation_scheme"]} activations, {details["calibration_method"]} calibration on {calibration.Count} samples)";
         if (plan.Candidates.Count == 0)
         {
             Nothing(plan.Skipped, details, context, inputModel);
@@ -178,8 +207,8 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         }
 
         var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, calibration, options.CalibrationMethod, options.Percentile, options.ActivationScheme);
-        var (selection, sensitivity) = SelectLayers(plan.Candidates, layers => StaticQuantizer.Quantize(plan, ranges, layers, options.PerChannel).Model, slice, details);
-        return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count)}");
+        var (selection, sensitivity) = SelectLayers(plan.Candidates, layers => StaticQuantizer.Quantize(plan, ranges, layers, options.PerChannel, options.Target).Model, slice, details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count, plan.Skipped)}");
     }
 
     private static (ModelProto? Model, string Description) Float16(ModelProto source, Dictionary<string, string> details)
@@ -243,6 +272,11 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         details["quantized"] = "";
     }
 
+    /// <summary>The int8 weight representation the target asks for, as the summary names it.</summary>
+    private string Representation => options.Target == Int8Target.Any
+        ? $"target any: s8 weights with |q_a| + |q_b| <= {SaturationCheck.MaxPairSum} per output channel, exact on every x86-64 CPU"
+        : "target vnni: full-range s8 weights, exact only on VNNI CPUs";
+
     private bool IsExcluded(NodeProto node) =>
         options.ExcludedNodes.Contains(node.Name) || options.ExcludedOpTypes.Contains(node.OpType);
 
@@ -291,14 +325,22 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             overlap);
     }
 
-    /// <summary>What was quantized, and the most sensitive layers (accuracy drop alone, in points; all of them are in the details).</summary>
-    private static string Layers(LayerSelection selection, IReadOnlyList<LayerSensitivity> sensitivity, int candidates)
+    /// <summary>
+    /// What was quantized out of every layer considered (the candidates and those left float, whose reasons are
+    /// listed), and the most sensitive layers (accuracy drop alone, in points; all of them are in the details).
+    /// </summary>
+    private static string Layers(LayerSelection selection, IReadOnlyList<LayerSensitivity> sensitivity, int candidates, IReadOnlyList<string> skipped)
     {
         const int Shown = 5;
-        var text = $"{selection.Quantized.Count}/{candidates} layers quantized";
+        var text = $"{selection.Quantized.Count}/{candidates + skipped.Count} layers quantized";
         if (selection.KeptFloat.Count > 0)
         {
             text += $", kept in float by sensitivity: {string.Join(", ", selection.KeptFloat)}";
+        }
+
+        if (skipped.Count > 0)
+        {
+            text += $", left float: {string.Join("; ", skipped.Take(Shown))}" + (skipped.Count > Shown ? $"; {skipped.Count - Shown} more in the details" : "");
         }
 
         if (sensitivity.Count > 0)

@@ -75,6 +75,12 @@ public static class DiagnosticCodes
     /// <summary>Calibration or the accuracy check cannot run on the data (NaN activations, no labels).</summary>
     public const string CalibrationFailed = "MC2053";
 
+    /// <summary>A quantized layer has int8 weights that can overflow the int16 pair sums of CPUs without VNNI (AVX2), so it would compute wrong values there.</summary>
+    public const string QuantizedLayerSaturates = "MC2054";
+
+    /// <summary>A quantized layer cannot be proven free of int16 pair saturation on CPUs without VNNI (its int8 weight is not a constant).</summary>
+    public const string QuantizedLayerUnproven = "MC2055";
+
     /// <summary>Structured pruning leaves a layer whole: its units feed a pattern it cannot follow (a warning).</summary>
     public const string StructureNotPrunable = "MC2060";
 

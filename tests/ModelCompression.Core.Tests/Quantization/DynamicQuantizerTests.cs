@@ -9,15 +9,25 @@ namespace ModelCompression.Core.Tests.Quantization;
 
 public sealed class DynamicQuantizerTests
 {
-    // W is [K=2, N=3]. max|W| = 2.54, so the per-tensor scale is 2.54 / 127 = 0.02; per column the
-    // maxima are 2.54, 0.5 and 0.1.
+    // W is [K=2, N=3]; its output channels are the columns.
     private static readonly float[] Weight = [1.0f, -0.5f, 0.0f, -2.54f, 0.26f, 0.1f];
 
-    // Per tensor: round(W / 0.02) = [50, -25, 0; -127, 13, 5].
-    private static readonly sbyte[] PerTensorValues = [50, -25, 0, -127, 13, 5];
+    // Full range (target vnni), per tensor: max|W| = 2.54, scale 2.54 / 127 = 0.02; round(W / 0.02).
+    private static readonly sbyte[] FullRangePerTensorValues = [50, -25, 0, -127, 13, 5];
 
-    // Per column: col0 / 0.02 = [50, -127]; col1 / (0.5/127) = [-127, 66.04 -> 66]; col2 / (0.1/127) = [0, 127].
-    private static readonly sbyte[] PerChannelValues = [50, -127, 0, -127, 66, 127];
+    // Full range per column: maxima 2.54, 0.5, 0.1; col0 / 0.02 = [50, -127]; col1 / (0.5/127) = [-127, 66.04 -> 66];
+    // col2 / (0.1/127) = [0, 127].
+    private static readonly sbyte[] FullRangePerChannelValues = [50, -127, 0, -127, 66, 127];
+
+    // Target any: in every column the two largest |q| may sum to at most 128. The columns' two largest |w| sum to
+    // 3.54, 0.76 and 0.1, so per tensor the scale is max(2.54 / 127, 3.54 / 128) = 0.02765625:
+    // 1.0 -> 36.16 -> 36, -0.5 -> -18.08 -> -18, -2.54 -> -91.84 -> -92, 0.26 -> 9.40 -> 9, 0.1 -> 3.62 -> 4.
+    private static readonly sbyte[] PerTensorValues = [36, -18, 0, -92, 9, 4];
+
+    // Per column: col0 0.02765625 -> [36, -92] (sum 128); col1 max(0.5 / 127, 0.76 / 128) = 0.0059375 ->
+    // [-84.21 -> -84, 43.79 -> 44] (sum 128); col2 has one non-zero value, so max(0.1 / 127, 0.1 / 128) = 0.1 / 127
+    // keeps it at 127 (sum 127): a lone outlier keeps the full 8 bits.
+    private static readonly sbyte[] PerChannelValues = [36, -84, 0, -92, 44, 127];
 
     [Fact]
     public void Per_tensor_weights_quantize_to_known_values()
@@ -25,7 +35,7 @@ public sealed class DynamicQuantizerTests
         var (values, scales) = DynamicQuantizer.QuantizeWeights(Weight, 2, 3, perChannel: false);
 
         Assert.Equal(PerTensorValues, values);
-        Assert.Equal(0.02f, Assert.Single(scales), 1e-8f);
+        Assert.Equal(3.54f / 128f, Assert.Single(scales), 1e-8f);
     }
 
     [Fact]
@@ -35,16 +45,27 @@ public sealed class DynamicQuantizerTests
 
         Assert.Equal(PerChannelValues, values);
         Assert.Equal(3, scales.Length);
-        Assert.Equal(0.02f, scales[0], 1e-8f);
-        Assert.Equal(0.5f / 127f, scales[1], 1e-9f);
+        Assert.Equal(3.54f / 128f, scales[0], 1e-8f);
+        Assert.Equal(0.76f / 128f, scales[1], 1e-9f);
         Assert.Equal(0.1f / 127f, scales[2], 1e-9f);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Target_vnni_weights_use_the_full_int8_range(bool perChannel)
+    {
+        var (values, scales) = DynamicQuantizer.QuantizeWeights(Weight, 2, 3, perChannel, target: Int8Target.Vnni);
+
+        Assert.Equal(perChannel ? FullRangePerChannelValues : FullRangePerTensorValues, values);
+        Assert.Equal(perChannel ? [0.02f, 0.5f / 127f, 0.1f / 127f] : [0.02f], scales);
     }
 
     [Fact]
     public void Gemm_alpha_folds_into_the_scales_and_a_zero_column_gets_scale_one()
     {
-        // Column 0 is all zero; column 1 has max 1.27, so its scale is 0.01 before alpha.
-        var (values, scales) = DynamicQuantizer.QuantizeWeights([0f, 1.27f, 0f, -0.6f], 2, 2, perChannel: true, alpha: 2f);
+        // Column 0 is all zero; column 1 has max 1.27, so its full-range scale is 0.01 before alpha.
+        var (values, scales) = DynamicQuantizer.QuantizeWeights([0f, 1.27f, 0f, -0.6f], 2, 2, perChannel: true, alpha: 2f, target: Int8Target.Vnni);
 
         Assert.Equal(new sbyte[] { 0, 127, 0, -60 }, values);
         Assert.Equal(2f, scales[0]);
@@ -70,6 +91,7 @@ public sealed class DynamicQuantizerTests
 
         Assert.Equal(["fc"], report.QuantizedNodes);
         Assert.Empty(report.SkippedNodes);
+        SaturationCheck.ThrowIfUnproven(quantized, "test model");
         // The new initializers are named after the node; the float weight and bias are gone.
         var initializers = quantized.Graph.Initializer.ToDictionary(i => i.Name[(i.Name.IndexOf('.', StringComparison.Ordinal) + 1)..]);
         Assert.All(quantized.Graph.Initializer, i => Assert.StartsWith("fc", i.Name, StringComparison.Ordinal));
@@ -115,6 +137,7 @@ public sealed class DynamicQuantizerTests
         var before = model.ToByteArray();
 
         var (quantized, report) = DynamicQuantizer.Quantize(model, perChannel);
+        SaturationCheck.ThrowIfUnproven(quantized, "test model");
 
         // The input model is untouched.
         Assert.Equal(before, model.ToByteArray());

@@ -50,6 +50,78 @@ public sealed class QuantizationParametersTests
     }
 
     [Fact]
+    public void Pair_bounded_per_channel_weight_keeps_each_rows_two_largest_q_within_128()
+    {
+        // Row 0: the two largest |w| are 1.2 and 0.9: scale max(1.2 / 127, 2.1 / 128) = 0.01640625;
+        //   0.3 -> 18.29 -> 18, -1.2 -> -73.14 -> -73, 0.9 -> 54.86 -> 55 (73 + 55 = 128).
+        // Row 1: 2.54 and 1.0: scale 3.54 / 128 = 0.02765625; 2.54 -> 91.84 -> 92, -0.127 -> -4.59 -> -5, 1.0 -> 36.16 -> 36.
+        var (values, scales) = QuantizationParameters.QuantizeWeight(Weight, [2, 3], axis: 0, pairSumAxis: 0);
+
+        Assert.Equal(new sbyte[] { 18, -73, 55, 92, -5, 36 }, values);
+        Assert.Equal([2.1f / 128f, 3.54f / 128f], scales);
+        Assert.Equal((128, 0L), QuantizationParameters.PairSum(values, [2, 3], 0));
+    }
+
+    [Fact]
+    public void Pair_bounded_per_tensor_weight_bounds_every_channel_under_one_scale()
+    {
+        // One scale for both rows: the larger of the rows' bounds, 3.54 / 128; row 0 then sums to 43 + 33 = 76.
+        var (values, scales) = QuantizationParameters.QuantizeWeight(Weight, [2, 3], axis: null, pairSumAxis: 0);
+
+        Assert.Equal(new sbyte[] { 11, -43, 33, 92, -5, 36 }, values);
+        Assert.Equal(3.54f / 128f, Assert.Single(scales));
+    }
+
+    [Fact]
+    public void A_channel_with_one_outlier_keeps_the_full_range()
+    {
+        // |w| 1.0 and 0.004: max(1 / 127, 1.004 / 128) = 1 / 127, so the outlier maps to 127 and the next to 0.508 -> 1.
+        var (values, scales) = QuantizationParameters.QuantizeWeight([1.0f, 0.004f, -0.002f], [3, 1], axis: 1, pairSumAxis: 1);
+
+        Assert.Equal(new sbyte[] { 127, 1, 0 }, values);
+        Assert.Equal(1f / 127f, Assert.Single(scales));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Pair_bounded_weights_never_exceed_128_and_beat_7_bit_weights(int seed)
+    {
+        // Random [K, N] weights, about one outlier per column (as trained layers have), per channel along the columns.
+        var random = new Random(seed);
+        const int K = 64, N = 48;
+        var w = new float[K * N];
+        for (var i = 0; i < w.Length; i++)
+        {
+            var v = (float)((random.NextDouble() * 2) - 1);
+            w[i] = random.Next(K) == 0 ? v * 6 : v;
+        }
+
+        var (values, scales) = QuantizationParameters.QuantizeWeight(w, [K, N], axis: 1, pairSumAxis: 1);
+
+        Assert.True(QuantizationParameters.PairSum(values, [K, N], 1).Sum <= SaturationCheck.MaxPairSum);
+        double error = 0, sevenBitError = 0;
+        for (var n = 0; n < N; n++)
+        {
+            // ONNX Runtime's reduce_range: 7-bit weights, scale max|w| / 64, |q| <= 64.
+            var column = Enumerable.Range(0, K).Select(k => w[(k * N) + n]).ToArray();
+            var sevenBit = column.Max(MathF.Abs) / 64f;
+            Assert.True(scales[n] <= sevenBit, $"column {n}: scale {scales[n]} > 7-bit scale {sevenBit}");
+            error += Enumerable.Range(0, K).Sum(k => Math.Abs((values[(k * N) + n] * scales[n]) - column[k]));
+            sevenBitError += column.Sum(v => Math.Abs((MathF.Round(v / sevenBit, MidpointRounding.ToEven) * sevenBit) - v));
+        }
+
+        Assert.True(error < 0.9 * sevenBitError, $"mean |w - q * scale| {error / w.Length} vs 7-bit {sevenBitError / w.Length}");
+    }
+
+    [Fact]
+    public void Different_per_channel_and_pair_sum_axes_are_refused()
+    {
+        Assert.Throws<ArgumentException>(() => QuantizationParameters.QuantizeWeight(Weight, [2, 3], axis: 0, pairSumAxis: 1));
+    }
+
+    [Fact]
     public void Asymmetric_per_tensor_range_gets_known_scale_zero_point_and_uint8_values()
     {
         // min -1.2, max 2.54: scale = 3.74 / 255 = 0.0146667, zero point = round(1.2 / 0.0146667) = round(81.82) = 82.

@@ -12,7 +12,7 @@ public sealed class QuantizeOptionsTests
     {
         using var dir = new TempDir();
         var recipe = RecipeLoader.Load(WriteRecipe(dir, """
-            { mode: static, per_channel: true, activation_scheme: symmetric, calibration_method: entropy,
+            { mode: static, per_channel: true, target: vnni, activation_scheme: symmetric, calibration_method: entropy,
               calibration_samples: 128, percentile: 99.9, exclude_nodes: "fc1, fc2", exclude_op_types: Conv,
               sensitivity: false, sensitivity_samples: 300, keep_sensitive_float: true, max_accuracy_drop: 0.01,
               keep_float_if_slower: true, latency_batch_sizes: [1, 8], latency_threads: [1], latency_runs: 7, seed: 3 }
@@ -25,6 +25,7 @@ public sealed class QuantizeOptionsTests
             {
                 Mode = QuantizeMode.Static,
                 PerChannel = true,
+                Target = Int8Target.Vnni,
                 ActivationScheme = QuantizationScheme.Symmetric,
                 CalibrationMethod = CalibrationMethod.Entropy,
                 CalibrationSamples = 128,

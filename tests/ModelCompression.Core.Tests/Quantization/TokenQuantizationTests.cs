@@ -28,6 +28,7 @@ public sealed class TokenQuantizationTests
         var plan = StaticQuantizer.Plan(model, QuantizationScheme.Asymmetric);
         var ranges = ActivationCalibration.Collect(plan.Model, plan.TensorsToCalibrate, tokens, CalibrationMethod.MinMax, 99.99, QuantizationScheme.Asymmetric);
         var (quantized, report) = StaticQuantizer.Quantize(plan, ranges, plan.Candidates, perChannel);
+        SaturationCheck.ThrowIfUnproven(quantized, PyTorchTransformer);
 
         // The token table's Gather; per layer the joint Q/K/V projection (MatMul), the output projection (Gemm)
         // and the two feed-forward layers; the head. The attention products have no constant weight.
@@ -57,6 +58,7 @@ public sealed class TokenQuantizationTests
         var tokens = TokenModelCostTests.Tokens(64, 16, vocab: 100, classes: 4);
 
         var (quantized, report) = DynamicQuantizer.Quantize(model, perChannel: true);
+        SaturationCheck.ThrowIfUnproven(quantized, PyTorchTransformer);
 
         var lookup = model.Graph.Node.Single(n => n.OpType == "Gather" && n.Input[1] == "input_ids");
         Assert.Contains(lookup.Name, report.QuantizedNodes);
@@ -86,6 +88,7 @@ public sealed class TokenQuantizationTests
         model.Graph.Node.Add(new NodeProto { OpType = "Transpose", Name = "tied_projection", Input = { "embedding.weight" }, Output = { "tied_projection" } });
 
         var (dynamicModel, dynamicReport) = DynamicQuantizer.Quantize(model, perChannel: true);
+        SaturationCheck.ThrowIfUnproven(dynamicModel, "transformer");
         var plan = StaticQuantizer.Plan(model, QuantizationScheme.Asymmetric);
 
         Assert.Contains("embedding (Gather): the table is shared with other nodes", dynamicReport.SkippedNodes);
@@ -104,6 +107,7 @@ public sealed class TokenQuantizationTests
         var plan = StaticQuantizer.Plan(model, QuantizationScheme.Asymmetric);
 
         var (quantized, _) = StaticQuantizer.Quantize(plan, new Dictionary<string, (float, float)>(), ["embedding"], perChannel);
+        SaturationCheck.ThrowIfUnproven(quantized, "transformer");
 
         var gather = quantized.Graph.Node.Single(n => n.Name == "embedding");
         var dequantize = quantized.Graph.Node.Single(n => n.OpType == "DequantizeLinear" && n.Input[0] == gather.Output[0]);
