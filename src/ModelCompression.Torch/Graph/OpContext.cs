@@ -20,6 +20,12 @@ public sealed record OpContext(NodeProto Node, IReadOnlyList<Tensor?> Inputs, bo
     /// </summary>
     public ScalarType FloatType { get; init; } = ScalarType.Float32;
 
+    /// <summary>
+    /// The random stream of the graph being run (Dropout's masks). Per graph, not torch's global generator, so that
+    /// another model training on another thread of the same process cannot change what this one draws.
+    /// </summary>
+    public Generator? Random { get; init; }
+
     /// <summary>The input at <paramref name="index"/>; throws if it is missing.</summary>
     public Tensor Input(int index) =>
         index < Inputs.Count && Inputs[index] is Tensor tensor

@@ -61,6 +61,9 @@ public sealed class TrainableGraph : nn.Module
     private readonly Dictionary<string, string> _constantNames = new(StringComparer.Ordinal);
     private ScalarType _floatType = ScalarType.Float32;
 
+    // Dropout draws from this, not from torch's global generator, which every model of the process shares.
+    private readonly Generator _random = new(0);
+
     private TrainableGraph(ModelProto source, List<(NodeProto, OpKernel)> plan, TrainableGraphOptions options)
         : base(string.IsNullOrEmpty(source.Graph.Name) ? "onnx_graph" : source.Graph.Name)
     {
@@ -179,6 +182,12 @@ public sealed class TrainableGraph : nn.Module
     }
 
     /// <summary>
+    /// Restarts the graph's random stream (Dropout's masks in training mode) at <paramref name="seed"/>. Runs with the
+    /// same seed draw the same masks whatever other models in the process do meanwhile.
+    /// </summary>
+    public void SeedRandom(long seed) => _random.manual_seed(seed);
+
+    /// <summary>
     /// Runs the graph on named inputs of any element type (float features, int64 token ids, bool or int64
     /// masks); returns every graph output by name. Float inputs are converted to the module's float type.
     /// </summary>
@@ -249,7 +258,7 @@ public sealed class TrainableGraph : nn.Module
             Tensor[] outputs;
             try
             {
-                outputs = kernel(new OpContext(node, nodeInputs, training) { Opset = _opset, FloatType = _floatType });
+                outputs = kernel(new OpContext(node, nodeInputs, training) { Opset = _opset, FloatType = _floatType, Random = _random });
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -314,6 +323,17 @@ public sealed class TrainableGraph : nn.Module
         }
 
         return model;
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _random.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 
     /// <summary>Converts float parameters and buffers only: the base would turn int64 and bool constants into floats too.</summary>

@@ -78,6 +78,7 @@ public static class ClassificationTrainer
                 // earlier epochs, so a run resumed at any epoch boundary draws exactly what a straight run draws.
                 var epochSeed = EpochSeed(options.Seed, epoch);
                 torch.manual_seed(epochSeed);
+                model.SeedRandom(epochSeed);
                 for (var i = 0; i < count; i++)
                 {
                     order[i] = i;

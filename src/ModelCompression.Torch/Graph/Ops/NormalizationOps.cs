@@ -100,14 +100,10 @@ internal static class NormalizationOps
             return wantsMask ? [x, torch.ones_like(x, ScalarType.Bool)] : [x];
         }
 
-        if (!wantsMask)
-        {
-            return [F.dropout(x, ratio, training: true)];
-        }
-
-        var keep = torch.rand_like(x).LessThan(ratio).logical_not();
+        // The mask comes from the graph's own generator (see OpContext.Random); F.dropout would draw from the global one.
+        var keep = torch.rand(x.shape, x.dtype, x.device, generator: c.Random).ge(ratio);
         var y = ratio >= 1 ? torch.zeros_like(x) : (x * keep).DividedBy(1 - ratio);
-        return [y, keep];
+        return wantsMask ? [y, keep] : [y];
     }
 
     private static Tensor SoftmaxFamily(OpContext c, bool log)

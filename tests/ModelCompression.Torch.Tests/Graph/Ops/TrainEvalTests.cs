@@ -34,7 +34,7 @@ public sealed class TrainEvalTests
         Assert.True(eval["mask"].all().item<bool>());
 
         graph.train();
-        torch.manual_seed(3);
+        graph.SeedRandom(3);
         var train = graph.Forward(new Dictionary<string, Tensor> { ["x"] = x });
         var y = ToDoubles(train["y"]);
         var kept = ToDoubles(train["mask"]);
@@ -42,6 +42,39 @@ public sealed class TrainEvalTests
         Assert.InRange(dropped, 0.25, 0.35);
         // Kept values are scaled by 1 / (1 - ratio); the mask says which.
         Assert.All(y.Zip(kept), p => Assert.Equal(p.Second == 1 ? 1 / 0.7 : 0, p.First, 5));
+    }
+
+    [Fact]
+    public void Dropout_masks_come_from_the_graphs_own_seed_whatever_else_draws_from_torchs_global_generator()
+    {
+        var model = new GraphBuilder("drop").Opset(13)
+            .Input("x", DataType.Float, "batch", 1000)
+            .Initializer("ratio", [0.5f], [])
+            .Node("Dropout", ["x", "ratio"], ["y"])
+            .Output("y", DataType.Float, "batch", 1000)
+            .Build();
+        using var scope = torch.NewDisposeScope();
+        using var graph = TrainableGraph.Import(model);
+        using var other = TrainableGraph.Import(model);
+        var x = torch.ones(4, 1000);
+        graph.train();
+        other.train();
+
+        graph.SeedRandom(11);
+        var first = ToDoubles(graph.Forward(new Dictionary<string, Tensor> { ["x"] = x })["y"]);
+
+        // What a test or a model training on another thread does meanwhile: reseed and draw from the global
+        // generator, and run another graph in training mode.
+        graph.SeedRandom(11);
+        torch.manual_seed(11);
+        torch.rand(4096).Dispose();
+        other.SeedRandom(11);
+        other.Forward(new Dictionary<string, Tensor> { ["x"] = x });
+        var second = ToDoubles(graph.Forward(new Dictionary<string, Tensor> { ["x"] = x })["y"]);
+
+        Assert.Equal(first, second);
+        graph.SeedRandom(12);
+        Assert.NotEqual(first, ToDoubles(graph.Forward(new Dictionary<string, Tensor> { ["x"] = x })["y"]));
     }
 
     [Fact]
