@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Pruning;
@@ -7,28 +8,51 @@ using static ModelCompression.Core.Tests.Pruning.PruningTestSupport;
 namespace ModelCompression.Core.Tests.Pruning;
 
 /// <summary>
-/// Head pruning on PyTorch's nn.TransformerEncoder as torch.onnx.export writes nn.MultiheadAttention
-/// (tests/fixtures/pytorch/make_fixtures.py, <c>transformer</c>): one packed in-projection [32, 96] sliced three ways
-/// at run time, the heads folded into the batch by [L, bsz x 4, 8] reshapes sized at run time, the key padding mask
-/// expanded over the heads, and out_proj a Gemm with transB.
+/// Head pruning on PyTorch's own nn.TransformerEncoder as torch.onnx.export writes nn.MultiheadAttention: one packed
+/// in-projection [32, 96] cut in thirds by Slices sized at run time, the heads folded into the batch by
+/// [L, bsz x 4, 8] reshapes sized at run time, the key padding mask expanded over the heads, out_proj a Gemm with
+/// transB. Two exports of each: <c>transformer</c> (make_fixtures.py: batch_first, a fixed 16 positions, input
+/// [batch, 16]) and <c>mha</c> (make_mha_fixture.py: sequence-first, any length, input [seq, batch]).
 /// </summary>
 public sealed class MultiheadAttentionPruningTests
 {
     private const int Hidden = 32;
     private const int Heads = 4;
     private const int HeadWidth = Hidden / Heads;
-    private const int Sequence = 16;
 
     // Per removed head: its query, key and value columns and biases in the packed projection, and its out_proj inputs.
     private const int ParametersPerHead = (3 * ((Hidden * HeadWidth) + HeadWidth)) + (HeadWidth * Hidden);
+
+    public static TheoryData<string> Fixtures() => ["transformer_opset13", "transformer_opset17", "mha_opset13", "mha_opset17"];
 
     public static TheoryData<int> Opsets() => [13, 17];
 
     [Theory]
     [MemberData(nameof(Opsets))]
-    public void Both_attention_blocks_of_the_export_are_found_with_four_heads_of_eight(int opset)
+    public void The_sequence_first_fixture_computes_the_recorded_pytorch_logits(int opset)
     {
-        var (structures, skipped) = AttentionHeadFinder.Find(Load(opset), NameFilter.None);
+        var model = Load($"mha_opset{opset}");
+        using var reference = JsonDocument.Parse(File.ReadAllText(FixturePath($"mha_opset{opset}.expected.json")));
+        var cases = reference.RootElement.GetProperty("cases").EnumerateArray().ToList();
+        Assert.Equal(2, cases.Count);
+        foreach (var recorded in cases)
+        {
+            var inputs = recorded.GetProperty("inputs").EnumerateArray().ToDictionary(
+                input => input.GetProperty("name").GetString()!,
+                input => ((Array)input.GetProperty("data").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
+                    input.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray()));
+            var logits = recorded.GetProperty("outputs")[0];
+            var (values, shape) = RunOrt(model, inputs);
+            Assert.Equal(logits.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()), shape);
+            AssertClose([.. logits.GetProperty("data").EnumerateArray().Select(v => v.GetSingle())], values, 1e-4);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Both_attention_blocks_of_the_export_are_found_with_four_heads_of_eight(string fixture)
+    {
+        var (structures, skipped) = AttentionHeadFinder.Find(Load(fixture), NameFilter.None);
 
         Assert.Empty(skipped);
         Assert.Equal(["/encoder/layers.0/self_attn/MatMul_2", "/encoder/layers.1/self_attn/MatMul_2"], structures.Select(s => s.Producer));
@@ -50,10 +74,10 @@ public sealed class MultiheadAttentionPruningTests
     }
 
     [Theory]
-    [MemberData(nameof(Opsets))]
-    public void Removing_heads_that_add_nothing_keeps_the_outputs_at_any_batch_size(int opset)
+    [MemberData(nameof(Fixtures))]
+    public void Removing_heads_that_add_nothing_keeps_the_outputs_at_other_batch_sizes_and_sequence_lengths(string fixture)
     {
-        var model = Load(opset);
+        var model = Load(fixture);
         var (structures, _) = AttentionHeadFinder.Find(model, NameFilter.None);
         ZeroOutputColumns(model, structures[0], [1, 3]);
         ZeroOutputColumns(model, structures[1], [0, 2]);
@@ -64,25 +88,131 @@ public sealed class MultiheadAttentionPruningTests
 
         Assert.Empty(OnnxChecker.Check(pruned));
         Assert.Equal(FloatParameters(model) - (2 * 2 * ParametersPerHead), FloatParameters(pruned));
-        Assert.Equal([Hidden, 3 * 2 * HeadWidth], Dims(pruned, structures[0].Slices[0].Initializer));
-        foreach (var (batch, seed) in new[] { (1, 1), (3, 2), (5, 3) })
+        // The kept heads' columns, in each third of the packed projection: heads 0 and 2 of layer 0.
+        var packed = structures[0].Slices[0].Initializer;
+        Assert.Equal([Hidden, 3 * 2 * HeadWidth], Dims(pruned, packed));
+        int[] keptColumns = [.. Enumerable.Range(0, 3).SelectMany(third => new[] { 0, 2 }.SelectMany(head => Enumerable.Range((third * Hidden) + (head * HeadWidth), HeadWidth)))];
+        var original = Floats(model, packed);
+        Assert.Equal(Enumerable.Range(0, Hidden).SelectMany(row => keptColumns.Select(c => original[(row * 3 * Hidden) + c])), Floats(pruned, packed));
+        foreach (var (batch, sequence, seed) in Sizes(fixture))
         {
-            var inputs = Tokens(batch, seed);
+            var inputs = Tokens(fixture, batch, sequence, seed);
             AssertClose(RunOrt(model, inputs).Values, RunOrt(pruned, inputs).Values, 1e-5);
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Pruning_half_the_heads_gives_a_smaller_model_that_runs_with_its_head_counts_set(string fixture)
+    {
+        var model = Load(fixture);
+        var (structures, _) = AttentionHeadFinder.Find(model, NameFilter.None);
+        var plan = structures.Select(s => new PrunedStructure(s, StructuredPruner.KeepHighest(StructuredPruner.L2Scores(model, s), 0.5))).ToList();
+
+        var pruned = StructuredPruner.Apply(model, plan);
+
+        Assert.Empty(OnnxChecker.Check(pruned));
+        Assert.All(plan, p => Assert.Equal(2, p.Kept.Length));
+        Assert.Equal(FloatParameters(model) - (2 * 2 * ParametersPerHead), FloatParameters(pruned));
+        foreach (var (batch, sequence, seed) in Sizes(fixture))
+        {
+            var inputs = Tokens(fixture, batch, sequence, seed);
+            var (values, shape) = RunOrt(pruned, inputs);
+            Assert.Equal([batch, fixture.StartsWith("mha", StringComparison.Ordinal) ? 3L : 4L], shape);
+            Assert.All(values, v => Assert.True(float.IsFinite(v)));
+            Assert.NotEqual(RunOrt(model, inputs).Values, values);
+        }
+
+        // bsz x heads is still read at run time, now times 2; the mask is expanded over 2 heads; the merged width is 16.
+        foreach (var layer in new[] { 0, 1 })
+        {
+            var prefix = $"/encoder/layers.{layer}/self_attn/";
+            Assert.Equal([2L, 2, 2, 2], HeadFactors(pruned, prefix));
+            Assert.Equal([4L, 4, 4, 4], HeadFactors(model, prefix));
+            Assert.Equal([1L, 2, 1, 1], ShapeOf(pruned, pruned.Graph.Node.Single(n => n.OpType == "Expand" && n.Name.StartsWith(prefix, StringComparison.Ordinal))));
+            Assert.Equal(16L, ShapeOf(pruned, pruned.Graph.Node.Single(n => n.Name.StartsWith(prefix + "Concat_5", StringComparison.Ordinal)))[^1]);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void The_pruned_export_trains_the_graph_the_runtime_runs(string fixture)
+    {
+        // Recovery training imports the pruned graph into TorchSharp: its run-time head sizes must follow the cut there too.
+        var model = Load(fixture);
+        var (structures, _) = AttentionHeadFinder.Find(model, NameFilter.None);
+        var pruned = StructuredPruner.Apply(model, [.. structures.Select(s => new PrunedStructure(s, [0, 3]))]);
+        var (batch, sequence, _) = Sizes(fixture)[^1];
+        var inputs = Tokens(fixture, batch, sequence, seed: 8);
+        ModelCompression.Torch.Native.TorchNativeLoader.EnsureLoaded();
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var graph = ModelCompression.Torch.Graph.TrainableGraph.Import(pruned);
+        graph.eval();
+        var feed = inputs.ToDictionary(i => i.Key, i => TorchSharp.torch.tensor((long[])i.Value.Data, i.Value.Shape));
+
+        var logits = graph.Forward(feed)[graph.OutputNames[0]];
+
+        AssertClose(RunOrt(pruned, inputs).Values, logits.data<float>().ToArray(), 1e-4);
+        logits.sum().backward();
+        var packed = structures.Select(s => s.Slices[0].Initializer).ToList();
+        Assert.All(packed, name => Assert.Equal([Hidden, 3L * 2 * HeadWidth], graph.ParametersByName[name].shape));
+        Assert.All(
+            graph.ParametersByName.Where(p => packed.Contains(p.Key) || p.Key.Contains("self_attn", StringComparison.Ordinal)),
+            p => Assert.True(p.Value.grad is { } grad && grad.abs().sum().item<float>() > 0, $"no gradient reaches {p.Key}"));
+    }
+
+    [Fact]
+    public void A_run_time_size_that_reads_a_dim_the_heads_change_keeps_the_block_whole_with_the_reason()
+    {
+        // Layer 0's value reshape takes its sequence size from dim 2 of the value slice (heads x head_width), which
+        // pruning changes: the block must be left alone.
+        var model = Load("mha_opset13");
+        var gather = model.Graph.Node.Single(n => n.Name == "/encoder/layers.0/self_attn/Gather_5");
+        model.Graph.Initializer.Add(TensorData.FromInt64s("dim2", [2L], []));
+        gather.Input[1] = "dim2";
+
+        var (structures, skipped) = AttentionHeadFinder.Find(model, NameFilter.None);
+
+        Assert.Equal(["/encoder/layers.1/self_attn/MatMul_2"], structures.Select(s => s.Producer));
+        var skip = Assert.Single(skipped);
+        Assert.False(skip.Expected);
+        Assert.Equal("/encoder/layers.0/self_attn/MatMul_2", skip.Node);
+        Assert.Contains("dim 2 of '/encoder/layers.0/self_attn/Slice_2_output_0'", skip.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_packed_width_read_for_something_else_keeps_the_block_whole_with_the_reason()
+    {
+        // The packed width (3 x heads x head_width) also sizes the merged heads: pruning would not change it to match.
+        var model = Load("mha_opset13");
+        var merge = model.Graph.Node.Single(n => n.Name == "/encoder/layers.0/self_attn/Concat_5");
+        var third = model.Graph.Node.Single(n => n.Name == "/encoder/layers.0/self_attn/Div_1");
+        merge.Input[1] = third.Output[0];
+
+        var (structures, skipped) = AttentionHeadFinder.Find(model, NameFilter.None);
+
+        Assert.Equal(["/encoder/layers.1/self_attn/MatMul_2"], structures.Select(s => s.Producer));
+        var skip = Assert.Single(skipped);
+        Assert.Contains("the packed width, dim -1 of '/encoder/layers.0/self_attn/Add_output_0', is read at run time for more than the slice bounds", skip.Reason, StringComparison.Ordinal);
+    }
+
     private static string FixturePath(string file) => Path.Join(Repo.Root, "tests", "fixtures", "pytorch", file);
 
-    private static ModelProto Load(int opset) => OnnxModelFile.Load(FixturePath($"transformer_opset{opset}.onnx"));
+    private static ModelProto Load(string fixture) => OnnxModelFile.Load(FixturePath($"{fixture}.onnx"));
+
+    /// <summary>(batch, sequence, seed) other than the exports' (batch 2; the transformer fixture takes 16 positions only).</summary>
+    private static (int Batch, int Sequence, int Seed)[] Sizes(string fixture) =>
+        fixture.StartsWith("mha", StringComparison.Ordinal) ? [(1, 5, 1), (3, 23, 2), (5, 9, 3)] : [(1, 16, 1), (3, 16, 2), (5, 16, 3)];
 
     /// <summary>Seeded token ids in [0, 100) and a padding mask whose last row keeps only its first half.</summary>
-    private static Dictionary<string, (Array Data, long[] Shape)> Tokens(int batch, int seed)
+    private static Dictionary<string, (Array Data, long[] Shape)> Tokens(string fixture, int batch, int sequence, int seed)
     {
         var random = new Random(seed);
-        var ids = Enumerable.Range(0, batch * Sequence).Select(_ => (long)random.Next(100)).ToArray();
-        var mask = Enumerable.Range(0, batch * Sequence).Select(i => i / Sequence == batch - 1 && i % Sequence >= Sequence / 2 ? 0L : 1L).ToArray();
-        return new() { ["input_ids"] = (ids, [batch, Sequence]), ["attention_mask"] = (mask, [batch, Sequence]) };
+        var ids = Enumerable.Range(0, batch * sequence).Select(_ => (long)random.Next(100)).ToArray();
+        var mask = Enumerable.Range(0, batch * sequence).Select(i => i / sequence == batch - 1 && i % sequence >= sequence / 2 ? 0L : 1L).ToArray();
+        // The sequence-first export takes its ids [seq, batch]; the order of seeded ids does not matter.
+        long[] idShape = fixture.StartsWith("mha", StringComparison.Ordinal) ? [sequence, batch] : [batch, sequence];
+        return new() { ["input_ids"] = (ids, idShape), ["attention_mask"] = (mask, [batch, sequence]) };
     }
 
     /// <summary>Zeroes the out_proj inputs of <paramref name="heads"/>: stored [out, in] (Gemm transB), a head owns HeadWidth consecutive columns.</summary>
@@ -91,4 +221,28 @@ public sealed class MultiheadAttentionPruningTests
 
     private static long FloatParameters(ModelProto model) =>
         model.Graph.Initializer.Where(i => i.DataType == (int)TensorProto.Types.DataType.Float).Sum(TensorData.ElementCount);
+
+    /// <summary>The constant count in each bsz x heads Mul that sizes a layer's reshapes (query, key, value, mask).</summary>
+    private static long[] HeadFactors(ModelProto model, string layer) =>
+        [.. model.Graph.Node
+            .Where(n => n.OpType == "Reshape" && n.Name.StartsWith(layer, StringComparison.Ordinal))
+            .Select(n => Producer(model, n.Input[1]))
+            .OfType<NodeProto>()
+            .Where(concat => concat.OpType == "Concat")
+            .SelectMany(concat => concat.Input.Select(input => Producer(model, input)))
+            .Where(part => part?.OpType == "Unsqueeze" && Producer(model, part.Input[0]) is { OpType: "Mul" })
+            .Select(part => Producer(model, part!.Input[0])!)
+            .Where(mul => mul.Input.Any(i => IntConstant(model, i) is not null))
+            .Select(mul => mul.Input.Select(i => IntConstant(model, i)).OfType<long[]>().Single()[0])];
+
+    private static NodeProto? Producer(ModelProto model, string value) => model.Graph.Node.SingleOrDefault(n => n.Output.Contains(value));
+
+    private static long[]? IntConstant(ModelProto model, string value) =>
+        model.Graph.Initializer.FirstOrDefault(i => i.Name == value) is { DataType: (int)TensorProto.Types.DataType.Int64 } initializer ? TensorData.ToInt64s(initializer)
+        : Producer(model, value) is { OpType: "Constant" } constant && constant.Attribute[0].T is { DataType: (int)TensorProto.Types.DataType.Int64 } t ? TensorData.ToInt64s(t)
+        : null;
+
+    /// <summary>The constant shape an Expand takes, or the elements a Concat assembles where they are constants.</summary>
+    private static long[] ShapeOf(ModelProto model, NodeProto node) =>
+        node.OpType == "Expand" ? IntConstant(model, node.Input[1])! : [.. node.Input.SelectMany(i => IntConstant(model, i) ?? [-1])];
 }
