@@ -15,7 +15,9 @@ namespace ModelCompression.Pruning;
 /// batch and sequence sizes read at run time (Unsqueeze(Gather(Shape(x), 0|1))) and constants holding H, d and H*d.
 /// A head is a unit of <c>d</c> features: its columns of Wq, Wk, Wv and their biases, and its rows of Wo. The
 /// result is a <see cref="PrunableStructure"/>, so <see cref="StructuredPruner"/> scores and applies it like any
-/// other structure, including the Reshape targets that hard-code H and H*d.
+/// other structure, including the Reshape targets that hard-code H and H*d. PyTorch's nn.MultiheadAttention, which
+/// packs Wq, Wk and Wv into one projection and folds the heads into the batch, is matched in its own form
+/// (<see cref="PackedBlock"/>).
 /// </summary>
 public static class AttentionHeadFinder
 {

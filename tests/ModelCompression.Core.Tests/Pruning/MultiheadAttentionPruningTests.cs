@@ -141,6 +141,7 @@ public sealed class MultiheadAttentionPruningTests
         // Recovery training imports the pruned graph into TorchSharp: its run-time head sizes must follow the cut there too.
         var model = Load(fixture);
         var (structures, _) = AttentionHeadFinder.Find(model, NameFilter.None);
+        Assert.Equal(2, structures.Count);
         var pruned = StructuredPruner.Apply(model, [.. structures.Select(s => new PrunedStructure(s, [0, 3]))]);
         var (batch, sequence, _) = Sizes(fixture)[^1];
         var inputs = Tokens(fixture, batch, sequence, seed: 8);
