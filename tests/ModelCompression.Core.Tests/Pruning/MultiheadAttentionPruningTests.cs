@@ -1,7 +1,13 @@
 using System.Text.Json;
+using ModelCompression.Core.Tests.Data;
+using ModelCompression.Core.Tests.Pipeline;
+using ModelCompression.Diagnostics;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
+using ModelCompression.Pipeline;
 using ModelCompression.Pruning;
+using ModelCompression.Recipes;
+using Xunit.Abstractions;
 using static ModelCompression.Core.Tests.Architectures.ArchitectureTestSupport;
 using static ModelCompression.Core.Tests.Pruning.PruningTestSupport;
 
@@ -14,7 +20,7 @@ namespace ModelCompression.Core.Tests.Pruning;
 /// transB. Two exports of each: <c>transformer</c> (make_fixtures.py: batch_first, a fixed 16 positions, input
 /// [batch, 16]) and <c>mha</c> (make_mha_fixture.py: sequence-first, any length, input [seq, batch]).
 /// </summary>
-public sealed class MultiheadAttentionPruningTests
+public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : IDisposable
 {
     private const int Hidden = 32;
     private const int Heads = 4;
@@ -22,6 +28,8 @@ public sealed class MultiheadAttentionPruningTests
 
     // Per removed head: its query, key and value columns and biases in the packed projection, and its out_proj inputs.
     private const int ParametersPerHead = (3 * ((Hidden * HeadWidth) + HeadWidth)) + (HeadWidth * Hidden);
+
+    private readonly TempDir _dir = new();
 
     public static TheoryData<string> Fixtures() => ["transformer_opset13", "transformer_opset17", "mha_opset13", "mha_opset17"];
 
@@ -197,6 +205,52 @@ public sealed class MultiheadAttentionPruningTests
         Assert.Contains("the packed width, dim -1 of '/encoder/layers.0/self_attn/Add_output_0', is read at run time for more than the slice bounds", skip.Reason, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_recipe_prunes_half_the_heads_of_the_export_and_recovers_without_a_warning()
+    {
+        // The issue: this recipe on an nn.TransformerEncoder export ended with two MC2060 warnings and nothing pruned.
+        // The fixture is an untrained model with no data of its own: its inputs are random token ids and padding, and
+        // its labels are what it predicts itself, so the pruned model is measured by how often it still agrees.
+        var teacher = FixturePath("transformer_opset17.onnx");
+        foreach (var (split, count, seed) in new[] { ("train", 384, 11), ("test", 256, 12) })
+        {
+            var (batch, labels) = SelfLabelled(teacher, count, seed);
+            Npy.WriteLongs(_dir.File($"ids-{split}.npy"), (long[])batch["input_ids"].Data, count, 16);
+            Npy.WriteLongs(_dir.File($"mask-{split}.npy"), (long[])batch["attention_mask"].Data, count, 16);
+            Npy.WriteLongs(_dir.File($"labels-{split}.npy"), labels, count);
+        }
+
+        var recipe = _dir.Write("heads.compress.yaml", $$"""
+            data:
+              format: npy
+              train: { inputs: { input_ids: ids-train.npy, attention_mask: mask-train.npy }, labels: labels-train.npy }
+              test:  { inputs: { input_ids: ids-test.npy, attention_mask: mask-test.npy }, labels: labels-test.npy }
+            teacher: {{teacher}}
+            student: { model: {{teacher}} }
+            stages:
+              - prune: { method: heads, sparsity: 0.5, recovery_epochs: 2, batch_size: 32, learning_rate: 1e-3, alpha: 0.7, temperature: 2 }
+              - evaluate: { measure_latency: false }
+            outputs: { model: heads.onnx, report: [json] }
+            """);
+        var reporter = new RecordingReporter();
+
+        var result = CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, reporter));
+
+        var heads = result.Stages[0];
+        output.WriteLine($"parameters {result.Teacher!.Parameters} -> {heads.Evaluation.Parameters}, agreement with the unpruned export {heads.Evaluation.AgreementWithTeacher:P1}");
+        Assert.DoesNotContain(reporter.Diagnostics, d => d.Code == DiagnosticCodes.StructureNotPrunable || d.Code == DiagnosticCodes.NothingToTransform);
+        Assert.Equal("4 -> 2", heads.Result.Details["heads./encoder/layers.0/self_attn/MatMul_2"]);
+        Assert.Equal("4 -> 2", heads.Result.Details["heads./encoder/layers.1/self_attn/MatMul_2"]);
+        var pruned = OnnxModelFile.Load(result.OutputModel!);
+        // The evaluation counts the int64 shape constants too; the weights lose exactly two heads per block.
+        Assert.Equal(FloatParameters(OnnxModelFile.Load(teacher)) - (2 * 2 * ParametersPerHead), FloatParameters(pruned));
+        Assert.True(heads.Evaluation.Parameters < result.Teacher.Parameters * 0.81, $"parameters {result.Teacher.Parameters} -> {heads.Evaluation.Parameters}");
+        Assert.Equal([Hidden, 3L * 2 * HeadWidth], Dims(pruned, AttentionHeadFinder.Find(OnnxModelFile.Load(teacher), NameFilter.None).Structures[0].Slices[0].Initializer));
+        Assert.True(heads.Evaluation.AgreementWithTeacher > 0.5, $"agreement {heads.Evaluation.AgreementWithTeacher:P1}");
+    }
+
+    public void Dispose() => _dir.Dispose();
+
     private static string FixturePath(string file) => Path.Join(Repo.Root, "tests", "fixtures", "pytorch", file);
 
     private static ModelProto Load(string fixture) => OnnxModelFile.Load(FixturePath($"{fixture}.onnx"));
@@ -214,6 +268,27 @@ public sealed class MultiheadAttentionPruningTests
         // The sequence-first export takes its ids [seq, batch]; the order of seeded ids does not matter.
         long[] idShape = fixture.StartsWith("mha", StringComparison.Ordinal) ? [sequence, batch] : [batch, sequence];
         return new() { ["input_ids"] = (ids, idShape), ["attention_mask"] = (mask, [batch, sequence]) };
+    }
+
+    /// <summary><paramref name="count"/> seeded inputs for the batch-first export and the class it predicts for each.</summary>
+    private static (Dictionary<string, (Array Data, long[] Shape)> Batch, long[] Labels) SelfLabelled(string model, int count, int seed)
+    {
+        var batch = Tokens("transformer_opset17", count, 16, seed);
+        // Every row padded from a seeded point, not only the last.
+        var random = new Random(seed);
+        var mask = (long[])batch["attention_mask"].Data;
+        for (var row = 0; row < count; row++)
+        {
+            var length = random.Next(4, 17);
+            for (var t = 0; t < 16; t++)
+            {
+                mask[(row * 16) + t] = t < length ? 1 : 0;
+            }
+        }
+
+        var logits = RunOrt(OnnxModelFile.Load(model), batch).Values;
+        long[] labels = [.. Enumerable.Range(0, count).Select(row => (long)logits.AsSpan(row * 4, 4).IndexOf(logits.AsSpan(row * 4, 4).ToArray().Max()))];
+        return (batch, labels);
     }
 
     /// <summary>Zeroes the out_proj inputs of <paramref name="heads"/>: stored [out, in] (Gemm transB), a head owns HeadWidth consecutive columns.</summary>
