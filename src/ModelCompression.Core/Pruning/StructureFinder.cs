@@ -88,6 +88,9 @@ public static class StructureFinder
     /// <summary>Lookups over one graph: initializers, constants, how often each value is read, and which node makes it.</summary>
     internal sealed class GraphIndex
     {
+        // Ranks of values, worked out on first use (most walks never ask).
+        private Dictionary<string, int>? _ranks;
+
         public GraphIndex(GraphProto graph)
         {
             Graph = graph;
@@ -128,8 +131,6 @@ public static class StructureFinder
         public Dictionary<string, int> Uses { get; } = new(StringComparer.Ordinal);
 
         public Dictionary<string, NodeProto> Producers { get; } = new(StringComparer.Ordinal);
-
-        private Dictionary<string, int>? _ranks;
 
         /// <summary>The node that makes <paramref name="value"/> when it is a default-domain <paramref name="opType"/>, else null.</summary>
         public NodeProto? ProducedBy(string value, string opType) =>
@@ -217,10 +218,14 @@ public static class StructureFinder
                         _ => (a, b) => a == b ? 1 : 0,
                     });
                 case "Where":
-                    return Input(0) is { } condition && Broadcast(condition, Input(1), (c, a) => c) is { } picks
-                        && Broadcast(Input(1), Input(2), (a, b) => a) is { } whenTrue && Broadcast(Input(2), Input(1), (b, a) => b) is { } whenFalse
-                        && picks.Length == whenTrue.Length
-                        ? [.. picks.Select((c, i) => c != 0 ? whenTrue[i] : whenFalse[i])]
+                    if (Input(0) is not { } condition || Input(1) is not { } whenTrue || Input(2) is not { } whenFalse)
+                    {
+                        return null;
+                    }
+
+                    var count = Math.Max(condition.Length, Math.Max(whenTrue.Length, whenFalse.Length));
+                    return new[] { condition, whenTrue, whenFalse }.All(v => v.Length == 1 || v.Length == count)
+                        ? [.. Enumerable.Range(0, count).Select(i => At(condition, i) != 0 ? At(whenTrue, i) : At(whenFalse, i))]
                         : null;
                 default:
                     return null;
@@ -366,7 +371,10 @@ public static class StructureFinder
 
         private static long[]? Broadcast(long[]? a, long[]? b, Func<long, long, long> op) =>
             a is null || b is null || (a.Length != b.Length && a.Length != 1 && b.Length != 1) ? null
-            : [.. Enumerable.Range(0, Math.Max(a.Length, b.Length)).Select(i => op(a[a.Length == 1 ? 0 : i], b[b.Length == 1 ? 0 : i]))];
+            : [.. Enumerable.Range(0, Math.Max(a.Length, b.Length)).Select(i => op(At(a, i), At(b, i)))];
+
+        /// <summary>Element <paramref name="i"/> of a 1-D value broadcast from one element if need be.</summary>
+        private static long At(long[] values, int i) => values[values.Length == 1 ? 0 : i];
 
         /// <summary>One pass in graph (topological) order: ranks declared by the graph, then those the ops imply.</summary>
         private Dictionary<string, int> Ranks()
