@@ -171,6 +171,36 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
     }
 
     [Fact]
+    public void Attention_without_a_padding_mask_is_pruned_too()
+    {
+        // As exported without src_key_padding_mask: the scores go to the softmax unmasked, so there is no mask to
+        // follow the heads (its nodes stay behind, unread).
+        var model = Load("mha_opset17");
+        foreach (var layer in new[] { 0, 1 })
+        {
+            var softmax = model.Graph.Node.Single(n => n.Name == $"/encoder/layers.{layer}/self_attn/Softmax");
+            var masking = model.Graph.Node.Single(n => n.Name == $"/encoder/layers.{layer}/self_attn/Add_2");
+            softmax.Input[0] = masking.Input[0];
+            model.Graph.Node.Remove(masking);
+        }
+
+        var (structures, skipped) = AttentionHeadFinder.Find(model, NameFilter.None);
+        Assert.Empty(skipped);
+        Assert.All(structures, s => Assert.Equal([(1, 1, true), (1, 1, true), (1, 1, true), (1, HeadWidth, false)], s.ShapeFixes.Select(f => (f.Position, f.Block, f.Factor))));
+        ZeroOutputColumns(model, structures[0], [0, 1]);
+        ZeroOutputColumns(model, structures[1], [2, 3]);
+
+        var pruned = StructuredPruner.Apply(model, [new PrunedStructure(structures[0], [2, 3]), new PrunedStructure(structures[1], [0, 1])]);
+
+        Assert.Empty(OnnxChecker.Check(pruned));
+        foreach (var (batch, sequence, seed) in Sizes("mha_opset17"))
+        {
+            var inputs = Tokens("mha_opset17", batch, sequence, seed);
+            AssertClose(RunOrt(model, inputs).Values, RunOrt(pruned, inputs).Values, 1e-5);
+        }
+    }
+
+    [Fact]
     public void A_run_time_size_that_reads_a_dim_the_heads_change_keeps_the_block_whole_with_the_reason()
     {
         // Layer 0's value reshape takes its sequence size from dim 2 of the value slice (heads x head_width), which
