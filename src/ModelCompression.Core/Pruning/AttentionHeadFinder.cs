@@ -571,7 +571,6 @@ public static class AttentionHeadFinder
                 {
                     return $"the {what}' head_width would change with the heads";
                 }
-
             }
 
             return Thirds();
@@ -622,8 +621,10 @@ public static class AttentionHeadFinder
             return WidthReadsOnlyForBounds();
         }
 
+        /// <summary>A slice bound when <paramref name="heads"/> heads are kept, or null when it is not known before run time.</summary>
         private long? Bound(string value, int heads) => Graph.Product(value, (v, a) => Known(v, a, heads)) is { Reads.Count: 0 } bound ? bound.Coefficient : null;
 
+        /// <summary>Null when every run-time read of the packed width reaches only the slice bounds, through scalar arithmetic; else why not.</summary>
         private string? WidthReadsOnlyForBounds()
         {
             var bounds = _splits.SelectMany(s => new[] { (s, 1), (s, 2) }).ToHashSet();
