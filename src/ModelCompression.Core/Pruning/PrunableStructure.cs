@@ -19,23 +19,28 @@ public enum UnitSliceRole
 /// <summary>
 /// Entries of one initializer that belong to the units: along <paramref name="Axis"/>, unit j owns the
 /// <paramref name="Block"/> consecutive entries from j * Block (a block larger than 1 where a convolution's
-/// channels were flattened into features).
+/// channels were flattened into features). An axis packing <paramref name="Groups"/> equal parts (the queries, keys
+/// and values of one packed projection) holds the units once per part: unit j owns those entries in every part.
 /// </summary>
 /// <param name="Initializer">The initializer's name.</param>
 /// <param name="Axis">The axis that loses entries.</param>
 /// <param name="Block">Entries per unit along that axis.</param>
 /// <param name="Role">What the entries are.</param>
-public sealed record UnitSlice(string Initializer, int Axis, int Block, UnitSliceRole Role);
+/// <param name="Groups">Equal parts the axis is made of, each holding every unit.</param>
+public sealed record UnitSlice(string Initializer, int Axis, int Block, UnitSliceRole Role, int Groups = 1);
 
 /// <summary>
-/// A Reshape whose target shape hard-codes the flattened width: element <paramref name="Position"/> becomes Block x kept
-/// units. The element is held by a constant: the shape itself, or one input of the Concat that assembles a shape
-/// computed at run time.
+/// A Reshape (or Expand) whose target shape hard-codes the flattened width: element <paramref name="Position"/> becomes
+/// Block x kept units. The element is a constant (the shape itself, folded from constants, or one input of the Concat
+/// that assembles a shape computed at run time), a run-time value known to equal the width (replaced by the constant),
+/// or, with <paramref name="Factor"/>, a dim read at run time times a constant unit count (<c>bsz * num_heads</c>),
+/// whose factor is replaced.
 /// </summary>
-/// <param name="ReshapeOutput">The Reshape node's output (a unique name, unlike node names).</param>
+/// <param name="ReshapeOutput">The Reshape (or Expand) node's output (a unique name, unlike node names).</param>
 /// <param name="Position">The element of the shape that holds the width.</param>
 /// <param name="Block">Features per unit.</param>
-public sealed record ShapeFix(string ReshapeOutput, int Position, int Block);
+/// <param name="Factor">True when the element is Mul(a dim read at run time, the unit count) and only the count changes.</param>
+public sealed record ShapeFix(string ReshapeOutput, int Position, int Block, bool Factor = false);
 
 /// <summary>
 /// A layer whose units (hidden neurons of a MatMul/Gemm, output channels of a Conv) can be removed: the

@@ -51,10 +51,11 @@ public static class StructuredPruner
             inner *= dims[d];
         }
 
-        var axisLength = dims[slice.Axis];
+        // Each of the slice's groups holds every unit once.
+        var groupLength = dims[slice.Axis] / slice.Groups;
         for (var i = 0; i < a.Length; i++)
         {
-            var unit = (int)(i / inner % axisLength / slice.Block);
+            var unit = (int)(i / inner % groupLength / slice.Block);
             perUnit[unit] += (double)a[i] * b[i];
         }
     }
@@ -117,7 +118,10 @@ public static class StructuredPruner
             long[] dims = [.. tensor.Dims];
             foreach (var (slice, kept) in list)
             {
-                (values, dims) = KeepAlongAxis(values, dims, slice.Axis, slice.Block, kept);
+                // A packed axis keeps the same units in each of its groups.
+                var units = (int)(dims[slice.Axis] / slice.Groups / slice.Block);
+                int[] keptBlocks = [.. Enumerable.Range(0, slice.Groups).SelectMany(g => kept.Select(k => (g * units) + k))];
+                (values, dims) = KeepAlongAxis(values, dims, slice.Axis, slice.Block, keptBlocks);
             }
 
             graph.Initializer[i] = TensorData.FromFloats(tensor.Name, values, dims);
@@ -152,43 +156,108 @@ public static class StructuredPruner
     }
 
     /// <summary>
-    /// Sets element <see cref="ShapeFix.Position"/> of a Reshape's target shape to <paramref name="width"/>. The
-    /// element lives in a constant: the shape itself, or one input of the Concat that assembles a shape computed at
-    /// run time. That constant (and Concat) may be shared with Reshapes elsewhere, so the Reshape gets new ones.
+    /// Sets element <see cref="ShapeFix.Position"/> of a Reshape's (or Expand's) target shape to <paramref name="width"/>.
+    /// The element lives in a constant (the shape itself, or one input of the Concat that assembles a shape computed at
+    /// run time), or is a value computed at run time: replaced by the constant, or with <see cref="ShapeFix.Factor"/>,
+    /// Mul(dim, count) with the count replaced. Those values (and the Concat) may be shared with nodes elsewhere, so the
+    /// node gets new ones; the old ones go when nothing reads them any more.
     /// </summary>
     private static void FixShape(GraphProto graph, HashSet<string> names, ShapeFix fix, long width)
     {
         // Indexed afresh for each fix: an earlier fix may have rewired this very shape.
         var index = new StructureFinder.GraphIndex(graph);
-        var reshape = index.ProducedBy(fix.ReshapeOutput, "Reshape") ?? throw new ArgumentException($"'{fix.ReshapeOutput}' is not made by a Reshape.", nameof(fix));
-        if (index.ShapeParts(reshape.Input[1]) is not { } parts || fix.Position >= parts.Length || parts[fix.Position] is not { Value: not null } part)
+        var node = (index.ProducedBy(fix.ReshapeOutput, "Reshape") ?? index.ProducedBy(fix.ReshapeOutput, "Expand"))
+            ?? throw new ArgumentException($"'{fix.ReshapeOutput}' is not made by a Reshape or an Expand.", nameof(fix));
+        if (index.ShapeParts(node.Input[1]) is not { } parts || fix.Position >= parts.Length)
         {
-            throw new ArgumentException($"Element {fix.Position} of the shape of Reshape '{reshape.Name}' is not a constant.", nameof(fix));
+            throw new ArgumentException($"The shape of {node.OpType} '{node.Name}' has no element {fix.Position} that pruning can set.", nameof(fix));
         }
 
-        var values = index.ConstantInts(part.Source)!;
-        values[part.Offset] = width;
-        var constant = Unique(names, $"{part.Source}.pruned");
-        graph.Initializer.Add(TensorData.FromInt64s(constant, values, index.ConstantDims(part.Source)));
+        var part = parts[fix.Position];
+        string element;
+        if (part.Value is not null)
+        {
+            var values = index.FoldInts(part.Source)!;
+            values[part.Offset] = width;
+            element = Unique(names, $"{part.Source}.pruned");
+            graph.Initializer.Add(TensorData.FromInt64s(element, values, index.ConstantDims(part.Source) ?? [values.Length]));
+        }
+        else if (fix.Factor)
+        {
+            element = ScaledDimension(graph, names, index, node, part.Source, width);
+        }
+        else
+        {
+            element = Unique(names, $"{part.Source}.pruned");
+            graph.Initializer.Add(TensorData.FromInt64s(element, [width], [1]));
+        }
+
+        var old = node.Input[1];
         if (part.Concat is null)
         {
-            reshape.Input[1] = constant;
+            node.Input[1] = element;
+        }
+        else
+        {
+            var concat = part.Concat.Clone();
+            concat.Name = Unique(names, $"{part.Concat.Name}.pruned");
+            concat.Output[0] = Unique(names, $"{part.Concat.Output[0]}.pruned");
+            concat.Input[part.ConcatInput!.Value] = element;
+            graph.Node.Insert(graph.Node.IndexOf(node), concat);
+            node.Input[1] = concat.Output[0];
+        }
+
+        RemoveUnread(graph, old);
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="source"/> = [Unsqueeze](Mul(dim, count)) with <paramref name="count"/> for the count,
+    /// made before <paramref name="before"/>; returns the copy's output.
+    /// </summary>
+    private static string ScaledDimension(GraphProto graph, HashSet<string> names, StructureFinder.GraphIndex index, NodeProto before, string source, long count)
+    {
+        var unsqueeze = index.ProducedBy(source, "Unsqueeze");
+        var product = unsqueeze?.Input[0] ?? source;
+        var mul = index.ProducedBy(product, "Mul") ?? throw new ArgumentException($"'{source}' is not a dim times a count.", nameof(source));
+        var factor = Enumerable.Range(0, 2).Single(k => index.FoldInts(mul.Input[k]) is [_]);
+        var constant = Unique(names, $"{mul.Input[factor]}.pruned");
+        graph.Initializer.Add(TensorData.FromInt64s(constant, [count], index.ConstantDims(mul.Input[factor]) ?? []));
+        var scaled = mul.Clone();
+        scaled.Name = Unique(names, $"{mul.Name}.pruned");
+        scaled.Output[0] = Unique(names, $"{product}.pruned");
+        scaled.Input[factor] = constant;
+        graph.Node.Insert(graph.Node.IndexOf(before), scaled);
+        if (unsqueeze is null)
+        {
+            return scaled.Output[0];
+        }
+
+        var copy = unsqueeze.Clone();
+        copy.Name = Unique(names, $"{unsqueeze.Name}.pruned");
+        copy.Output[0] = Unique(names, $"{source}.pruned");
+        copy.Input[0] = scaled.Output[0];
+        graph.Node.Insert(graph.Node.IndexOf(before), copy);
+        return copy.Output[0];
+    }
+
+    /// <summary>Removes the node that makes <paramref name="value"/> when nothing reads its outputs, and so on up the inputs.</summary>
+    private static void RemoveUnread(GraphProto graph, string value)
+    {
+        bool Read(string name) => name.Length > 0 && (graph.Node.Any(n => n.Input.Contains(name)) || graph.Output.Any(o => o.Name == name));
+        if (graph.Node.FirstOrDefault(n => n.Output.Contains(value)) is not { } producer || producer.Output.Any(Read))
+        {
             return;
         }
 
-        var concat = part.Concat.Clone();
-        concat.Name = Unique(names, $"{part.Concat.Name}.pruned");
-        concat.Output[0] = Unique(names, $"{part.Concat.Output[0]}.pruned");
-        concat.Input[part.ConcatInput!.Value] = constant;
-        graph.Node.Insert(graph.Node.IndexOf(reshape), concat);
-        reshape.Input[1] = concat.Output[0];
-        if (!graph.Node.Any(n => n.Input.Contains(part.Concat.Output[0])) && !graph.Output.Any(o => o.Name == part.Concat.Output[0]))
+        graph.Node.Remove(producer);
+        foreach (var info in graph.ValueInfo.Where(v => producer.Output.Contains(v.Name)).ToList())
         {
-            graph.Node.Remove(part.Concat);
-            if (graph.ValueInfo.FirstOrDefault(v => v.Name == part.Concat.Output[0]) is { } info)
-            {
-                graph.ValueInfo.Remove(info);
-            }
+            graph.ValueInfo.Remove(info);
+        }
+
+        foreach (var input in producer.Input.Distinct().Where(i => i.Length > 0))
+        {
+            RemoveUnread(graph, input);
         }
     }
 
