@@ -62,6 +62,9 @@ public sealed record PipelineResult(
 /// </summary>
 public static class CompressionPipeline
 {
+    /// <summary>What makes token ids fit a table the model file fixes (a teacher's, a student the recipe brings).</summary>
+    private const string FixedTableFix = "The table is part of the model: tokenize as the model was trained (its tokenizer, and compact_vocabulary: true if it was trained on a compact vocabulary).";
+
     /// <summary>The engine version, part of every cache key: a new engine never trusts an old cache.</summary>
     public static string EngineVersion { get; } =
         typeof(CompressionPipeline).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
@@ -89,12 +92,14 @@ public static class CompressionPipeline
         var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
 
         var classes = 0;
+        var tokens = new TokenRange(data);
         foreach (var spec in recipe.Teachers)
         {
             using var teacherRunner = new OnnxRunner(spec.Path);
             // Schema check before any work: every teacher must take the data's tensors (every split has the
             // training split's tensors: DataLoader checked) and agree on the classes.
             teacherRunner.Bind(train, "teacher");
+            tokens.Check(OnnxModelFile.Load(spec.Path, new OnnxLoadOptions { LoadExternalData = false }), "teacher", spec.Path, FixedTableFix);
             if (classes != 0 && teacherRunner.OutputWidth != classes)
             {
                 throw CompressionException.Error(
@@ -152,6 +157,11 @@ public static class CompressionPipeline
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
+        tokens.Check(
+            OnnxModelFile.Load(modelPath, new OnnxLoadOptions { LoadExternalData = false }),
+            recipe.Student.ModelPath is null ? "built-in student" : "student",
+            recipe.Student.ModelPath ?? recipe.Student.Architecture!,
+            recipe.Student.ModelPath is null ? "Set compact_vocabulary: true or the student's vocab_size >= {needed} (0 takes the tokenizer's size)." : FixedTableFix);
         ModelEvaluation? teacher = null;
         TeacherOutputs? teacherOutputs = null;
         if (recipe.HasTeacher)
