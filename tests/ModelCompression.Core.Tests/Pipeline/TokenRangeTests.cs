@@ -91,10 +91,36 @@ public sealed class TokenRangeTests : IDisposable
         Assert.Empty(reporter.Stages);
     }
 
-    /// <summary>The largest id of the whole slice, tokenized as the recipe does (every split is checked).</summary>
-    private long LargestId()
+    [Fact]
+    public void Ids_beyond_a_pytorch_students_table_are_MC2020_before_training()
     {
-        using var data = DataRecipe.Load(_dir, "file: spam.jsonl\nsplit: { test: 0.2, seed: 7 }\ntext: { tokenizer: cl100k_base, max_length: 64, compact_vocabulary: false }");
+        File.Copy(Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "transformer_opset13.onnx"), _dir.File("student.onnx"));
+        // The exported transformer takes 16 tokens.
+        var recipe = _dir.Write("student-table.compress.yaml", Data.Replace("max_length: 64", "max_length: 16", StringComparison.Ordinal) + """
+
+            student: { model: student.onnx }
+            stages:
+              - finetune: { epochs: 1, batch_size: 16 }
+            outputs: { model: out.onnx, report: [json] }
+            """);
+        var reporter = new RecordingReporter();
+
+        var e = Assert.Throws<CompressionException>(() =>
+            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+
+        var d = Assert.Single(e.Diagnostics);
+        _output.WriteLine(d.ToString());
+        Assert.Equal(DiagnosticCodes.DataSchemaMismatch, d.Code);
+        Assert.Equal(_dir.File("spam.jsonl"), d.File);
+        Assert.StartsWith($"The student '{_dir.File("student.onnx")}' cannot look up token id {LargestId(maxLength: 16)}", d.Message, StringComparison.Ordinal);
+        Assert.Contains("'tok.weight' has 100 rows", d.Message, StringComparison.Ordinal);
+        Assert.Empty(reporter.Stages);
+    }
+
+    /// <summary>The largest id of the whole slice, tokenized as the recipe does (every split is checked).</summary>
+    private long LargestId(int maxLength = 64)
+    {
+        using var data = DataRecipe.Load(_dir, $"file: spam.jsonl\nsplit: {{ test: 0.2, seed: 7 }}\ntext: {{ tokenizer: cl100k_base, max_length: {maxLength}, compact_vocabulary: false }}");
         return new[] { data.Train, data.Test }.Max(s => DataRecipe.Longs(s.Tensor("input_ids")!).Max());
     }
 }
