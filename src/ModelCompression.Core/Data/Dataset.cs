@@ -111,6 +111,9 @@ public sealed class Dataset : IDisposable
     /// <summary>Where sample <paramref name="row"/>'s inputs are: "file:line" for text formats, "file row N" for binary ones.</summary>
     public string Locate(int row) => InputOrigin.Describe(OriginRow(row));
 
+    /// <summary>The file of sample <paramref name="row"/>'s inputs, its line there when the format has lines, and its row in the file.</summary>
+    internal (string File, int? Line, int Row) InputLocation(int row) => (InputOrigin.File, InputOrigin.Line(OriginRow(row)), OriginRow(row));
+
     /// <summary>Where sample <paramref name="row"/>'s label is.</summary>
     public string LocateLabel(int row) => LabelOrigin.Describe(OriginRow(row));
 

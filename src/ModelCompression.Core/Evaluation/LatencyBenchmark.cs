@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ModelCompression.Data;
 using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
@@ -28,9 +29,9 @@ public static class LatencyBenchmark
     public const int ComparisonWarmupRuns = 5;
 
     /// <summary>
-    /// Latency percentiles at batch 1 and at <see cref="EvaluateOptions.LatencyBatchSize"/>, and the process's
-    /// peak resident-memory growth (MB, 10^6 bytes) while the session was created and run, or null where the
-    /// operating system does not tell it (see <see cref="PeakMemoryTracker"/>).
+    /// Latency percentiles at batch 1 and at <see cref="EvaluateOptions.LatencyBatchSize"/>, and the native memory
+    /// (MB, 10^6 bytes) ONNX Runtime held for the session at its largest, after runs at both batch sizes, or null
+    /// where the C library does not tell it (see <see cref="PeakMemoryTracker"/>).
     /// </summary>
     /// <param name="modelPath">The model.</param>
     /// <param name="samples">Real samples, taken in order (wrapping around when a batch needs more than there are).</param>
@@ -39,8 +40,19 @@ public static class LatencyBenchmark
     {
         ArgumentNullException.ThrowIfNull(samples);
         ArgumentNullException.ThrowIfNull(options);
-        var memory = PeakMemoryTracker.Start();
         var threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
+        // ONNX Runtime's first sessions in a process set up state that stays (environment, kernel registries, the
+        // thread pool; 8 MB measured): a throw-away session of the same model at the same batch first, so none of
+        // it counts as this model's. A session or tensor of earlier work left to the finalizer would free its native
+        // memory mid-measurement and hide as much of this one's: collected first.
+        using (var warm = new OnnxRunner(modelPath, threads))
+        {
+            warm.Time(samples, options.LatencyBatchSize, 0, 1);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var memory = PeakMemoryTracker.Start();
         using var runner = new OnnxRunner(modelPath, threads);
         memory?.Sample();
         Action? sample = memory is null ? null : memory.Sample;
@@ -117,82 +129,70 @@ public static class LatencyBenchmark
 }
 
 /// <summary>
-/// The growth of this process's resident memory (RSS) from a starting point to its peak, read from
-/// /proc/self/status on Linux. Approximate and process-wide: anything else the process allocates meanwhile
-/// counts too, and memory already resident (e.g. freed but kept by an allocator) is reused without counting.
-/// Where the kernel allows it, the peak (VmHWM) is reset at the start (writing 5 to /proc/self/clear_refs), so
-/// the kernel itself tracks the true peak; otherwise VmRSS is sampled after every run and the largest is kept.
+/// The native memory ONNX Runtime holds for a session, from the C heap's own count of the bytes it has handed out
+/// and not had back (glibc's mallinfo2, every arena: uordblks + hblkhd), sampled after each run while the session
+/// is alive, minus the count before the session was created. ONNX Runtime allocates its copy of the weights, the
+/// pre-packed weights and its activation arena there, and the arena keeps its largest size between runs, so after
+/// a run at a batch size the count holds what that batch needed. Unlike the process's resident memory it is not
+/// hidden when freed memory is reused, nor moved by the .NET heap, which does not use malloc.
 /// </summary>
 public sealed class PeakMemoryTracker
 {
-    private const string StatusFile = "/proc/self/status";
-    private readonly long _startKb;
-    private readonly bool _kernelTracksPeak;
-    private long _sampledPeakKb;
+    private readonly ulong _startBytes;
+    private ulong _peakBytes;
 
-    private PeakMemoryTracker(long startKb, bool kernelTracksPeak)
+    private PeakMemoryTracker(ulong startBytes)
     {
-        _startKb = startKb;
-        _kernelTracksPeak = kernelTracksPeak;
-        _sampledPeakKb = startKb;
+        _startBytes = startBytes;
+        _peakBytes = startBytes;
     }
 
-    /// <summary>Starts tracking from the current RSS; null where /proc/self/status cannot be read.</summary>
-    public static PeakMemoryTracker? Start()
-    {
-        var kernelTracksPeak = TryResetPeak();
-        return ReadKb("VmRSS") is { } rss ? new PeakMemoryTracker(rss, kernelTracksPeak) : null;
-    }
+    /// <summary>Starts from the bytes in use now; null where the C library is not glibc (2.33 or later).</summary>
+    public static PeakMemoryTracker? Start() => InUseBytes() is { } bytes ? new PeakMemoryTracker(bytes) : null;
 
-    /// <summary>Records the current RSS when the kernel's peak could not be reset (a no-op otherwise).</summary>
+    /// <summary>Records the bytes in use now; call it while the session is alive.</summary>
     public void Sample()
     {
-        if (!_kernelTracksPeak && ReadKb("VmRSS") is { } rss)
+        if (InUseBytes() is { } bytes)
         {
-            _sampledPeakKb = Math.Max(_sampledPeakKb, rss);
+            _peakBytes = Math.Max(_peakBytes, bytes);
         }
     }
 
-    /// <summary>Peak RSS since <see cref="Start"/> minus the RSS at the start, in bytes (never negative).</summary>
-    public long PeakGrowthBytes()
-    {
-        Sample();
-        var peak = _kernelTracksPeak ? ReadKb("VmHWM") ?? _sampledPeakKb : _sampledPeakKb;
-        return Math.Max(0, peak - _startKb) * 1024;
-    }
+    /// <summary>The largest sample minus the bytes in use at <see cref="Start"/> (never negative).</summary>
+    public long PeakGrowthBytes() => (long)(_peakBytes - Math.Min(_peakBytes, _startBytes));
 
-    private static bool TryResetPeak()
+    private static ulong? InUseBytes()
     {
         try
         {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-            return true;
+            var info = mallinfo2();
+            return info.Uordblks + info.Hblkhd;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            return false;
+            // musl, macOS, Windows, or a glibc before 2.33: the caller reports no figure.
+            return null;
         }
     }
 
-    /// <summary>A "Name:   1234 kB" line of /proc/self/status, in kB (KiB, as the kernel means it).</summary>
-    private static long? ReadKb(string field)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines(StatusFile))
-            {
-                if (line.StartsWith(field + ":", StringComparison.Ordinal))
-                {
-                    var parts = line[(field.Length + 1)..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-                    return long.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var kb) ? kb : null;
-                }
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Not Linux, or /proc is not mounted: the caller reports no figure.
-        }
+    // DllImport rather than LibraryImport: the source generator would need unsafe code enabled for the project.
+    [DllImport("libc", ExactSpelling = true)]
+    private static extern MallInfo2 mallinfo2();
 
-        return null;
+    /// <summary>glibc's struct mallinfo2: ten size_t fields, in this order.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly struct MallInfo2
+    {
+        public readonly nuint Arena;
+        public readonly nuint Ordblks;
+        public readonly nuint Smblks;
+        public readonly nuint Hblks;
+        public readonly nuint Hblkhd;
+        public readonly nuint Usmblks;
+        public readonly nuint Fsmblks;
+        public readonly nuint Uordblks;
+        public readonly nuint Fordblks;
+        public readonly nuint Keepcost;
     }
 }

@@ -115,7 +115,10 @@ public sealed record ModelEvaluation(
     [JsonPropertyOrder(17)]
     public LatencyReport? Latency { get; init; }
 
-    /// <summary>Growth of the process's resident memory (MB, 10^6 bytes) while the latency session was created and run; approximate and process-wide.</summary>
+    /// <summary>
+    /// Native memory (MB, 10^6 bytes) ONNX Runtime held for the latency session at its largest, after runs at batch 1
+    /// and at the latency batch size: weights, pre-packed weights and activation arena (see <see cref="PeakMemoryTracker"/>).
+    /// </summary>
     [JsonPropertyOrder(18)]
     public double? PeakMemoryMb { get; init; }
 

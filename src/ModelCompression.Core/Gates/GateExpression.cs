@@ -46,7 +46,7 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
         ["latency_batch_p50_ms"] = "median latency of one batch of latency_batch_size samples, ms",
         ["latency_batch_p95_ms"] = "95th-percentile latency of one batch, ms",
         ["latency_batch_p99_ms"] = "99th-percentile latency of one batch, ms",
-        ["peak_memory_mb"] = "resident memory growth while the model is loaded and run, MB (approximate)",
+        ["peak_memory_mb"] = "native memory ONNX Runtime holds for the model after runs at batch 1 and latency_batch_size (weights, pre-packed weights, activation arena), MB",
     };
 
     /// <summary>Parses a gate; on failure <paramref name="error"/> says why.</summary>

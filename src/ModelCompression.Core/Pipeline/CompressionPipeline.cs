@@ -29,6 +29,9 @@ public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluatio
     /// <summary>The labels-only twin of a distilled student (same student, budget and seed), when trained.</summary>
     public ModelEvaluation? Baseline { get; init; }
 
+    /// <summary>How the labels-only twin was trained (its optimizer steps among the details), when trained.</summary>
+    public StageResult? BaselineResult { get; init; }
+
     /// <summary>Accuracy points the teacher added over the labels-only twin; negative when distillation hurt.</summary>
     public double? GainFromDistillation => Baseline is null ? null : Evaluation.Accuracy - Baseline.Accuracy;
 }
@@ -62,6 +65,9 @@ public sealed record PipelineResult(
 /// </summary>
 public static class CompressionPipeline
 {
+    /// <summary>What makes token ids fit a table the model file fixes (a teacher's, a student the recipe brings).</summary>
+    private const string FixedTableFix = "The table is part of the model: tokenize as the model was trained (its tokenizer, and compact_vocabulary: true if it was trained on a compact vocabulary).";
+
     /// <summary>The engine version, part of every cache key: a new engine never trusts an old cache.</summary>
     public static string EngineVersion { get; } =
         typeof(CompressionPipeline).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
@@ -91,12 +97,14 @@ public static class CompressionPipeline
         var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
 
         var classes = 0;
+        var tokens = new TokenRange(data);
         foreach (var spec in recipe.Teachers)
         {
             using var teacherRunner = new OnnxRunner(spec.Path);
             // Schema check before any work: every teacher must take the data's tensors (every split has the
             // training split's tensors: DataLoader checked) and agree on the classes.
             teacherRunner.Bind(train, "teacher");
+            tokens.Check(OnnxModelFile.Load(spec.Path, new OnnxLoadOptions { LoadExternalData = false }), "teacher", spec.Path, FixedTableFix);
             if (classes != 0 && teacherRunner.OutputWidth != classes)
             {
                 throw CompressionException.Error(
@@ -154,6 +162,11 @@ public static class CompressionPipeline
 
         // The student is built before any long work so that options the data rules out fail fast.
         var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
+        tokens.Check(
+            OnnxModelFile.Load(modelPath, new OnnxLoadOptions { LoadExternalData = false }),
+            recipe.Student.ModelPath is null ? "built-in student" : "student",
+            recipe.Student.ModelPath ?? recipe.Student.Architecture!,
+            recipe.Student.ModelPath is null ? "Set compact_vocabulary: true or the student's vocab_size >= {needed} (0 takes the tokenizer's size)." : FixedTableFix);
         ModelEvaluation? teacher = null;
         TeacherOutputs? teacherOutputs = null;
         if (recipe.HasTeacher)
@@ -184,18 +197,24 @@ public static class CompressionPipeline
             var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherOutputs);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
             ModelEvaluation? baseline = null;
+            CachedStageRun? twin = null;
             if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
             {
-                // The seeds' comparison: the same student, budget and seed on the labels alone.
-                var twin = RunCached(cache, context, new DistillStage(new FinetuneOptions(distill) { TensorBoardDirectory = null }), inputPath, inputHash, "baseline");
+                // The seeds' comparison: the same student, budget and seed on the labels alone. A student that also
+                // learned from an unlabelled pool took more steps per epoch than a pass over the labels: the twin
+                // takes as many, cycling over the labels, or the gain would partly be the pool's extra steps.
+                var pooled = run.Result.Details.GetValueOrDefault("unlabelled_samples") is { } pool && pool != "0";
+                var twinOptions = new FinetuneOptions(distill)
+                {
+                    TensorBoardDirectory = null,
+                    StepsPerEpoch = pooled ? int.Parse(run.Result.Details["steps_per_epoch"], CultureInfo.InvariantCulture) : 0,
+                };
+                twin = RunCached(cache, context, new DistillStage(twinOptions), inputPath, inputHash, "baseline");
                 baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions, teacherOutputs);
-                var gain = evaluation.Accuracy - baseline.Accuracy;
-                reporter.Info(string.Create(
-                    CultureInfo.InvariantCulture,
-                    $"{stage.Kind}: the labels-only twin reaches {baseline.Accuracy:P2}; gain from distillation {gain * 100:+0.00;-0.00} points{(gain <= 0 ? " (distillation did not help this student)" : "")}"));
+                reporter.Info($"{stage.Kind}: {TwinSummary(evaluation, run.Result, baseline, twin.Result)}");
             }
 
-            stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = baseline });
+            stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = baseline, BaselineResult = twin?.Result });
         }
 
         var final = stages[^1].Evaluation;
@@ -243,6 +262,25 @@ public static class CompressionPipeline
             return StageOutputCleanup.Apply(outputPath, stage.Run(context, inputPath, outputPath), context);
         });
         return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
+    }
+
+    /// <summary>
+    /// The log line of a twin: its accuracy, the gain, and both step counts, said plainly when they differ (early
+    /// stopping may end either run sooner; each stops on its own validation accuracy).
+    /// </summary>
+    private static string TwinSummary(ModelEvaluation student, StageResult studentRun, ModelEvaluation twin, StageResult twinRun)
+    {
+        var gain = student.Accuracy - twin.Accuracy;
+        var (studentSteps, twinSteps) = (studentRun.Details.GetValueOrDefault("steps"), twinRun.Details.GetValueOrDefault("steps"));
+        var steps = studentSteps == twinSteps
+            ? $"both {studentSteps} optimizer steps"
+            : $"{twinSteps} optimizer steps against the student's {studentSteps}, not the same budget: {StoppedEarly("the twin", twinRun)}{StoppedEarly("the student", studentRun)}".TrimEnd(' ', ';', ':');
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"the labels-only twin reaches {twin.Accuracy:P2} ({steps}); gain from distillation {gain * 100:+0.00;-0.00} points{(gain <= 0 ? " (distillation did not help this student)" : "")}");
+
+        static string StoppedEarly(string who, StageResult run) =>
+            run.Details.GetValueOrDefault("stopped_early") == "true" ? $"early stopping ended {who} after epoch {run.Details.GetValueOrDefault("epochs_run")}; " : "";
     }
 
     /// <summary>Model hashes by file, computed again only when the file's size or time of writing changes.</summary>

@@ -80,6 +80,7 @@ public static class JsonReport
         ["sweep"] = stage.Result.Sweep is null ? null : JsonSerializer.SerializeToNode(stage.Result.Sweep, RecordOptions),
         ["evaluation"] = Evaluation(stage.Evaluation),
         ["baseline"] = stage.Baseline is null ? null : Evaluation(stage.Baseline),
+        ["baseline_details"] = stage.BaselineResult is null ? null : new JsonObject([.. stage.BaselineResult.Details.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value))]),
         ["gain_from_distillation"] = stage.GainFromDistillation is { } gain ? Number(gain) : null,
     };
 

@@ -61,7 +61,7 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
             if (stage is not null && ReportJson.Number(stage, "gain_from_distillation") is { } gain && stage["baseline"] is { } twin)
             {
                 // The seeds' comparison, said plainly either way.
-                note += $"; labels-only twin {Format(ReportJson.Number(twin, "accuracy"), ReportFormat.Percent)}, gain from distillation {(gain * 100).ToString("+0.00;-0.00", CultureInfo.InvariantCulture)} points{(gain <= 0 ? " (distillation did not help)" : string.Empty)}";
+                note += $"; labels-only twin {Format(ReportJson.Number(twin, "accuracy"), ReportFormat.Percent)}{TwinSteps(stage)}, gain from distillation {(gain * 100).ToString("+0.00;-0.00", CultureInfo.InvariantCulture)} points{(gain <= 0 ? " (distillation did not help)" : string.Empty)}";
             }
 
             cells.Add(note);
@@ -69,6 +69,19 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
         }
 
         return new SummaryTable(headers, numeric, rows);
+    }
+
+    /// <summary>
+    /// " after N optimizer steps (the student's M)": the gain means little unless both had the same budget, so the
+    /// report shows both counts; empty for a report written before twins recorded their steps.
+    /// </summary>
+    private static string TwinSteps(JsonNode stage)
+    {
+        var student = ReportJson.Text(ReportJson.Object(stage, "details"), "steps");
+        var twin = ReportJson.Text(ReportJson.Object(stage, "baseline_details"), "steps");
+        return student is null || twin is null ? string.Empty
+            : student == twin ? $" after {twin} optimizer steps (as many as the student)"
+            : $" after {twin} optimizer steps (the student took {student}: not the same budget)";
     }
 
     /// <summary>The bootstrap 95% interval of accuracy, when the evaluation has one.</summary>

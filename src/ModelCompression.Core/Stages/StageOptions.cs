@@ -88,6 +88,14 @@ public sealed record FinetuneOptions : TrainingStageOptions
         : base(training)
     {
     }
+
+    /// <summary>
+    /// Optimizer steps per epoch; 0 makes an epoch one pass over the labelled data. Not a recipe option: a
+    /// labels-only twin takes its student's count, since a student that also learns from an unlabelled pool
+    /// takes many more steps per epoch than one pass over the labels, and a twin with fewer steps is no fair
+    /// comparison.
+    /// </summary>
+    public int StepsPerEpoch { get; init; }
 }
 
 /// <summary>Options of the stages that learn from the teacher (distill, sweep): feature hints besides the training options.</summary>

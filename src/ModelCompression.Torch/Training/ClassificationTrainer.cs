@@ -47,7 +47,9 @@ public static class ClassificationTrainer
         var clock = Stopwatch.StartNew();
         var names = new TrainableGraphInputs(model.InputNames);
         var count = data.Count;
-        var stepsPerEpoch = (count + options.BatchSize - 1) / options.BatchSize;
+        var stepsPerEpoch = options.StepsPerEpoch > 0 ? options.StepsPerEpoch : (count + options.BatchSize - 1) / options.BatchSize;
+        // An epoch of fixed steps draws full batches from back-to-back shuffled passes; otherwise it is one pass.
+        var samplesPerEpoch = options.StepsPerEpoch > 0 ? options.StepsPerEpoch * options.BatchSize : count;
         var totalSteps = stepsPerEpoch * options.Epochs;
         var schedule = LearningRateSchedule.For(options, totalSteps);
         using var hints = data.Hints.Count > 0 ? FeatureHintLoss.Create(model, data, loss.HintWeight, EpochSeed(options.Seed, 0)) : null;
@@ -69,7 +71,8 @@ public static class ClassificationTrainer
             }
 
             var log = options.LogDirectory is null ? null : new EventLog(options.LogDirectory);
-            var order = new int[count];
+            var order = new int[samplesPerEpoch];
+            var pass = new int[count];
             double? lastValidation = state.ValidationAccuracies.Count > 0 ? state.ValidationAccuracies[^1] : null;
             for (var epoch = state.Epoch + 1; epoch <= options.Epochs && !state.Stopped; epoch++)
             {
@@ -79,20 +82,26 @@ public static class ClassificationTrainer
                 var epochSeed = EpochSeed(options.Seed, epoch);
                 torch.manual_seed(epochSeed);
                 model.SeedRandom(epochSeed);
-                for (var i = 0; i < count; i++)
+                var shuffle = new Random((int)(epochSeed & int.MaxValue));
+                for (var filled = 0; filled < samplesPerEpoch; filled += count)
                 {
-                    order[i] = i;
+                    for (var i = 0; i < count; i++)
+                    {
+                        pass[i] = i;
+                    }
+
+                    shuffle.Shuffle(pass);
+                    pass.AsSpan(0, Math.Min(count, samplesPerEpoch - filled)).CopyTo(order.AsSpan(filled));
                 }
 
-                new Random((int)(epochSeed & int.MaxValue)).Shuffle(order);
                 model.train();
                 hints?.Train(true);
                 var epochLoss = 0.0;
                 var seen = 0;
-                for (var start = 0; start < count; start += options.BatchSize)
+                for (var start = 0; start < samplesPerEpoch; start += options.BatchSize)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    var size = Math.Min(options.BatchSize, count - start);
+                    var size = Math.Min(options.BatchSize, samplesPerEpoch - start);
                     var learningRate = schedule.At(state.Step);
                     optimizer.LearningRate = learningRate;
 
@@ -154,6 +163,7 @@ public static class ClassificationTrainer
                 StoppedEarly = state.Stopped && state.Epoch < options.Epochs,
                 ResumedFromEpoch = resumedFrom,
                 Steps = state.Step,
+                StepsPerEpoch = stepsPerEpoch,
             };
         }
         finally
@@ -283,7 +293,7 @@ public static class ClassificationTrainer
         var parameters = string.Join(";", TrainingCheckpoint.ModelState(model).Select(p => $"{p.Name}:{p.Value.dtype}[{string.Join(",", p.Value.shape)}]"));
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|alpha {loss.Alpha:R}|T {loss.Temperature:R}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
+            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|alpha {loss.Alpha:R}|T {loss.Temperature:R}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
     }
 
     private static List<(string Name, Tensor Value)> Snapshot(TrainableGraph model, List<(string Name, Tensor Value)>? into)

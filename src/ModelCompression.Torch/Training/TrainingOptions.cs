@@ -63,6 +63,13 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
     /// <summary>Smallest rise of the validation accuracy that counts as an improvement.</summary>
     public double EarlyStoppingMinDelta { get; init; }
 
+    /// <summary>
+    /// Optimizer steps per epoch, each on a full batch drawn from back-to-back shuffled passes over the data;
+    /// 0 makes an epoch one pass (its last batch may be short). A labels-only twin takes its student's count, so
+    /// both get the same steps, schedule and validation points though the student also learns from a pool.
+    /// </summary>
+    public int StepsPerEpoch { get; init; }
+
     /// <summary>With a validation set: end with the weights of the best validation epoch rather than the last.</summary>
     public bool RestoreBestWeights { get; init; } = true;
 
@@ -109,6 +116,11 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
         if (!(Momentum >= 0 && Momentum < 1))
         {
             problems.Add($"momentum must be in [0, 1), not {Momentum}");
+        }
+
+        if (StepsPerEpoch < 0)
+        {
+            problems.Add($"steps per epoch must be 0 (one pass) or more, not {StepsPerEpoch}");
         }
 
         if (WarmupSteps < 0)
@@ -184,4 +196,7 @@ public sealed record TrainingResult(IReadOnlyList<double> EpochLosses, TimeSpan 
 
     /// <summary>Optimizer steps taken over the whole run.</summary>
     public int Steps { get; init; }
+
+    /// <summary>Optimizer steps of one epoch (an early-stopped run takes fewer epochs, not fewer steps per epoch).</summary>
+    public int StepsPerEpoch { get; init; }
 }

@@ -401,7 +401,8 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
     public void An_unlabelled_pool_taught_by_the_teacher_beats_the_few_labels_alone()
     {
         // The seeds' "synthetic data" case on the sample's 6000 training images: 1000 keep their labels, 5000 are an
-        // unlabelled pool the teacher labels softly. The labels-only twin sees the 1000.
+        // unlabelled pool the teacher labels softly. The labels-only twin sees the 1000, for as many optimizer steps
+        // as the student took over all 6000 (cycling over its labels), so the gain is the teacher's, not extra steps.
         var path = Path.Join(fixture.Dir.Path, "pool.compress.yaml");
         File.WriteAllText(path, $"""
             data:
@@ -414,16 +415,22 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             student: {"{"} architecture: mlp, hidden: [64] {"}"}
             stages:
               - distill: {"{"} epochs: 3, alpha: 0.9, temperature: 4, learning_rate: 3e-3, batch_size: 64 {"}"}
-            outputs: {"{"} model: pool.student.onnx {"}"}
+            outputs: {"{"} model: pool.student.onnx, report: [json, md] {"}"}
             """);
         var reporter = new RecordingReporter();
 
         var result = CompressionPipeline.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-pool"), reporter));
+        var report = JsonNode.Parse(File.ReadAllText(Path.Join(fixture.Dir.File("out-pool"), "pool.student.report.json")))!["stages"]![0]!;
 
         var distilled = Assert.Single(result.Stages);
         Assert.Equal("6000", distilled.Result.Details["train_samples"]);
         Assert.Equal("5000", distilled.Result.Details["unlabelled_samples"]);
         Assert.Contains(reporter.Infos, i => i.StartsWith("Running the teacher on 5000 unlabelled samples", StringComparison.Ordinal));
+        // 3 epochs of ceil(6000 / 64) = 94 steps; one pass over the 1000 labels would be 16 steps an epoch.
+        Assert.Equal("282", distilled.Result.Details["steps"]);
+        Assert.Equal("282", (string?)report["baseline_details"]?["steps"]);
+        Assert.Contains(reporter.Infos, i => i.Contains("the labels-only twin reaches", StringComparison.Ordinal) && i.Contains("(both 282 optimizer steps)", StringComparison.Ordinal));
+        Assert.Contains("after 282 optimizer steps (as many as the student)", File.ReadAllText(Path.Join(fixture.Dir.File("out-pool"), "pool.student.report.md")), StringComparison.Ordinal);
         Assert.True(
             distilled.GainFromDistillation > 0.03,
             $"distilled over the pool {distilled.Evaluation.Accuracy:P2}, labels-only twin on 1000 labels {distilled.Baseline!.Accuracy:P2}");

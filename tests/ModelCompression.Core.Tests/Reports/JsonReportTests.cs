@@ -53,7 +53,7 @@ public sealed class JsonReportTests
         foreach (var stage in stages)
         {
             Assert.Equal(
-                ["stage", "summary", "cached", "seconds", "details", "epoch_losses", "validation_accuracies", "sweep", "evaluation", "baseline", "gain_from_distillation"],
+                ["stage", "summary", "cached", "seconds", "details", "epoch_losses", "validation_accuracies", "sweep", "evaluation", "baseline", "baseline_details", "gain_from_distillation"],
                 stage!.AsObject().Select(p => p.Key));
         }
 

@@ -96,6 +96,38 @@ public sealed class ClassificationTrainerTests : IDisposable
     }
 
     [Fact]
+    public void A_fixed_number_of_steps_per_epoch_cycles_over_the_data_and_resumes_exactly()
+    {
+        // A labels-only twin's case: 96 samples are 6 batches of 16, but the twin must take its student's 20 steps an
+        // epoch, cycling over the data, with validation after each of those epochs.
+        var model = Mlp();
+        var (data, validation) = Synthetic(120).SplitRandom(0.2, seed: 1);
+        var options = Options(OptimizerKind.Adam, epochs: 4) with { StepsPerEpoch = 20 };
+        var progress = new List<TrainingProgress>();
+        var straight = Run(model, data, options with { CheckpointDirectory = Path.Join(_folder, "straight") }, validation, new Callback(progress.Add));
+
+        Assert.Equal(96, data.Count);
+        Assert.Equal((80, 20), (straight.Result.Steps, straight.Result.StepsPerEpoch));
+        Assert.Equal(4, straight.Result.ValidationAccuracies.Count);
+        Assert.Equal(Enumerable.Range(1, 80), progress.Select(p => p.Step));
+        Assert.All(progress, p => Assert.Equal(80, p.TotalSteps));
+
+        var checkpoints = Path.Join(_folder, "killed");
+        using (var kill = new CancellationTokenSource())
+        {
+            Assert.ThrowsAny<OperationCanceledException>(() =>
+                Run(model, data, options with { CheckpointDirectory = checkpoints }, validation, new StopAtEpoch(3, kill), kill.Token));
+        }
+
+        var resumed = Run(model, data, options with { CheckpointDirectory = checkpoints }, validation);
+        Assert.Equal(2, resumed.Result.ResumedFromEpoch);
+        AssertBitIdentical(straight.Weights, resumed.Weights);
+        Assert.Equal(straight.Result.Steps, resumed.Result.Steps);
+        var onePass = Run(model, data, Options(OptimizerKind.Adam, epochs: 4));
+        Assert.Equal((24, 6), (onePass.Result.Steps, onePass.Result.StepsPerEpoch));
+    }
+
+    [Fact]
     public void A_checkpoint_of_other_options_is_not_resumed()
     {
         var model = Mlp();
