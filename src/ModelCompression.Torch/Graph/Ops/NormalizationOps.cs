@@ -101,7 +101,8 @@ internal static class NormalizationOps
         }
 
         // The mask comes from the graph's own generator (see OpContext.Random); F.dropout would draw from the global one.
-        var keep = torch.rand(x.shape, x.dtype, x.device, generator: c.Random).ge(ratio);
+        using var threshold = ratio.ToScalar();
+        var keep = torch.rand(x.shape, x.dtype, x.device, generator: c.Random).ge(threshold);
         var y = ratio >= 1 ? torch.zeros_like(x) : (x * keep).DividedBy(1 - ratio);
         return wantsMask ? [y, keep] : [y];
     }
