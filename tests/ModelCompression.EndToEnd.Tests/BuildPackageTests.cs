@@ -163,6 +163,21 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
+    public void Two_recipes_writing_one_file_name_fail_the_build_naming_both()
+    {
+        var project = CreateProject(
+            "clash",
+            ("left/model.compress.yaml", SmallRecipe("same.student.onnx", "accuracy >= 0.3")),
+            ("right/model.compress.yaml", SmallRecipe("same.student.onnx", "accuracy >= 0.3")));
+
+        var build = Build(project);
+        Assert.True(build.ExitCode != 0, build.ToString());
+        Assert.Contains("error MC4004", build.Output, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(project, "left", "model.compress.yaml"), build.Output, StringComparison.Ordinal);
+        Assert.Contains("'same.student.onnx'", build.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Design_time_build_runs_nothing_of_ours()
     {
         var project = CreateProject("design-time", ("recipe.yaml", SmallRecipe("designtime.student.onnx", "accuracy >= 0.3")));
