@@ -75,9 +75,9 @@ namespace ModelCompression.Cli
                 using var cancel = CancelOnCtrlC();
                 if (parse.GetValue(recipes) is { } list)
                 {
-                    return RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
+                    return Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
                         ? RunRecipes(runs, warnings, cancel.Token)
-                        : ExitCodes.Usage;
+                        : ExitCodes.Usage);
                 }
 
                 return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, cancel.Token));
