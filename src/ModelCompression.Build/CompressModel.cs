@@ -1,34 +1,42 @@
+using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
 namespace ModelCompression.Build;
 
 /// <summary>
-/// Runs one compression recipe by starting the engine (<c>dotnet-compress run</c>) in its own process:
-/// libtorch, 600 MB of native code that cannot be unloaded, never loads into an MSBuild node. The engine
-/// prints diagnostics in MSBuild's canonical form, so they surface as real errors and warnings with the
-/// recipe's file and line.
+/// Runs a project's compression recipes. Each recipe has its own state folder (its outputs, the files it read,
+/// its stamp) and its own up-to-date check; the recipes that are out of date run together in ONE engine process
+/// (<c>dotnet-compress run --recipes</c>), so libtorch loads once per build, and none starts when all are up to date.
+/// libtorch, 600 MB of native code that cannot be unloaded, never loads into an MSBuild node. The engine prints
+/// diagnostics in MSBuild's canonical form, so they surface as real errors and warnings with the recipe's file and line.
 /// </summary>
 public sealed class CompressModel : ToolTask
 {
-    /// <summary>The recipe file.</summary>
+    /// <summary>The file in a state folder whose content is the settings the outputs depend on (and marks the folder as ours).</summary>
+    internal const string SettingsFileName = "settings";
+
+    /// <summary>The recipe files (the project's <c>CompressModel</c> items).</summary>
+    public ITaskItem[] Recipes { get; set; } = [];
+
+    /// <summary>The folder holding one state folder per recipe; state folders of recipes no longer listed are deleted.</summary>
     [Required]
-    public string Recipe { get; set; } = string.Empty;
+    public string StateDirectory { get; set; } = string.Empty;
+
+    /// <summary>The project's folder: a recipe's state folder is named after its path relative to it.</summary>
+    [Required]
+    public string ProjectDirectory { get; set; } = string.Empty;
 
     /// <summary>The engine's entry assembly (dotnet-compress.dll).</summary>
     [Required]
     public string EnginePath { get; set; } = string.Empty;
 
-    /// <summary>Where the model and reports are written.</summary>
-    [Required]
-    public string OutputDirectory { get; set; } = string.Empty;
-
     /// <summary>The stage cache folder.</summary>
     [Required]
     public string CacheDirectory { get; set; } = string.Empty;
 
-    /// <summary>Where the engine lists the files the recipe reads, for the next build's up-to-date check.</summary>
-    public string? DependencyFile { get; set; }
+    /// <summary>Files every recipe's outputs depend on (the engine, these build files): a newer one makes every recipe run.</summary>
+    public ITaskItem[] AdditionalInputs { get; set; } = [];
 
     /// <summary>The folder holding libtorch's shared libraries; found in <see cref="PackageFolders"/> when not set.</summary>
     public string? LibTorchDirectory { get; set; }
@@ -45,7 +53,16 @@ public sealed class CompressModel : ToolTask
     /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
     public string? DotnetHost { get; set; }
 
+    /// <summary>Every recipe's current outputs (model, reports, data description), with the recipe as <c>Recipe</c> metadata.</summary>
+    [Output]
+    public ITaskItem[] OutputFiles { get; private set; } = [];
+
+    /// <summary>The bookkeeping files of the state folders, for FileWrites.</summary>
+    [Output]
+    public ITaskItem[] StateFiles { get; private set; } = [];
+
     private string? _libTorchProblem;
+    private string? _recipeList;
 
     /// <inheritdoc />
     protected override string ToolName => "dotnet";
@@ -64,12 +81,6 @@ public sealed class CompressModel : ToolTask
     {
         // Log every problem, then fail once, so a user fixes them all in one go.
         var valid = true;
-        if (!File.Exists(Recipe))
-        {
-            Log.LogError(null, "MC1005", null, Recipe, 0, 0, 0, 0, "Recipe '{0}' does not exist.", Recipe);
-            valid = false;
-        }
-
         if (!File.Exists(EnginePath))
         {
             Log.LogError(null, "MC4003", null, null, 0, 0, 0, 0, "The compression engine '{0}' is missing: the ModelCompression.Build package is incomplete. Clear it from the NuGet packages folder and restore again.", EnginePath);
@@ -92,10 +103,7 @@ public sealed class CompressModel : ToolTask
         builder.AppendSwitch("exec");
         builder.AppendFileNameIfNotNull(EnginePath);
         builder.AppendSwitch("run");
-        builder.AppendFileNameIfNotNull(Recipe);
-        builder.AppendSwitchIfNotNull("--output ", OutputDirectory);
-        builder.AppendSwitchIfNotNull("--cache ", CacheDirectory);
-        builder.AppendSwitchIfNotNull("--dependency-file ", DependencyFile);
+        builder.AppendSwitchIfNotNull("--recipes ", _recipeList);
         if (GateFailuresAsWarnings)
         {
             builder.AppendSwitch("--gate-failures-as-warnings");
@@ -107,6 +115,85 @@ public sealed class CompressModel : ToolTask
     /// <inheritdoc />
     public override bool Execute()
     {
+        // Relative to the project, not to whatever folder the MSBuild node runs in.
+        StateDirectory = Path.GetFullPath(StateDirectory, ProjectDirectory);
+        var recipes = new List<RecipeState>();
+        var valid = true;
+        foreach (var item in Recipes.GroupBy(r => r.GetMetadata("FullPath"), StringComparer.Ordinal).Select(g => g.First()))
+        {
+            var state = new RecipeState(item.GetMetadata("FullPath"), StateDirectory, ProjectDirectory);
+            if (!File.Exists(state.Recipe))
+            {
+                Log.LogError(null, "MC1005", null, item.ItemSpec, 0, 0, 0, 0, "Recipe '{0}' does not exist.", state.Recipe);
+                valid = false;
+            }
+
+            recipes.Add(state);
+        }
+
+        DeleteStateOfRemovedRecipes(recipes);
+        if (!valid)
+        {
+            return false;
+        }
+
+        var settings = $"gate-failures-as-warnings={GateFailuresAsWarnings.ToString().ToLowerInvariant()}\n";
+        var additional = AdditionalInputs.Select(i => i.GetMetadata("FullPath")).ToList();
+        var outOfDate = new List<RecipeState>();
+        foreach (var recipe in recipes)
+        {
+            recipe.WriteSettingsWhenChanged(settings);
+            if (recipe.WhyOutOfDate(additional) is { } reason)
+            {
+                Log.LogMessage(MessageImportance.High, "{0}: runs ({1}).", recipe.Recipe, reason);
+                outOfDate.Add(recipe);
+            }
+            else
+            {
+                Log.LogMessage(MessageImportance.Normal, "{0}: up to date.", recipe.Recipe);
+                recipe.RemoveOutputsNotInStamp(Log);
+            }
+        }
+
+        var succeeded = true;
+        if (outOfDate.Count == 0)
+        {
+            Log.LogMessage(MessageImportance.Normal, "All {0} recipe(s) are up to date: the engine is not started.", recipes.Count);
+        }
+        else
+        {
+            succeeded = RunEngine(outOfDate);
+            foreach (var recipe in outOfDate)
+            {
+                // Only a run with every gate passed writes the stamp (and so its list of outputs); after a
+                // failed one the last good outputs stay as they were.
+                recipe.RemoveOutputsNotInStamp(Log);
+            }
+        }
+
+        StateFiles = [.. recipes.SelectMany(r => r.BookkeepingFiles).Concat(_recipeList is null ? [] : [_recipeList]).Select(f => new TaskItem(f))];
+        return CollectOutputs(recipes) && succeeded && !Log.HasLoggedErrors;
+    }
+
+    /// <summary>Runs the engine once over <paramref name="recipes"/>, listed with their own options in a file it reads.</summary>
+    private bool RunEngine(IReadOnlyList<RecipeState> recipes)
+    {
+        var list = new StringBuilder();
+        foreach (var recipe in recipes)
+        {
+            var line = new CommandLineBuilder();
+            line.AppendFileNameIfNotNull(recipe.Recipe);
+            line.AppendSwitchIfNotNull("--output ", recipe.OutputDirectory);
+            line.AppendSwitchIfNotNull("--cache ", CacheDirectory);
+            line.AppendSwitchIfNotNull("--dependency-file ", recipe.DependencyFile);
+            line.AppendSwitchIfNotNull("--stamp-file ", recipe.StampFile);
+            list.Append(line).Append('\n');
+        }
+
+        Directory.CreateDirectory(StateDirectory);
+        _recipeList = Path.Combine(StateDirectory, "recipes.rsp");
+        File.WriteAllText(_recipeList, list.ToString());
+
         ResolveLibTorchDirectory();
         var variables = new List<string>(EnvironmentVariables ?? []);
         if (!string.IsNullOrEmpty(LibTorchDirectory))
@@ -120,6 +207,61 @@ public sealed class CompressModel : ToolTask
         variables.Add("ORT_DISABLE_TELEMETRY=1");
         EnvironmentVariables = [.. variables];
         return base.Execute();
+    }
+
+    /// <summary>
+    /// The current outputs of every recipe, as content for the app's output folder. Two recipes writing a file
+    /// of the same name would overwrite each other there: that is an error naming both.
+    /// </summary>
+    private bool CollectOutputs(IReadOnlyList<RecipeState> recipes)
+    {
+        var outputs = new List<ITaskItem>();
+        var owners = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var valid = true;
+        foreach (var recipe in recipes)
+        {
+            foreach (var file in recipe.CurrentOutputs())
+            {
+                var name = Path.GetFileName(file);
+                if (owners.TryGetValue(name, out var other))
+                {
+                    Log.LogError(null, "MC4004", null, recipe.Recipe, 0, 0, 0, 0, "Recipes '{0}' and '{1}' both write '{2}' to the output folder, where one would overwrite the other: give one of them another 'outputs: {{ model: … }}' name.", other, recipe.Recipe, name);
+                    valid = false;
+                    continue;
+                }
+
+                owners[name] = recipe.Recipe;
+                var item = new TaskItem(file);
+                item.SetMetadata("Recipe", recipe.Recipe);
+                outputs.Add(item);
+            }
+        }
+
+        OutputFiles = [.. outputs];
+        return valid;
+    }
+
+    /// <summary>
+    /// Deletes the state folders (and so the outputs) of recipes no longer in the project, so nothing of theirs
+    /// is shipped. Only folders holding our settings file are touched.
+    /// </summary>
+    private void DeleteStateOfRemovedRecipes(IReadOnlyList<RecipeState> recipes)
+    {
+        if (!Directory.Exists(StateDirectory))
+        {
+            return;
+        }
+
+        var current = recipes.Select(r => r.Folder).ToHashSet(StringComparer.Ordinal);
+        foreach (var folder in Directory.EnumerateDirectories(StateDirectory))
+        {
+            var full = Path.GetFullPath(folder);
+            if (!current.Contains(full) && File.Exists(Path.Combine(full, SettingsFileName)))
+            {
+                Log.LogMessage(MessageImportance.Normal, "Removing '{0}': its recipe is no longer in the project.", full);
+                Directory.Delete(full, recursive: true);
+            }
+        }
     }
 
     /// <summary>

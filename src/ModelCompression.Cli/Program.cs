@@ -50,18 +50,40 @@ namespace ModelCompression.Cli
 
         private static Command RunCommand()
         {
-            var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
-            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
-            var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
-            var dependencies = new Option<FileInfo?>("--dependency-file") { Description = "Write the list of files the recipe reads here, one per line (for incremental builds)." };
+            var recipe = new Argument<FileInfo?>("recipe") { Description = "The recipe file (YAML).", Arity = ArgumentArity.ZeroOrOne };
+            var single = new RecipeRunOptions();
+            var recipes = new Option<FileInfo?>("--recipes")
+            {
+                Description = "Run several recipes in this one process: a file with one recipe per line, each with its own options as after 'run' "
+                    + "(recipe.yaml --output DIR --cache DIR --dependency-file FILE --stamp-file FILE). --cache here is the default for lines without one.",
+            };
             var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
-            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, cache, output, dependencies, gatesAsWarnings };
-            command.SetAction(parse => Guard(() => RunRecipe(
-                parse.GetValue(recipe)!.FullName,
-                parse.GetValue(cache)?.FullName,
-                parse.GetValue(output)?.FullName,
-                parse.GetValue(dependencies)?.FullName,
-                parse.GetValue(gatesAsWarnings))));
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings };
+            command.Validators.Add(result =>
+            {
+                var hasList = result.GetResult(recipes) is not null;
+                if (hasList == (result.GetValue(recipe) is not null))
+                {
+                    result.AddError("Give either one recipe or --recipes with a list of them.");
+                }
+                else if (hasList && new Option[] { single.Output, single.DependencyFile, single.StampFile }.FirstOrDefault(o => result.GetResult(o) is not null) is { } perRecipe)
+                {
+                    result.AddError($"{perRecipe.Name} belongs to each recipe's line of the --recipes file, not to the command.");
+                }
+            });
+            command.SetAction(parse =>
+            {
+                var warnings = parse.GetValue(gatesAsWarnings);
+                using var cancel = CancelOnCtrlC();
+                if (parse.GetValue(recipes) is { } list)
+                {
+                    return Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
+                        ? RunRecipes(runs, warnings, cancel.Token)
+                        : ExitCodes.Usage);
+                }
+
+                return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, cancel.Token));
+            });
             return command;
         }
 
@@ -145,26 +167,56 @@ namespace ModelCompression.Cli
             return command;
         }
 
-        private static int RunRecipe(string recipePath, string? cacheDirectory, string? outputDirectory, string? dependencyFile, bool gateFailuresAsWarnings)
+        /// <summary>Stops the running recipe (and those after it) on Ctrl+C, letting it clean up.</summary>
+        private static CancellationTokenSource CancelOnCtrlC()
         {
-            var recipe = RecipeLoader.Load(recipePath);
-            if (dependencyFile is not null)
-            {
-                AtomicFile.WriteAllText(dependencyFile, string.Join('\n', recipe.InputFiles()) + "\n");
-            }
-
-            var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
-            var options = new PipelineOptions(
-                cacheDirectory ?? Path.Combine(recipe.Directory, ".compress"),
-                outputDirectory ?? recipe.Directory,
-                reporter);
-            using var cancel = new CancellationTokenSource();
+            var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
             {
                 e.Cancel = true;
                 cancel.Cancel();
             };
-            var result = CompressionPipeline.Run(recipe, options, cancel.Token);
+            return cancel;
+        }
+
+        /// <summary>
+        /// Runs each recipe in turn in this process, so libtorch and ONNX Runtime load once; a failed recipe does not
+        /// stop the others, and the exit code is the worst of them (error over broken gate over success).
+        /// </summary>
+        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, CancellationToken cancellationToken)
+        {
+            var exitCode = ExitCodes.Ok;
+            for (var i = 0; i < runs.Count && !cancellationToken.IsCancellationRequested; i++)
+            {
+                Console.WriteLine($"Recipe {i + 1}/{runs.Count}: {runs[i].Recipe}");
+                var code = Guard(() => RunRecipe(runs[i], gateFailuresAsWarnings, cancellationToken));
+                exitCode = code == ExitCodes.Error || exitCode == ExitCodes.Error ? ExitCodes.Error : Math.Max(exitCode, code);
+            }
+
+            return cancellationToken.IsCancellationRequested ? ExitCodes.Error : exitCode;
+        }
+
+        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, CancellationToken cancellationToken)
+        {
+            // Gone until this run succeeds with every gate passed: a failed, interrupted or gate-broken run never
+            // looks up to date to a build, which then runs (and reports) again.
+            if (run.StampFile is not null && File.Exists(run.StampFile))
+            {
+                File.Delete(run.StampFile);
+            }
+
+            var recipe = RecipeLoader.Load(run.Recipe);
+            if (run.DependencyFile is not null)
+            {
+                AtomicFile.WriteAllText(run.DependencyFile, string.Join('\n', recipe.InputFiles()) + "\n");
+            }
+
+            var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
+            var options = new PipelineOptions(
+                run.CacheDirectory ?? Path.Combine(recipe.Directory, ".compress"),
+                run.OutputDirectory ?? recipe.Directory,
+                reporter);
+            var result = CompressionPipeline.Run(recipe, options, cancellationToken);
             Console.WriteLine();
             Console.Write(Reports.ReportWriter.Markdown(result));
             foreach (var failure in GateEvaluator.Failures(recipe.Path, result.Gates))
@@ -175,6 +227,12 @@ namespace ModelCompression.Cli
             if (result.OutputModel is not null)
             {
                 Console.WriteLine($"Wrote {result.OutputModel}");
+                if (run.StampFile is not null)
+                {
+                    // What this run wrote, so a build can remove what an earlier run wrote and this one did not.
+                    string?[] written = [result.OutputModel, result.DataDescription, .. result.Reports];
+                    AtomicFile.WriteAllText(run.StampFile, string.Concat(written.OfType<string>().Select(f => f + "\n")));
+                }
             }
             else
             {

@@ -1,12 +1,14 @@
 using System.Security.Cryptography;
+using System.Text;
 using Microsoft.ML.OnnxRuntime;
 
 namespace ModelCompression.EndToEnd.Tests;
 
 /// <summary>
 /// A project with &lt;CompressModel&gt; built by the real `dotnet build` against the packed package: the student
-/// appears, a second build does not start the engine, and a broken gate fails the build without replacing
-/// the last good model.
+/// appears, a second build does not start the engine, a broken gate fails the build without replacing the last
+/// good model (and keeps failing it, whatever the gate mode of the build before), each recipe is checked and
+/// kept apart on its own, nothing stale ships, and a design-time build runs nothing.
 /// </summary>
 public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixture<PackedPackageFixture>
 {
@@ -28,7 +30,7 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
 
         var second = Build(project);
         Assert.True(second.ExitCode == 0, second.ToString());
-        Assert.Contains("Skipping target \"_CompressModels\" because all output files are up-to-date", second.Output, StringComparison.Ordinal);
+        Assert.Contains(NothingToRun(1), second.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("distill:", second.Output, StringComparison.Ordinal);
         Assert.True(File.Exists(student));
 
@@ -47,7 +49,7 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         var good = Build(project);
         Assert.True(good.ExitCode == 0, good.ToString());
         var student = Path.Combine(project, "bin", "Debug", "net10.0", StudentFile);
-        var produced = Path.Combine(project, "obj", "Debug", "net10.0", "compress", "recipe", StudentFile);
+        var produced = Path.Combine(StateFolder(project, "recipe.yaml"), "out", StudentFile);
         var goodHash = Hash(produced);
 
         var recipe = Path.Combine(project, "recipe.yaml");
@@ -63,11 +65,209 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         Assert.Equal(goodHash, Hash(student));
     }
 
+    [Fact]
+    public void Gate_broken_in_warning_mode_is_reported_again_by_every_build_after()
+    {
+        var project = CreateProject("gate-mode", ("recipe.yaml", SmallRecipe("gatemode.student.onnx", "accuracy >= 0.999")));
+
+        var warned = Build(project, "-p:CompressModelGateFailuresAsWarnings=true");
+        Assert.True(warned.ExitCode == 0, warned.ToString());
+        Assert.Contains("warning MC3001", warned.Output, StringComparison.Ordinal);
+
+        // Nothing changed but the gate mode: the gate is still broken, and now it is an error, build after build.
+        var failed = Build(project);
+        Assert.True(failed.ExitCode != 0, failed.ToString());
+        Assert.Contains("error MC3001", failed.Output, StringComparison.Ordinal);
+        Assert.Contains("distill: up to date (cached)", failed.Output, StringComparison.Ordinal);
+        var again = Build(project);
+        Assert.True(again.ExitCode != 0, again.ToString());
+        Assert.Contains("error MC3001", again.Output, StringComparison.Ordinal);
+
+        var warnedAgain = Build(project, "-p:CompressModelGateFailuresAsWarnings=true");
+        Assert.True(warnedAgain.ExitCode == 0, warnedAgain.ToString());
+        Assert.Contains("warning MC3001", warnedAgain.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "gatemode.student.onnx")));
+    }
+
+    [Fact]
+    public void Recipes_of_one_name_in_two_folders_are_checked_apart_and_run_in_one_engine_process()
+    {
+        var project = CreateProject(
+            "per-recipe",
+            ("one/model.compress.yaml", SmallRecipe("one.student.onnx", "accuracy >= 0.3", dataFolder: "data")),
+            ("two/model.compress.yaml", SmallRecipe("two.student.onnx", "accuracy >= 0.3")));
+        var sampleData = Path.Combine(package.RepoRoot, "samples", "FashionMnist", "data");
+        Directory.CreateDirectory(Path.Combine(project, "one", "data"));
+        foreach (var file in new[] { "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz" })
+        {
+            File.Copy(Path.Combine(sampleData, file), Path.Combine(project, "one", "data", file));
+        }
+
+        var first = Build(project);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Equal(1, EngineStarts(first));
+        var one = StateFolder(project, "one/model.compress.yaml");
+        var two = StateFolder(project, "two/model.compress.yaml");
+        Assert.NotEqual(one, two);
+        Assert.Equal(["one.student.data.json", "one.student.onnx", "one.student.report.json"], FileNames(Path.Combine(one, "out")));
+        Assert.Equal(["two.student.data.json", "two.student.onnx", "two.student.report.json"], FileNames(Path.Combine(two, "out")));
+        Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "one.student.onnx")), first.ToString());
+        Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "two.student.onnx")), first.ToString());
+
+        // Only the recipe whose data changed runs; the other's stamp is left alone.
+        var twoStamp = File.GetLastWriteTimeUtc(Path.Combine(two, "stamp"));
+        File.SetLastWriteTimeUtc(Path.Combine(project, "one", "data", "t10k-labels-idx1-ubyte.gz"), DateTime.UtcNow);
+        var second = Build(project);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(1, EngineStarts(second));
+        Assert.Contains($"Recipe 1/1: {Path.Combine(project, "one", "model.compress.yaml")}", second.Output, StringComparison.Ordinal);
+        Assert.Contains($"{Path.Combine(project, "two", "model.compress.yaml")}: up to date.", second.Output, StringComparison.Ordinal);
+        Assert.Equal(twoStamp, File.GetLastWriteTimeUtc(Path.Combine(two, "stamp")));
+
+        var third = Build(project);
+        Assert.True(third.ExitCode == 0, third.ToString());
+        Assert.Equal(0, EngineStarts(third));
+        Assert.Contains(NothingToRun(2), third.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Renamed_output_and_removed_recipe_leave_nothing_stale_in_bin_or_publish()
+    {
+        var project = CreateProject(
+            "stale",
+            ("a.compress.yaml", SmallRecipe("a.student.onnx", "accuracy >= 0.3")),
+            ("b.compress.yaml", SmallRecipe("b.student.onnx", "accuracy >= 0.3")));
+        var bin = Path.Combine(project, "bin", "Debug", "net10.0");
+        var first = Build(project);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Equal(["a.student.data.json", "a.student.onnx", "a.student.report.json", "b.student.data.json", "b.student.onnx", "b.student.report.json"], ModelFiles(bin));
+
+        var recipe = Path.Combine(project, "a.compress.yaml");
+        File.WriteAllText(recipe, File.ReadAllText(recipe).Replace("model: a.student.onnx", "model: a.renamed.onnx", StringComparison.Ordinal));
+        var renamed = Build(project);
+        Assert.True(renamed.ExitCode == 0, renamed.ToString());
+        Assert.Equal(["a.renamed.data.json", "a.renamed.onnx", "a.renamed.report.json", "b.student.data.json", "b.student.onnx", "b.student.report.json"], ModelFiles(bin));
+        Assert.Equal(["a.renamed.data.json", "a.renamed.onnx", "a.renamed.report.json"], FileNames(Path.Combine(StateFolder(project, "a.compress.yaml"), "out")));
+
+        var csproj = Path.Combine(project, "App.csproj");
+        File.WriteAllText(csproj, File.ReadAllText(csproj).Replace("<CompressModel Include=\"b.compress.yaml\" />", string.Empty, StringComparison.Ordinal));
+        var removed = Build(project);
+        Assert.True(removed.ExitCode == 0, removed.ToString());
+        Assert.Equal(["a.renamed.data.json", "a.renamed.onnx", "a.renamed.report.json"], ModelFiles(bin));
+        Assert.False(Directory.Exists(StateFolder(project, "b.compress.yaml")));
+
+        var publish = Path.Combine(project, "published");
+        var published = DotnetCli.Run(project, Environment(), "publish", "-o", publish, "-v:n", "--disable-build-servers", "-nologo");
+        Assert.True(published.ExitCode == 0, published.ToString());
+        Assert.Equal(["a.renamed.data.json", "a.renamed.onnx", "a.renamed.report.json"], ModelFiles(publish));
+    }
+
+    [Fact]
+    public void Two_recipes_writing_one_file_name_fail_the_build_naming_both()
+    {
+        var project = CreateProject(
+            "clash",
+            ("left/model.compress.yaml", SmallRecipe("same.student.onnx", "accuracy >= 0.3")),
+            ("right/model.compress.yaml", SmallRecipe("same.student.onnx", "accuracy >= 0.3")));
+
+        var build = Build(project);
+        Assert.True(build.ExitCode != 0, build.ToString());
+        Assert.Contains("error MC4004", build.Output, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(project, "left", "model.compress.yaml"), build.Output, StringComparison.Ordinal);
+        Assert.Contains("'same.student.onnx'", build.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Design_time_build_runs_nothing_of_ours()
+    {
+        var project = CreateProject("design-time", ("recipe.yaml", SmallRecipe("designtime.student.onnx", "accuracy >= 0.3")));
+
+        var build = Build(project, "-p:DesignTimeBuild=true");
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.Equal(0, EngineStarts(build));
+        Assert.DoesNotContain("distill:", build.Output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(project, "obj", "Debug", "net10.0", "compress")), build.ToString());
+        Assert.False(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "designtime.student.onnx")));
+    }
+
+    /// <summary>What the task says when every recipe is up to date and no engine starts.</summary>
+    private static string NothingToRun(int recipes) => $"All {recipes} recipe(s) are up to date: the engine is not started.";
+
+    /// <summary>How many engine processes the build started (ToolTask logs each command line).</summary>
+    private static int EngineStarts(DotnetCli.Result build) =>
+        build.Output.Split('\n').Count(l => l.Contains("dotnet-compress.dll run", StringComparison.Ordinal));
+
+    /// <summary>
+    /// The state folder under obj/ of the recipe at <paramref name="recipe"/> (relative to the project): its file
+    /// name and a hash of that relative path, so two recipes of one name in different folders never share one.
+    /// </summary>
+    private static string StateFolder(string project, string recipe)
+    {
+        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(recipe)), 0, 4).ToLowerInvariant();
+        return Path.Combine(project, "obj", "Debug", "net10.0", "compress", $"{Path.GetFileName(recipe)}-{hash}");
+    }
+
+    private static string[] FileNames(string folder) =>
+        [.. Directory.GetFiles(folder).Select(f => Path.GetFileName(f)).Where(n => !n.StartsWith('.')).Order(StringComparer.Ordinal)];
+
+    /// <summary>The compressed models and their companions in an output folder (not the app's own files).</summary>
+    private static string[] ModelFiles(string folder) =>
+        [.. FileNames(folder).Where(n => n.EndsWith(".onnx", StringComparison.Ordinal) || n.Contains(".report.", StringComparison.Ordinal) || n.EndsWith(".data.json", StringComparison.Ordinal))];
+
+    /// <summary>
+    /// A quick recipe: the sample's small test slice for training and testing, two epochs of a tiny MLP (about 60%).
+    /// <paramref name="dataFolder"/> (relative to the recipe) holds a copy of the slice when set.
+    /// </summary>
+    private string SmallRecipe(string model, string gate, string? dataFolder = null)
+    {
+        var sample = Path.Combine(package.RepoRoot, "samples", "FashionMnist");
+        var data = dataFolder ?? Path.Combine(sample, "data");
+        return $"""
+            task: classification
+            data:
+              format: idx
+              train: {"{"} inputs: {data}/t10k-images-idx3-ubyte.gz, labels: {data}/t10k-labels-idx1-ubyte.gz {"}"}
+              test:  {"{"} inputs: {data}/t10k-images-idx3-ubyte.gz, labels: {data}/t10k-labels-idx1-ubyte.gz {"}"}
+              scale: 0.00392156862745098
+            teacher: {sample}/teacher/teacher.onnx
+            student: {"{"} architecture: mlp, hidden: [16] {"}"}
+            stages:
+              - distill: {"{"} epochs: 2, learning_rate: 5e-3, batch_size: 64, baseline: false {"}"}
+            gates:
+              - {gate}
+            outputs: {"{"} model: {model}, report: [json] {"}"}
+
+            """;
+    }
+
     private string CreateProject(string name, string gate)
+    {
+        var sample = Path.Combine(package.RepoRoot, "samples", "FashionMnist");
+        return CreateProject(name, ("recipe.yaml", $"""
+            task: classification
+            data:
+              format: idx
+              train: {"{"} inputs: {sample}/data/train-images-idx3-ubyte.gz, labels: {sample}/data/train-labels-idx1-ubyte.gz {"}"}
+              test:  {"{"} inputs: {sample}/data/t10k-images-idx3-ubyte.gz,  labels: {sample}/data/t10k-labels-idx1-ubyte.gz {"}"}
+              scale: 0.00392156862745098
+            teacher: {sample}/teacher/teacher.onnx
+            student: {"{"} architecture: mlp, hidden: [32] {"}"}
+            stages:
+              - distill:  {"{"} epochs: 1, temperature: 4, alpha: 0.5, batch_size: 128 {"}"}
+              - quantize: {"{"} mode: dynamic {"}"}
+            gates:
+              - {gate}
+            outputs: {"{"} model: {StudentFile} {"}"}
+
+            """));
+    }
+
+    /// <summary>A project with the packed package and <paramref name="recipes"/> (paths relative to it) as CompressModel items.</summary>
+    private string CreateProject(string name, params (string Path, string Yaml)[] recipes)
     {
         var project = Path.Combine(package.Root, name);
         Directory.CreateDirectory(project);
-        var sample = Path.Combine(package.RepoRoot, "samples", "FashionMnist");
+        var items = string.Concat(recipes.Select(r => $"\n    <CompressModel Include=\"{r.Path}\" />"));
         File.WriteAllText(Path.Combine(project, "App.csproj"), $"""
             <Project Sdk="Microsoft.NET.Sdk">
               <PropertyGroup>
@@ -75,8 +275,7 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
                 <CompressModelCacheDirectory>{package.SharedCache}/</CompressModelCacheDirectory>
               </PropertyGroup>
               <ItemGroup>
-                <PackageReference Include="ModelCompression.Build" Version="{package.Version}" />
-                <CompressModel Include="recipe.yaml" />
+                <PackageReference Include="ModelCompression.Build" Version="{package.Version}" />{items}
               </ItemGroup>
             </Project>
             """);
@@ -96,30 +295,22 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
               </fallbackPackageFolders>
             </configuration>
             """);
-        File.WriteAllText(Path.Combine(project, "recipe.yaml"), $"""
-            task: classification
-            data:
-              format: idx
-              train: {"{"} inputs: {sample}/data/train-images-idx3-ubyte.gz, labels: {sample}/data/train-labels-idx1-ubyte.gz {"}"}
-              test:  {"{"} inputs: {sample}/data/t10k-images-idx3-ubyte.gz,  labels: {sample}/data/t10k-labels-idx1-ubyte.gz {"}"}
-              scale: 0.00392156862745098
-            teacher: {sample}/teacher/teacher.onnx
-            student: {"{"} architecture: mlp, hidden: [32] {"}"}
-            stages:
-              - distill:  {"{"} epochs: 1, temperature: 4, alpha: 0.5, batch_size: 128 {"}"}
-              - quantize: {"{"} mode: dynamic {"}"}
-            gates:
-              - {gate}
-            outputs: {"{"} model: {StudentFile} {"}"}
+        foreach (var (path, yaml) in recipes)
+        {
+            var file = Path.Combine(project, path);
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+            File.WriteAllText(file, yaml);
+        }
 
-            """);
         return project;
     }
 
-    private DotnetCli.Result Build(string project) => DotnetCli.Run(
+    private Dictionary<string, string> Environment() => new() { ["NUGET_PACKAGES"] = package.Packages };
+
+    private DotnetCli.Result Build(string project, params string[] properties) => DotnetCli.Run(
         project,
-        new Dictionary<string, string> { ["NUGET_PACKAGES"] = package.Packages },
-        "build", "-v:n", "--disable-build-servers", "-nologo");
+        Environment(),
+        ["build", "-v:n", "--disable-build-servers", "-nologo", .. properties]);
 
     private static void AssertRunsInOnnxRuntime(string modelPath)
     {

@@ -46,6 +46,23 @@ public sealed class ToolInstallTests : IDisposable
         Assert.Contains("error MC1005", recipeErrors.Output, StringComparison.Ordinal);
         Assert.Contains("error MC1003", recipeErrors.Output, StringComparison.Ordinal);
 
+        // Several recipes in one process (what the MSBuild task does): a bad line is a usage error at its line,
+        // and a recipe that fails does not hide the next one's problems.
+        var list = Path.Combine(_root, "recipes.rsp");
+        File.WriteAllText(list, $"# one recipe per line\n{broken} --output {_root}/a\n\n{broken} --colour red\n");
+        var badList = Tool("run", "--recipes", list);
+        Assert.True(badList.ExitCode == 2, badList.ToString());
+        Assert.Contains("recipes.rsp(4): error MC1010", badList.Output, StringComparison.Ordinal);
+        Assert.Contains("--colour", badList.Output, StringComparison.Ordinal);
+        var both = Tool("run", broken, "--recipes", list);
+        Assert.True(both.ExitCode == 2, both.ToString());
+        File.WriteAllText(list, $"{broken} --output {_root}/a\n{Path.Combine(_root, "missing.yaml")}\n");
+        var listed = Tool("run", "--recipes", list);
+        Assert.True(listed.ExitCode == 1, listed.ToString());
+        Assert.Contains("Recipe 2/2:", listed.Output, StringComparison.Ordinal);
+        Assert.Contains("broken.yaml(2,", listed.Output, StringComparison.Ordinal);
+        Assert.Contains("missing.yaml: error MC1005", listed.Output, StringComparison.Ordinal);
+
         var sample = Path.Combine(_repoRoot, "samples", "FashionMnist");
         // Trains on the small test slice only to keep this quick: the point is the exit code and the diagnostic.
         var recipe = Path.Combine(_root, "gate.yaml");

@@ -55,6 +55,9 @@ public sealed record PipelineResult(
 {
     /// <summary>True when every gate passed.</summary>
     public bool GatesPassed => Gates.All(g => g.Passed);
+
+    /// <summary>Where the model's input contract (.data.json) was written; null when a gate failed and nothing was replaced.</summary>
+    public string? DataDescription { get; init; }
 }
 
 /// <summary>
@@ -229,16 +232,18 @@ public static class CompressionPipeline
 
         var gates = GateEvaluator.Evaluate(recipe, final, teacher, baselineFile, test.Labels, dataHash);
         string? outputModel = null;
+        string? dataDescription = null;
         if (gates.All(g => g.Passed))
         {
             outputModel = Path.Combine(options.OutputDirectory, recipe.Outputs.Model);
             AtomicFile.Copy(modelPath, outputModel);
             // The model's input contract (tensor names and shapes, label names, tokenizer and compact
             // vocabulary, normalisation): what an app needs to feed the model as it was trained.
-            data.Description.Write(Path.Combine(options.OutputDirectory, $"{Path.GetFileNameWithoutExtension(recipe.Outputs.Model)}.data.json"), train);
+            dataDescription = Path.Combine(options.OutputDirectory, $"{Path.GetFileNameWithoutExtension(recipe.Outputs.Model)}.data.json");
+            data.Description.Write(dataDescription, train);
         }
 
-        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash);
+        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { DataDescription = dataDescription };
         var reports = ReportWriter.Write(result0, options.OutputDirectory, reporter);
         return result0 with { Reports = reports };
     }

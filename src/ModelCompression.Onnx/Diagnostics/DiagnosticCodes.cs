@@ -108,6 +108,9 @@ public static class DiagnosticCodes
     /// <summary>The engine is missing from the MSBuild package (an incomplete package folder).</summary>
     public const string EngineMissing = "MC4003";
 
+    /// <summary>Two recipes of one project write files of the same name to its output folder (reported by the MSBuild task).</summary>
+    public const string OutputNameClash = "MC4004";
+
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";
 }

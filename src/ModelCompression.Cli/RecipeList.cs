@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using ModelCompression.Diagnostics;
+
+namespace ModelCompression.Cli;
+
+/// <summary>One recipe to run, with where its results go.</summary>
+/// <param name="Recipe">The recipe file (full path).</param>
+/// <param name="CacheDirectory">The stage cache; null for <c>.compress/</c> next to the recipe.</param>
+/// <param name="OutputDirectory">Where the model and reports go; null for the recipe's folder.</param>
+/// <param name="DependencyFile">Where to list the files the recipe reads; null for nowhere.</param>
+/// <param name="StampFile">Deleted when the run starts, written (listing the files written) when every gate passed; null for none.</param>
+internal sealed record RecipeRun(string Recipe, string? CacheDirectory, string? OutputDirectory, string? DependencyFile, string? StampFile);
+
+/// <summary>
+/// The options one recipe's run takes. The same definitions serve `run recipe.yaml …` and each line of a
+/// `run --recipes` file, so a line reads exactly like a single-recipe command line.
+/// </summary>
+internal sealed class RecipeRunOptions
+{
+    public Option<DirectoryInfo?> Cache { get; } = new("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+
+    public Option<DirectoryInfo?> Output { get; } = new("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
+
+    public Option<FileInfo?> DependencyFile { get; } = new("--dependency-file") { Description = "Write the list of files the recipe reads here, one per line (for incremental builds)." };
+
+    public Option<FileInfo?> StampFile { get; } = new("--stamp-file")
+    {
+        Description = "Deleted when the run starts; written when it succeeds with every gate passed, listing the files it wrote (for incremental builds).",
+    };
+
+    /// <summary>The run that <paramref name="parse"/> asks for on <paramref name="recipe"/>.</summary>
+    public RecipeRun Bind(ParseResult parse, FileInfo recipe, string? defaultCache = null) => new(
+        recipe.FullName,
+        parse.GetValue(Cache)?.FullName ?? defaultCache,
+        parse.GetValue(Output)?.FullName,
+        parse.GetValue(DependencyFile)?.FullName,
+        parse.GetValue(StampFile)?.FullName);
+}
+
+/// <summary>Reads the file of `run --recipes`: one recipe per line with its own options; blank lines and # comments are skipped.</summary>
+internal static class RecipeList
+{
+    /// <summary>
+    /// The runs <paramref name="path"/> lists, or null after printing every problem (usage errors naming the file
+    /// and line). Relative paths are taken from the current folder, as on the command line.
+    /// </summary>
+    public static IReadOnlyList<RecipeRun>? Read(string path, string? defaultCache)
+    {
+        if (!File.Exists(path))
+        {
+            Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, $"The recipe list '{path}' does not exist.", path));
+            return null;
+        }
+
+        var options = new RecipeRunOptions();
+        var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
+        var line = new Command("run") { recipe, options.Cache, options.Output, options.DependencyFile, options.StampFile };
+        var runs = new List<RecipeRun>();
+        var valid = true;
+        var lines = File.ReadAllLines(path);
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var text = lines[i].Trim();
+            if (text.Length == 0 || text.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var parse = line.Parse([.. CommandLineParser.SplitCommandLine(text)]);
+            foreach (var error in parse.Errors)
+            {
+                Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, error.Message, path, i + 1));
+                valid = false;
+            }
+
+            if (parse.Errors.Count == 0)
+            {
+                runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache));
+            }
+        }
+
+        if (valid && runs.Count == 0)
+        {
+            Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, $"The recipe list '{path}' names no recipe.", path));
+            valid = false;
+        }
+
+        return valid ? runs : null;
+    }
+}
