@@ -14,6 +14,19 @@ internal static class DotnetCli
     public static Result Run(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] arguments) =>
         Start("dotnet", workingDirectory, environment, arguments);
 
+    // xunit runs test classes in parallel, and every pack restores the shared src projects (their
+    // obj/project.assets.json): two packs at once fail with "project.assets.json already exists".
+    private static readonly Lock PackLock = new();
+
+    /// <summary>Packs a src project into <paramref name="feed"/> at <paramref name="version"/>, one pack at a time.</summary>
+    public static Result Pack(string repoRoot, string project, string feed, string version)
+    {
+        lock (PackLock)
+        {
+            return Run(repoRoot, null, "pack", Path.Combine(repoRoot, "src", project), "-c", "Release", "-o", feed, $"-p:Version={version}", "--disable-build-servers", "-nologo");
+        }
+    }
+
     /// <summary>Runs another program (an installed tool) the same way.</summary>
     public static Result RunProgram(string program, string workingDirectory, params string[] arguments) =>
         Start(program, workingDirectory, null, arguments);

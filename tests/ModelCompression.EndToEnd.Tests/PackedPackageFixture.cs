@@ -15,11 +15,7 @@ public sealed class PackedPackageFixture : IDisposable
         SharedCache = Path.Combine(Root, "compress-cache");
         Directory.CreateDirectory(Feed);
         Version = $"1.0.0-e2e.{DateTime.UtcNow:yyyyMMddHHmmss}";
-        var pack = DotnetCli.Run(
-            RepoRoot,
-            null,
-            "pack", Path.Combine(RepoRoot, "src", "ModelCompression.Build"), "-c", "Release", "-o", Feed,
-            $"-p:Version={Version}", "--disable-build-servers", "-nologo");
+        var pack = DotnetCli.Pack(RepoRoot, "ModelCompression.Build", Feed, Version);
         if (pack.ExitCode != 0)
         {
             throw new InvalidOperationException($"Packing ModelCompression.Build failed:\n{pack}");

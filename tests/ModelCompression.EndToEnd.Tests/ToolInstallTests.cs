@@ -16,7 +16,7 @@ public sealed class ToolInstallTests : IDisposable
         var feed = Path.Combine(_root, "feed");
         _toolPath = Path.Combine(_root, "tools");
         var version = $"1.0.0-e2e.{DateTime.UtcNow:yyyyMMddHHmmss}";
-        var pack = DotnetCli.Run(_repoRoot, null, "pack", Path.Combine(_repoRoot, "src", "ModelCompression.Cli"), "-c", "Release", "-o", feed, $"-p:Version={version}", "--disable-build-servers", "-nologo");
+        var pack = DotnetCli.Pack(_repoRoot, "ModelCompression.Cli", feed, version);
         Assert.True(pack.ExitCode == 0, pack.ToString());
         var install = DotnetCli.Run(_root, null, "tool", "install", "ModelCompression.Cli", "--version", version, "--tool-path", _toolPath, "--add-source", feed);
         Assert.True(install.ExitCode == 0, install.ToString());
