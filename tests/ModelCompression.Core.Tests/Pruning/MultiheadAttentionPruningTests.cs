@@ -142,6 +142,7 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
         }
     }
 
+    [Trait("Category", "Slow")] // trains the pruned export with TorchSharp
     [Theory]
     [MemberData(nameof(Fixtures))]
     public void The_pruned_export_trains_the_graph_the_runtime_runs(string fixture)
