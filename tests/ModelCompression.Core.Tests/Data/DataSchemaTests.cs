@@ -9,6 +9,7 @@ using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Core.Tests.Data;
 
+[Trait("Category", "Slow")] // runs whole pipelines and the trainer on real data
 public sealed class DataSchemaTests : IDisposable
 {
     private static readonly DataTensor Ids = DataTensor.FromInt64("input_ids", new long[2 * 128], [128]);

@@ -130,6 +130,7 @@ public sealed class NpyReaderTests : IDisposable
         Assert.Contains("NPY magic", e.Message, StringComparison.Ordinal);
     }
 
+    [Trait("Category", "Slow")] // writes and maps a file larger than the allocation limit
     [Fact]
     public void A_set_larger_than_we_allow_to_allocate_is_read_through_the_mapping_not_loaded()
     {

@@ -34,6 +34,7 @@ public sealed class NpyWriterTests : IDisposable
         Assert.Equal(values, tensor.ToFloatArray());
     }
 
+    [Trait("Category", "Slow")] // starts python3 with numpy
     [Fact]
     public void Numpy_reads_what_it_writes()
     {
@@ -43,7 +44,7 @@ public sealed class NpyWriterTests : IDisposable
             writer.Write([1.5f, -2, 3, 4, 5, 6.25f]);
         }
 
-        // Debian's python3-numpy (a dependency of python3-torch, which .ci/run installs).
+        // Debian's python3-numpy, which build/test.sh installs.
         var start = new ProcessStartInfo("/usr/bin/python3", ["-c", $"import numpy as np; a = np.load('{path}'); print(a.dtype, a.shape, a.tolist())"])
         {
             RedirectStandardOutput = true,

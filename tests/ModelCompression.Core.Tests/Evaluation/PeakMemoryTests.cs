@@ -20,6 +20,7 @@ public sealed class PeakMemoryCollection
 /// figure, the process's resident-memory growth, read 0 or 0.008 MB for both.
 /// </summary>
 [Collection(PeakMemoryCollection.Name)]
+[Trait("Category", "Slow")] // loads models one at a time, alone, to measure native memory
 public sealed class PeakMemoryTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

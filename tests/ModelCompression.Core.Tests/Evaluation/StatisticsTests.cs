@@ -101,6 +101,7 @@ public sealed class StatisticsTests
         Assert.InRange(first.Upper - first.Lower, 0.06, 0.08);
     }
 
+    [Trait("Category", "Slow")] // 200 bootstrap intervals of 200 samples each
     [Fact]
     public void Bootstrap_interval_covers_the_true_accuracy_about_95_percent_of_the_time()
     {

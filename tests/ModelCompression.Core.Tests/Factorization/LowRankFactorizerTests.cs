@@ -134,6 +134,7 @@ public sealed class LowRankFactorizerTests
 }
 
 [Collection(FashionStudentCollection.Name)]
+[Trait("Category", "Slow")] // trains a Fashion-MNIST student and recovers it after factorizing
 public sealed class FactorizeStageTests(FashionStudentFixture fashion)
 {
     [Fact]

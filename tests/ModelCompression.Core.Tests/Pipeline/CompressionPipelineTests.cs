@@ -106,6 +106,7 @@ public sealed class RecordingReporter : IPipelineReporter
     public void Report(Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
 }
 
+[Trait("Category", "Slow")] // trains students through whole pipeline runs
 public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixture) : IClassFixture<PipelineSliceFixture>
 {
     private const double Tolerance = 1e-12;

@@ -14,6 +14,7 @@ namespace ModelCompression.Core.Tests.Pipeline;
 /// PyTorch (tests/fixtures/pytorch/bert_opset13.onnx): the exporter shares its LayerNorm weights through Identity
 /// nodes, so dropping a layer leaves the Identity nodes that fed it with nothing reading them.
 /// </summary>
+[Trait("Category", "Slow")] // runs whole pipelines
 public sealed class DeadCodeAfterStagesTests(ITestOutputHelper output) : IDisposable
 {
     private const int Tokens = 16;

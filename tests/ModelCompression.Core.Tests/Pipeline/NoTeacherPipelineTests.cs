@@ -14,6 +14,7 @@ namespace ModelCompression.Core.Tests.Pipeline;
 /// Recipes without a teacher (the issue's "finetune: labels only, also how a teacher is made from a built-in
 /// architecture") on a small slice of the Fashion-MNIST sample: 500 training and 200 test images.
 /// </summary>
+[Trait("Category", "Slow")] // trains students through whole pipeline runs
 public sealed class NoTeacherPipelineTests : IDisposable
 {
     private const int TrainSamples = 500;

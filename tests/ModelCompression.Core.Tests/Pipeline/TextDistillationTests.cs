@@ -10,6 +10,7 @@ namespace ModelCompression.Core.Tests.Pipeline;
 /// compact vocabulary -> a built-in transformer fine-tuned into a teacher -> a smaller transformer distilled from it
 /// (soft targets and a hint on the residual stream).
 /// </summary>
+[Trait("Category", "Slow")] // fine-tunes and distils transformers
 public sealed class TextDistillationTests(ITestOutputHelper output) : IDisposable
 {
     private const string Data = """

@@ -168,6 +168,7 @@ public sealed class ExportedAttentionHeadPruningTests
 
     private static ModelProto Load(int opset) => OnnxModelFile.Load(FixturePath($"bert_opset{opset}.onnx"));
 
+    [Trait("Category", "Slow")] // trains the pruned export with TorchSharp
     [Theory]
     [MemberData(nameof(Opsets))]
     public void The_pruned_export_trains_the_graph_the_runtime_runs(int opset)

@@ -142,6 +142,7 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
         }
     }
 
+    [Trait("Category", "Slow")] // trains the pruned export with TorchSharp
     [Theory]
     [MemberData(nameof(Fixtures))]
     public void The_pruned_export_trains_the_graph_the_runtime_runs(string fixture)
@@ -235,6 +236,7 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
         Assert.Contains("the packed width, dim -1 of '/encoder/layers.0/self_attn/Add_output_0', is read at run time for more than the slice bounds", skip.Reason, StringComparison.Ordinal);
     }
 
+    [Trait("Category", "Slow")] // runs a whole pipeline with recovery training
     [Fact]
     public void A_recipe_prunes_half_the_heads_of_the_export_and_recovers_without_a_warning()
     {

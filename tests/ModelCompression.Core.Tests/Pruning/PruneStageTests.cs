@@ -10,6 +10,7 @@ using static ModelCompression.Core.Tests.Architectures.ArchitectureTestSupport;
 namespace ModelCompression.Core.Tests.Pruning;
 
 [Collection(FashionStudentCollection.Name)]
+[Trait("Category", "Slow")] // trains a Fashion-MNIST student and recovers it after pruning
 public sealed class PruneStageTests(FashionStudentFixture fashion)
 {
     [Fact]

@@ -19,6 +19,7 @@ namespace ModelCompression.Core.Tests.Quantization;
 /// (two MatMuls, the output projection's Gemm, the feed-forward MatMuls, biases, LayerNorm parameters) through
 /// Identity nodes from layer 0's initializers.
 /// </summary>
+[Trait("Category", "Slow")] // calibrates and runs the quantize stage on a transformer export
 public sealed class IdentityWeightTests(ITestOutputHelper output)
 {
     private static readonly string TiedTransformer = Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "transformer_tied_opset13.onnx");

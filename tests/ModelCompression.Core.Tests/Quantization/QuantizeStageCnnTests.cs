@@ -9,6 +9,7 @@ using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 namespace ModelCompression.Core.Tests.Quantization;
 
 /// <summary>The quantize stage on a trained Fashion-MNIST CNN (Conv-BN-ReLU-pool x2, global average pool, Gemm).</summary>
+[Trait("Category", "Slow")] // trains a Fashion-MNIST CNN student
 public sealed class QuantizeStageCnnTests(CnnStudentFixture fixture, ITestOutputHelper output) : IClassFixture<CnnStudentFixture>
 {
     private static readonly QuantizeOptions Quick = new() { LatencyRuns = 3, LatencyThreads = [1], SensitivitySamples = 500 };

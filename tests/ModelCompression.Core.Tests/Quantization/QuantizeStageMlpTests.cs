@@ -13,6 +13,7 @@ using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 namespace ModelCompression.Core.Tests.Quantization;
 
 /// <summary>The quantize stage on a trained Fashion-MNIST MLP student (784-64-10), measured on the 2000 test images.</summary>
+[Trait("Category", "Slow")] // trains a Fashion-MNIST student
 public sealed class QuantizeStageMlpTests(MlpStudentFixture fixture, ITestOutputHelper output) : IClassFixture<MlpStudentFixture>
 {
     /// <summary>Few timed runs at one thread: the tests check the stage's logic, not the machine's speed.</summary>

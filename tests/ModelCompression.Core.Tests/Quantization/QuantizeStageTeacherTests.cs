@@ -9,6 +9,7 @@ namespace ModelCompression.Core.Tests.Quantization;
 /// Static int8 of a network trained and exported by real PyTorch: the sample's Fashion-MNIST teacher
 /// (Conv-ReLU-MaxPool x2, Flatten, Gemm-ReLU-Gemm; 1.7 MB, 91.9% on the full test set).
 /// </summary>
+[Trait("Category", "Slow")] // calibrates and evaluates the PyTorch teacher on the test slice
 public sealed class QuantizeStageTeacherTests(ITestOutputHelper output)
 {
     [Fact]

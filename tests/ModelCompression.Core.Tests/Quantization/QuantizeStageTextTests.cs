@@ -51,6 +51,7 @@ public sealed class TextStudentFixture : IDisposable
 /// Dynamic and static int8 quantization of a fine-tuned built-in transformer (token ids and attention mask,
 /// both int64) through a recipe, measured on the 60 held-out mails.
 /// </summary>
+[Trait("Category", "Slow")] // fine-tunes a transformer student
 public sealed class QuantizeStageTextTests(TextStudentFixture fixture, ITestOutputHelper output) : IClassFixture<TextStudentFixture>
 {
     private const string Quick = "calibration_samples: 100, sensitivity_samples: 140, latency_runs: 5, latency_threads: [1], latency_batch_sizes: [1, 16]";

@@ -18,7 +18,7 @@ internal sealed class HeadlessChromium
 
     /// <summary>
     /// The browser on PATH. Fails the test (never skips it) when there is none: the HTML report's promise is
-    /// checked in a real browser, and .ci/run installs one.
+    /// checked in a real browser, and build/test.sh installs one.
     /// </summary>
     public static HeadlessChromium Find(string scratchFolder)
     {
@@ -29,7 +29,7 @@ internal sealed class HeadlessChromium
         Assert.True(
             executable is not null,
             "Headless Chromium is needed to check report.html but 'chromium' is not on PATH. Install it with "
-            + "'apt-get install -y chromium' (Debian package 'chromium'; .ci/run installs it).");
+            + "'apt-get install -y chromium' (Debian package 'chromium'; bash build/test.sh installs it).");
         return new HeadlessChromium(executable!, scratchFolder);
     }
 

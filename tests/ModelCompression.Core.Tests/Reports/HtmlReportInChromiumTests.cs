@@ -7,6 +7,7 @@ namespace ModelCompression.Core.Tests.Reports;
 /// The acceptance check: report.html opens in a real browser (headless Chromium) and the rendered
 /// page shows the numbers of report.json. Fails, never skips, when Chromium is missing.
 /// </summary>
+[Trait("Category", "Slow")] // starts headless Chromium
 public sealed class HtmlReportInChromiumTests : IDisposable
 {
     private const int Width = 1280;

@@ -8,6 +8,7 @@ namespace ModelCompression.Core.Tests.Safety;
 /// process that runs the engine writes nothing there. Each run gets its own HOME, and the variables that would
 /// silence ONNX Runtime anyway (CI, the opt-out itself) are removed, so the bare session shows the detector works.
 /// </summary>
+[Trait("Category", "Slow")] // starts child processes
 public sealed class OnnxRuntimeTelemetryTests : IDisposable
 {
     private static readonly string Model = Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "bert_opset13.onnx");

@@ -3,6 +3,7 @@ using ModelCompression.Torch.Native;
 
 namespace ModelCompression.Torch.Tests.Native;
 
+[Trait("Category", "Slow")] // starts child processes
 public sealed class NativeFileCacheTests
 {
     private const string FileName = "libLibTorchSharp.so";

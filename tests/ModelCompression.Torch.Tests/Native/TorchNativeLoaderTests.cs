@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 namespace ModelCompression.Torch.Tests.Native;
 
 /// <summary>Loads TorchSharp for real, in this process and in child processes.</summary>
+[Trait("Category", "Slow")] // starts child processes
 public sealed class TorchNativeLoaderTests
 {
     private const string SystemLibDir = "/usr/lib/x86_64-linux-gnu";

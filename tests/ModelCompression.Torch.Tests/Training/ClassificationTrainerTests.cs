@@ -20,6 +20,7 @@ public sealed class TrainerCollection
 }
 
 [Collection(TrainerCollection.Name)]
+[Trait("Category", "Slow")] // trains models for several epochs
 public sealed class ClassificationTrainerTests : IDisposable
 {
     private readonly string _folder = TemporaryFolder();

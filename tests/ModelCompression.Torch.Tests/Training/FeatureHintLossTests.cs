@@ -10,6 +10,7 @@ namespace ModelCompression.Torch.Tests.Training;
 
 /// <summary>Feature (hint) distillation: intermediate student tensors learn the teacher's values.</summary>
 [Collection(TrainerCollection.Name)]
+[Trait("Category", "Slow")] // trains models
 public sealed class FeatureHintLossTests : IDisposable
 {
     /// <summary>The hidden activations of <see cref="TrainerTestSupport.Mlp"/> (12-16-4), [batch, 16].</summary>

@@ -10,6 +10,7 @@ using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 namespace ModelCompression.Torch.Tests.Graph.Ops;
 
 /// <summary>Dropout and BatchNormalization follow the module's train/eval mode, not the nodes' attributes.</summary>
+[Trait("Category", "Slow")] // trains models in train mode
 public sealed class TrainEvalTests
 {
     public TrainEvalTests() => TorchNativeLoader.EnsureLoaded();
