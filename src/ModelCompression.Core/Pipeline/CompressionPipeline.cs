@@ -55,6 +55,9 @@ public sealed record PipelineResult(
 {
     /// <summary>True when every gate passed.</summary>
     public bool GatesPassed => Gates.All(g => g.Passed);
+
+    /// <summary>The data's class names by class number (data.classes, or the text labels' names); null when the labels are plain numbers.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 }
 
 /// <summary>
@@ -238,7 +241,7 @@ public static class CompressionPipeline
             data.Description.Write(Path.Combine(options.OutputDirectory, $"{Path.GetFileNameWithoutExtension(recipe.Outputs.Model)}.data.json"), train);
         }
 
-        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash);
+        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { ClassNames = data.Description.LabelNames };
         var reports = ReportWriter.Write(result0, options.OutputDirectory, reporter);
         return result0 with { Reports = reports };
     }
