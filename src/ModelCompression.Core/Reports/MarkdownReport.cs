@@ -18,7 +18,9 @@ public static class MarkdownReport
     private const int MaxMatrixClasses = 20;
 
     /// <summary>The markdown text of <paramref name="report"/> (a report.json tree).</summary>
-    public static string Render(JsonNode report)
+    /// <param name="report">The report.json tree.</param>
+    /// <param name="perClass">False leaves out the per-class section, for a terminal that shows the markup raw.</param>
+    public static string Render(JsonNode report, bool perClass = true)
     {
         var invariant = CultureInfo.InvariantCulture;
         var passed = ReportJson.Flag(report, "passed") == true;
@@ -59,7 +61,11 @@ public static class MarkdownReport
             text.AppendLine("The previous model was kept: a failing gate never replaces it.");
         }
 
-        PerClass(text, report);
+        if (perClass)
+        {
+            PerClass(text, report);
+        }
+
         return text.ToString();
     }
 

@@ -97,6 +97,20 @@ public sealed class ClassNamesInReportsTests
         Assert.Contains("| class | precision | recall | F1 | support |", markdown, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void The_terminals_summary_leaves_the_per_class_section_to_the_files()
+    {
+        var result = ReportTestData.Measured(ReportTestData.FashionClasses);
+
+        var printed = ReportWriter.Markdown(result);
+
+        Assert.DoesNotContain("<details>", printed, StringComparison.Ordinal);
+        Assert.DoesNotContain("T-shirt/top", printed, StringComparison.Ordinal);
+        var file = MarkdownReport.Render(JsonReport.Build(result, DateTimeOffset.UtcNow));
+        Assert.StartsWith(printed, file, StringComparison.Ordinal);
+        Assert.Contains("| T-shirt/top |", file, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
