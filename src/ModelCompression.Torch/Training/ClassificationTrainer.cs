@@ -128,11 +128,11 @@ public static class ClassificationTrainer
                 log?.Scalar("epoch/learning_rate", epochLearningRate, epoch);
                 if (validation is not null)
                 {
-                    var (accuracy, validationLoss) = Validate(model, validation, names);
+                    var (accuracy, validationLoss) = Validate(model, validation, names, withLoss: log is not null);
                     lastValidation = accuracy;
                     state.ValidationAccuracies.Add(accuracy);
                     log?.Scalar("epoch/validation_accuracy", accuracy, epoch);
-                    log?.Scalar("epoch/validation_loss", validationLoss, epoch);
+                    log?.Scalar("epoch/validation_loss", validationLoss!.Value, epoch);
                     if (double.IsNaN(state.BestMetric) || accuracy > state.BestMetric + options.EarlyStoppingMinDelta)
                     {
                         state.BestMetric = accuracy;
@@ -187,14 +187,15 @@ public static class ClassificationTrainer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         TorchNativeLoader.EnsureLoaded();
-        return Validate(model, data, new TrainableGraphInputs(model.InputNames)).Accuracy;
+        return Validate(model, data, new TrainableGraphInputs(model.InputNames), withLoss: false).Accuracy;
     }
 
     /// <summary>
-    /// Accuracy and mean cross-entropy on the labels of the first output, in eval mode. The loss is the labels'
-    /// alone whatever the training loss weighs: what "validation loss" means to someone comparing runs.
+    /// Accuracy and (when <paramref name="withLoss"/>) mean cross-entropy on the labels of the first output, in eval
+    /// mode. The loss is the labels' alone whatever the training loss weighs: what "validation loss" means to someone
+    /// comparing runs. Only the TensorBoard log reads it, so runs without one do not pay for it.
     /// </summary>
-    private static (double Accuracy, double Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names)
+    private static (double Accuracy, double? Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names, bool withLoss)
     {
         var labels = data.Labels ?? throw new ArgumentException("Accuracy needs labels.", nameof(data));
         var wasTraining = model.training;
@@ -211,13 +212,16 @@ public static class ClassificationTrainer
                 var logits = FirstOutput(model, data.Batch(names, rows.AsSpan(start, size)));
                 var y = torch.tensor(labels.AsSpan(start, size).ToArray(), [size]);
                 correct += logits.argmax(1).eq(y).sum().item<long>();
-                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                if (withLoss)
+                {
+                    lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                }
             }
         }
 
         model.train(wasTraining);
         var count = Math.Max(1, data.Count);
-        return ((double)correct / count, lossSum / count);
+        return ((double)correct / count, withLoss ? lossSum / count : null);
     }
 
     /// <summary>One optimizer step; every tensor it makes is freed before it returns.</summary>
