@@ -58,6 +58,9 @@ public sealed record PipelineResult(
 
     /// <summary>Where the model's input contract (.data.json) was written; null when a gate failed and nothing was replaced.</summary>
     public string? DataDescription { get; init; }
+
+    /// <summary>The data's class names by class number (data.classes, or the text labels' names); null when the labels are plain numbers.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 }
 
 /// <summary>
@@ -243,7 +246,7 @@ public static class CompressionPipeline
             data.Description.Write(dataDescription, train);
         }
 
-        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { DataDescription = dataDescription };
+        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { DataDescription = dataDescription, ClassNames = data.Description.LabelNames };
         var reports = ReportWriter.Write(result0, options.OutputDirectory, reporter);
         return result0 with { Reports = reports };
     }

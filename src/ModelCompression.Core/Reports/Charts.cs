@@ -18,6 +18,12 @@ internal static class Charts
     /// <summary>Approximate width of a 12 px label character, to keep point labels from overlapping.</summary>
     private const double LabelCharWidth = 7;
 
+    /// <summary>Approximate width of an 11 px tick label character, to size the margins class names need.</summary>
+    private const double TickCharWidth = 6.5;
+
+    /// <summary>Longer class names are cut for tick labels, so one long name does not squeeze the heat map off the page.</summary>
+    private const int MaxTickChars = 18;
+
     /// <summary>
     /// Accuracy (vertical) against model size (horizontal) for the teacher and each stage, joined in
     /// pipeline order. The size axis is logarithmic when sizes span a factor of ten or more (a quantized
@@ -73,30 +79,43 @@ internal static class Charts
     /// <summary>
     /// A confusion matrix as a heat map: rows are true classes, columns predicted ones, each cell shaded by
     /// its share of the true class (so a rare class's errors are as visible as a common one's), with its
-    /// count written in when the cells are large enough to hold it.
+    /// count written in when the cells are large enough to hold it. Classes are labelled with
+    /// <paramref name="names"/> (the predicted ones turned upright, the margins as wide as the longest) or by number.
     /// </summary>
-    public static string ConfusionMatrix(IReadOnlyList<IReadOnlyList<double>> counts)
+    public static string ConfusionMatrix(IReadOnlyList<IReadOnlyList<double>> counts, IReadOnlyList<string>? names = null)
     {
         var classes = counts.Count;
         var cell = Math.Clamp(Math.Floor(480.0 / classes), 6, 44);
         var showCounts = cell >= 24;
-        const double Left = 64, Top = 40, LegendGap = 36, LegendHeight = 14;
+        const double LegendGap = 36, LegendHeight = 14;
+        string Label(int i) => ReportJson.ClassLabel(names, i);
+        string Tick(int i) => names is null ? Label(i) : Shorten(Label(i));
+        var tickWidth = names is null ? 0 : Enumerable.Range(0, classes).Max(i => Tick(i).Length) * TickCharWidth;
+        double left = Math.Max(64, 34 + tickWidth), top = names is null ? 40 : 28 + tickWidth;
         var size = cell * classes;
-        var width = Math.Max(Left + size + 16, Left + 260);
-        var height = Top + size + LegendGap + LegendHeight + 40;
+        var width = Math.Max(left + size + 16, left + 260);
+        var height = top + size + LegendGap + LegendHeight + 40;
         var svg = new SvgWriter(width, height, "Confusion matrix");
         svg.HorizontalGradient("heat", HeatStops.Select(s => (s.Offset, Hex(s.Rgb))));
 
         var labelEvery = (int)Math.Ceiling(14 / cell);
-        svg.Text(Left + (size / 2), 14, "predicted class", "axis-title", "middle");
-        svg.Text(16, Top + (size / 2), "true class", "axis-title", "middle", rotate: -90);
+        svg.Text(left + (size / 2), 14, "predicted class", "axis-title", "middle");
+        svg.Text(16, top + (size / 2), "true class", "axis-title", "middle", rotate: -90);
         for (var i = 0; i < classes; i++)
         {
             if (i % labelEvery == 0)
             {
-                var index = i.ToString(CultureInfo.InvariantCulture);
-                svg.Text(Left + ((i + 0.5) * cell), Top - 6, index, "tick", "middle");
-                svg.Text(Left - 6, Top + ((i + 0.5) * cell) + 4, index, "tick", "end");
+                var tick = Tick(i);
+                if (names is null)
+                {
+                    svg.Text(left + ((i + 0.5) * cell), top - 6, tick, "tick", "middle");
+                }
+                else
+                {
+                    svg.Text(left + ((i + 0.5) * cell) + 4, top - 6, tick, "tick", rotate: -90);
+                }
+
+                svg.Text(left - 6, top + ((i + 0.5) * cell) + 4, tick, "tick", "end");
             }
         }
 
@@ -108,8 +127,8 @@ internal static class Charts
                 var count = counts[row][column];
                 var share = total > 0 ? count / total : 0;
                 var countText = count.ToString("0", CultureInfo.InvariantCulture);
-                var tooltip = $"true {row.ToString(CultureInfo.InvariantCulture)}, predicted {column.ToString(CultureInfo.InvariantCulture)}: {countText} ({ReportFormat.Percent(share)} of class {row.ToString(CultureInfo.InvariantCulture)})";
-                var (x, y) = (Left + (column * cell), Top + (row * cell));
+                var tooltip = $"true {Label(row)}, predicted {Label(column)}: {countText} ({ReportFormat.Percent(share)} of class {Label(row)})";
+                var (x, y) = (left + (column * cell), top + (row * cell));
                 svg.Rect(x, y, cell, cell, Hex(Heat(share)), tooltip, "cell");
                 if (showCounts)
                 {
@@ -118,12 +137,16 @@ internal static class Charts
             }
         }
 
-        var legendTop = Top + size + LegendGap;
-        svg.Rect(Left, legendTop, 200, LegendHeight, "url(#heat)", cssClass: "legend");
-        svg.Text(Left, legendTop + LegendHeight + 14, "0 %", "tick");
-        svg.Text(Left + 200, legendTop + LegendHeight + 14, "100 % of the true class", "tick", "end");
+        var legendTop = top + size + LegendGap;
+        svg.Rect(left, legendTop, 200, LegendHeight, "url(#heat)", cssClass: "legend");
+        svg.Text(left, legendTop + LegendHeight + 14, "0 %", "tick");
+        svg.Text(left + 200, legendTop + LegendHeight + 14, "100 % of the true class", "tick", "end");
         return svg.Finish();
     }
+
+    /// <summary>A class name short enough for a tick label; the cells' tooltips have it whole.</summary>
+    private static string Shorten(string name) =>
+        name.Length <= MaxTickChars ? name : string.Concat(name.AsSpan(0, MaxTickChars - 1), "…");
 
     /// <summary>Colour stops from white through blue to dark navy; enough contrast for counts on top.</summary>
     private static readonly (double Offset, (int R, int G, int B) Rgb)[] HeatStops =

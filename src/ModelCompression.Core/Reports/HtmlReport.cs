@@ -193,7 +193,7 @@ public static class HtmlReport
         }
         else if (matrix is not null)
         {
-            html.AppendLine($"<figure>{Charts.ConfusionMatrix(matrix)}<figcaption>Rows: true class; columns: predicted class; shade: share of the true class.</figcaption></figure>");
+            html.AppendLine($"<figure>{Charts.ConfusionMatrix(matrix, ReportJson.ClassNames(report, matrix.Count))}<figcaption>Rows: true class; columns: predicted class; shade: share of the true class.</figcaption></figure>");
         }
         else
         {
@@ -344,10 +344,16 @@ public static class HtmlReport
             return;
         }
 
-        html.AppendLine("<table><thead><tr><th class=\"num\">class</th><th class=\"num\">precision</th><th class=\"num\">recall</th><th class=\"num\">F1</th><th class=\"num\">support</th></tr></thead><tbody>");
+        // Named classes are text (left-aligned, the number on hover); numbered ones stay a numeric column.
+        var names = ReportJson.ClassNames(report, classes.Count);
+        html.Append(names is null ? "<table><thead><tr><th class=\"num\">class</th>" : "<table><thead><tr><th>class</th>");
+        html.AppendLine("<th class=\"num\">precision</th><th class=\"num\">recall</th><th class=\"num\">F1</th><th class=\"num\">support</th></tr></thead><tbody>");
         foreach (var row in classes)
         {
-            html.Append($"<tr><td class=\"num\">{Optional(ReportJson.Number(row, "class"), C)}</td>");
+            var index = ReportJson.Number(row, "class");
+            html.Append(names is not null && index is { } i && i == Math.Floor(i) && i >= 0 && i < names.Count
+                ? $"<tr><td title=\"class {C(i)}\">{E(names[(int)i])}</td>"
+                : $"<tr><td class=\"num\">{Optional(index, C)}</td>");
             html.Append($"<td class=\"num\">{Optional(ReportJson.Number(row, "precision"), ReportFormat.Percent)}</td>");
             html.Append($"<td class=\"num\">{Optional(ReportJson.Number(row, "recall"), ReportFormat.Percent)}</td>");
             html.Append($"<td class=\"num\">{Optional(ReportJson.Number(row, "f1"), ReportFormat.Percent)}</td>");

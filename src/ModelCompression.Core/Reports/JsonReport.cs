@@ -43,21 +43,30 @@ public static class JsonReport
     internal static JsonSerializerOptions FileOptions { get; } = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>report.json's tree for <paramref name="result"/>, stamped with <paramref name="createdUtc"/>.</summary>
-    public static JsonObject Build(PipelineResult result, DateTimeOffset createdUtc) => new()
+    public static JsonObject Build(PipelineResult result, DateTimeOffset createdUtc)
     {
-        ["schema_version"] = SchemaVersion,
-        ["engine_version"] = CompressionPipeline.EngineVersion,
-        ["recipe"] = result.Recipe.Path,
-        ["passed"] = result.GatesPassed,
-        ["output_model"] = result.OutputModel,
-        ["created_utc"] = createdUtc.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-        ["teacher"] = result.Teacher is null ? null : Evaluation(result.Teacher),
-        ["stages"] = new JsonArray([.. result.Stages.Select(Stage)]),
-        ["gates"] = new JsonArray([.. result.Gates.Select(Gate)]),
-    };
+        ArgumentNullException.ThrowIfNull(result);
+        var names = result.ClassNames;
+        return new()
+        {
+            ["schema_version"] = SchemaVersion,
+            ["engine_version"] = CompressionPipeline.EngineVersion,
+            ["recipe"] = result.Recipe.Path,
+            ["passed"] = result.GatesPassed,
+            ["output_model"] = result.OutputModel,
+            ["created_utc"] = createdUtc.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+            ["class_names"] = names is null ? null : new JsonArray([.. names.Select(n => (JsonNode)n)]),
+            ["teacher"] = result.Teacher is null ? null : Evaluation(result.Teacher, names),
+            ["stages"] = new JsonArray([.. result.Stages.Select(s => Stage(s, names))]),
+            ["gates"] = new JsonArray([.. result.Gates.Select(Gate)]),
+        };
+    }
 
-    /// <summary>One evaluation as report.json holds it: every property of <paramref name="evaluation"/>, snake_case, minus predictions.</summary>
-    public static JsonObject Evaluation(ModelEvaluation evaluation)
+    /// <summary>
+    /// One evaluation as report.json holds it: every property of <paramref name="evaluation"/>, snake_case, minus
+    /// predictions; each per-class entry also gets its class's <c>name</c> from <paramref name="classNames"/> (null without names).
+    /// </summary>
+    public static JsonObject Evaluation(ModelEvaluation evaluation, IReadOnlyList<string>? classNames = null)
     {
         var node = JsonSerializer.SerializeToNode(evaluation, RecordOptions)!.AsObject();
         foreach (var key in OmittedEvaluationKeys)
@@ -65,10 +74,16 @@ public static class JsonReport
             node.Remove(key);
         }
 
+        foreach (var entry in (node["per_class"] as JsonArray)?.OfType<JsonObject>() ?? [])
+        {
+            var index = (int)entry["class"]!;
+            entry["name"] = classNames is not null && index >= 0 && index < classNames.Count ? classNames[index] : null;
+        }
+
         return node;
     }
 
-    private static JsonNode Stage(StageReport stage) => new JsonObject
+    private static JsonNode Stage(StageReport stage, IReadOnlyList<string>? names) => new JsonObject
     {
         ["stage"] = stage.Result.Stage,
         ["summary"] = stage.Result.Summary,
@@ -78,8 +93,8 @@ public static class JsonReport
         ["epoch_losses"] = Numbers(stage.Result.EpochLosses),
         ["validation_accuracies"] = Numbers(stage.Result.ValidationAccuracies),
         ["sweep"] = stage.Result.Sweep is null ? null : JsonSerializer.SerializeToNode(stage.Result.Sweep, RecordOptions),
-        ["evaluation"] = Evaluation(stage.Evaluation),
-        ["baseline"] = stage.Baseline is null ? null : Evaluation(stage.Baseline),
+        ["evaluation"] = Evaluation(stage.Evaluation, names),
+        ["baseline"] = stage.Baseline is null ? null : Evaluation(stage.Baseline, names),
         ["baseline_details"] = stage.BaselineResult is null ? null : new JsonObject([.. stage.BaselineResult.Details.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value))]),
         ["gain_from_distillation"] = stage.GainFromDistillation is { } gain ? Number(gain) : null,
     };

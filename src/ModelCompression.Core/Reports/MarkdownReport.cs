@@ -5,13 +5,22 @@ using System.Text.Json.Nodes;
 namespace ModelCompression.Reports;
 
 /// <summary>
-/// report.md: a heading with the verdict, the summary table and one line per gate. Short enough to read
-/// as a CI job summary; rendered from report.json's tree so it shows the same numbers.
+/// report.md: a heading with the verdict, the summary table, one line per gate, and the final model's per-class
+/// metrics and confusion matrix folded away under a summary line. Short enough to read as a CI job summary;
+/// rendered from report.json's tree so it shows the same numbers.
 /// </summary>
 public static class MarkdownReport
 {
+    /// <summary>Beyond this many classes the per-class table is left to report.json: a job summary is not the place.</summary>
+    private const int MaxPerClassRows = 100;
+
+    /// <summary>Beyond this many classes a confusion matrix is wider than a page of markdown can show.</summary>
+    private const int MaxMatrixClasses = 20;
+
     /// <summary>The markdown text of <paramref name="report"/> (a report.json tree).</summary>
-    public static string Render(JsonNode report)
+    /// <param name="report">The report.json tree.</param>
+    /// <param name="perClass">False leaves out the per-class section, for a terminal that shows the markup raw.</param>
+    public static string Render(JsonNode report, bool perClass = true)
     {
         var invariant = CultureInfo.InvariantCulture;
         var passed = ReportJson.Flag(report, "passed") == true;
@@ -52,7 +61,70 @@ public static class MarkdownReport
             text.AppendLine("The previous model was kept: a failing gate never replaces it.");
         }
 
+        if (perClass)
+        {
+            PerClass(text, report);
+        }
+
         return text.ToString();
+    }
+
+    /// <summary>The final model's per-class table and confusion matrix, classes by name where the data had names.</summary>
+    private static void PerClass(StringBuilder text, JsonNode report)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        var final = ReportJson.FinalModel(report);
+        var rows = final is null ? [] : ReportJson.Objects(final.Evaluation, "per_class");
+        var matrix = final is null ? null : ReportJson.SquareMatrix(final.Evaluation, "confusion_matrix");
+        if (final is null || (rows.Count == 0 && matrix is null))
+        {
+            return;
+        }
+
+        var names = ReportJson.ClassNames(report, matrix?.Count ?? rows.Count);
+        text.AppendLine();
+        // GitHub renders markdown inside <details> only with blank lines around it.
+        text.AppendLine(invariant, $"<details><summary>Per class: the final model ({final.Name})</summary>");
+        if (rows.Count > MaxPerClassRows)
+        {
+            text.AppendLine();
+            text.AppendLine(invariant, $"{rows.Count} classes: the per-class metrics are in report.json.");
+        }
+        else if (rows.Count > 0)
+        {
+            text.AppendLine();
+            text.AppendLine("| class | precision | recall | F1 | support |");
+            text.AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var row in rows)
+            {
+                var label = ReportJson.Number(row, "class") is { } index ? ReportJson.ClassLabel(names, (int)index) : "?";
+                string Percent(string key) => ReportJson.Number(row, key) is { } v ? ReportFormat.Percent(v) : "n/a";
+                var support = ReportJson.Number(row, "support") is { } n ? ReportFormat.Count(n) : "n/a";
+                text.AppendLine(invariant, $"| {Cell(label)} | {Percent("precision")} | {Percent("recall")} | {Percent("f1")} | {support} |");
+            }
+        }
+
+        if (matrix is { Count: > MaxMatrixClasses })
+        {
+            text.AppendLine();
+            text.AppendLine(invariant, $"The confusion matrix has {matrix.Count} classes; report.json holds every count.");
+        }
+        else if (matrix is not null)
+        {
+            var classes = Enumerable.Range(0, matrix.Count).Select(i => Cell(ReportJson.ClassLabel(names, i))).ToList();
+            text.AppendLine();
+            text.AppendLine("Confusion matrix: a row per true class, a column per predicted class.");
+            text.AppendLine();
+            text.AppendLine(invariant, $"| true ↓ predicted → | {string.Join(" | ", classes)} |");
+            text.AppendLine(invariant, $"|---|{string.Concat(classes.Select(_ => "---:|"))}");
+            for (var row = 0; row < matrix.Count; row++)
+            {
+                text.AppendLine(invariant, $"| {classes[row]} | {string.Join(" | ", matrix[row].Select(ReportFormat.Count))} |");
+            }
+        }
+
+        text.AppendLine();
+        text.AppendLine("</details>");
     }
 
     /// <summary>What report.md and report.html say in place of the teacher's row when the recipe had none.</summary>

@@ -75,6 +75,35 @@ internal static class ReportJson
         return matrix;
     }
 
+    /// <summary>
+    /// report.json's class names when they name exactly <paramref name="classes"/> classes; null when the data had
+    /// none (plain numeric labels) or the list does not fit, so views show class numbers instead.
+    /// </summary>
+    public static IReadOnlyList<string>? ClassNames(JsonNode report, int classes)
+    {
+        if (report["class_names"] is not JsonArray array || array.Count != classes)
+        {
+            return null;
+        }
+
+        var names = new List<string>(classes);
+        foreach (var item in array)
+        {
+            if (item is not JsonValue value || value.GetValueKind() != JsonValueKind.String)
+            {
+                return null;
+            }
+
+            names.Add(value.GetValue<string>());
+        }
+
+        return names;
+    }
+
+    /// <summary>Class <paramref name="index"/>'s name, or its number when there are no names.</summary>
+    public static string ClassLabel(IReadOnlyList<string>? names, int index) =>
+        names is not null && index >= 0 && index < names.Count ? names[index] : index.ToString(CultureInfo.InvariantCulture);
+
     /// <summary>Whether the run had a teacher: report.json's 'teacher' is null when the recipe named none.</summary>
     public static bool HasTeacher(JsonNode report) => Object(report, "teacher") is not null;
 

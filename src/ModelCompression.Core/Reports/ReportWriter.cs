@@ -49,8 +49,11 @@ public static class ReportWriter
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Report formats: json, md, html."),
     };
 
-    /// <summary>report.md's text for <paramref name="result"/> (what the CLI prints after a run).</summary>
-    public static string Markdown(PipelineResult result) => MarkdownReport.Render(JsonReport.Build(result, DateTimeOffset.UtcNow));
+    /// <summary>
+    /// What the CLI prints after a run: report.md's text for <paramref name="result"/> without the folded per-class
+    /// section, whose HTML a terminal would show raw (report.md and report.html have it).
+    /// </summary>
+    public static string Markdown(PipelineResult result) => MarkdownReport.Render(JsonReport.Build(result, DateTimeOffset.UtcNow), perClass: false);
 
     /// <summary>
     /// Appends <paramref name="markdown"/> to the job summary file. Other steps write there too, so the

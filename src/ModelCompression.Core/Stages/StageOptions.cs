@@ -71,7 +71,7 @@ public abstract record TrainingStageOptions
     public int[] LayerMap { get; init; } = [];
 
     /// <summary>Folder for TensorBoard event files, relative to the recipe; null writes none.</summary>
-    [Option("tensorboard_dir", "Folder (relative to the recipe) for TensorBoard event files: loss and learning rate per step, validation accuracy per epoch. Not part of the cache key.")]
+    [Option("tensorboard_dir", "Folder (relative to the recipe) for TensorBoard event files: loss and learning rate per step; training loss, learning rate, validation loss and validation accuracy per epoch. Not part of the cache key.")]
     public string? TensorBoardDirectory { get; init; }
 }
 

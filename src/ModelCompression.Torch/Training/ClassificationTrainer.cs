@@ -70,7 +70,7 @@ public static class ClassificationTrainer
                 resumedFrom = state.Epoch;
             }
 
-            var log = options.LogDirectory is null ? null : new EventLog(options.LogDirectory);
+            using var log = options.LogDirectory is null ? null : new EventLog(options.LogDirectory);
             var order = new int[samplesPerEpoch];
             var pass = new int[count];
             double? lastValidation = state.ValidationAccuracies.Count > 0 ? state.ValidationAccuracies[^1] : null;
@@ -97,6 +97,7 @@ public static class ClassificationTrainer
                 model.train();
                 hints?.Train(true);
                 var epochLoss = 0.0;
+                var epochLearningRate = 0.0;
                 var seen = 0;
                 for (var start = 0; start < samplesPerEpoch; start += options.BatchSize)
                 {
@@ -104,6 +105,7 @@ public static class ClassificationTrainer
                     var size = Math.Min(options.BatchSize, samplesPerEpoch - start);
                     var learningRate = schedule.At(state.Step);
                     optimizer.LearningRate = learningRate;
+                    epochLearningRate = learningRate;
 
                     var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, hints, optimizer, parameters, options.ClipGradNorm);
                     epochLoss += stepLoss * size;
@@ -122,12 +124,15 @@ public static class ClassificationTrainer
 
                 state.EpochLosses.Add(epochLoss / Math.Max(1, seen));
                 log?.Scalar("epoch/train_loss", state.EpochLosses[^1], epoch);
+                // The rate of the epoch's last step: with a per-step schedule, where the epoch left it.
+                log?.Scalar("epoch/learning_rate", epochLearningRate, epoch);
                 if (validation is not null)
                 {
-                    var accuracy = Accuracy(model, validation, names);
+                    var (accuracy, validationLoss) = Validate(model, validation, names, withLoss: log is not null);
                     lastValidation = accuracy;
                     state.ValidationAccuracies.Add(accuracy);
                     log?.Scalar("epoch/validation_accuracy", accuracy, epoch);
+                    log?.Scalar("epoch/validation_loss", validationLoss!.Value, epoch);
                     if (double.IsNaN(state.BestMetric) || accuracy > state.BestMetric + options.EarlyStoppingMinDelta)
                     {
                         state.BestMetric = accuracy;
@@ -143,6 +148,7 @@ public static class ClassificationTrainer
                 }
 
                 state.Epoch = epoch;
+                log?.Flush();
                 if (options.CheckpointDirectory is { } checkpoints)
                 {
                     TrainingCheckpoint.Save(checkpoints, fingerprint, state, trained, optimizer, best);
@@ -181,16 +187,22 @@ public static class ClassificationTrainer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         TorchNativeLoader.EnsureLoaded();
-        return Accuracy(model, data, new TrainableGraphInputs(model.InputNames));
+        return Validate(model, data, new TrainableGraphInputs(model.InputNames), withLoss: false).Accuracy;
     }
 
-    private static double Accuracy(TrainableGraph model, TrainingSet data, TrainableGraphInputs names)
+    /// <summary>
+    /// Accuracy and (when <paramref name="withLoss"/>) mean cross-entropy on the labels of the first output, in eval
+    /// mode. The loss is the labels' alone whatever the training loss weighs: what "validation loss" means to someone
+    /// comparing runs. Only the TensorBoard log reads it, so runs without one do not pay for it.
+    /// </summary>
+    private static (double Accuracy, double? Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names, bool withLoss)
     {
         var labels = data.Labels ?? throw new ArgumentException("Accuracy needs labels.", nameof(data));
         var wasTraining = model.training;
         model.eval();
         var rows = Enumerable.Range(0, data.Count).ToArray();
         long correct = 0;
+        var lossSum = 0.0;
         using (torch.no_grad())
         {
             for (var start = 0; start < data.Count; start += ValidationBatchSize)
@@ -200,11 +212,16 @@ public static class ClassificationTrainer
                 var logits = FirstOutput(model, data.Batch(names, rows.AsSpan(start, size)));
                 var y = torch.tensor(labels.AsSpan(start, size).ToArray(), [size]);
                 correct += logits.argmax(1).eq(y).sum().item<long>();
+                if (withLoss)
+                {
+                    lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                }
             }
         }
 
         model.train(wasTraining);
-        return (double)correct / Math.Max(1, data.Count);
+        var count = Math.Max(1, data.Count);
+        return ((double)correct / count, withLoss ? lossSum / count : null);
     }
 
     /// <summary>One optimizer step; every tensor it makes is freed before it returns.</summary>
@@ -321,15 +338,5 @@ public static class ClassificationTrainer
         {
             current[i].Value.copy_(best[i].Value);
         }
-    }
-
-    /// <summary>TensorBoard scalars through TorchSharp's SummaryWriter.</summary>
-    private sealed class EventLog(string directory)
-    {
-        private readonly SummaryWriter _writer = torch.utils.tensorboard.SummaryWriter(directory);
-
-        public void Scalar(string tag, double value, int step) =>
-            // Wall time in seconds since the Unix epoch, as TensorBoard reads it.
-            _writer.add_scalar(tag, (float)value, step, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
     }
 }

@@ -80,7 +80,7 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
     /// </summary>
     public string? CheckpointDirectory { get; init; }
 
-    /// <summary>Folder for TensorBoard event files (loss per step, learning rate, validation accuracy); null for none.</summary>
+    /// <summary>Folder for TensorBoard event files (loss and learning rate per step; training loss, learning rate, validation loss and accuracy per epoch); null for none.</summary>
     public string? LogDirectory { get; init; }
 
     /// <summary>

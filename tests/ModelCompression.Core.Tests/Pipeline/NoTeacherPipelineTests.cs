@@ -114,6 +114,13 @@ public sealed class NoTeacherPipelineTests : IDisposable
         using var runner = new OnnxRunner(result.OutputModel!);
         Assert.Equal(expectedClasses, runner.OutputWidth);
         Assert.InRange(result.Stages[0].Evaluation.Predictions!.Max(), 0, expectedClasses - 1);
+
+        // data.classes names the classes of report.json's tables; plain numeric labels leave them numbered.
+        string[]? names = classes is null ? null : [.. Enumerable.Range(0, expectedClasses).Select(i => $"c{i}")];
+        Assert.Equal(names, result.ClassNames);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Join(_dir.Dir("out"), "folded.student.report.json")))!;
+        Assert.Equal(names, json["class_names"]?.AsArray().Select(n => (string)n!));
+        Assert.Equal(names?[^1], (string?)json["stages"]![0]!["evaluation"]!["per_class"]![expectedClasses - 1]!["name"]);
     }
 
     [Fact]

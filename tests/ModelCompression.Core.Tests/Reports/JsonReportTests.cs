@@ -22,7 +22,7 @@ public sealed class JsonReportTests
         var json = Parse(ReportTestData.Run(outputModel: null));
 
         Assert.Equal(
-            ["schema_version", "engine_version", "recipe", "passed", "output_model", "created_utc", "teacher", "stages", "gates"],
+            ["schema_version", "engine_version", "recipe", "passed", "output_model", "created_utc", "class_names", "teacher", "stages", "gates"],
             json.AsObject().Select(p => p.Key));
         Assert.Equal(2, (int)json["schema_version"]!);
         Assert.Equal(CompressionPipeline.EngineVersion, (string?)json["engine_version"]);
@@ -31,6 +31,8 @@ public sealed class JsonReportTests
         Assert.True(json.AsObject().ContainsKey("output_model"));
         Assert.Null(json["output_model"]);
         Assert.Equal("2026-11-25T15:00:00Z", (string?)json["created_utc"]);
+        Assert.True(json.AsObject().ContainsKey("class_names"));
+        Assert.Null(json["class_names"]);
     }
 
     [Fact]

@@ -84,6 +84,30 @@ internal static class ReportTestData
         return new PipelineResult(Recipe(recipePath, reports), teacher, [distill, prune, quantize], gates, outputModel, []);
     }
 
+    /// <summary>Fashion-MNIST's class names, as a recipe lists them in data.classes.</summary>
+    public static readonly string[] FashionClasses = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    /// <summary>
+    /// The run of <see cref="Run"/> with every evaluation's confusion matrix (<see cref="ConfusionMatrix"/>) and its
+    /// per-class metrics as the engine derives them, and the data's class names (null: numeric labels).
+    /// </summary>
+    public static PipelineResult Measured(IReadOnlyList<string>? classNames)
+    {
+        static ModelEvaluation Measure(ModelEvaluation evaluation)
+        {
+            var matrix = ConfusionMatrix(evaluation.Accuracy);
+            return evaluation with { ConfusionMatrix = matrix, PerClass = ClassificationMetrics.PerClass(matrix) };
+        }
+
+        var run = Run();
+        return run with
+        {
+            Teacher = Measure(run.Teacher!),
+            Stages = [.. run.Stages.Select(s => s with { Evaluation = Measure(s.Evaluation) })],
+            ClassNames = classNames,
+        };
+    }
+
     /// <summary>
     /// Fills the schema-v2 evaluation keys that the run's evaluations do not hold (confusion matrix,
     /// per-class metrics, accuracy interval, latency) with values consistent with each model's accuracy,

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using ModelCompression.Architectures;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Native;
@@ -231,16 +232,78 @@ public sealed class ClassificationTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Writes_tensorboard_event_files()
+    public void Tensorboard_events_are_stamped_in_unix_seconds_and_log_validation_loss_accuracy_and_learning_rate_per_epoch()
     {
         var logs = Path.Join(_folder, "logs");
-        var (data, validation) = Synthetic(64).SplitRandom(0.25, seed: 1);
+        var (data, validation) = FashionMnist(320).SplitRandom(0.2, seed: 1);
+        var options = new TrainingOptions(2, 64, 2e-3, Seed: 3) { Schedule = ScheduleKind.Cosine, WarmupSteps = 2, LogDirectory = logs, RestoreBestWeights = false };
+        var model = MlpBuilder.Build(new MlpOptions { Hidden = [32], Seed = 2 }, new ArchitectureInputs([784], 10));
+        using var scope = torch.NewDisposeScope();
+        using var graph = TrainableGraph.Import(model);
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
-        Run(Mlp(), data, Options(OptimizerKind.Adam, epochs: 2) with { LogDirectory = logs }, validation);
+        var result = ClassificationTrainer.Train(graph, data, new DistillationLoss(0, 1), options, validation);
 
-        var events = Assert.Single(Directory.GetFiles(logs, "events.out.tfevents.*"));
-        // The file-version record alone is under 50 bytes; 2 scalars per step for 6 steps plus 2 per epoch are many more.
-        Assert.True(new FileInfo(events).Length > 500, $"{new FileInfo(events).Length} bytes");
+        var after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+        var events = TensorBoardEvents.Read(Assert.Single(Directory.GetFiles(logs, "events.out.tfevents.*")));
+        Assert.Equal("brain.Event:2", events[0].FileVersion);
+        // Every event, the file-version one included, in Unix seconds of this run (TensorBoard's wall-time axis).
+        Assert.All(events, e => Assert.InRange(e.WallTime, before - 1, after + 1));
+
+        IReadOnlyList<long> Steps(string tag) => [.. events.Where(e => e.Tag == tag).Select(e => e.Step)];
+        float Value(string tag, long step) => events.Single(e => e.Tag == tag && e.Step == step).Value!.Value;
+        Assert.Equal(8, result.Steps);
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], Steps("train/loss"));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], Steps("train/learning_rate"));
+        foreach (var tag in new[] { "epoch/train_loss", "epoch/learning_rate", "epoch/validation_loss", "epoch/validation_accuracy" })
+        {
+            Assert.Equal([1, 2], Steps(tag));
+        }
+
+        for (var epoch = 1; epoch <= 2; epoch++)
+        {
+            Assert.Equal((float)result.EpochLosses[epoch - 1], Value("epoch/train_loss", epoch));
+            Assert.Equal((float)result.ValidationAccuracies[epoch - 1], Value("epoch/validation_accuracy", epoch));
+            // An epoch's learning rate is its last step's (cosine decay: the second epoch ends lower).
+            Assert.Equal(Value("train/learning_rate", epoch * 4), Value("epoch/learning_rate", epoch));
+        }
+
+        Assert.True(Value("epoch/learning_rate", 2) < Value("epoch/learning_rate", 1));
+
+        // The validation loss is the mean cross-entropy on the validation labels, recomputed here in double from
+        // the final weights (not restored: the last epoch's).
+        var rows = Enumerable.Range(0, validation.Count).ToArray();
+        var logits = graph.Forward(validation.Batch(new TrainableGraphInputs(graph.InputNames), rows))[graph.OutputNames[0]].data<float>().ToArray();
+        var crossEntropy = 0.0;
+        for (var i = 0; i < validation.Count; i++)
+        {
+            var row = logits.AsSpan(i * 10, 10);
+            var max = row.ToArray().Max();
+            var logSum = Math.Log(row.ToArray().Sum(v => Math.Exp(v - max))) + max;
+            crossEntropy += logSum - row[(int)validation.Labels![i]];
+        }
+
+        Assert.Equal(crossEntropy / validation.Count, Value("epoch/validation_loss", 2), 1e-4);
+    }
+
+    [Fact]
+    public void Event_file_checksums_are_tfrecords_masked_crc32c()
+    {
+        // The published CRC-32C check value, once through the engine's hardware-assisted CRC and once bit by bit.
+        var check = System.Text.Encoding.ASCII.GetBytes("123456789");
+        Assert.Equal(0xE3069283u, EventLog.Crc32C(check));
+        Assert.Equal(0xE3069283u, TensorBoardEvents.Crc32C(check));
+
+        using var log = new EventLog(Path.Join(_folder, "direct"));
+        log.Scalar("a/b", 0.25, 7);
+        log.Scalar("a/b", double.NaN, long.MaxValue);
+        log.Flush();
+
+        var events = TensorBoardEvents.Read(log.FilePath);
+        Assert.Equal(3, events.Count);
+        Assert.Equal(("a/b", 7L, 0.25f), (events[1].Tag, events[1].Step, events[1].Value!.Value));
+        Assert.Equal(long.MaxValue, events[2].Step);
+        Assert.True(float.IsNaN(events[2].Value!.Value));
     }
 
     [Fact]
