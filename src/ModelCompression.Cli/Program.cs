@@ -51,7 +51,7 @@ namespace ModelCompression.Cli
         private static Command RunCommand()
         {
             var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
-            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: one per recipe under $XDG_CACHE_HOME/modelcompression, else ~/.cache/modelcompression)." };
             var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
             var dependencies = new Option<FileInfo?>("--dependency-file") { Description = "Write the list of files the recipe reads here, one per line (for incremental builds)." };
             var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
@@ -68,7 +68,7 @@ namespace ModelCompression.Cli
         private static Command BaselineCommand()
         {
             var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
-            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: one per recipe under $XDG_CACHE_HOME/modelcompression, else ~/.cache/modelcompression)." };
             var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
             var accept = new Command("accept", "Run the recipe (from the cache when nothing changed) and write its final model's evaluation as the baseline that 'baseline.' gates compare with; commit the file.") { recipe, cache, output };
             accept.SetAction(parse => Guard(() =>
@@ -77,7 +77,7 @@ namespace ModelCompression.Cli
                 var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
                 var result = CompressionPipeline.Run(
                     loaded,
-                    new PipelineOptions(parse.GetValue(cache)?.FullName ?? Path.Combine(loaded.Directory, ".compress"), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
+                    new PipelineOptions(parse.GetValue(cache)?.FullName ?? ArtifactCache.DefaultRoot(loaded.Path), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
                 var final = result.Stages[^1].Evaluation;
                 new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, result.DataHash, final).Save(loaded.Baseline);
                 Console.WriteLine($"Accepted {final.Name} (accuracy {final.Accuracy.ToString("P2", System.Globalization.CultureInfo.InvariantCulture)} on {final.Samples} samples) as the baseline: {loaded.Baseline}");
@@ -155,7 +155,7 @@ namespace ModelCompression.Cli
 
             var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
             var options = new PipelineOptions(
-                cacheDirectory ?? Path.Combine(recipe.Directory, ".compress"),
+                cacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 outputDirectory ?? recipe.Directory,
                 reporter);
             using var cancel = new CancellationTokenSource();

@@ -160,8 +160,13 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             [Path.Join(fixture.FirstOutput, "slice.student.report.json"), Path.Join(fixture.FirstOutput, "slice.student.report.md")],
             result.Reports);
         Assert.Equal(
-            [".slice.student.onnx.lock", "slice.student.data.json", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
+            ["slice.student.data.json", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
             Directory.GetFiles(fixture.FirstOutput).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        // What the run keeps for itself is in the cache, not next to the outputs: the lock, and the memo of input
+        // hashes (the committed teacher is in it; the slice files, written moments ago, are not trusted to it).
+        Assert.Equal([new ArtifactCache(fixture.Cache).LockFile(output)], Directory.GetFiles(Path.Join(fixture.Cache, "locks")));
+        Assert.Contains($"model {Repo.Teacher}", File.ReadAllText(Path.Join(fixture.Cache, HashMemo.FileName)), StringComparison.Ordinal);
     }
 
     [Fact]
