@@ -6,8 +6,9 @@ using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Torch.Native;
 
-// Before anything can start ONNX Runtime: a build tool writes nothing to the user's home.
-ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureTelemetryOff();
+// Before anything can start ONNX Runtime: a build tool writes nothing to the user's home. Only the variable: loading
+// ONNX Runtime here would cost a run whose every result is cached most of its time.
+ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureOptOutVariable();
 return CompressCommand.Run(args);
 
 namespace ModelCompression.Cli

@@ -105,22 +105,21 @@ public static class CompressionPipeline
 
         var classes = 0;
         var tokens = new TokenRange(data);
-        foreach (var spec in recipe.Teachers)
+        foreach (var (spec, i) in recipe.Teachers.Select((t, i) => (t, i)))
         {
-            using var teacherRunner = new OnnxRunner(spec.Path);
             // Schema check before any work: every teacher must take the data's tensors (every split has the
             // training split's tensors: DataLoader checked) and agree on the classes.
-            teacherRunner.Bind(train, "teacher");
+            var schema = TeacherSchemaOf(cache, spec.Path, teacherHashes[i], train, dataHash);
             tokens.Check(OnnxModelFile.Load(spec.Path, new OnnxLoadOptions { LoadExternalData = false }), "teacher", spec.Path, FixedTableFix);
-            if (classes != 0 && teacherRunner.OutputWidth != classes)
+            if (classes != 0 && schema.Classes != classes)
             {
                 throw CompressionException.Error(
                     DiagnosticCodes.DataSchemaMismatch,
-                    $"The teachers disagree on the classes: '{teacherRunner.OutputName}' has {teacherRunner.OutputWidth}, the first teacher {classes}.",
+                    $"The teachers disagree on the classes: '{schema.Output}' has {schema.Classes}, the first teacher {classes}.",
                     spec.Path);
             }
 
-            classes = teacherRunner.OutputWidth;
+            classes = schema.Classes;
         }
 
         var classesFrom = "teacher";
@@ -288,6 +287,26 @@ public static class CompressionPipeline
         static string StoppedEarly(string who, StageResult run) =>
             run.Details.GetValueOrDefault("stopped_early") == "true" ? $"early stopping ended {who} after epoch {run.Details.GetValueOrDefault("epochs_run")}; " : "";
     }
+
+    /// <summary>
+    /// The teacher's output and classes, after checking in ONNX Runtime that it takes the data's tensors. The outcome
+    /// is cached under the teacher's and the data's hashes (only a passed check makes an entry), so a run with
+    /// nothing to do opens no ONNX Runtime session.
+    /// </summary>
+    private static TeacherSchema TeacherSchemaOf(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string dataHash)
+    {
+        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Finish();
+        var entry = cache.TryGet("teacher-schema", key) ?? cache.Put("teacher-schema", key, _ =>
+        {
+            using var runner = new OnnxRunner(teacherPath);
+            runner.Bind(train, "teacher");
+            return new TeacherSchema(runner.OutputName, runner.OutputWidth);
+        });
+        return ArtifactCache.ReadResult<TeacherSchema>(entry);
+    }
+
+    /// <summary>What the run needs to know of a teacher that passed the schema check.</summary>
+    private sealed record TeacherSchema(string Output, int Classes);
 
     /// <summary>A model file's hash, computed again only when it or one of its external data files changed.</summary>
     private static string HashModel(HashMemo hashes, string path) =>
