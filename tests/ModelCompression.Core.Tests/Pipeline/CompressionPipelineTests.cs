@@ -170,6 +170,20 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
     }
 
     [Fact]
+    public void A_run_with_every_result_cached_loads_neither_onnx_runtime_nor_libtorch()
+    {
+        var output = fixture.Dir.Dir("out-cached-child");
+        var (exitCode, stdout, errors) = Safety.ChildProcessProgram.Run(["run", fixture.FirstRecipe.Path, fixture.Cache, output], new Dictionary<string, string?>());
+
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{stdout}\n{errors}");
+        Assert.Contains("cached: True, True", stdout, StringComparison.Ordinal);
+        Assert.Contains("native: ", stdout, StringComparison.Ordinal); // the listing works: the runtime's own libraries are there
+        Assert.DoesNotContain("onnxruntime", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("libtorch", stdout, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Join(output, PipelineSliceFixture.ModelName)));
+    }
+
+    [Fact]
     public void Report_json_and_md_match_the_returned_result()
     {
         var result = fixture.First;
