@@ -72,6 +72,32 @@ public sealed class HashMemoTests : IDisposable
         Assert.Equal(CompressionPipeline.HashData(spec), after);
     }
 
+    [Fact]
+    public void An_edit_of_a_models_external_data_file_alone_is_seen()
+    {
+        var model = _dir.File("external/teacher.onnx");
+        Directory.CreateDirectory(Path.GetDirectoryName(model)!);
+        OnnxModelFile.Save(OnnxModelFile.Load(Repo.Teacher), model, new OnnxSaveOptions { ExternalData = ExternalDataMode.Always });
+        var side = Directory.GetFiles(Path.GetDirectoryName(model)!).Single(f => f != model);
+        File.SetLastWriteTimeUtc(model, Past);
+        File.SetLastWriteTimeUtc(side, Past);
+        var cache = _dir.Dir("cache");
+        var memo = HashMemo.Load(cache);
+        var before = HashTeacher(memo, model, out _);
+        memo.Save();
+
+        // One weight's byte changes in the side file; the model file itself is untouched.
+        var bytes = File.ReadAllBytes(side);
+        bytes[^3] ^= 0x40;
+        File.WriteAllBytes(side, bytes);
+        File.SetLastWriteTimeUtc(side, Past.AddMinutes(1));
+
+        var after = HashTeacher(HashMemo.Load(cache), model, out var computed);
+        Assert.True(computed);
+        Assert.NotEqual(before, after);
+        Assert.Equal(ModelHash.ComputeFile(model), after);
+    }
+
     [Theory]
     [InlineData("{ \"Version\": 1, \"Entries\": { \"model x\": ")]
     [InlineData("\0\0\0garbage")]
