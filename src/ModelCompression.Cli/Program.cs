@@ -6,8 +6,9 @@ using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Torch.Native;
 
-// Before anything can start ONNX Runtime: a build tool writes nothing to the user's home.
-ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureTelemetryOff();
+// Before anything can start ONNX Runtime: a build tool writes nothing to the user's home. Only the variable: loading
+// ONNX Runtime here would cost a run whose every result is cached most of its time.
+ModelCompression.Inference.OnnxRuntimeEnvironment.EnsureOptOutVariable();
 return CompressCommand.Run(args);
 
 namespace ModelCompression.Cli
@@ -90,7 +91,7 @@ namespace ModelCompression.Cli
         private static Command BaselineCommand()
         {
             var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
-            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+            var cache = new Option<DirectoryInfo?>("--cache") { Description = "Cache folder for stage results (default: one per recipe under $XDG_CACHE_HOME/modelcompression, else ~/.cache/modelcompression)." };
             var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
             var accept = new Command("accept", "Run the recipe (from the cache when nothing changed) and write its final model's evaluation as the baseline that 'baseline.' gates compare with; commit the file.") { recipe, cache, output };
             accept.SetAction(parse => Guard(() =>
@@ -99,7 +100,7 @@ namespace ModelCompression.Cli
                 var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
                 var result = CompressionPipeline.Run(
                     loaded,
-                    new PipelineOptions(parse.GetValue(cache)?.FullName ?? Path.Combine(loaded.Directory, ".compress"), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
+                    new PipelineOptions(parse.GetValue(cache)?.FullName ?? ArtifactCache.DefaultRoot(loaded.Path), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
                 var final = result.Stages[^1].Evaluation;
                 new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, result.DataHash, final).Save(loaded.Baseline);
                 Console.WriteLine($"Accepted {final.Name} (accuracy {final.Accuracy.ToString("P2", System.Globalization.CultureInfo.InvariantCulture)} on {final.Samples} samples) as the baseline: {loaded.Baseline}");
@@ -213,7 +214,7 @@ namespace ModelCompression.Cli
 
             var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
             var options = new PipelineOptions(
-                run.CacheDirectory ?? Path.Combine(recipe.Directory, ".compress"),
+                run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
                 reporter);
             var result = CompressionPipeline.Run(recipe, options, cancellationToken);

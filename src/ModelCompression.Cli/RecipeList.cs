@@ -6,7 +6,7 @@ namespace ModelCompression.Cli;
 
 /// <summary>One recipe to run, with where its results go.</summary>
 /// <param name="Recipe">The recipe file (full path).</param>
-/// <param name="CacheDirectory">The stage cache; null for <c>.compress/</c> next to the recipe.</param>
+/// <param name="CacheDirectory">The stage cache; null for the recipe's folder under the user's cache (<c>ArtifactCache.DefaultRoot</c>).</param>
 /// <param name="OutputDirectory">Where the model and reports go; null for the recipe's folder.</param>
 /// <param name="DependencyFile">Where to list the files the recipe reads; null for nowhere.</param>
 /// <param name="StampFile">Deleted when the run starts, written (listing the files written) when every gate passed; null for none.</param>
@@ -18,7 +18,7 @@ internal sealed record RecipeRun(string Recipe, string? CacheDirectory, string? 
 /// </summary>
 internal sealed class RecipeRunOptions
 {
-    public Option<DirectoryInfo?> Cache { get; } = new("--cache") { Description = "Cache folder for stage results (default: .compress/ next to the recipe)." };
+    public Option<DirectoryInfo?> Cache { get; } = new("--cache") { Description = "Cache folder for stage results (default: one per recipe under $XDG_CACHE_HOME/modelcompression, else ~/.cache/modelcompression)." };
 
     public Option<DirectoryInfo?> Output { get; } = new("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
 

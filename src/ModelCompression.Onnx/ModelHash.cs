@@ -29,7 +29,14 @@ public static class ModelHash
     /// Equals <see cref="Compute"/> of the loaded model.
     /// </summary>
     /// <exception cref="Diagnostics.CompressionException">The file cannot be loaded (see <see cref="OnnxModelFile.Load"/>).</exception>
-    public static string ComputeFile(string path)
+    public static string ComputeFile(string path) => ComputeFile(path, out _);
+
+    /// <summary>
+    /// The hash of a model file as <see cref="ComputeFile(string)"/>, and every file it was read from: the model file
+    /// first, then each external data file (full paths), so a caller can tell when the hash may have changed.
+    /// </summary>
+    /// <exception cref="Diagnostics.CompressionException">The file cannot be loaded (see <see cref="OnnxModelFile.Load"/>).</exception>
+    public static string ComputeFile(string path, out IReadOnlyList<string> files)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var fullPath = Path.GetFullPath(path);
@@ -40,6 +47,9 @@ public static class ModelHash
             byTensor[entry.Tensor] = entry;
         }
 
+        // The path as written and the real path: a symbolic link pointed elsewhere changes the first one's stamp.
+        var folder = Path.GetDirectoryName(fullPath)!;
+        files = [fullPath, .. external.SelectMany(e => new[] { Path.GetFullPath(Path.Combine(folder, e.Location)), e.RealPath }).Distinct(StringComparer.Ordinal)];
         // The model is ours, so it is stripped in place and its tensors are the ones the external entries name.
         return Hash(model, tensor => byTensor[tensor], fullPath);
     }

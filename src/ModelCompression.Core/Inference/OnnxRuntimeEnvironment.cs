@@ -18,6 +18,7 @@ public static class OnnxRuntimeEnvironment
     public const string TelemetryOptOutVariable = "ORT_DISABLE_TELEMETRY";
 
     private static readonly Lazy<bool> Configured = new(Configure, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<bool> OptedOut = new(SetOptOutVariable, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
     /// Turns ONNX Runtime's telemetry off for this process and the processes it starts. Call it before any ONNX
@@ -26,7 +27,22 @@ public static class OnnxRuntimeEnvironment
     /// </summary>
     public static void EnsureTelemetryOff() => _ = Configured.Value;
 
+    /// <summary>
+    /// Sets <see cref="TelemetryOptOutVariable"/> for this process and its children without loading ONNX Runtime: what a
+    /// process calls first thing when it may never need ONNX Runtime (a run whose every result is cached), so that
+    /// whatever starts ONNX Runtime later finds the opt-out in place. <see cref="EnsureTelemetryOff"/> still runs
+    /// before each session.
+    /// </summary>
+    public static void EnsureOptOutVariable() => _ = OptedOut.Value;
+
     private static bool Configure()
+    {
+        EnsureOptOutVariable();
+        OrtEnv.Instance().DisableTelemetryEvents();
+        return true;
+    }
+
+    private static bool SetOptOutVariable()
     {
         Environment.SetEnvironmentVariable(TelemetryOptOutVariable, "1");
         if (!OperatingSystem.IsWindows() && setenv(TelemetryOptOutVariable, "1", 1) != 0)
@@ -34,7 +50,6 @@ public static class OnnxRuntimeEnvironment
             throw new InvalidOperationException($"setenv({TelemetryOptOutVariable}) failed with errno {Marshal.GetLastPInvokeError()}.");
         }
 
-        OrtEnv.Instance().DisableTelemetryEvents();
         return true;
     }
 

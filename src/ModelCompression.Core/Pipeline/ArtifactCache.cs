@@ -27,7 +27,7 @@ public sealed class ArtifactCache(string root)
     {
         Directory.CreateDirectory(Root);
         var final = EntryFolder(kind, key);
-        var temporary = Path.Combine(Root, $".tmp-{kind}-{key}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var temporary = Path.Combine(Root, $"{TemporaryPrefix}{kind}-{key}-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(temporary);
         try
         {
@@ -52,6 +52,69 @@ public sealed class ArtifactCache(string root)
         }
     }
 
+    /// <summary>How old a killed run's temporary folder must be before a later run removes it.</summary>
+    public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Removes the temporary folders that killed runs left (a kill skips <see cref="Put"/>'s clean-up): those last
+    /// written over <see cref="StaleAfter"/> ago whose process (the id in the folder's name) is not running here.
+    /// A concurrent run's live folder is kept even when old: its process is running. Returns the folders removed.
+    /// </summary>
+    public IReadOnlyList<string> RemoveStaleTemporaries()
+    {
+        if (!Directory.Exists(Root))
+        {
+            return [];
+        }
+
+        var removed = new List<string>();
+        foreach (var folder in Directory.EnumerateDirectories(Root, $"{TemporaryPrefix}*"))
+        {
+            if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(folder) < StaleAfter || OwnerMayBeRunning(Path.GetFileName(folder)))
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+                removed.Add(folder);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another run removed it first, or it is not ours to remove: either way not this run's problem.
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>The file whose lock serialises runs writing <paramref name="outputModel"/> through this cache.</summary>
+    /// <remarks>
+    /// It lives in the cache, where leaving it is harmless: deleting a lock file on release would let a waiter lock
+    /// the old, unlinked file while a newcomer locks a new one, and next to the outputs it would litter the source tree.
+    /// </remarks>
+    public string LockFile(string outputModel) =>
+        Path.Combine(Root, "locks", $"{Path.GetFileName(outputModel)}-{new ContentHash().Add("output", Path.GetFullPath(outputModel)).Finish()[..16]}.lock");
+
+    /// <summary>
+    /// The cache folder a command-line run of <paramref name="recipePath"/> uses when none is given: under the user's
+    /// cache folder (<c>$XDG_CACHE_HOME</c>, else <c>~/.cache</c>; the local application data folder on Windows),
+    /// one folder per recipe, named by the recipe's file name and a hash of its full path. Nothing lands in the
+    /// source tree.
+    /// </summary>
+    public static string DefaultRoot(string recipePath)
+    {
+        var full = Path.GetFullPath(recipePath);
+        var userCache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg && Path.IsPathRooted(xdg)
+            ? xdg
+            : OperatingSystem.IsWindows()
+                ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        var name = Path.GetFileNameWithoutExtension(full).Replace(".compress", string.Empty, StringComparison.Ordinal);
+        return Path.Combine(userCache, "modelcompression", $"{name}-{new ContentHash().Add("recipe", full).Finish()[..16]}");
+    }
+
     /// <summary>Reads the result of a complete entry.</summary>
     public static TResult ReadResult<TResult>(string entryFolder) =>
         JsonSerializer.Deserialize<TResult>(File.ReadAllText(Path.Combine(entryFolder, ResultFile)), JsonOptions)
@@ -64,6 +127,36 @@ public sealed class ArtifactCache(string root)
     public const string ModelFile = "model.onnx";
 
     internal static JsonSerializerOptions JsonOptions { get; } = new() { WriteIndented = true };
+
+    private const string TemporaryPrefix = ".tmp-";
+
+    /// <summary>
+    /// Whether the process that made the temporary folder <paramref name="name"/> (".tmp-kind-key-PID-guid") may still
+    /// be running. When the name holds no process id, or one that is running (perhaps a later process with a reused
+    /// id), the answer is yes: keeping a dead run's folder costs disk, removing a live run's would break it.
+    /// </summary>
+    private static bool OwnerMayBeRunning(string name)
+    {
+        var parts = name.Split('-');
+        if (parts.Length < 3 || !int.TryParse(parts[^2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid))
+        {
+            return true;
+        }
+
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false; // no such process
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
 
     private string EntryFolder(string kind, string key) => Path.Combine(Root, $"{kind}-{key}");
 }

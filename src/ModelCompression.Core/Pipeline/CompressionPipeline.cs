@@ -83,8 +83,14 @@ public static class CompressionPipeline
     {
         var reporter = options.Reporter;
         Directory.CreateDirectory(options.OutputDirectory);
-        using var outputLock = OutputLock.Acquire(Path.Combine(options.OutputDirectory, $".{recipe.Outputs.Model}.lock"), reporter, cancellationToken);
         var cache = new ArtifactCache(options.CacheDirectory);
+        using var outputLock = OutputLock.Acquire(cache.LockFile(Path.Combine(options.OutputDirectory, recipe.Outputs.Model)), reporter, cancellationToken);
+        foreach (var stale in cache.RemoveStaleTemporaries())
+        {
+            reporter.Info($"Removed {stale}, left by a run that was stopped");
+        }
+
+        var hashes = HashMemo.Load(cache.Root);
 
         // Every model file the recipe names passes the project's own loader and checker before anything reads it.
         OnnxModelFile.Verify([.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()]);
@@ -92,8 +98,9 @@ public static class CompressionPipeline
         using var data = DataLoader.Load(recipe.Data);
         var train = data.Train;
         var test = data.Test;
-        var dataHash = HashData(recipe.Data);
-        var teacherHashes = recipe.Teachers.Select(t => ModelHash.ComputeFile(t.Path)).ToList();
+        var dataHash = HashData(recipe.Data, hashes);
+        var teacherHashes = recipe.Teachers.Select(t => HashModel(hashes, t.Path)).ToList();
+        hashes.Save();
         var teacherHash = teacherHashes.Count switch
         {
             0 => null,
@@ -104,22 +111,21 @@ public static class CompressionPipeline
 
         var classes = 0;
         var tokens = new TokenRange(data);
-        foreach (var spec in recipe.Teachers)
+        foreach (var (spec, i) in recipe.Teachers.Select((t, i) => (t, i)))
         {
-            using var teacherRunner = new OnnxRunner(spec.Path);
             // Schema check before any work: every teacher must take the data's tensors (every split has the
             // training split's tensors: DataLoader checked) and agree on the classes.
-            teacherRunner.Bind(train, "teacher");
+            var schema = TeacherSchemaOf(cache, spec.Path, teacherHashes[i], train, dataHash);
             tokens.Check(OnnxModelFile.Load(spec.Path, new OnnxLoadOptions { LoadExternalData = false }), "teacher", spec.Path, FixedTableFix);
-            if (classes != 0 && teacherRunner.OutputWidth != classes)
+            if (classes != 0 && schema.Classes != classes)
             {
                 throw CompressionException.Error(
                     DiagnosticCodes.DataSchemaMismatch,
-                    $"The teachers disagree on the classes: '{teacherRunner.OutputName}' has {teacherRunner.OutputWidth}, the first teacher {classes}.",
+                    $"The teachers disagree on the classes: '{schema.Output}' has {schema.Classes}, the first teacher {classes}.",
                     spec.Path);
             }
 
-            classes = teacherRunner.OutputWidth;
+            classes = schema.Classes;
         }
 
         var classesFrom = "teacher";
@@ -147,8 +153,6 @@ public static class CompressionPipeline
             CheckLabels(split, classes, classesFrom);
         }
 
-        // A sweep runs every trial on the same input: hash it once, not once per trial.
-        var inputHashes = new FileHashes();
         StageContext context = null!;
         context = new StageContext(
             recipe, train, test, dataHash, teacherHash,
@@ -161,13 +165,13 @@ public static class CompressionPipeline
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
             Validation = data.Validation,
             Unlabelled = data.Unlabelled,
-            RunStage = (stage, input) => RunCached(cache, context, stage, input, inputHashes.Of(input)),
+            RunStage = (stage, input) => RunCached(cache, context, stage, input, HashModel(hashes, input)),
             ComputeTeacherFeatures = (tensors, split, splitName) => TeacherFeatures(cache, recipe.Teacher, teacherHashes[0], tensors, split, splitName, dataHash, evaluateOptions.BatchSize, reporter),
         };
         using var contextScope = context;
 
         // The student is built before any long work so that options the data rules out fail fast.
-        var (modelPath, modelHash) = InitialStudent(recipe, cache, train, classes);
+        var (modelPath, modelHash) = InitialStudent(recipe, cache, hashes, train, classes);
         tokens.Check(
             OnnxModelFile.Load(modelPath, new OnnxLoadOptions { LoadExternalData = false }),
             recipe.Student.ModelPath is null ? "built-in student" : "student",
@@ -199,7 +203,7 @@ public static class CompressionPipeline
             var (inputPath, inputHash) = (modelPath, modelHash);
             var run = RunCached(cache, context, stage, inputPath, inputHash);
             modelPath = run.ModelPath;
-            modelHash = ModelHash.ComputeFile(modelPath);
+            modelHash = HashModel(hashes, modelPath);
             var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherOutputs);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
             ModelEvaluation? baseline = null;
@@ -216,7 +220,7 @@ public static class CompressionPipeline
                     StepsPerEpoch = pooled ? int.Parse(run.Result.Details["steps_per_epoch"], CultureInfo.InvariantCulture) : 0,
                 };
                 twin = RunCached(cache, context, new DistillStage(twinOptions), inputPath, inputHash, "baseline");
-                baseline = Evaluate(cache, "baseline", twin.ModelPath, ModelHash.ComputeFile(twin.ModelPath), test, dataHash, evaluateOptions, teacherOutputs);
+                baseline = Evaluate(cache, "baseline", twin.ModelPath, HashModel(hashes, twin.ModelPath), test, dataHash, evaluateOptions, teacherOutputs);
                 reporter.Info($"{stage.Kind}: {TwinSummary(evaluation, run.Result, baseline, twin.Result)}");
             }
 
@@ -246,6 +250,7 @@ public static class CompressionPipeline
             data.Description.Write(dataDescription, train);
         }
 
+        hashes.Save();
         var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { DataDescription = dataDescription, ClassNames = data.Description.LabelNames };
         var reports = ReportWriter.Write(result0, options.OutputDirectory, reporter);
         return result0 with { Reports = reports };
@@ -291,24 +296,29 @@ public static class CompressionPipeline
             run.Details.GetValueOrDefault("stopped_early") == "true" ? $"early stopping ended {who} after epoch {run.Details.GetValueOrDefault("epochs_run")}; " : "";
     }
 
-    /// <summary>Model hashes by file, computed again only when the file's size or time of writing changes.</summary>
-    private sealed class FileHashes
+    /// <summary>
+    /// The teacher's output and classes, after checking in ONNX Runtime that it takes the data's tensors. The outcome
+    /// is cached under the teacher's and the data's hashes (only a passed check makes an entry), so a run with
+    /// nothing to do opens no ONNX Runtime session.
+    /// </summary>
+    private static TeacherSchema TeacherSchemaOf(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string dataHash)
     {
-        private readonly Dictionary<string, (long Length, DateTime Written, string Hash)> _known = new(StringComparer.Ordinal);
-
-        public string Of(string path)
+        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Finish();
+        var entry = cache.TryGet("teacher-schema", key) ?? cache.Put("teacher-schema", key, _ =>
         {
-            var file = new FileInfo(path);
-            if (_known.TryGetValue(file.FullName, out var known) && known.Length == file.Length && known.Written == file.LastWriteTimeUtc)
-            {
-                return known.Hash;
-            }
-
-            var hash = ModelHash.ComputeFile(path);
-            _known[file.FullName] = (file.Length, file.LastWriteTimeUtc, hash);
-            return hash;
-        }
+            using var runner = new OnnxRunner(teacherPath);
+            runner.Bind(train, "teacher");
+            return new TeacherSchema(runner.OutputName, runner.OutputWidth);
+        });
+        return ArtifactCache.ReadResult<TeacherSchema>(entry);
     }
+
+    /// <summary>What the run needs to know of a teacher that passed the schema check.</summary>
+    private sealed record TeacherSchema(string Output, int Classes);
+
+    /// <summary>A model file's hash, computed again only when it or one of its external data files changed.</summary>
+    private static string HashModel(HashMemo hashes, string path) =>
+        hashes.Get($"model {Path.GetFullPath(path)}", () => (ModelHash.ComputeFile(path, out var files), files));
 
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
@@ -321,11 +331,11 @@ public static class CompressionPipeline
         _ => throw new InvalidOperationException($"No stage for {spec.Kind}."),
     };
 
-    private static (string Path, string Hash) InitialStudent(Recipe recipe, ArtifactCache cache, Dataset train, int classes)
+    private static (string Path, string Hash) InitialStudent(Recipe recipe, ArtifactCache cache, HashMemo hashes, Dataset train, int classes)
     {
         if (recipe.Student.ModelPath is { } path)
         {
-            return (path, ModelHash.ComputeFile(path));
+            return (path, HashModel(hashes, path));
         }
 
         var name = recipe.Student.Architecture!;
@@ -354,7 +364,7 @@ public static class CompressionPipeline
             return new StageResult("student", $"built-in {name} for samples of [{string.Join(", ", inputs.SampleShape)}] and {classes} classes", new Dictionary<string, string>(), null, 0);
         });
         var modelPath = Path.Combine(entry, ArtifactCache.ModelFile);
-        return (modelPath, ModelHash.ComputeFile(modelPath));
+        return (modelPath, HashModel(hashes, modelPath));
     }
 
     /// <summary>
@@ -534,6 +544,30 @@ public static class CompressionPipeline
     /// </summary>
     internal static string HashData(DataSpec data)
     {
+        var (hash, files) = HashDataCore(data);
+        foreach (var (label, file) in files)
+        {
+            hash.AddFile(label, file);
+        }
+
+        return hash.Finish();
+    }
+
+    /// <summary>
+    /// <see cref="HashData(DataSpec)"/>, remembered in <paramref name="hashes"/> under the data options: computed
+    /// again when an option or any data file changes.
+    /// </summary>
+    internal static string HashData(DataSpec data, HashMemo hashes)
+    {
+        var (options, files) = HashDataCore(data);
+        var key = options.Add("files", string.Join("\n", files.Select(f => $"{f.Label}={Path.GetFullPath(f.Path)}"))).Finish();
+        return hashes.Get($"data {key}", () => (HashData(data), [.. files.Select(f => f.Path)]));
+    }
+
+    /// <summary>The hash of every data option, and the data files (with their labels) that follow it in the hash.</summary>
+    private static (ContentHash Options, List<(string Label, string Path)> Files) HashDataCore(DataSpec data)
+    {
+        var files = new List<(string Label, string Path)>();
         var json = new System.Text.Json.JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
         var hash = new ContentHash()
             .Add("format", data.Format)
@@ -550,7 +584,7 @@ public static class CompressionPipeline
                 .Add("tokenizers", typeof(Microsoft.ML.Tokenizers.Tokenizer).Assembly.GetName().Version?.ToString() ?? "");
             if (text.Tokenizer.Kind != TokenizerKind.Tiktoken)
             {
-                hash.AddFile("tokenizer", text.Tokenizer.Source);
+                files.Add(("tokenizer", text.Tokenizer.Source));
             }
         }
 
@@ -563,16 +597,16 @@ public static class CompressionPipeline
 
             foreach (var (name, file) in split.InputFiles())
             {
-                hash.AddFile($"{role}.{name}:{Path.GetFileName(file)}", file);
+                files.Add(($"{role}.{name}:{Path.GetFileName(file)}", file));
             }
 
             if (split.Labels is { } labels)
             {
-                hash.AddFile($"{role}.labels:{Path.GetFileName(labels)}", labels);
+                files.Add(($"{role}.labels:{Path.GetFileName(labels)}", labels));
             }
         }
 
-        return hash.Finish();
+        return (hash, files);
     }
 
     /// <summary>

@@ -5,8 +5,9 @@ namespace ModelCompression.Pipeline;
 
 /// <summary>
 /// An exclusive lock on one recipe's outputs, held by an open file: two builds of the same recipe take turns
-/// instead of racing. The operating system releases it if the process dies. The file is left in place:
-/// deleting it on close would let a waiter lock the old, unlinked file while a newcomer locks a new one.
+/// instead of racing. The operating system releases it if the process dies. The file is left in place (in the
+/// cache, see <see cref="ArtifactCache.LockFile"/>): deleting it on close would let a waiter lock the old, unlinked
+/// file while a newcomer locks a new one.
 /// </summary>
 internal sealed class OutputLock : IDisposable
 {
@@ -17,6 +18,7 @@ internal sealed class OutputLock : IDisposable
 
     public static OutputLock Acquire(string path, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var clock = Stopwatch.StartNew();
         var told = false;
         while (true)

@@ -161,8 +161,28 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             [Path.Join(fixture.FirstOutput, "slice.student.report.json"), Path.Join(fixture.FirstOutput, "slice.student.report.md")],
             result.Reports);
         Assert.Equal(
-            [".slice.student.onnx.lock", "slice.student.data.json", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
+            ["slice.student.data.json", "slice.student.onnx", "slice.student.report.json", "slice.student.report.md"],
             Directory.GetFiles(fixture.FirstOutput).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        // What the run keeps for itself is in the cache, not next to the outputs: the lock, and the memo of input
+        // hashes (the committed teacher is in it; the slice files, written moments ago, are not trusted to it).
+        // (Other tests' runs share the cache, each with its own output and lock.)
+        Assert.Contains(new ArtifactCache(fixture.Cache).LockFile(output), Directory.GetFiles(Path.Join(fixture.Cache, "locks")));
+        Assert.Contains($"model {Repo.Teacher}", File.ReadAllText(Path.Join(fixture.Cache, HashMemo.FileName)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_run_with_every_result_cached_loads_neither_onnx_runtime_nor_libtorch()
+    {
+        var output = fixture.Dir.Dir("out-cached-child");
+        var (exitCode, stdout, errors) = Safety.ChildProcessProgram.Run(["run", fixture.FirstRecipe.Path, fixture.Cache, output], new Dictionary<string, string?>());
+
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{stdout}\n{errors}");
+        Assert.Contains("cached: True, True", stdout, StringComparison.Ordinal);
+        Assert.Contains("native: ", stdout, StringComparison.Ordinal); // the listing works: the runtime's own libraries are there
+        Assert.DoesNotContain("onnxruntime", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("libtorch", stdout, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Join(output, PipelineSliceFixture.ModelName)));
     }
 
     [Fact]

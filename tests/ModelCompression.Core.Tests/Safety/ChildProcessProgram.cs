@@ -13,7 +13,8 @@ public static class ChildProcessProgram
     /// <summary>
     /// <c>engine model.onnx</c>: inspect the model as <c>dotnet compress inspect</c> does (sessions and a forward
     /// pass through the engine's runner); <c>bare model.onnx</c>: open an ONNX Runtime session directly, as any
-    /// program would without the engine's setup.
+    /// program would without the engine's setup; <c>run recipe cache output</c>: run a recipe and list the native
+    /// libraries the process then holds.
     /// </summary>
     public static int Main(string[] args)
     {
@@ -29,8 +30,20 @@ public static class ChildProcessProgram
                 }
 
                 return 0;
+            case ["run", var recipe, var cache, var output]:
+                var result = ModelCompression.Pipeline.CompressionPipeline.Run(
+                    ModelCompression.Recipes.RecipeLoader.Load(recipe),
+                    new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Pipeline.NullPipelineReporter.Instance));
+                Console.WriteLine($"cached: {string.Join(", ", result.Stages.Select(s => s.Cached))}");
+                // The native libraries mapped into this process: what the run loaded.
+                foreach (var library in File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1]).Where(p => p.Contains(".so", StringComparison.Ordinal)).Distinct())
+                {
+                    Console.WriteLine($"native: {library}");
+                }
+
+                return 0;
             default:
-                Console.Error.WriteLine("usage: engine|bare MODEL");
+                Console.Error.WriteLine("usage: engine|bare MODEL | run RECIPE CACHE OUTPUT");
                 return 2;
         }
     }
