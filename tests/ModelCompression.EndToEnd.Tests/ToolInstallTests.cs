@@ -80,18 +80,18 @@ public sealed class ToolInstallTests : IDisposable
               - accuracy >= 0.999
             """);
         var gateLine = Array.FindIndex(File.ReadAllLines(recipe), l => l.Contains("0.999", StringComparison.Ordinal)) + 1;
-        var gate = Tool("run", recipe, "--output", Path.Combine(_root, "out"));
+        var gate = Tool("run", recipe, "--output", Path.Combine(_root, "out"), "--cache", Path.Combine(_root, "cache"));
         Assert.True(gate.ExitCode == 3, gate.ToString());
         Assert.Contains($"gate.yaml({gateLine},", gate.Output, StringComparison.Ordinal);
         Assert.Contains("error MC3001", gate.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_root, "out", "gate.student.onnx")));
 
         // Accept this run's model as the baseline (from the cache), then gate the next run on it.
-        var accept = Tool("baseline", "accept", recipe, "--output", Path.Combine(_root, "out"));
+        var accept = Tool("baseline", "accept", recipe, "--output", Path.Combine(_root, "out"), "--cache", Path.Combine(_root, "cache"));
         Assert.True(accept.ExitCode == 0, accept.ToString());
         Assert.True(File.Exists(Path.Combine(_root, "gate.baseline.json")), accept.ToString());
         File.WriteAllText(recipe, File.ReadAllText(recipe).Replace("accuracy >= 0.999", "accuracy >= baseline.accuracy", StringComparison.Ordinal));
-        var gated = Tool("run", recipe, "--output", Path.Combine(_root, "out"));
+        var gated = Tool("run", recipe, "--output", Path.Combine(_root, "out"), "--cache", Path.Combine(_root, "cache"));
         Assert.True(gated.ExitCode == 0, gated.ToString());
         Assert.True(File.Exists(Path.Combine(_root, "out", "gate.student.onnx")));
     }
