@@ -55,14 +55,33 @@ namespace ModelCompression.Cli
             var output = new Option<DirectoryInfo?>("--output", "-o") { Description = "Folder for the model and reports (default: the recipe's folder)." };
             var dependencies = new Option<FileInfo?>("--dependency-file") { Description = "Write the list of files the recipe reads here, one per line (for incremental builds)." };
             var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
-            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, cache, output, dependencies, gatesAsWarnings };
+            var threads = ThreadsOption();
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, cache, output, dependencies, gatesAsWarnings, threads };
             command.SetAction(parse => Guard(() => RunRecipe(
                 parse.GetValue(recipe)!.FullName,
                 parse.GetValue(cache)?.FullName,
                 parse.GetValue(output)?.FullName,
                 parse.GetValue(dependencies)?.FullName,
-                parse.GetValue(gatesAsWarnings))));
+                parse.GetValue(gatesAsWarnings),
+                parse.GetValue(threads))));
             return command;
+        }
+
+        private static Option<int> ThreadsOption()
+        {
+            var threads = new Option<int>("--threads")
+            {
+                Description = "Threads for libtorch and ONNX Runtime (overrides the recipe's 'threads'; default: the CPUs this process may use).",
+            };
+            threads.Validators.Add(result =>
+            {
+                var value = result.GetValueOrDefault<int>();
+                if (value is < 0 or > Recipe.MaxThreads)
+                {
+                    result.AddError($"--threads must be from 0 (automatic) to {Recipe.MaxThreads}, not {value}.");
+                }
+            });
+            return threads;
         }
 
         private static Command BaselineCommand()
@@ -105,6 +124,8 @@ namespace ModelCompression.Cli
                 }
 
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
+                var budget = Threading.EngineThreads.Budget;
+                Console.WriteLine($"threads             {budget.Threads}  [{budget.Source}; .NET ProcessorCount {Environment.ProcessorCount}; libtorch {TorchSharp.torch.get_num_threads()} intra-op, {TorchSharp.torch.get_num_interop_threads()} inter-op]");
                 return ExitCodes.Ok;
             }));
             return command;
@@ -145,7 +166,7 @@ namespace ModelCompression.Cli
             return command;
         }
 
-        private static int RunRecipe(string recipePath, string? cacheDirectory, string? outputDirectory, string? dependencyFile, bool gateFailuresAsWarnings)
+        private static int RunRecipe(string recipePath, string? cacheDirectory, string? outputDirectory, string? dependencyFile, bool gateFailuresAsWarnings, int threads)
         {
             var recipe = RecipeLoader.Load(recipePath);
             if (dependencyFile is not null)
@@ -157,7 +178,7 @@ namespace ModelCompression.Cli
             var options = new PipelineOptions(
                 cacheDirectory ?? Path.Combine(recipe.Directory, ".compress"),
                 outputDirectory ?? recipe.Directory,
-                reporter);
+                reporter) { Threads = threads };
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
             {
