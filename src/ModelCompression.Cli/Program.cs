@@ -73,14 +73,18 @@ namespace ModelCompression.Cli
             {
                 Description = "Threads for libtorch and ONNX Runtime (overrides the recipe's 'threads'; default: the CPUs this process may use).",
             };
-            threads.Validators.Add(result =>
+            threads.CustomParser = result =>
             {
-                var value = result.GetValueOrDefault<int>();
-                if (value is < 0 or > Recipe.MaxThreads)
+                // A parser rather than a validator: reading the value of "--threads x" in a validator throws instead of reporting.
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Empty;
+                if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value) && value <= Recipe.MaxThreads)
                 {
-                    result.AddError($"--threads must be from 0 (automatic) to {Recipe.MaxThreads}, not {value}.");
+                    return value;
                 }
-            });
+
+                result.AddError($"--threads must be a whole number from 0 (automatic) to {Recipe.MaxThreads}, not '{text}'.");
+                return 0;
+            };
             return threads;
         }
 
