@@ -59,7 +59,8 @@ namespace ModelCompression.Cli
                     + "(recipe.yaml --output DIR --cache DIR --dependency-file FILE --stamp-file FILE). --cache here is the default for lines without one.",
             };
             var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
-            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings };
+            var threads = ThreadsOption();
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads };
             command.Validators.Add(result =>
             {
                 var hasList = result.GetResult(recipes) is not null;
@@ -79,13 +80,34 @@ namespace ModelCompression.Cli
                 if (parse.GetValue(recipes) is { } list)
                 {
                     return Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
-                        ? RunRecipes(runs, warnings, cancel.Token)
+                        ? RunRecipes(runs, warnings, parse.GetValue(threads), cancel.Token)
                         : ExitCodes.Usage);
                 }
 
-                return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, cancel.Token));
+                return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), cancel.Token));
             });
             return command;
+        }
+
+        private static Option<int> ThreadsOption()
+        {
+            var threads = new Option<int>("--threads")
+            {
+                Description = "Threads for libtorch and ONNX Runtime (overrides the recipe's 'threads'; default: the CPUs this process may use).",
+            };
+            threads.CustomParser = result =>
+            {
+                // A parser rather than a validator: reading the value of "--threads x" in a validator throws instead of reporting.
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Empty;
+                if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value) && value <= Recipe.MaxThreads)
+                {
+                    return value;
+                }
+
+                result.AddError($"--threads must be a whole number from 0 (automatic) to {Recipe.MaxThreads}, not '{text}'.");
+                return 0;
+            };
+            return threads;
         }
 
         private static Command BaselineCommand()
@@ -128,6 +150,8 @@ namespace ModelCompression.Cli
                 }
 
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
+                var budget = Threading.EngineThreads.Budget;
+                Console.WriteLine($"threads             {budget.Threads}  [{budget.Source}; .NET ProcessorCount {Environment.ProcessorCount}; libtorch {TorchSharp.torch.get_num_threads()} intra-op, {TorchSharp.torch.get_num_interop_threads()} inter-op]");
                 return ExitCodes.Ok;
             }));
             return command;
@@ -184,20 +208,20 @@ namespace ModelCompression.Cli
         /// Runs each recipe in turn in this process, so libtorch and ONNX Runtime load once; a failed recipe does not
         /// stop the others, and the exit code is the worst of them (error over broken gate over success).
         /// </summary>
-        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, CancellationToken cancellationToken)
+        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
         {
             var exitCode = ExitCodes.Ok;
             for (var i = 0; i < runs.Count && !cancellationToken.IsCancellationRequested; i++)
             {
                 Console.WriteLine($"Recipe {i + 1}/{runs.Count}: {runs[i].Recipe}");
-                var code = Guard(() => RunRecipe(runs[i], gateFailuresAsWarnings, cancellationToken));
+                var code = Guard(() => RunRecipe(runs[i], gateFailuresAsWarnings, threads, cancellationToken));
                 exitCode = code == ExitCodes.Error || exitCode == ExitCodes.Error ? ExitCodes.Error : Math.Max(exitCode, code);
             }
 
             return cancellationToken.IsCancellationRequested ? ExitCodes.Error : exitCode;
         }
 
-        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, CancellationToken cancellationToken)
+        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
         {
             // Gone until this run succeeds with every gate passed: a failed, interrupted or gate-broken run never
             // looks up to date to a build, which then runs (and reports) again.
@@ -216,7 +240,7 @@ namespace ModelCompression.Cli
             var options = new PipelineOptions(
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
-                reporter);
+                reporter) { Threads = threads };
             var result = CompressionPipeline.Run(recipe, options, cancellationToken);
             Console.WriteLine();
             Console.Write(Reports.ReportWriter.Markdown(result));

@@ -29,9 +29,17 @@ public sealed class ToolInstallTests : IDisposable
         Assert.True(doctor.ExitCode == 0, doctor.ToString());
         Assert.Contains("libtorch", doctor.Output, StringComparison.Ordinal);
         Assert.Contains("ONNX Runtime", doctor.Output, StringComparison.Ordinal);
+        Assert.Contains("threads ", doctor.Output, StringComparison.Ordinal);
 
         var usage = Tool("run");
         Assert.Equal(2, usage.ExitCode);
+        foreach (var threads in new[] { "x", "-1", "5000" })
+        {
+            // A usage error naming the option, not a crash, whatever the value.
+            var badThreads = Tool("run", "any.yaml", "--threads", threads);
+            Assert.True(badThreads.ExitCode == 2, badThreads.ToString());
+            Assert.Contains("MC1010: --threads must be a whole number", badThreads.Output, StringComparison.Ordinal);
+        }
 
         // What a user reads to choose hint tensors and exclusions: the values inside the teacher with their shapes.
         var inspect = Tool("inspect", Path.Combine(_repoRoot, "samples", "FashionMnist", "teacher", "teacher.onnx"));

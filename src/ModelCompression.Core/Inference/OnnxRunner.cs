@@ -6,6 +6,7 @@ using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
+using ModelCompression.Threading;
 
 namespace ModelCompression.Inference;
 
@@ -19,6 +20,9 @@ namespace ModelCompression.Inference;
 /// </summary>
 public sealed class OnnxRunner : IDisposable
 {
+    /// <summary>ONNX Runtime's session config key for intra-op pool threads spinning while they wait for work.</summary>
+    internal const string AllowSpinningKey = "session.intra_op.allow_spinning";
+
     private readonly InferenceSession _session;
 
     /// <summary>The model file, or for an in-memory model what it is ("quantized model"), for messages.</summary>
@@ -30,8 +34,8 @@ public sealed class OnnxRunner : IDisposable
     private readonly int _outputWidth;
 
     /// <summary>
-    /// Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses every core. The first output must
-    /// be a classifier's float [batch, classes] (MC2020 otherwise). The file is checked first as
+    /// Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses the engine's thread budget
+    /// (<see cref="EngineThreads"/>). The first output must be a classifier's float [batch, classes] (MC2020 otherwise). The file is checked first as
     /// <see cref="OnnxModelFile.LoadChecked"/> checks it (MC2001 to MC2005); one ONNX Runtime still refuses is MC2002.
     /// </summary>
     public OnnxRunner(string modelPath, int threads = 0)
@@ -325,13 +329,7 @@ public sealed class OnnxRunner : IDisposable
     private static InferenceSession Open(string name, string? file, byte[]? model, int threads, GraphOptimizationLevel level, string? optimizedModelPath)
     {
         OnnxRuntimeEnvironment.EnsureTelemetryOff();
-        using var options = new SessionOptions
-        {
-            IntraOpNumThreads = threads > 0 ? threads : Environment.ProcessorCount,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = level,
-        };
+        using var options = CreateOptions(threads, level);
         if (optimizedModelPath is not null)
         {
             options.OptimizedModelFilePath = optimizedModelPath;
@@ -354,6 +352,30 @@ public sealed class OnnxRunner : IDisposable
                 ? CompressionException.Error(DiagnosticCodes.ModelInvalid, $"ONNX Runtime cannot load '{file}': {e.Message}", file)
                 : CompressionException.Error(DiagnosticCodes.Internal, $"ONNX Runtime cannot load the {name}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// The session options of every runner: sequential execution, <paramref name="threads"/> intra-op threads, or
+    /// with 0 the engine's budget (<see cref="EngineThreads.Budget"/>) and no spinning.
+    /// </summary>
+    internal static SessionOptions CreateOptions(int threads, GraphOptimizationLevel level)
+    {
+        var options = new SessionOptions
+        {
+            IntraOpNumThreads = threads > 0 ? threads : EngineThreads.Budget.Threads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = level,
+        };
+        if (threads <= 0)
+        {
+            // Pool threads that spin between batches burn the time slices a busy machine's other processes (and
+            // libtorch's threads in this one) need. Latency measurements pass their own thread count and keep
+            // ONNX Runtime's spinning, which is what a served model would do.
+            options.AddSessionConfigEntry(AllowSpinningKey, "0");
+        }
+
+        return options;
     }
 
     /// <summary>The model serialized with <paramref name="tensors"/> that are neither graph inputs nor outputs added as outputs.</summary>

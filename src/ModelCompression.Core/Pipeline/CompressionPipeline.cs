@@ -11,6 +11,7 @@ using ModelCompression.Onnx.Proto;
 using ModelCompression.Recipes;
 using ModelCompression.Reports;
 using ModelCompression.Stages;
+using ModelCompression.Threading;
 
 namespace ModelCompression.Pipeline;
 
@@ -18,7 +19,11 @@ namespace ModelCompression.Pipeline;
 /// <param name="CacheDirectory">The stage cache folder (kept between runs).</param>
 /// <param name="OutputDirectory">Where the final model and reports go.</param>
 /// <param name="Reporter">Progress and diagnostics sink.</param>
-public sealed record PipelineOptions(string CacheDirectory, string OutputDirectory, IPipelineReporter Reporter);
+public sealed record PipelineOptions(string CacheDirectory, string OutputDirectory, IPipelineReporter Reporter)
+{
+    /// <summary>Threads for libtorch and ONNX Runtime (<c>--threads</c>); above 0 it overrides the recipe's 'threads'.</summary>
+    public int Threads { get; init; }
+}
 
 /// <summary>One stage as run (or taken from the cache), with the evaluation of its output.</summary>
 /// <param name="Result">What the stage did.</param>
@@ -91,6 +96,10 @@ public static class CompressionPipeline
         }
 
         var hashes = HashMemo.Load(cache.Root);
+
+        var threads = CpuBudget.Resolve(options.Threads, recipe.Threads, CpuBudget.Detect);
+        EngineThreads.Use(threads);
+        reporter.Info($"Threads: {threads.Threads} ({threads.Source})");
 
         // Every model file the recipe names passes the project's own loader and checker before anything reads it.
         OnnxModelFile.Verify([.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()]);

@@ -42,6 +42,15 @@ public sealed record Recipe
     /// <summary>Output names.</summary>
     public required OutputSpec Outputs { get; init; }
 
+    /// <summary>The most threads a recipe or the command line may ask for.</summary>
+    public const int MaxThreads = 1024;
+
+    /// <summary>
+    /// Threads for libtorch and ONNX Runtime ('threads:'); 0 for automatic: the CPUs this process may use (CPU
+    /// affinity and cgroup quota). A command line's <c>--threads</c> overrides it.
+    /// </summary>
+    public int Threads { get; init; }
+
     /// <summary>
     /// Absolute path of the baseline file that 'baseline.' gates compare with (written by 'dotnet compress baseline
     /// accept'); it need not exist yet.

@@ -71,7 +71,7 @@ public static class RecipeLoader
 
     private static Recipe? Read(YamlMappingNode root, YamlSource source, string directory)
     {
-        source.CheckKeys(root, "the recipe", "task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs");
+        source.CheckKeys(root, "the recipe", "task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs", "threads");
         var task = source.String(root, "task", "the recipe", required: false) ?? "classification";
         if (task != "classification")
         {
@@ -86,6 +86,7 @@ public static class RecipeLoader
         var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
         var gates = ReadGates(YamlSource.Get(root, "gates"), source, hasTeacher);
         var outputs = ReadOutputs(source.Mapping(root, "outputs", "the recipe", required: false), source, source.File);
+        var threads = ReadThreads(root, source);
         if (data is null || teachers is null || student is null || source.Problems.Count > 0)
         {
             return null;
@@ -100,11 +101,32 @@ public static class RecipeLoader
             Stages = stages,
             Gates = gates,
             Outputs = outputs,
+            Threads = threads,
             Baseline = Path.GetFullPath(Path.Combine(
                 directory,
                 source.String(root, "baseline", "the recipe", required: false)
                     ?? Path.GetFileNameWithoutExtension(source.File).Replace(".compress", string.Empty, StringComparison.Ordinal) + ".baseline.json")),
         };
+    }
+
+    /// <summary>'threads: n', 0 (automatic) to <see cref="Recipe.MaxThreads"/>; 0 when absent or invalid (reported).</summary>
+    private static int ReadThreads(YamlMappingNode root, YamlSource source)
+    {
+        var node = YamlSource.Get(root, "threads");
+        if (node is null)
+        {
+            return 0;
+        }
+
+        if (node is YamlScalarNode { Value: { } text }
+            && int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var threads)
+            && threads <= Recipe.MaxThreads)
+        {
+            return threads;
+        }
+
+        source.Error(DiagnosticCodes.RecipeInvalidValue, $"'threads' must be a whole number from 0 (automatic: the CPUs this process may use) to {Recipe.MaxThreads}, not '{(node as YamlScalarNode)?.Value ?? node.NodeType.ToString()}'.", node);
+        return 0;
     }
 
     /// <summary>

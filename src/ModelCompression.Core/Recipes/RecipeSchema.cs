@@ -163,6 +163,14 @@ public static class RecipeSchema
                     },
                 },
                 ["baseline"] = new JsonObject { ["type"] = "string", ["description"] = "The baseline file 'baseline.' gates compare with (default <model>.baseline.json next to the recipe)." },
+                ["threads"] = new JsonObject
+                {
+                    ["type"] = "integer",
+                    ["minimum"] = 0,
+                    ["maximum"] = Recipe.MaxThreads,
+                    ["default"] = 0,
+                    ["description"] = "Threads for libtorch and ONNX Runtime; 0: the CPUs this process may use (CPU affinity, cgroup quota). 'dotnet compress run --threads' overrides it.",
+                },
                 ["outputs"] = new JsonObject
                 {
                     ["type"] = "object",

@@ -54,12 +54,25 @@ public static class TorchNativeLoader
             try
             {
                 _info = Load(TorchNativeEnvironment.Current());
+                Threading.EngineThreads.ApplyToTorch();
                 return _info;
             }
             catch (CompressionException e)
             {
                 _failure = e;
                 throw;
+            }
+        }
+    }
+
+    /// <summary>Whether <see cref="EnsureLoaded"/> has loaded TorchSharp's native libraries in this process.</summary>
+    public static bool IsLoaded
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _info is not null;
             }
         }
     }

@@ -372,4 +372,21 @@ public sealed class RecipeLoaderTests : IDisposable
         Assert.Equal(9, withTeacher.Stages.Count);
         Assert.Equal(5, withTeacher.Gates.Count);
     }
+
+    [Fact]
+    public void Threads_is_optional_and_a_whole_number_from_0_to_the_maximum()
+    {
+        const string Data = "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\nteacher: teacher.onnx\nstudent: { architecture: mlp }\nstages: [distill]\n";
+        Assert.Equal(0, RecipeLoader.Load(_dir.Write("auto.compress.yaml", Data)).Threads);
+        Assert.Equal(3, RecipeLoader.Load(_dir.Write("three.compress.yaml", Data + "threads: 3\n")).Threads);
+
+        foreach (var bad in new[] { "-1", "two", "1.5", "100000", "[2]" })
+        {
+            var path = _dir.Write("bad.compress.yaml", Data + $"threads: {bad}\n");
+            var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+            var d = Assert.Single(e.Diagnostics);
+            Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 5, path), (d.Code, d.Line!.Value, d.File));
+            Assert.Contains("'threads'", d.Message, StringComparison.Ordinal);
+        }
+    }
 }
