@@ -50,6 +50,9 @@ public sealed class CompressModel : ToolTask
     /// <summary>Report broken gates as warnings instead of errors (the model is still not replaced).</summary>
     public bool GateFailuresAsWarnings { get; set; }
 
+    /// <summary>Threads for libtorch and ONNX Runtime (CompressModelThreads); 0 lets the engine take the CPUs the build may use.</summary>
+    public int Threads { get; set; }
+
     /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
     public string? DotnetHost { get; set; }
 
@@ -104,6 +107,11 @@ public sealed class CompressModel : ToolTask
         builder.AppendFileNameIfNotNull(EnginePath);
         builder.AppendSwitch("run");
         builder.AppendSwitchIfNotNull("--recipes ", _recipeList);
+        if (Threads > 0)
+        {
+            builder.AppendSwitch($"--threads {Threads.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        }
+
         if (GateFailuresAsWarnings)
         {
             builder.AppendSwitch("--gate-failures-as-warnings");
