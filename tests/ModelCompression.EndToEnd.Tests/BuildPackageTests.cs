@@ -19,9 +19,10 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     {
         var project = CreateProject("incremental", gate: "accuracy >= 0.5");
 
-        var first = Build(project);
+        var first = Build(project, "-p:CompressModelThreads=1");
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Contains("distill:", first.Output, StringComparison.Ordinal);
+        Assert.Contains("Threads: 1 (--threads)", first.Output, StringComparison.Ordinal);
         var student = Path.Combine(project, "bin", "Debug", "net10.0", StudentFile);
         Assert.True(File.Exists(student), $"{student} missing after build:\n{first}");
         Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "fashion.student.report.json")));
