@@ -28,20 +28,7 @@ public sealed class ExportedAttentionHeadPruningTests
     public void The_fixture_computes_the_recorded_pytorch_logits(int opset)
     {
         var model = Load(opset);
-        using var reference = JsonDocument.Parse(File.ReadAllText(FixturePath($"bert_opset{opset}.expected.json")));
-        var cases = reference.RootElement.GetProperty("cases").EnumerateArray().ToList();
-        Assert.Equal(2, cases.Count);
-        foreach (var recorded in cases)
-        {
-            var inputs = recorded.GetProperty("inputs").EnumerateArray().ToDictionary(
-                input => input.GetProperty("name").GetString()!,
-                input => ((Array)input.GetProperty("data").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
-                    input.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray()));
-            var logits = recorded.GetProperty("outputs")[0];
-            var (values, shape) = RunOrt(model, inputs);
-            Assert.Equal(logits.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()), shape);
-            AssertClose([.. logits.GetProperty("data").EnumerateArray().Select(v => v.GetSingle())], values, 1e-4);
-        }
+        AssertRecordedPyTorchLogits(model, $"bert_opset{opset}.expected.json");
     }
 
     [Theory]
@@ -164,9 +151,8 @@ public sealed class ExportedAttentionHeadPruningTests
         Assert.Contains("dim 2 of '/layers.0/attention/query/Add_output_0'", skip.Reason, StringComparison.Ordinal);
     }
 
-    private static string FixturePath(string file) => Path.Join(Repo.Root, "tests", "fixtures", "pytorch", file);
 
-    private static ModelProto Load(int opset) => OnnxModelFile.Load(FixturePath($"bert_opset{opset}.onnx"));
+    private static ModelProto Load(int opset) => OnnxModelFile.Load(PyTorchFixture($"bert_opset{opset}.onnx"));
 
     [Trait("Category", "Slow")] // trains the pruned export with TorchSharp
     [Theory]
@@ -203,9 +189,6 @@ public sealed class ExportedAttentionHeadPruningTests
     private static void ZeroOutputRows(ModelProto model, PrunableStructure block, int[] heads) =>
         // The output projection is stored [in = heads x head_width, out]: a head owns HeadWidth consecutive rows.
         Update(model, block.Slices.Single(s => s.Role == UnitSliceRole.Outgoing).Initializer, (i, v) => heads.Contains(i / Hidden / HeadWidth) ? 0 : v);
-
-    private static long FloatParameters(ModelProto model) =>
-        model.Graph.Initializer.Where(i => i.DataType == (int)TensorProto.Types.DataType.Float).Sum(TensorData.ElementCount);
 
     /// <summary>The nodes that make the shapes of a layer's attention Reshapes (query, key, value, merge), in graph order.</summary>
     private static List<NodeProto> HeadShapes(ModelProto model, string layer) =>

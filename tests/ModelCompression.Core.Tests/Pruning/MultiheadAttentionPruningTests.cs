@@ -40,20 +40,7 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
     public void The_sequence_first_fixture_computes_the_recorded_pytorch_logits(int opset)
     {
         var model = Load($"mha_opset{opset}");
-        using var reference = JsonDocument.Parse(File.ReadAllText(FixturePath($"mha_opset{opset}.expected.json")));
-        var cases = reference.RootElement.GetProperty("cases").EnumerateArray().ToList();
-        Assert.Equal(2, cases.Count);
-        foreach (var recorded in cases)
-        {
-            var inputs = recorded.GetProperty("inputs").EnumerateArray().ToDictionary(
-                input => input.GetProperty("name").GetString()!,
-                input => ((Array)input.GetProperty("data").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
-                    input.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray()));
-            var logits = recorded.GetProperty("outputs")[0];
-            var (values, shape) = RunOrt(model, inputs);
-            Assert.Equal(logits.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()), shape);
-            AssertClose([.. logits.GetProperty("data").EnumerateArray().Select(v => v.GetSingle())], values, 1e-4);
-        }
+        AssertRecordedPyTorchLogits(model, $"mha_opset{opset}.expected.json");
     }
 
     [Theory]
@@ -243,7 +230,7 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
         // The issue: this recipe on an nn.TransformerEncoder export ended with two MC2060 warnings and nothing pruned.
         // The fixture is an untrained model with no data of its own: its inputs are random token ids and padding, and
         // its labels are what it predicts itself, so the pruned model is measured by how often it still agrees.
-        var teacher = FixturePath("transformer_opset17.onnx");
+        var teacher = PyTorchFixture("transformer_opset17.onnx");
         foreach (var (split, count, seed) in new[] { ("train", 384, 11), ("test", 256, 12) })
         {
             var (batch, labels) = SelfLabelled(teacher, count, seed);
@@ -283,9 +270,8 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
 
     public void Dispose() => _dir.Dispose();
 
-    private static string FixturePath(string file) => Path.Join(Repo.Root, "tests", "fixtures", "pytorch", file);
 
-    private static ModelProto Load(string fixture) => OnnxModelFile.Load(FixturePath($"{fixture}.onnx"));
+    private static ModelProto Load(string fixture) => OnnxModelFile.Load(PyTorchFixture($"{fixture}.onnx"));
 
     /// <summary>(batch, sequence, seed) other than the exports' (batch 2; the transformer fixture takes 16 positions only).</summary>
     private static (int Batch, int Sequence, int Seed)[] Sizes(string fixture) =>
@@ -326,9 +312,6 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
     /// <summary>Zeroes the out_proj inputs of <paramref name="heads"/>: stored [out, in] (Gemm transB), a head owns HeadWidth consecutive columns.</summary>
     private static void ZeroOutputColumns(ModelProto model, PrunableStructure block, int[] heads) =>
         Update(model, block.Slices.Single(s => s.Role == UnitSliceRole.Outgoing).Initializer, (i, v) => heads.Contains(i % Hidden / HeadWidth) ? 0 : v);
-
-    private static long FloatParameters(ModelProto model) =>
-        model.Graph.Initializer.Where(i => i.DataType == (int)TensorProto.Types.DataType.Float).Sum(TensorData.ElementCount);
 
     /// <summary>The constant count in each bsz x heads Mul that sizes a layer's reshapes (query, key, value, mask).</summary>
     private static long[] HeadFactors(ModelProto model, string layer) =>

@@ -1,5 +1,7 @@
+using System.Text.Json;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
+using static ModelCompression.Core.Tests.Architectures.ArchitectureTestSupport;
 
 namespace ModelCompression.Core.Tests.Pruning;
 
@@ -32,5 +34,34 @@ internal static class PruningTestSupport
     {
         var random = new Random(seed);
         return [.. Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() * 2) - 1))];
+    }
+
+    /// <summary>A file of tests/fixtures/pytorch.</summary>
+    public static string PyTorchFixture(string file) => Path.Join(Repo.Root, "tests", "fixtures", "pytorch", file);
+
+    /// <summary>The model's float initializer elements (the trainable parameters; shape constants are int64).</summary>
+    public static long FloatParameters(ModelProto model) =>
+        model.Graph.Initializer.Where(i => i.DataType == (int)TensorProto.Types.DataType.Float).Sum(TensorData.ElementCount);
+
+    /// <summary>
+    /// ONNX Runtime on <paramref name="model"/> gives the logits PyTorch recorded in <paramref name="expectedJson"/>
+    /// (a fixture script's .expected.json: two cases of int64 inputs and the first output) within 1e-4.
+    /// </summary>
+    public static void AssertRecordedPyTorchLogits(ModelProto model, string expectedJson)
+    {
+        using var reference = JsonDocument.Parse(File.ReadAllText(PyTorchFixture(expectedJson)));
+        var cases = reference.RootElement.GetProperty("cases").EnumerateArray().ToList();
+        Assert.Equal(2, cases.Count);
+        foreach (var recorded in cases)
+        {
+            var inputs = recorded.GetProperty("inputs").EnumerateArray().ToDictionary(
+                input => input.GetProperty("name").GetString()!,
+                input => ((Array)input.GetProperty("data").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
+                    input.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray()));
+            var logits = recorded.GetProperty("outputs")[0];
+            var (values, shape) = RunOrt(model, inputs);
+            Assert.Equal(logits.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()), shape);
+            AssertClose([.. logits.GetProperty("data").EnumerateArray().Select(v => v.GetSingle())], values, 1e-4);
+        }
     }
 }
