@@ -152,6 +152,7 @@ namespace ModelCompression.Cli
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
                 var budget = Threading.EngineThreads.Budget;
                 Console.WriteLine($"threads             {budget.Threads}  [{budget.Source}; .NET ProcessorCount {Environment.ProcessorCount}; libtorch {TorchSharp.torch.get_num_threads()} intra-op, {TorchSharp.torch.get_num_interop_threads()} inter-op]");
+                Console.WriteLine($"OpenMP wait policy  {Threading.OpenMpWaitPolicy.ReadNative(Threading.OpenMpWaitPolicy.Variable) ?? "(libgomp's default: spin, then sleep)"}");
                 return ExitCodes.Ok;
             }));
             return command;
