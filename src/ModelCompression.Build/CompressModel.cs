@@ -33,6 +33,9 @@ public sealed class CompressModel : ToolTask
     [Required]
     public string ProjectDirectory { get; set; } = string.Empty;
 
+    /// <summary>The project file, where errors about its items point (the task's own node is the package's targets file).</summary>
+    public string? ProjectFile { get; set; }
+
     /// <summary>The engine's entry assembly (dotnet-compress.dll).</summary>
     [Required]
     public string EnginePath { get; set; } = string.Empty;
@@ -137,7 +140,7 @@ public sealed class CompressModel : ToolTask
         // Relative to the project, not to whatever folder the MSBuild node runs in.
         StateDirectory = Path.GetFullPath(StateDirectory, ProjectDirectory);
         var defaults = new RecipeSettings(GateFailuresAsWarnings, Path.GetFullPath(CacheDirectory, ProjectDirectory), Threads, PublishReports);
-        var projectFile = BuildEngine?.ProjectFileOfTaskNode ?? ProjectDirectory;
+        var projectFile = string.IsNullOrEmpty(ProjectFile) ? ProjectDirectory : ProjectFile!;
         var recipes = new List<RecipeState>();
         var valid = true;
         foreach (var item in Recipes.GroupBy(r => r.GetMetadata("FullPath"), StringComparer.Ordinal).Select(g => g.First()))
