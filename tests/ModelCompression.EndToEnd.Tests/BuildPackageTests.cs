@@ -8,7 +8,9 @@ namespace ModelCompression.EndToEnd.Tests;
 /// A project with &lt;CompressModel&gt; built by the real `dotnet build` against the packed package: the student
 /// appears, a second build does not start the engine, a broken gate fails the build without replacing the last
 /// good model (and keeps failing it, whatever the gate mode of the build before), each recipe is checked and
-/// kept apart on its own, nothing stale ships, and a design-time build runs nothing.
+/// kept apart on its own (with its item's metadata over the properties), every recipe is checked before any runs,
+/// nothing stale ships (reports only when asked), progress and results show under the terminal logger and in plain
+/// logs, nothing lands in the source folder, and a design-time build runs nothing.
 /// </summary>
 public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixture<PackedPackageFixture>
 {
@@ -234,7 +236,6 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
-    [Trait("Category", "Slow")]
     public void Terminal_logger_shows_progress_live_and_the_summary_after_and_plain_logs_keep_plain_lines()
     {
         var project = CreateProject("terminal", ("recipe.yaml", SmallRecipe("terminal.student.onnx", "accuracy >= 0.3")));
@@ -278,7 +279,6 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
-    [Trait("Category", "Slow")]
     public void A_build_and_a_cli_run_leave_nothing_in_the_source_folder_to_ignore()
     {
         var project = CreateProject("clean-tree", ("model.compress.yaml", SmallRecipe("clean.student.onnx", "accuracy >= 0.3")));
