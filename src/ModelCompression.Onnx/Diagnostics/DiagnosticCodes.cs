@@ -111,6 +111,9 @@ public static class DiagnosticCodes
     /// <summary>Two recipes of one project write files of the same name to its output folder (reported by the MSBuild task).</summary>
     public const string OutputNameClash = "MC4004";
 
+    /// <summary>A <c>CompressModel</c> item's metadata has a value it cannot take (reported by the MSBuild task, at the project).</summary>
+    public const string InvalidItemMetadata = "MC4007";
+
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";
 }
