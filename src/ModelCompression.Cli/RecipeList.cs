@@ -56,6 +56,7 @@ internal static class RecipeList
         var options = new RecipeRunOptions();
         var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
         var line = new Command("run") { recipe, options.Cache, options.Output, options.DependencyFile, options.StampFile };
+        CommandLineUsage.Configure(line);
         var runs = new List<RecipeRun>();
         var valid = true;
         var lines = File.ReadAllLines(path);
@@ -68,13 +69,14 @@ internal static class RecipeList
             }
 
             var parse = line.Parse([.. CommandLineParser.SplitCommandLine(text)]);
-            foreach (var error in parse.Errors)
+            var problems = CommandLineUsage.Problems(parse);
+            foreach (var problem in problems)
             {
-                Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, error.Message, path, i + 1));
+                Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, problem, path, i + 1));
                 valid = false;
             }
 
-            if (parse.Errors.Count == 0)
+            if (problems.Count == 0)
             {
                 runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache));
             }
