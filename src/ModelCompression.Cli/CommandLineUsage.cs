@@ -27,7 +27,8 @@ internal static class CommandLineUsage
     public static IReadOnlyList<string> Problems(ParseResult parse)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        var command = parse.CommandResult.Command;
+        // The command each token belongs to, followed along the line: "compres run x.yaml" goes wrong at "compres".
+        var command = parse.RootCommandResult.Command;
         var problems = new List<string>();
         var unexpected = new List<string>();
         var afterDoubleDash = false;
@@ -39,6 +40,11 @@ internal static class CommandLineUsage
             {
                 case TokenType.DoubleDash:
                     afterDoubleDash = true;
+                    continue;
+                case TokenType.Command:
+                    command = command.Subcommands.FirstOrDefault(c => c.Name == token.Value || c.Aliases.Contains(token.Value)) ?? command;
+                    lastOption = null;
+                    unknownOption = null;
                     continue;
                 case TokenType.Option:
                     lastOption = OptionsOf(command).FirstOrDefault(o => o.Name == token.Value || o.Aliases.Contains(token.Value));
