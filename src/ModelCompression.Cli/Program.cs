@@ -265,6 +265,12 @@ namespace ModelCompression.Cli
 
                     throw;
                 }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Guard prints it with its stack trace; the document says what it was.
+                    output.Record(Diagnostic.Error(DiagnosticCodes.Internal, $"Internal error ({e.GetType().Name}): {e.Message}."));
+                    throw;
+                }
             });
             output.End(code);
             return code;

@@ -99,6 +99,16 @@ public sealed class RecipeErrorTests : IDisposable
     }
 
     [Fact]
+    public void A_misspelled_data_format_gets_the_closest_format()
+    {
+        var path = _dir.Write("format.compress.yaml", Data.Replace("format: idx", "format: ixd", StringComparison.Ordinal) + "teacher: teacher.onnx\nstudent: { architecture: mlp }\nstages: [distill]\n");
+
+        var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+
+        Assert.Contains(e.Diagnostics, d => d.Line == 1 && d.Message == "data format 'ixd' is not supported: did you mean 'idx'?");
+    }
+
+    [Fact]
     public void Without_a_close_name_every_valid_one_is_listed()
     {
         var path = _dir.Write("far.compress.yaml", Data + "teacher: teacher.onnx\ncolour: blue\nstudent: { architecture: mlp }\nstages:\n  - distill: { sharpness: 3 }\n  - sharpen\n");
