@@ -14,7 +14,10 @@ namespace ModelCompression.Cli;
 /// </summary>
 internal static class CommandLineUsage
 {
-    /// <summary>Adds the exit codes to the help of <paramref name="command"/> and every command under it.</summary>
+    /// <summary>
+    /// Adds the exit codes to the help of <paramref name="command"/> and every command under it (the help option is
+    /// recursive: its one action serves them all).
+    /// </summary>
     public static void Configure(Command command)
     {
         if (command.Options.OfType<HelpOption>().FirstOrDefault() is { Action: HelpAction help } option)
@@ -124,7 +127,7 @@ internal static class CommandLineUsage
     private static string UnknownCommand(string value, Command command)
     {
         var verbs = command.Subcommands.Where(c => !c.Hidden).SelectMany(c => c.Aliases.Prepend(c.Name)).ToList();
-        return $"Unknown command '{value}' for '{CommandPath(command)}'{Suggestions.Hint(value, verbs, "Commands")} See '{CommandPath(command)} --help'.";
+        return $"Unknown command '{value}' for '{CommandPath(command)}'{Suggestions.Hint(value, verbs, "Commands")}";
     }
 
     private static string UnknownOption(string value, Command command, ParseResult parse)
