@@ -9,9 +9,9 @@ namespace ModelCompression.Cli;
 /// <summary>
 /// Shows a run's progress (training, and the teacher's runs over the data): on a terminal, one line updated in
 /// place with percent, loss and ETA; in a CI log or a pipe (or under MSBuild), plain lines at each tenth of a
-/// stage and at each epoch's end.
+/// stage and at each epoch's end. Quiet (<c>--quiet</c>) shows diagnostics and warnings only.
 /// </summary>
-internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool interactive) : IPipelineReporter
+internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool interactive, bool quiet = false) : IPipelineReporter
 {
     private readonly Stopwatch _sinceLastLine = Stopwatch.StartNew();
     private int _lastTenth = -1;
@@ -19,12 +19,20 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
     private string? _lastTask;
     private bool _lineOpen;
 
+    /// <summary>Called with every diagnostic reported, after it is written (for <c>--json</c>'s record of the run).</summary>
+    public Action<Diagnostic>? Recorded { get; init; }
+
     /// <summary>True when stdout is a terminal and this is not a CI job.</summary>
     public static bool IsInteractive =>
         !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI"));
 
     public void StageStarted(string stage, bool cached)
     {
+        if (quiet)
+        {
+            return;
+        }
+
         _lastTenth = -1;
         _lastEpoch = 0;
         WriteLine(cached ? $"{stage}: up to date (cached)" : $"{stage}: running");
@@ -32,6 +40,11 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
 
     public void Training(string stage, TrainingProgress progress)
     {
+        if (quiet)
+        {
+            return;
+        }
+
         var fraction = (double)progress.Step / progress.TotalSteps;
         var eta = progress.Step > 0 ? TimeSpan.FromSeconds(progress.Elapsed.TotalSeconds / fraction * (1 - fraction)) : TimeSpan.Zero;
         var validation = progress.ValidationAccuracy is { } accuracy
@@ -66,6 +79,11 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
 
     public void Progress(string task, double fraction, TimeSpan elapsed)
     {
+        if (quiet)
+        {
+            return;
+        }
+
         var eta = fraction > 0 ? TimeSpan.FromSeconds(elapsed.TotalSeconds / fraction * (1 - fraction)) : TimeSpan.Zero;
         var line = string.Create(CultureInfo.InvariantCulture, $"{task}: {fraction,4:P0} ETA {eta:hh\\:mm\\:ss}");
         if (task != _lastTask)
@@ -94,12 +112,20 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
         }
     }
 
-    public void Info(string message) => WriteLine(message);
+    public void Info(string message)
+    {
+        // The engine's few warnings that carry no code still reach a quiet run.
+        if (!quiet || message.StartsWith("Warning", StringComparison.Ordinal))
+        {
+            WriteLine(message);
+        }
+    }
 
     public void Report(Diagnostic diagnostic)
     {
         CloseLine();
         errors.WriteLine(diagnostic.ToString());
+        Recorded?.Invoke(diagnostic);
     }
 
     private void WriteLine(string text)

@@ -34,12 +34,14 @@ namespace ModelCompression.Cli
             root.Add(BaselineCommand());
             root.Add(InspectCommand());
             root.Add(SchemaCommand());
+            CommandLineUsage.Configure(root);
             var parse = root.Parse(args);
-            if (parse.Errors.Count > 0)
+            var problems = CommandLineUsage.Problems(parse);
+            if (problems.Count > 0)
             {
-                foreach (var error in parse.Errors)
+                foreach (var problem in problems)
                 {
-                    Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, error.Message));
+                    Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, problem));
                 }
 
                 Console.Error.WriteLine("Run 'dotnet compress --help' for usage.");
@@ -60,7 +62,13 @@ namespace ModelCompression.Cli
             };
             var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
             var threads = ThreadsOption();
-            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads };
+            var json = new Option<bool>("--json")
+            {
+                Description = "Write the result to stdout as one JSON document (the run's report.json under 'report', its exit code and diagnostics; "
+                    + "with --recipes, every recipe's); progress and messages go to stderr.",
+            };
+            var quiet = new Option<bool>("--quiet", "-q") { Description = "Write only errors, warnings and one line per recipe with its result." };
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads, json, quiet };
             command.Validators.Add(result =>
             {
                 var hasList = result.GetResult(recipes) is not null;
@@ -76,15 +84,25 @@ namespace ModelCompression.Cli
             command.SetAction(parse =>
             {
                 var warnings = parse.GetValue(gatesAsWarnings);
+                var output = new RunOutput(parse.GetValue(json), parse.GetValue(quiet));
                 using var cancel = CancelOnCtrlC();
                 if (parse.GetValue(recipes) is { } list)
                 {
-                    return Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
-                        ? RunRecipes(runs, warnings, parse.GetValue(threads), cancel.Token)
+                    var code = Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
+                        ? RunRecipes(runs, warnings, parse.GetValue(threads), output, cancel.Token)
                         : ExitCodes.Usage);
+                    // A list that could not be read ran nothing: no document, as for any usage error.
+                    if (code != ExitCodes.Usage)
+                    {
+                        output.WriteDocument(list: true, code);
+                    }
+
+                    return code;
                 }
 
-                return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), cancel.Token));
+                var exitCode = TrackedRun(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), output, cancel.Token);
+                output.WriteDocument(list: false, exitCode);
+                return exitCode;
             });
             return command;
         }
@@ -211,9 +229,9 @@ namespace ModelCompression.Cli
         /// in this process, so libtorch and ONNX Runtime load once. A failed recipe does not stop the others, and the
         /// exit code is the worst of them (error over broken gate over success).
         /// </summary>
-        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
+        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken)
         {
-            if (!RecipeList.CheckAll(runs, Console.Error))
+            if (!RecipeList.CheckAll(runs, output))
             {
                 return ExitCodes.Error;
             }
@@ -221,16 +239,53 @@ namespace ModelCompression.Cli
             var exitCode = ExitCodes.Ok;
             for (var i = 0; i < runs.Count && !cancellationToken.IsCancellationRequested; i++)
             {
-                Console.WriteLine($"Recipe {i + 1}/{runs.Count}: {runs[i].Recipe}");
                 var run = runs[i];
-                var code = Guard(() => RunRecipe(run, run.GateFailuresAsWarnings ?? gateFailuresAsWarnings, run.Threads ?? threads, cancellationToken));
+                if (!output.Quiet)
+                {
+                    output.Log.WriteLine($"Recipe {i + 1}/{runs.Count}: {run.Recipe}");
+                }
+
+                var code = TrackedRun(run, run.GateFailuresAsWarnings ?? gateFailuresAsWarnings, run.Threads ?? threads, output, cancellationToken);
                 exitCode = code == ExitCodes.Error || exitCode == ExitCodes.Error ? ExitCodes.Error : Math.Max(exitCode, code);
             }
 
             return cancellationToken.IsCancellationRequested ? ExitCodes.Error : exitCode;
         }
 
-        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
+        /// <summary>
+        /// <see cref="RunRecipe"/> with its failures turned into diagnostics and an exit code, and recorded for
+        /// <c>--json</c>'s document.
+        /// </summary>
+        private static int TrackedRun(RecipeRun run, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken)
+        {
+            output.Begin(run.Recipe);
+            var code = Guard(() =>
+            {
+                try
+                {
+                    return RunRecipe(run, gateFailuresAsWarnings, threads, output, cancellationToken);
+                }
+                catch (CompressionException e)
+                {
+                    foreach (var diagnostic in e.Diagnostics)
+                    {
+                        output.Record(diagnostic);
+                    }
+
+                    throw;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Guard prints it with its stack trace; the document says what it was.
+                    output.Record(Diagnostic.Error(DiagnosticCodes.Internal, $"Internal error ({e.GetType().Name}): {e.Message}."));
+                    throw;
+                }
+            });
+            output.End(code);
+            return code;
+        }
+
+        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken)
         {
             // Gone until this run succeeds with every gate passed: a failed, interrupted or gate-broken run never
             // looks up to date to a build, which then runs (and reports) again.
@@ -245,22 +300,33 @@ namespace ModelCompression.Cli
                 AtomicFile.WriteAllText(run.DependencyFile, string.Join('\n', recipe.InputFiles()) + "\n");
             }
 
-            var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
+            var reporter = output.Reporter();
             var options = new PipelineOptions(
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
                 reporter) { Threads = threads };
             var result = CompressionPipeline.Run(recipe, options, cancellationToken);
-            Console.WriteLine();
-            Console.Write(Reports.ReportWriter.Markdown(result));
-            foreach (var failure in GateEvaluator.Failures(recipe.Path, result.Gates))
+            if (!output.Quiet)
             {
-                Console.Error.WriteLine(gateFailuresAsWarnings ? failure with { Severity = DiagnosticSeverity.Warning } : failure);
+                output.Log.WriteLine();
+                output.Log.Write(Reports.ReportWriter.Markdown(result));
             }
 
+            foreach (var failure in GateEvaluator.Failures(recipe.Path, result.Gates))
+            {
+                var diagnostic = gateFailuresAsWarnings ? failure with { Severity = DiagnosticSeverity.Warning } : failure;
+                Console.Error.WriteLine(diagnostic);
+                output.Record(diagnostic);
+            }
+
+            output.Finished(result, gateFailuresAsWarnings);
             if (result.OutputModel is not null)
             {
-                Console.WriteLine($"Wrote {result.OutputModel}");
+                if (!output.Quiet)
+                {
+                    output.Log.WriteLine($"Wrote {result.OutputModel}");
+                }
+
                 if (run.StampFile is not null)
                 {
                     // What this run wrote, so a build can remove what an earlier run wrote and this one did not.
@@ -268,12 +334,15 @@ namespace ModelCompression.Cli
                     AtomicFile.WriteAllText(run.StampFile, string.Concat(written.OfType<string>().Select(f => f + "\n")));
                 }
             }
-            else
+            else if (!output.Quiet)
             {
-                Console.WriteLine($"A gate failed: {recipe.Outputs.Model} was not replaced.");
+                output.Log.WriteLine($"A gate failed: {recipe.Outputs.Model} was not replaced.");
             }
 
-            Console.WriteLine(RecipeSummary.Line(result));
+            if (!output.Quiet)
+            {
+                output.Log.WriteLine(RecipeSummary.Line(result));
+            }
 
             return result.GatesPassed || gateFailuresAsWarnings ? ExitCodes.Ok : ExitCodes.GateFailed;
         }

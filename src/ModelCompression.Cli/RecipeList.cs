@@ -46,31 +46,46 @@ internal static class RecipeList
 {
     /// <summary>
     /// Loads every recipe of <paramref name="runs"/> (the recipe loader's checks, nothing trained) and prints every
-    /// recipe's problems to <paramref name="errors"/>, so that a later recipe's mistakes are not hidden behind an
+    /// recipe's problems to stderr (and, under <c>--json</c>, into <paramref name="output"/>'s document), so that a later recipe's mistakes are not hidden behind an
     /// earlier recipe's run or failure. True when all load.
     /// </summary>
-    public static bool CheckAll(IReadOnlyList<RecipeRun> runs, TextWriter errors)
+    public static bool CheckAll(IReadOnlyList<RecipeRun> runs, RunOutput output)
     {
         var failed = 0;
+        var checks = new List<(RecipeRun Run, IReadOnlyList<Diagnostic> Errors)>();
         foreach (var run in runs)
         {
             try
             {
                 RecipeLoader.Load(run.Recipe);
+                checks.Add((run, []));
             }
             catch (CompressionException e)
             {
                 failed++;
+                checks.Add((run, e.Diagnostics));
                 foreach (var diagnostic in e.Diagnostics)
                 {
-                    errors.WriteLine(diagnostic);
+                    Console.Error.WriteLine(diagnostic);
                 }
             }
         }
 
         if (failed > 0)
         {
-            errors.WriteLine($"{failed} of {runs.Count} recipe(s) have errors: none was run.");
+            Console.Error.WriteLine($"{failed} of {runs.Count} recipe(s) have errors: none was run.");
+
+            // Under --json the document lists every recipe with its errors; none ran, so each ends with an error.
+            foreach (var (run, errors) in checks)
+            {
+                output.Begin(run.Recipe);
+                foreach (var diagnostic in errors)
+                {
+                    output.Record(diagnostic);
+                }
+
+                output.End(ExitCodes.Error);
+            }
         }
 
         return failed == 0;
@@ -94,6 +109,7 @@ internal static class RecipeList
         var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings");
         var threads = CompressCommand.ThreadsOption();
         var line = new Command("run") { recipe, options.Cache, options.Output, options.DependencyFile, options.StampFile, gatesAsWarnings, threads };
+        CommandLineUsage.Configure(line);
         var runs = new List<RecipeRun>();
         var valid = true;
         var lines = File.ReadAllLines(path);
@@ -106,13 +122,14 @@ internal static class RecipeList
             }
 
             var parse = line.Parse([.. CommandLineParser.SplitCommandLine(text)]);
-            foreach (var error in parse.Errors)
+            var problems = CommandLineUsage.Problems(parse);
+            foreach (var problem in problems)
             {
-                Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, error.Message, path, i + 1));
+                Console.Error.WriteLine(Diagnostic.Error(DiagnosticCodes.UsageError, problem, path, i + 1));
                 valid = false;
             }
 
-            if (parse.Errors.Count == 0)
+            if (problems.Count == 0)
             {
                 runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache) with
                 {

@@ -33,6 +33,13 @@ public sealed class ToolInstallTests : IDisposable
 
         var usage = Tool("run");
         Assert.Equal(2, usage.ExitCode);
+        // What a new user types first: a mistyped verb is named (not the root help with exit 0), and help says what exit codes mean.
+        var verb = Tool("doctr", "--help");
+        Assert.True(verb.ExitCode == 2, verb.ToString());
+        Assert.Contains("Unknown command 'doctr' for 'dotnet compress': did you mean 'doctor'?", verb.Output, StringComparison.Ordinal);
+        var help = Tool("--help");
+        Assert.True(help.ExitCode == 0, help.ToString());
+        Assert.Contains("Exit codes:", help.Output, StringComparison.Ordinal);
         foreach (var threads in new[] { "x", "-1", "5000" })
         {
             // A usage error naming the option, not a crash, whatever the value.

@@ -27,7 +27,7 @@ internal static class DataSpecReader
         var format = source.String(node, "format", "data", required: false);
         if (format is not null && !DataLoader.Formats.Contains(format, StringComparer.Ordinal))
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"data format '{format}' is not supported. Formats: {string.Join(", ", DataLoader.Formats)}.", YamlSource.Get(node, "format"));
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"data format '{format}' is not supported{Suggestions.Hint(format, [.. DataLoader.Formats], "Formats")}", YamlSource.Get(node, "format"));
             format = null;
         }
 

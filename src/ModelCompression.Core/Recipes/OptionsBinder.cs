@@ -31,7 +31,7 @@ internal static class OptionsBinder
             {
                 source.Error(
                     DiagnosticCodes.RecipeUnknownKey,
-                    $"Unknown option '{key}' for {what}. Options: {string.Join(", ", properties.Select(p => p.Option.Name))}.",
+                    $"Unknown option '{key}' for {what}{Suggestions.Hint(key, [.. properties.Select(p => p.Option.Name)], "Options")}",
                     keyNode);
                 continue;
             }
@@ -121,7 +121,9 @@ internal static class OptionsBinder
                 return true;
             }
 
-            why = $"'{text}' is not one of {string.Join(", ", names)}";
+            why = Suggestions.Closest(text, names) is [var close]
+                ? $"'{text}' is not one of {string.Join(", ", names)} (did you mean '{close}'?)"
+                : $"'{text}' is not one of {string.Join(", ", names)}";
             return false;
         }
 

@@ -36,28 +36,23 @@ public static class RecipeLoader
 
         var source = new YamlSource(fullPath);
         YamlMappingNode root;
+        var text = File.ReadAllText(fullPath);
         try
         {
             var stream = new YamlStream();
-            using (var reader = new StreamReader(fullPath))
-            {
-                stream.Load(reader);
-            }
-
+            stream.Load(new StringReader(text));
             root = stream.Documents.Count > 0 && stream.Documents[0].RootNode is YamlMappingNode mapping
                 ? mapping
                 : throw CompressionException.Error(DiagnosticCodes.RecipeSyntax, "The recipe must be a YAML mapping (key: value lines).", fullPath, 1, 1);
         }
         catch (YamlException e)
         {
-            throw CompressionException.Error(DiagnosticCodes.RecipeSyntax, $"Invalid YAML: {e.InnerException?.Message ?? e.Message}", fullPath, (int)e.Start.Line, (int)e.Start.Column);
+            throw new CompressionException(YamlSyntaxError.From(fullPath, text, e), e);
         }
-        catch (InvalidOperationException)
+        catch (InvalidOperationException e)
         {
-            // YamlDotNet's scanner throws this (with no position) when the file ends inside an open flow
-            // collection such as "train: [a, b": report it as a syntax error at the end of the file.
-            var lines = Math.Max(1, File.ReadAllLines(fullPath).Length);
-            throw CompressionException.Error(DiagnosticCodes.RecipeSyntax, "Invalid YAML: the file ends unexpectedly (is a '[', '{' or quote left open?).", fullPath, lines, 1);
+            // YamlDotNet's scanner throws this (with no position) when the file ends inside an open flow collection.
+            throw new CompressionException(YamlSyntaxError.UnexpectedEnd(fullPath, text), e);
         }
 
         var recipe = Read(root, source, Path.GetDirectoryName(fullPath)!);
@@ -71,7 +66,8 @@ public static class RecipeLoader
 
     private static Recipe? Read(YamlMappingNode root, YamlSource source, string directory)
     {
-        source.CheckKeys(root, "the recipe", "task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs", "threads");
+        string[] keys = ["task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs", "threads"];
+        source.CheckKeys(root, "the recipe", keys);
         var task = source.String(root, "task", "the recipe", required: false) ?? "classification";
         if (task != "classification")
         {
@@ -81,7 +77,9 @@ public static class RecipeLoader
         var data = DataSpecReader.Read(source.Mapping(root, "data", "the recipe", required: true), source, directory);
         var teachers = ReadTeachers(root, source, directory);
         // A teacher named but unreadable is reported already; only a recipe that names none is held to labels alone.
-        var hasTeacher = YamlSource.Get(root, "teacher") is not null;
+        // A misspelled 'teacher' (reported as such) names one too: "needs a teacher" on every stage would mislead.
+        var hasTeacher = YamlSource.Get(root, "teacher") is not null
+            || root.Children.Keys.Any(k => k is YamlScalarNode { Value: { } key } && !keys.Contains(key) && Suggestions.Closest(key, keys).Contains("teacher"));
         var student = ReadStudent(source.Mapping(root, "student", "the recipe", required: true), source, directory);
         var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
         var gates = ReadGates(YamlSource.Get(root, "gates"), source, hasTeacher);
@@ -211,7 +209,7 @@ public static class RecipeLoader
 
         if (!ArchitectureRegistry.TryGet(architecture, out var info))
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{architecture}' is not built in. Built in: {string.Join(", ", ArchitectureRegistry.Names)}.", YamlSource.Get(node, "architecture"));
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{architecture}' is not built in{Suggestions.Hint(architecture, [.. ArchitectureRegistry.Names], "Built in")}", YamlSource.Get(node, "architecture"));
             return null;
         }
 
@@ -244,8 +242,12 @@ public static class RecipeLoader
             return stages;
         }
 
+        // Whether the list's first item named a known stage: only then does "train first" apply, since a misspelled
+        // first stage is (most likely) the training one, and a second error about it would mislead.
+        var firstIsKnown = true;
         foreach (var item in sequence)
         {
+            var isFirst = ReferenceEquals(item, sequence.Children[0]);
             // A stage is "- kind" or "- kind: { options }".
             var (kindNode, optionsNode) = item switch
             {
@@ -256,12 +258,14 @@ public static class RecipeLoader
             if (kindNode?.Value is not { } kind)
             {
                 source.Error(DiagnosticCodes.RecipeInvalidValue, "A stage is written '- kind: { options }', e.g. '- distill: { epochs: 10 }'.", item);
+                firstIsKnown &= !isFirst;
                 continue;
             }
 
             if (!StageOptionTypes.TryGetValue(kind, out var optionsType))
             {
-                source.Error(DiagnosticCodes.RecipeInvalidValue, $"Unknown stage '{kind}'. Stages: {string.Join(", ", StageOptionTypes.Keys)}.", kindNode);
+                firstIsKnown &= !isFirst;
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"Unknown stage '{kind}'{Suggestions.Hint(kind, [.. StageOptionTypes.Keys], "Stages")}", kindNode);
                 continue;
             }
 
@@ -290,7 +294,7 @@ public static class RecipeLoader
         }
 
         // A built-in student starts from random weights: anything but training it first would compress noise.
-        if (studentIsBuiltIn && stages.Count > 0 && stages[0].Options is not TrainingStageOptions)
+        if (studentIsBuiltIn && firstIsKnown && stages.Count > 0 && stages[0].Options is not TrainingStageOptions)
         {
             source.Error(DiagnosticCodes.RecipeInvalidValue, $"A built-in student must be trained first: start the stages with 'distill' or 'finetune', not '{stages[0].Kind}'.", node);
         }

@@ -21,7 +21,7 @@ internal sealed class YamlSource(string file)
 
     public static int? Column(YamlNode? node) => node is null ? null : (int)node.Start.Column;
 
-    /// <summary>The mapping's keys, reporting any not in <paramref name="known"/> as MC1002.</summary>
+    /// <summary>The mapping's keys, reporting any not in <paramref name="known"/> as MC1002 with the closest known key, or all of them.</summary>
     public void CheckKeys(YamlMappingNode mapping, string what, params string[] known)
     {
         foreach (var key in mapping.Children.Keys)
@@ -29,7 +29,7 @@ internal sealed class YamlSource(string file)
             var name = (key as YamlScalarNode)?.Value ?? string.Empty;
             if (!known.Contains(name, StringComparer.Ordinal))
             {
-                Error(DiagnosticCodes.RecipeUnknownKey, $"Unknown key '{name}' in {what}. Known keys: {string.Join(", ", known)}.", key);
+                Error(DiagnosticCodes.RecipeUnknownKey, $"Unknown key '{name}' in {what}{Suggestions.Hint(name, known, "Known keys")}", key);
             }
         }
     }

@@ -155,8 +155,8 @@ public sealed class RecipeLoaderTests : IDisposable
     [Theory]
     [InlineData("task: classification\ndata:\n  format: idx\n   train: x\nteacher: t.onnx\n", 4)]
     [InlineData("task: classification\nteacher: t.onnx\n  student: x\n", 3)]
-    [InlineData("task: classification\nstages:\n  - distill: { epochs: 3\ngates: []\n", 4)]
-    [InlineData("task: classification\ndata:\n  train: [inputs, labels\nteacher: teacher.onnx", 4)]
+    [InlineData("task: classification\nstages:\n  - distill: { epochs: 3\ngates: []\n", 3)] // at the '{' never closed, not the end
+    [InlineData("task: classification\ndata:\n  train: [inputs, labels\nteacher: teacher.onnx", 3)]
     [InlineData("task: \"classification\nteacher: t.onnx\n", 1)] // the unclosed quote starts on line 1
     public void Invalid_yaml_is_MC1001_with_its_line(string text, int line)
     {
