@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Wall time of a fully cached `dotnet compress run` of the sample, two builds of the CLI alternating.
 # Usage: bench/CachedRun/bench.sh BEFORE_CLI_DIR AFTER_CLI_DIR [PAIRS]
-#   (each dir holds dotnet-compress, e.g. from `dotnet build src/ModelCompression.Cli -o DIR`)
+#   (each dir holds dotnet-compress, e.g. from `dotnet publish src/ModelCompression.Cli -c Release -r linux-x64 --self-contained false -o DIR`:
+#   the published tool is ReadyToRun, a plain `dotnet build` is not)
 # The sample is copied to a temporary folder so nothing is written into the source tree; one untimed run per
 # build fills the cache (a first run trains: minutes; CACHE=DIR reuses a filled one), then PAIRS pairs are timed,
 # which goes first alternating, each pair followed by `dotnet-compress --version` of the after build: the floor,
@@ -10,7 +11,8 @@ set -euo pipefail
 before=$1 after=$2 pairs=${3:-10}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp -r "$(dirname "$0")/../../samples/FashionMnist/." "$work/sample"
+# -p keeps the timestamps: fresh copies would be too new for the hash memo to trust, and every run would hash them.
+cp -rp "$(dirname "$0")/../../samples/FashionMnist/." "$work/sample"
 cache=${CACHE:-$work/cache}
 run() { "$1/dotnet-compress" run "$work/sample/fashion.compress.yaml" --cache "$cache" -o "$work/out-$2" >/dev/null; }
 run "$before" before

@@ -84,8 +84,10 @@ public sealed record DataDescription
     }
 
     /// <summary>Writes the description of <paramref name="data"/> as JSON to <paramref name="path"/> (atomically).</summary>
-    public void Write(string path, Dataset data) =>
-        AtomicFile.WriteAllText(path, ToJson(data).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    public void Write(string path, Dataset data) => AtomicFile.WriteAllText(path, ToJsonText(data));
+
+    /// <summary>The text <see cref="Write"/> writes.</summary>
+    internal string ToJsonText(Dataset data) => ToJson(data).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
 }
 
 /// <summary>How text became token tensors.</summary>

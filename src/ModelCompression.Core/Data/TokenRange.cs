@@ -12,14 +12,45 @@ namespace ModelCompression.Data;
 /// </summary>
 public sealed class TokenRange
 {
-    private readonly LoadedData _data;
+    private readonly Lazy<LoadedData> _data;
+    private readonly IReadOnlyDictionary<string, IdRange>? _known;
+    private readonly IReadOnlyList<string> _trainTensors = [];
     private readonly Dictionary<string, Extreme?> _extremes = new(StringComparer.Ordinal);
 
     /// <summary>Checks against <paramref name="data"/>; each ids tensor is scanned once, however many models read it.</summary>
     public TokenRange(LoadedData data)
     {
         ArgumentNullException.ThrowIfNull(data);
-        _data = data;
+        _data = new Lazy<LoadedData>(data);
+    }
+
+    /// <summary>
+    /// Checks against the id ranges <paramref name="known"/> (<see cref="IdRanges"/> of the same data, remembered), so
+    /// ids that fit need no data; only a failing check reads <paramref name="data"/>, to say where the bad id is.
+    /// <paramref name="trainTensors"/> names the training split's tensors.
+    /// </summary>
+    internal TokenRange(Func<LoadedData> data, IReadOnlyDictionary<string, IdRange> known, IReadOnlyList<string> trainTensors)
+    {
+        _data = new Lazy<LoadedData>(data, LazyThreadSafetyMode.None);
+        _known = known;
+        _trainTensors = trainTensors;
+    }
+
+    /// <summary>The smallest and largest value of each int64 tensor of <paramref name="data"/> over every split, by tensor name.</summary>
+    internal static IReadOnlyDictionary<string, IdRange> IdRanges(LoadedData data)
+    {
+        var range = new TokenRange(data);
+        var names = data.Splits().SelectMany(s => s.Data.Tensors).Where(t => t.ElementType == DataElementType.Int64).Select(t => t.Name).Distinct(StringComparer.Ordinal);
+        var ranges = new Dictionary<string, IdRange>(StringComparer.Ordinal);
+        foreach (var name in names)
+        {
+            if (range.Scan(name) is { } extreme)
+            {
+                ranges[name] = new IdRange(extreme.Min, extreme.Max);
+            }
+        }
+
+        return ranges;
     }
 
     /// <summary>
@@ -56,9 +87,28 @@ public sealed class TokenRange
     /// </summary>
     public void Check(ModelProto model, string role, string modelPath, string fix)
     {
-        foreach (var (input, table, rows) in EmbeddingTables(model))
+        ArgumentNullException.ThrowIfNull(model);
+        Check(EmbeddingTables(model), model.Graph.Input.Count, role, modelPath, fix);
+    }
+
+    /// <summary>
+    /// <see cref="Check(ModelProto, string, string, string)"/> of a model whose <see cref="EmbeddingTables"/> are
+    /// <paramref name="tables"/> and which has <paramref name="modelInputs"/> graph inputs.
+    /// </summary>
+    internal void Check(IReadOnlyList<(string Input, string Table, long Rows)> tables, int modelInputs, string role, string modelPath, string fix)
+    {
+        foreach (var (input, table, rows) in tables)
         {
-            var tensorName = _data.Train.Tensors.Count == 1 && model.Graph.Input.Count == 1 ? _data.Train.Tensors[0].Name : input;
+            if (_known is not null)
+            {
+                var name = _trainTensors.Count == 1 && modelInputs == 1 ? _trainTensors[0] : input;
+                if (!_known.TryGetValue(name, out var range) || (range.Min >= 0 && range.Max < rows))
+                {
+                    continue;
+                }
+            }
+
+            var tensorName = _data.Value.Train.Tensors.Count == 1 && modelInputs == 1 ? _data.Value.Train.Tensors[0].Name : input;
             if (Scan(tensorName) is not { } extreme || (extreme.Min >= 0 && extreme.Max < rows))
             {
                 continue;
@@ -88,7 +138,7 @@ public sealed class TokenRange
 
         const int ChunkRows = 4096;
         Extreme? extreme = null;
-        foreach (var (splitName, split) in _data.Splits())
+        foreach (var (splitName, split) in _data.Value.Splits())
         {
             if (split.Tensor(tensorName) is not { ElementType: DataElementType.Int64 } tensor)
             {
@@ -123,3 +173,8 @@ public sealed class TokenRange
 
     private sealed record Extreme(long Min, IdAt MinAt, long Max, IdAt MaxAt);
 }
+
+/// <summary>The smallest and largest id of a tensor.</summary>
+/// <param name="Min">The smallest.</param>
+/// <param name="Max">The largest.</param>
+internal readonly record struct IdRange(long Min, long Max);

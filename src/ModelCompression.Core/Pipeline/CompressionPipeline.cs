@@ -87,6 +87,7 @@ public static class CompressionPipeline
     public static PipelineResult Run(Recipe recipe, PipelineOptions options, CancellationToken cancellationToken = default)
     {
         var reporter = options.Reporter;
+        PhaseTrace.Mark("pipeline entered (command line and recipe read)");
         Directory.CreateDirectory(options.OutputDirectory);
         var cache = new ArtifactCache(options.CacheDirectory);
         using var outputLock = OutputLock.Acquire(cache.LockFile(Path.Combine(options.OutputDirectory, recipe.Outputs.Model)), reporter, cancellationToken);
@@ -96,20 +97,55 @@ public static class CompressionPipeline
         }
 
         var hashes = HashMemo.Load(cache.Root);
+        PhaseTrace.Mark("lock taken, hash memo read");
 
         var threads = CpuBudget.Resolve(options.Threads, recipe.Threads, CpuBudget.Detect);
         EngineThreads.Use(threads);
         reporter.Info($"Threads: {threads.Threads} ({threads.Source})");
 
-        // Every model file the recipe names passes the project's own loader and checker before anything reads it.
-        OnnxModelFile.Verify([.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()]);
-        reporter.Info($"Reading data ({recipe.Data.Format})");
-        using var data = DataLoader.Load(recipe.Data);
-        var train = data.Train;
-        var test = data.Test;
+        // Every model file the recipe names passes the project's own loader and checker before anything reads it; a
+        // file unchanged since it passed (its hash remembered, its facts cached) is not parsed again.
+        string[] modelFiles = [.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()];
+        if (!modelFiles.All(f => hashes.TryGet(ModelKey(f)) is { } known && ModelFacts.Known(cache, known)))
+        {
+            OnnxModelFile.Verify(modelFiles);
+        }
+
+        PhaseTrace.Mark("model files verified");
+
+        // The data is read only when something needs its samples: a stage or an evaluation to run, a check that
+        // failed, or a summary not cached yet. A run with nothing to do reads no data file.
+        LoadedData? loaded = null;
+        LoadedData Data()
+        {
+            if (loaded is null)
+            {
+                reporter.Info($"Reading data ({recipe.Data.Format})");
+                loaded = DataLoader.Load(recipe.Data);
+            }
+
+            return loaded;
+        }
+
+        try
+        {
+            return RunOn(recipe, options, cache, hashes, Data, cancellationToken);
+        }
+        finally
+        {
+            loaded?.Dispose();
+        }
+    }
+
+    private static PipelineResult RunOn(Recipe recipe, PipelineOptions options, ArtifactCache cache, HashMemo hashes, Func<LoadedData> data, CancellationToken cancellationToken)
+    {
+        var reporter = options.Reporter;
         var dataHash = HashData(recipe.Data, hashes);
         var teacherHashes = recipe.Teachers.Select(t => HashModel(hashes, t.Path)).ToList();
         hashes.Save();
+        PhaseTrace.Mark("inputs hashed");
+        var summary = DataSummary.Of(cache, dataHash, data);
+        PhaseTrace.Mark("data summary");
         var teacherHash = teacherHashes.Count switch
         {
             0 => null,
@@ -119,13 +155,14 @@ public static class CompressionPipeline
         var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
 
         var classes = 0;
-        var tokens = new TokenRange(data);
+        var tokens = new TokenRange(data, summary.TokenIds, summary.TrainTensors);
         foreach (var (spec, i) in recipe.Teachers.Select((t, i) => (t, i)))
         {
             // Schema check before any work: every teacher must take the data's tensors (every split has the
             // training split's tensors: DataLoader checked) and agree on the classes.
-            var schema = TeacherSchemaOf(cache, spec.Path, teacherHashes[i], train, dataHash);
-            tokens.Check(OnnxModelFile.Load(spec.Path, new OnnxLoadOptions { LoadExternalData = false }), "teacher", spec.Path, FixedTableFix);
+            var schema = TeacherSchemaOf(cache, spec.Path, teacherHashes[i], data, dataHash);
+            var facts = ModelFacts.Of(cache, spec.Path, teacherHashes[i]);
+            tokens.Check(facts.TableTuples, facts.Inputs, "teacher", spec.Path, FixedTableFix);
             if (classes != 0 && schema.Classes != classes)
             {
                 throw CompressionException.Error(
@@ -137,34 +174,38 @@ public static class CompressionPipeline
             classes = schema.Classes;
         }
 
+        PhaseTrace.Mark("teacher schema and token check");
+
         var classesFrom = "teacher";
         if (recipe.Student.ModelPath is { } studentPath)
         {
-            if (recipe.HasTeacher)
-            {
-                DataSchema.Bind(train, OnnxRunner.ReadInputs(studentPath), "student", studentPath);
-            }
-            else
+            var width = StudentSchemaOf(cache, studentPath, HashModel(hashes, studentPath), recipe.HasTeacher, data, dataHash);
+            if (!recipe.HasTeacher)
             {
                 // Without a teacher the student's own output says how many classes there are.
-                using var studentRunner = new OnnxRunner(studentPath, threads: 1);
-                studentRunner.Bind(train, "student");
-                (classes, classesFrom) = (studentRunner.OutputWidth, "student");
+                (classes, classesFrom) = (width, "student");
             }
         }
         else if (!recipe.HasTeacher)
         {
-            (classes, classesFrom) = (DataClasses(data), "data");
+            (classes, classesFrom) = (SummaryClasses(summary) ?? DataClasses(data()), "data");
         }
 
-        foreach (var (_, split) in data.Splits())
+        // The remembered label ranges say whether every label is a class; only a failing check reads the labels, to
+        // name the bad ones.
+        if (summary.Splits.Any(s => s.MinLabel < 0 || s.MaxLabel >= classes))
         {
-            CheckLabels(split, classes, classesFrom);
+            foreach (var (_, split) in data().Splits())
+            {
+                CheckLabels(split, classes, classesFrom);
+            }
         }
+
+        PhaseTrace.Mark("labels checked");
 
         StageContext context = null!;
         context = new StageContext(
-            recipe, train, test, dataHash, teacherHash,
+            recipe, data, dataHash, teacherHash,
             recipe.HasTeacher
                 ? (split, splitName) => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], split, splitName, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))]
                 : null,
@@ -172,25 +213,26 @@ public static class CompressionPipeline
         {
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
-            Validation = data.Validation,
-            Unlabelled = data.Unlabelled,
             RunStage = (stage, input) => RunCached(cache, context, stage, input, HashModel(hashes, input)),
             ComputeTeacherFeatures = (tensors, split, splitName) => TeacherFeatures(cache, recipe.Teacher, teacherHashes[0], tensors, split, splitName, dataHash, evaluateOptions.BatchSize, reporter),
         };
         using var contextScope = context;
 
         // The student is built before any long work so that options the data rules out fail fast.
-        var (modelPath, modelHash) = InitialStudent(recipe, cache, hashes, train, classes);
+        var (modelPath, modelHash) = InitialStudent(recipe, cache, hashes, summary, classes);
+        var studentFacts = ModelFacts.Of(cache, modelPath, modelHash);
         tokens.Check(
-            OnnxModelFile.Load(modelPath, new OnnxLoadOptions { LoadExternalData = false }),
+            studentFacts.TableTuples,
+            studentFacts.Inputs,
             recipe.Student.ModelPath is null ? "built-in student" : "student",
             recipe.Student.ModelPath ?? recipe.Student.Architecture!,
             recipe.Student.ModelPath is null ? "Set compact_vocabulary: true or the student's vocab_size >= {needed} (0 takes the tokenizer's size)." : FixedTableFix);
         ModelEvaluation? teacher = null;
+        PhaseTrace.Mark("initial student");
         TeacherOutputs? teacherOutputs = null;
         if (recipe.HasTeacher)
         {
-            (teacher, var outputs) = EvaluateTeacher(cache, recipe.Teacher, teacherHashes[0], test, dataHash, evaluateOptions);
+            (teacher, var outputs) = EvaluateTeacher(cache, recipe.Teacher, teacherHashes[0], () => data().Test, dataHash, evaluateOptions);
             teacherOutputs = new TeacherOutputs(teacherHashes[0], outputs);
             reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
         }
@@ -199,6 +241,7 @@ public static class CompressionPipeline
             reporter.Info($"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL");
         }
 
+        PhaseTrace.Mark("teacher evaluated");
         var stages = new List<StageReport>();
         foreach (var spec in recipe.Stages)
         {
@@ -213,7 +256,7 @@ public static class CompressionPipeline
             var run = RunCached(cache, context, stage, inputPath, inputHash);
             modelPath = run.ModelPath;
             modelHash = HashModel(hashes, modelPath);
-            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, test, dataHash, evaluateOptions, teacherOutputs);
+            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, () => data().Test, dataHash, evaluateOptions, teacherOutputs);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
             ModelEvaluation? baseline = null;
             CachedStageRun? twin = null;
@@ -229,11 +272,12 @@ public static class CompressionPipeline
                     StepsPerEpoch = pooled ? int.Parse(run.Result.Details["steps_per_epoch"], CultureInfo.InvariantCulture) : 0,
                 };
                 twin = RunCached(cache, context, new DistillStage(twinOptions), inputPath, inputHash, "baseline");
-                baseline = Evaluate(cache, "baseline", twin.ModelPath, HashModel(hashes, twin.ModelPath), test, dataHash, evaluateOptions, teacherOutputs);
+                baseline = Evaluate(cache, "baseline", twin.ModelPath, HashModel(hashes, twin.ModelPath), () => data().Test, dataHash, evaluateOptions, teacherOutputs);
                 reporter.Info($"{stage.Kind}: {TwinSummary(evaluation, run.Result, baseline, twin.Result)}");
             }
 
             stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = baseline, BaselineResult = twin?.Result });
+            PhaseTrace.Mark($"stage {stage.Kind}");
         }
 
         var final = stages[^1].Evaluation;
@@ -246,7 +290,9 @@ public static class CompressionPipeline
                 recipe.Path));
         }
 
-        var gates = GateEvaluator.Evaluate(recipe, final, teacher, baselineFile, test.Labels, dataHash);
+        // The labels are for the paired test against a baseline's predictions.
+        var gates = GateEvaluator.Evaluate(recipe, final, teacher, baselineFile, baselineFile is null ? null : summary.TestLabels(), dataHash);
+        PhaseTrace.Mark("gates");
         string? outputModel = null;
         string? dataDescription = null;
         if (gates.All(g => g.Passed))
@@ -256,12 +302,15 @@ public static class CompressionPipeline
             // The model's input contract (tensor names and shapes, label names, tokenizer and compact
             // vocabulary, normalisation): what an app needs to feed the model as it was trained.
             dataDescription = Path.Combine(options.OutputDirectory, $"{Path.GetFileNameWithoutExtension(recipe.Outputs.Model)}.data.json");
-            data.Description.Write(dataDescription, train);
+            AtomicFile.WriteAllText(dataDescription, summary.DescriptionJson());
         }
 
+        PhaseTrace.Mark("model and data description written");
+
         hashes.Save();
-        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { DataDescription = dataDescription, ClassNames = data.Description.LabelNames };
+        var result0 = new PipelineResult(recipe, teacher, stages, gates, outputModel, [], dataHash) { DataDescription = dataDescription, ClassNames = summary.LabelNames };
         var reports = ReportWriter.Write(result0, options.OutputDirectory, reporter);
+        PhaseTrace.Mark("reports written");
         return result0 with { Reports = reports };
     }
 
@@ -310,13 +359,13 @@ public static class CompressionPipeline
     /// is cached under the teacher's and the data's hashes (only a passed check makes an entry), so a run with
     /// nothing to do opens no ONNX Runtime session.
     /// </summary>
-    private static TeacherSchema TeacherSchemaOf(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string dataHash)
+    private static TeacherSchema TeacherSchemaOf(ArtifactCache cache, string teacherPath, string teacherHash, Func<LoadedData> data, string dataHash)
     {
         var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Finish();
         var entry = cache.TryGet("teacher-schema", key) ?? cache.Put("teacher-schema", key, _ =>
         {
             using var runner = new OnnxRunner(teacherPath);
-            runner.Bind(train, "teacher");
+            runner.Bind(data().Train, "teacher");
             return new TeacherSchema(runner.OutputName, runner.OutputWidth);
         });
         return ArtifactCache.ReadResult<TeacherSchema>(entry);
@@ -325,9 +374,45 @@ public static class CompressionPipeline
     /// <summary>What the run needs to know of a teacher that passed the schema check.</summary>
     private sealed record TeacherSchema(string Output, int Classes);
 
+    /// <summary>
+    /// Checks that the student file the recipe brings takes the data's tensors (without a teacher, in ONNX Runtime,
+    /// which also says its output width: the classes) and returns the width (0 with a teacher). Cached as the
+    /// teacher's check is: only a passed check makes an entry.
+    /// </summary>
+    private static int StudentSchemaOf(ArtifactCache cache, string studentPath, string studentHash, bool hasTeacher, Func<LoadedData> data, string dataHash)
+    {
+        var key = new ContentHash().Add("engine", EngineVersion).Add("student", studentHash).Add("data", dataHash).Add("teacher", hasTeacher ? "yes" : "no").Finish();
+        var entry = cache.TryGet("student-schema", key) ?? cache.Put("student-schema", key, _ =>
+        {
+            if (hasTeacher)
+            {
+                DataSchema.Bind(data().Train, OnnxRunner.ReadInputs(studentPath), "student", studentPath);
+                return new StudentSchema(0);
+            }
+
+            using var runner = new OnnxRunner(studentPath, threads: 1);
+            runner.Bind(data().Train, "student");
+            return new StudentSchema(runner.OutputWidth);
+        });
+        return ArtifactCache.ReadResult<StudentSchema>(entry).Classes;
+    }
+
+    /// <summary>A student file's output width, when the run takes the classes from it.</summary>
+    private sealed record StudentSchema(int Classes);
+
+    /// <summary>The classes the data says (<see cref="DataClasses"/>) as its summary tells them; null when it cannot.</summary>
+    private static int? SummaryClasses(DataSummary summary) =>
+        summary.LabelNames?.Count
+        ?? (summary.Splits.Where(s => s.MaxLabel is not null).Select(s => s.MaxLabel!.Value).DefaultIfEmpty(-1).Max() is var max and >= 0
+            ? (int)Math.Min(int.MaxValue, max + 1)
+            : null);
+
+    /// <summary>A model file's memo key.</summary>
+    private static string ModelKey(string path) => $"model {Path.GetFullPath(path)}";
+
     /// <summary>A model file's hash, computed again only when it or one of its external data files changed.</summary>
     private static string HashModel(HashMemo hashes, string path) =>
-        hashes.Get($"model {Path.GetFullPath(path)}", () => (ModelHash.ComputeFile(path, out var files), files));
+        hashes.Get(ModelKey(path), () => (ModelHash.ComputeFile(path, out var files), files));
 
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
@@ -340,7 +425,7 @@ public static class CompressionPipeline
         _ => throw new InvalidOperationException($"No stage for {spec.Kind}."),
     };
 
-    private static (string Path, string Hash) InitialStudent(Recipe recipe, ArtifactCache cache, HashMemo hashes, Dataset train, int classes)
+    private static (string Path, string Hash) InitialStudent(Recipe recipe, ArtifactCache cache, HashMemo hashes, DataSummary data, int classes)
     {
         if (recipe.Student.ModelPath is { } path)
         {
@@ -349,7 +434,7 @@ public static class CompressionPipeline
 
         var name = recipe.Student.Architecture!;
         var options = recipe.Student.Options;
-        var inputs = new ArchitectureInputs([.. train.SampleShape.Select(d => (int)d)], classes, train.Description.VocabularySize ?? 0);
+        var inputs = new ArchitectureInputs([.. data.SampleShape.Select(d => (int)d)], classes, data.VocabularySize ?? 0);
         var key = new ContentHash()
             .Add("engine", EngineVersion)
             .Add("architecture", name)
@@ -382,13 +467,13 @@ public static class CompressionPipeline
     /// does not run the teacher again.
     /// </summary>
     private static (ModelEvaluation Evaluation, float[] Outputs) EvaluateTeacher(
-        ArtifactCache cache, string teacherPath, string teacherHash, Dataset test, string dataHash, EvaluateOptions options)
+        ArtifactCache cache, string teacherPath, string teacherHash, Func<Dataset> test, string dataHash, EvaluateOptions options)
     {
         const string OutputsFile = "outputs.bin";
         var key = EvaluationKey("teacher", teacherHash, dataHash, options).Finish();
         var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, folder =>
         {
-            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test, options, null, out var outputs);
+            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test(), options, null, out var outputs);
             using var file = File.Create(Path.Combine(folder, OutputsFile));
             file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(outputs.AsSpan()));
             return evaluation;
@@ -403,11 +488,11 @@ public static class CompressionPipeline
     /// result.json keeps the predictions for McNemar's test against a baseline.
     /// </summary>
     private static ModelEvaluation Evaluate(
-        ArtifactCache cache, string name, string modelPath, string modelHash, Dataset test, string dataHash, EvaluateOptions options,
+        ArtifactCache cache, string name, string modelPath, string modelHash, Func<Dataset> test, string dataHash, EvaluateOptions options,
         TeacherOutputs? teacher)
     {
         var key = EvaluationKey(name, modelHash, dataHash, options).Add("teacher", teacher?.Hash ?? "none").Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test, options, teacher?.TestOutputs));
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test(), options, teacher?.TestOutputs));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 

@@ -61,6 +61,10 @@ public sealed class HashMemo
         return new HashMemo(path, entries);
     }
 
+    /// <summary>The remembered hash of <paramref name="key"/> when every file it was computed from is unchanged, else null.</summary>
+    public string? TryGet(string key) =>
+        _entries.TryGetValue(key, out var known) && known.Files.All(f => Stamp.Of(f.Path) == f) ? known.Hash : null;
+
     /// <summary>
     /// The hash that <paramref name="compute"/> gives for <paramref name="key"/>, taken from the memo when every file
     /// it was computed from is unchanged (a file written just before its hash is trusted by this process only). <paramref name="compute"/> returns the hash and every file it read (the
@@ -68,9 +72,9 @@ public sealed class HashMemo
     /// </summary>
     public string Get(string key, Func<(string Hash, IReadOnlyList<string> Files)> compute)
     {
-        if (_entries.TryGetValue(key, out var known) && known.Files.All(f => Stamp.Of(f.Path) == f))
+        if (TryGet(key) is { } remembered)
         {
-            return known.Hash;
+            return remembered;
         }
 
         // A file last written after the hash began (or just before) may hold bytes the hash did not see: not remembered.

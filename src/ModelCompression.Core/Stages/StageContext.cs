@@ -23,11 +23,31 @@ public sealed class StageContext : IDisposable
     // Per split and tensor list: opened (memory-mapped) once, closed with the context.
     private readonly Dictionary<string, Dataset> _teacherFeatures = new(StringComparer.Ordinal);
 
+    // The pipeline's data, read on first use: a run whose every stage is cached never reads it.
+    private readonly Lazy<LoadedData>? _data;
+
+    private readonly Dataset? _train;
+    private readonly Dataset? _test;
+    private readonly Dataset? _validation;
+    private readonly Dataset? _unlabelled;
+
     internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+        : this(recipe, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
+    {
+        _train = train;
+        _test = test;
+    }
+
+    /// <summary>A context whose splits (all of them: train, test, validation, unlabelled) come from <paramref name="data"/> when a stage first reads one.</summary>
+    internal StageContext(Recipe recipe, Func<LoadedData> data, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+        : this(recipe, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
+    {
+        _data = new Lazy<LoadedData>(data, LazyThreadSafetyMode.None);
+    }
+
+    private StageContext(Recipe recipe, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
         Recipe = recipe;
-        Train = train;
-        Test = test;
         DataHash = dataHash;
         _teacherHash = teacherHash;
         Classes = classes;
@@ -40,16 +60,24 @@ public sealed class StageContext : IDisposable
     public Recipe Recipe { get; }
 
     /// <summary>Training data.</summary>
-    public Dataset Train { get; }
+    public Dataset Train => _data is null ? _train! : _data.Value.Train;
 
     /// <summary>Held-out data.</summary>
-    public Dataset Test { get; }
+    public Dataset Test => _data is null ? _test! : _data.Value.Test;
 
     /// <summary>The recipe's validation split, when it has one (training stages validate on it).</summary>
-    public Dataset? Validation { get; init; }
+    public Dataset? Validation
+    {
+        get => _data is null ? _validation : _data.Value.Validation;
+        init => _validation = value;
+    }
 
     /// <summary>The recipe's unlabelled split, when it has one (distillation learns from the teacher alone there).</summary>
-    public Dataset? Unlabelled { get; init; }
+    public Dataset? Unlabelled
+    {
+        get => _data is null ? _unlabelled : _data.Value.Unlabelled;
+        init => _unlabelled = value;
+    }
 
     /// <summary>Hash of the data files and how they are read.</summary>
     public string DataHash { get; }

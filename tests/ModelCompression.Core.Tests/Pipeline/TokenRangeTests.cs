@@ -63,6 +63,28 @@ public sealed class TokenRangeTests : IDisposable
     }
 
     [Fact]
+    public void A_second_run_that_takes_the_id_range_from_the_cache_still_names_the_file_and_line_of_the_largest_id()
+    {
+        var recipe = _dir.Write("cached-range.compress.yaml", Data + """
+
+            student: { architecture: transformer, width: 16, heads: 2, layers: 1, feed_forward: 32, max_length: 64, vocab_size: 5000 }
+            stages:
+              - finetune: { epochs: 1, batch_size: 16 }
+            outputs: { model: student.onnx, report: [json] }
+            """);
+        CompressionException Fail() => Assert.Throws<CompressionException>(() =>
+            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), new RecordingReporter())));
+
+        var first = Assert.Single(Fail().Diagnostics);
+        Assert.Single(Directory.GetDirectories(_dir.File("cache"), "data-summary-*"));
+        var second = Assert.Single(Fail().Diagnostics);
+
+        Assert.Equal(first.ToString(), second.ToString());
+        Assert.Equal(_dir.File("spam.jsonl"), second.File);
+        Assert.NotNull(second.Line);
+    }
+
+    [Fact]
     public void Ids_beyond_a_pytorch_teachers_table_are_MC2020_before_the_teacher_runs()
     {
         File.Copy(Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "text_opset13.onnx"), _dir.File("teacher.onnx"));

@@ -14,7 +14,7 @@ public static class ChildProcessProgram
     /// <c>engine model.onnx</c>: inspect the model as <c>dotnet compress inspect</c> does (sessions and a forward
     /// pass through the engine's runner); <c>bare model.onnx</c>: open an ONNX Runtime session directly, as any
     /// program would without the engine's setup; <c>run recipe cache output</c>: run a recipe and list the native
-    /// libraries the process then holds.
+    /// libraries and the assemblies the process then holds.
     /// </summary>
     public static int Main(string[] args)
     {
@@ -24,12 +24,7 @@ public static class ChildProcessProgram
                 Console.WriteLine($"{ModelInspector.Inspect(model).Values.Count} values");
                 return 0;
             case ["bare", var model]:
-                using (var session = new InferenceSession(model))
-                {
-                    Console.WriteLine($"{session.InputNames.Count} inputs");
-                }
-
-                return 0;
+                return Bare(model);
             case ["run", var recipe, var cache, var output]:
                 var result = ModelCompression.Pipeline.CompressionPipeline.Run(
                     ModelCompression.Recipes.RecipeLoader.Load(recipe),
@@ -41,11 +36,26 @@ public static class ChildProcessProgram
                     Console.WriteLine($"native: {library}");
                 }
 
+                foreach (var assembly in AppDomain.CurrentDomain.GetAssemblies())
+                {
+                    Console.WriteLine($"assembly: {assembly.GetName().Name}");
+                }
+
                 return 0;
             default:
                 Console.Error.WriteLine("usage: engine|bare MODEL | run RECIPE CACHE OUTPUT");
                 return 2;
         }
+    }
+
+    // Apart from Main: compiling Main would otherwise load the ONNX Runtime assembly in every mode, and "run" lists
+    // the assemblies a run loaded.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static int Bare(string model)
+    {
+        using var session = new InferenceSession(model);
+        Console.WriteLine($"{session.InputNames.Count} inputs");
+        return 0;
     }
 
     /// <summary>Runs this assembly with <paramref name="args"/>, the environment changed as given (null removes a variable).</summary>
