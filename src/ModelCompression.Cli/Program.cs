@@ -60,7 +60,8 @@ namespace ModelCompression.Cli
             };
             var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings") { Description = "Report broken gates as warnings and exit 0 (the model is still not replaced)." };
             var threads = ThreadsOption();
-            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads };
+            var provider = ExecutionProviderCommandLine.Option("Where ONNX Runtime runs the teacher: cpu or cuda (overrides the recipe's 'execution_provider'; default cpu).");
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads, provider };
             command.Validators.Add(result =>
             {
                 var hasList = result.GetResult(recipes) is not null;
@@ -80,11 +81,11 @@ namespace ModelCompression.Cli
                 if (parse.GetValue(recipes) is { } list)
                 {
                     return Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
-                        ? RunRecipes(runs, warnings, parse.GetValue(threads), cancel.Token)
+                        ? RunRecipes(runs, warnings, parse.GetValue(threads), cancel.Token, parse.GetValue(provider))
                         : ExitCodes.Usage);
                 }
 
-                return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), cancel.Token));
+                return Guard(() => RunRecipe(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), cancel.Token, parse.GetValue(provider)));
             });
             return command;
         }
@@ -133,8 +134,9 @@ namespace ModelCompression.Cli
 
         private static Command DoctorCommand()
         {
-            var command = new Command("doctor", "Check that the engine's native parts (libtorch, TorchSharp, ONNX Runtime) load here.");
-            command.SetAction(_ => Guard(() =>
+            var provider = ExecutionProviderCommandLine.Option("Also check this execution provider (cuda: ONNX Runtime's GPU build, the NVIDIA driver, CUDA and cuDNN libraries, a GPU).");
+            var command = new Command("doctor", "Check that the engine's native parts (libtorch, TorchSharp, ONNX Runtime) load here.") { provider };
+            command.SetAction(parse => Guard(() =>
             {
                 var info = TorchNativeLoader.EnsureLoaded();
                 Console.WriteLine($"TorchSharp          {info.TorchSharpVersion} (torch {info.TorchVersion})");
@@ -149,6 +151,7 @@ namespace ModelCompression.Cli
                     Console.WriteLine($"note: {note}");
                 }
 
+                ExecutionProviderCommandLine.Doctor(parse.GetValue(provider), Console.Out);
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
                 var budget = Threading.EngineThreads.Budget;
                 Console.WriteLine($"threads             {budget.Threads}  [{budget.Source}; .NET ProcessorCount {Environment.ProcessorCount}; libtorch {TorchSharp.torch.get_num_threads()} intra-op, {TorchSharp.torch.get_num_interop_threads()} inter-op]");
@@ -208,20 +211,20 @@ namespace ModelCompression.Cli
         /// Runs each recipe in turn in this process, so libtorch and ONNX Runtime load once; a failed recipe does not
         /// stop the others, and the exit code is the worst of them (error over broken gate over success).
         /// </summary>
-        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
+        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken, Inference.ExecutionProvider? provider)
         {
             var exitCode = ExitCodes.Ok;
             for (var i = 0; i < runs.Count && !cancellationToken.IsCancellationRequested; i++)
             {
                 Console.WriteLine($"Recipe {i + 1}/{runs.Count}: {runs[i].Recipe}");
-                var code = Guard(() => RunRecipe(runs[i], gateFailuresAsWarnings, threads, cancellationToken));
+                var code = Guard(() => RunRecipe(runs[i], gateFailuresAsWarnings, threads, cancellationToken, provider));
                 exitCode = code == ExitCodes.Error || exitCode == ExitCodes.Error ? ExitCodes.Error : Math.Max(exitCode, code);
             }
 
             return cancellationToken.IsCancellationRequested ? ExitCodes.Error : exitCode;
         }
 
-        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
+        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken, Inference.ExecutionProvider? provider)
         {
             // Gone until this run succeeds with every gate passed: a failed, interrupted or gate-broken run never
             // looks up to date to a build, which then runs (and reports) again.
@@ -240,7 +243,7 @@ namespace ModelCompression.Cli
             var options = new PipelineOptions(
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
-                reporter) { Threads = threads };
+                reporter) { Threads = threads, ExecutionProvider = provider };
             var result = CompressionPipeline.Run(recipe, options, cancellationToken);
             Console.WriteLine();
             Console.Write(Reports.ReportWriter.Markdown(result));

@@ -179,6 +179,36 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
+    public void Cuda_property_downloads_the_gpu_build_on_restore_and_reaches_the_engine()
+    {
+        var project = CreateProject("cuda", ("recipe.yaml", SmallRecipe("cuda.student.onnx", "accuracy >= 0.3")));
+
+        var build = Build(project, "-p:CompressModelExecutionProvider=cuda");
+
+        // Restore fetched ONNX Runtime's GPU build for this project (a PackageDownload), and the task passed the choice on.
+        Assert.Contains("Microsoft.ML.OnnxRuntime.Gpu.Linux", File.ReadAllText(Path.Combine(project, "obj", "project.assets.json")), StringComparison.Ordinal);
+        Assert.Contains("--execution-provider cuda", build.Output, StringComparison.Ordinal);
+        if (!File.Exists("/proc/driver/nvidia/version"))
+        {
+            // No NVIDIA driver here: the engine found the GPU build and stops before any work, saying what is missing.
+            Assert.True(build.ExitCode != 0, build.ToString());
+            Assert.Contains("error MC4008: execution provider cuda", build.Output, StringComparison.Ordinal);
+            Assert.Contains("libcuda.so.1 (the NVIDIA driver)", build.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("distill:", build.Output, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.True(build.ExitCode == 0, build.ToString());
+        }
+
+        // Without the property nothing of the GPU build is downloaded.
+        var cpu = CreateProject("cpu", ("recipe.yaml", SmallRecipe("cpu.student.onnx", "accuracy >= 0.3")));
+        var restore = DotnetCli.Run(cpu, Environment(), "restore", "--disable-build-servers", "-nologo");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.DoesNotContain("Microsoft.ML.OnnxRuntime.Gpu.Linux", File.ReadAllText(Path.Combine(cpu, "obj", "project.assets.json")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Design_time_build_runs_nothing_of_ours()
     {
         var project = CreateProject("design-time", ("recipe.yaml", SmallRecipe("designtime.student.onnx", "accuracy >= 0.3")));

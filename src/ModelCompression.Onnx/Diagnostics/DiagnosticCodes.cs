@@ -111,6 +111,12 @@ public static class DiagnosticCodes
     /// <summary>Two recipes of one project write files of the same name to its output folder (reported by the MSBuild task).</summary>
     public const string OutputNameClash = "MC4004";
 
+    /// <summary>The CUDA execution provider was asked for but cannot run here (no driver, CUDA or cuDNN library, or GPU).</summary>
+    public const string CudaUnavailable = "MC4008";
+
+    /// <summary>The CUDA execution provider was asked for but ONNX Runtime's GPU build is not in the NuGet packages folder.</summary>
+    public const string OnnxRuntimeGpuBuildMissing = "MC4009";
+
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";
 }
