@@ -44,11 +44,15 @@ internal static class ExecutionProviderCommandLine
 
             var gpus = CudaRuntime.Gpus();
             output.WriteLine($"cuda: GPUs              {(gpus.Count == 0 ? "none listed by a driver (/proc/driver/nvidia/gpus)" : string.Join(", ", gpus))}");
+            // The build's own list first (it names CUDA wherever the build has it), then the check a run makes.
+            OnnxRuntimeGpuBuild.Load(folders);
+            output.WriteLine($"execution providers {string.Join(", ", ExecutionProviders.Available())}  [GPU build]");
             output.Flush();
-            ExecutionProviders.Use(ExecutionProvider.Cuda);
+            ExecutionProviders.Use(ExecutionProvider.Cuda, folders);
+            output.WriteLine("cuda: checked          a one-node model ran on the GPU");
+            return;
         }
 
-        var available = ExecutionProviders.Available();
-        output.WriteLine($"execution providers {string.Join(", ", available)}{(OnnxRuntimeGpuBuild.LoadedFrom is { } gpu ? $"  [GPU build: {gpu}; cuda checked: a model ran on the GPU]" : "  [CPU build; 'doctor --execution-provider cuda' checks CUDA]")}");
+        output.WriteLine($"execution providers {string.Join(", ", ExecutionProviders.Available())}  [CPU build; 'doctor --execution-provider cuda' checks CUDA]");
     }
 }

@@ -9,7 +9,7 @@ namespace ModelCompression.Inference;
 /// ONNX Runtime's GPU build, loaded from the NuGet packages folder in place of the CPU build the engine ships with.
 /// The GPU package (Microsoft.ML.OnnxRuntime.Gpu.Linux) is a 246 MB download, 550 MB in the packages folder, most of it the
 /// CUDA provider, so it is not a dependency: only a process that asks for CUDA loads it, and only a project that
-/// asks for CUDA downloads it (the MSBuild targets add a PackageDownload). Its libonnxruntime.so is a different
+/// asks for CUDA downloads it (the MSBuild targets run `dotnet package download` once). Its libonnxruntime.so is a different
 /// native library from the CPU package's, with the same API; it needs nothing beyond the C and C++ runtimes to load
 /// (the CUDA provider is a separate library it opens when a session asks for CUDA), and runs CPU sessions too.
 /// One process holds one of the two builds: this must run before anything in the process calls ONNX Runtime.
@@ -119,7 +119,7 @@ public static class OnnxRuntimeGpuBuild
                     DiagnosticCodes.OnnxRuntimeGpuBuildMissing,
                     $"execution provider cuda needs ONNX Runtime's GPU build, the NuGet package {PackageId} {Version} (246 MB), which is not in the NuGet packages folder "
                     + $"({root}; NUGET_PACKAGES moves it): {string.Join("; ", tried)}. "
-                    + $"Get it with: {DownloadCommand(root)} (a project that sets CompressModelExecutionProvider to cuda gets it on restore).");
+                    + $"Get it with: {DownloadCommand(root)} (a project's build does that itself when CompressModelExecutionProvider is cuda).");
             }
 
             var library = Path.Combine(directory, NativeFileName);
