@@ -68,6 +68,9 @@ public sealed class CompressModel : ToolTask
     /// <summary>MSBuild's <c>_MSBUILDTLENABLED</c>: "1" when the terminal logger draws the build's output.</summary>
     public string? TerminalLoggerEnabled { get; set; }
 
+    /// <summary>Where the engine runs the teacher (CompressModelExecutionProvider: cpu or cuda); empty leaves it to each recipe.</summary>
+    public string? ExecutionProvider { get; set; }
+
     /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
     public string? DotnetHost { get; set; }
 
@@ -131,6 +134,11 @@ public sealed class CompressModel : ToolTask
         builder.AppendFileNameIfNotNull(EnginePath);
         builder.AppendSwitch("run");
         builder.AppendSwitchIfNotNull("--recipes ", _recipeList);
+        if (!string.IsNullOrWhiteSpace(ExecutionProvider))
+        {
+            builder.AppendSwitchIfNotNull("--execution-provider ", ExecutionProvider!.Trim());
+        }
+
         return builder.ToString();
     }
 
@@ -240,6 +248,9 @@ public sealed class CompressModel : ToolTask
         variables.Add("CI=true");
         // ONNX Runtime's telemetry off from the engine process's first instruction (the engine turns it off too).
         variables.Add("ORT_DISABLE_TELEMETRY=1");
+        // Where restore put packages (a nuget.config may move the global folder and add fallback folders): the engine
+        // looks there for ONNX Runtime's GPU build when a recipe asks for CUDA.
+        variables.Add($"MODELCOMPRESSION_PACKAGE_FOLDERS={string.Join(";", PackageFolders.Where(f => !string.IsNullOrWhiteSpace(f)))}");
         EnvironmentVariables = [.. variables];
         _status = TerminalStatus.TryCreate(TerminalLoggerEnabled);
         try

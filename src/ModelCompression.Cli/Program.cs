@@ -68,7 +68,8 @@ namespace ModelCompression.Cli
                     + "with --recipes, every recipe's); progress and messages go to stderr.",
             };
             var quiet = new Option<bool>("--quiet", "-q") { Description = "Write only errors, warnings and one line per recipe with its result." };
-            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads, json, quiet };
+            var provider = ExecutionProviderCommandLine.Option("Where ONNX Runtime runs the teacher: cpu or cuda (overrides the recipe's 'execution_provider'; default cpu).");
+            var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads, json, quiet, provider };
             command.Validators.Add(result =>
             {
                 var hasList = result.GetResult(recipes) is not null;
@@ -89,7 +90,7 @@ namespace ModelCompression.Cli
                 if (parse.GetValue(recipes) is { } list)
                 {
                     var code = Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
-                        ? RunRecipes(runs, warnings, parse.GetValue(threads), output, cancel.Token)
+                        ? RunRecipes(runs, warnings, parse.GetValue(threads), output, cancel.Token, parse.GetValue(provider))
                         : ExitCodes.Usage);
                     // A list that could not be read ran nothing: no document, as for any usage error.
                     if (code != ExitCodes.Usage)
@@ -100,7 +101,7 @@ namespace ModelCompression.Cli
                     return code;
                 }
 
-                var exitCode = TrackedRun(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), output, cancel.Token);
+                var exitCode = TrackedRun(single.Bind(parse, parse.GetValue(recipe)!), warnings, parse.GetValue(threads), output, cancel.Token, parse.GetValue(provider));
                 output.WriteDocument(list: false, exitCode);
                 return exitCode;
             });
@@ -152,8 +153,9 @@ namespace ModelCompression.Cli
 
         private static Command DoctorCommand()
         {
-            var command = new Command("doctor", "Check that the engine's native parts (libtorch, TorchSharp, ONNX Runtime) load here.");
-            command.SetAction(_ => Guard(() =>
+            var provider = ExecutionProviderCommandLine.Option("Also check this execution provider (cuda: ONNX Runtime's GPU build, the NVIDIA driver, CUDA and cuDNN libraries, a GPU).");
+            var command = new Command("doctor", "Check that the engine's native parts (libtorch, TorchSharp, ONNX Runtime) load here.") { provider };
+            command.SetAction(parse => Guard(() =>
             {
                 var info = TorchNativeLoader.EnsureLoaded();
                 Console.WriteLine($"TorchSharp          {info.TorchSharpVersion} (torch {info.TorchVersion})");
@@ -168,6 +170,7 @@ namespace ModelCompression.Cli
                     Console.WriteLine($"note: {note}");
                 }
 
+                ExecutionProviderCommandLine.Doctor(parse.GetValue(provider), Console.Out);
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
                 var budget = Threading.EngineThreads.Budget;
                 Console.WriteLine($"threads             {budget.Threads}  [{budget.Source}; .NET ProcessorCount {Environment.ProcessorCount}; libtorch {TorchSharp.torch.get_num_threads()} intra-op, {TorchSharp.torch.get_num_interop_threads()} inter-op]");
@@ -229,7 +232,7 @@ namespace ModelCompression.Cli
         /// in this process, so libtorch and ONNX Runtime load once. A failed recipe does not stop the others, and the
         /// exit code is the worst of them (error over broken gate over success).
         /// </summary>
-        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken)
+        private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken, Inference.ExecutionProvider? provider)
         {
             if (!RecipeList.CheckAll(runs, output))
             {
@@ -245,7 +248,7 @@ namespace ModelCompression.Cli
                     output.Log.WriteLine($"Recipe {i + 1}/{runs.Count}: {run.Recipe}");
                 }
 
-                var code = TrackedRun(run, run.GateFailuresAsWarnings ?? gateFailuresAsWarnings, run.Threads ?? threads, output, cancellationToken);
+                var code = TrackedRun(run, run.GateFailuresAsWarnings ?? gateFailuresAsWarnings, run.Threads ?? threads, output, cancellationToken, provider);
                 exitCode = code == ExitCodes.Error || exitCode == ExitCodes.Error ? ExitCodes.Error : Math.Max(exitCode, code);
             }
 
@@ -256,14 +259,14 @@ namespace ModelCompression.Cli
         /// <see cref="RunRecipe"/> with its failures turned into diagnostics and an exit code, and recorded for
         /// <c>--json</c>'s document.
         /// </summary>
-        private static int TrackedRun(RecipeRun run, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken)
+        private static int TrackedRun(RecipeRun run, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken, Inference.ExecutionProvider? provider)
         {
             output.Begin(run.Recipe);
             var code = Guard(() =>
             {
                 try
                 {
-                    return RunRecipe(run, gateFailuresAsWarnings, threads, output, cancellationToken);
+                    return RunRecipe(run, gateFailuresAsWarnings, threads, output, cancellationToken, provider);
                 }
                 catch (CompressionException e)
                 {
@@ -285,7 +288,7 @@ namespace ModelCompression.Cli
             return code;
         }
 
-        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken)
+        private static int RunRecipe(RecipeRun run, bool gateFailuresAsWarnings, int threads, RunOutput output, CancellationToken cancellationToken, Inference.ExecutionProvider? provider)
         {
             // Gone until this run succeeds with every gate passed: a failed, interrupted or gate-broken run never
             // looks up to date to a build, which then runs (and reports) again.
@@ -304,7 +307,7 @@ namespace ModelCompression.Cli
             var options = new PipelineOptions(
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
-                reporter) { Threads = threads };
+                reporter) { Threads = threads, ExecutionProvider = provider };
             var result = CompressionPipeline.Run(recipe, options, cancellationToken);
             if (!output.Quiet)
             {

@@ -314,6 +314,38 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
+    public void Cuda_property_downloads_the_gpu_build_and_reaches_the_engine()
+    {
+        var project = CreateProject("cuda", ("recipe.yaml", SmallRecipe("cuda.student.onnx", "accuracy >= 0.3")));
+        var gpuBuild = Path.Combine(package.Packages, "microsoft.ml.onnxruntime.gpu.linux", "1.32.0", "runtimes", "linux-x64", "native");
+        var before = Directory.Exists(gpuBuild);
+
+        var build = Build(project, "-p:CompressModelExecutionProvider=cuda");
+
+        // The build fetched ONNX Runtime's GPU build into its packages folder (unless an earlier build did), and the
+        // task passed the choice on.
+        Assert.True(File.Exists(Path.Combine(gpuBuild, "libonnxruntime_providers_cuda.so")), build.ToString());
+        Assert.Equal(!before, build.Output.Contains("package download Microsoft.ML.OnnxRuntime.Gpu.Linux@1.32.0", StringComparison.Ordinal));
+        Assert.Contains("--execution-provider cuda", build.Output, StringComparison.Ordinal);
+        if (!File.Exists("/proc/driver/nvidia/version"))
+        {
+            // No NVIDIA driver here: the engine found the GPU build and stops before any work, saying what is missing.
+            Assert.True(build.ExitCode != 0, build.ToString());
+            Assert.Contains("error MC4008: execution provider cuda", build.Output, StringComparison.Ordinal);
+            Assert.Contains("libcuda.so.1 (the NVIDIA driver)", build.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("distill:", build.Output, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.True(build.ExitCode == 0, build.ToString());
+        }
+
+        // A second build finds it there and downloads nothing.
+        var again = Build(project, "-p:CompressModelExecutionProvider=cuda");
+        Assert.False(again.Output.Contains("package download", StringComparison.Ordinal), again.ToString());
+    }
+
+    [Fact]
     public void Design_time_build_runs_nothing_of_ours()
     {
         var project = CreateProject("design-time", ("recipe.yaml", SmallRecipe("designtime.student.onnx", "accuracy >= 0.3")));

@@ -64,7 +64,9 @@ public sealed class TextTokenizer
                 _ => Tiktoken(spec),
             };
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or FormatException or NotSupportedException or Google.Protobuf.InvalidProtocolBufferException)
+        // Microsoft.ML.Tokenizers 3 reads SentencePiece models with its own protobuf reader, which throws
+        // InvalidDataException (not an IOException) for a file that is not one.
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or FormatException or NotSupportedException)
         {
             throw CompressionException.Error(
                 DiagnosticCodes.TokenizerUnavailable,

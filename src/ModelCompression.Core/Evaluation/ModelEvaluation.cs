@@ -212,7 +212,8 @@ public sealed record ModelEvaluation(
     /// sample, as many classes as this model), for agreement and KL; null when this is the teacher.</param>
     /// <param name="outputs">This model's outputs on <paramref name="test"/>, row-major: what a student's
     /// evaluation takes as <paramref name="teacherOutputs"/> when this is the teacher.</param>
-    public static ModelEvaluation Measure(string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, out float[] outputs)
+    /// <param name="provider">Where the outputs are computed (the teacher's may run on CUDA); latency is timed on the CPU.</param>
+    public static ModelEvaluation Measure(string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, out float[] outputs, ExecutionProvider provider = ExecutionProvider.Cpu)
     {
         ArgumentNullException.ThrowIfNull(test);
         ArgumentNullException.ThrowIfNull(options);
@@ -222,7 +223,7 @@ public sealed record ModelEvaluation(
         }
 
         int classes;
-        using (var runner = new OnnxRunner(modelPath))
+        using (var runner = new OnnxRunner(modelPath, provider: provider))
         {
             outputs = runner.Run(test, options.BatchSize);
             classes = runner.OutputWidth;

@@ -11,7 +11,8 @@ using ModelCompression.Threading;
 namespace ModelCompression.Inference;
 
 /// <summary>
-/// The engine's one ONNX Runtime runner (CPU provider, sequential execution): opens a model file or an
+/// The engine's one ONNX Runtime runner (sequential execution; the CPU provider, or CUDA where a caller asks for
+/// it: see <see cref="ExecutionProviders"/>): opens a model file or an
 /// in-memory <see cref="ModelProto"/> (a candidate a quantizer built, a copy with intermediate values exposed),
 /// feeds it a <see cref="Dataset"/> in batches and returns the outputs asked for, or times its calls.
 /// The model may take several named float32 or int64 inputs (e.g. <c>input_ids</c> and <c>attention_mask</c>);
@@ -37,9 +38,10 @@ public sealed class OnnxRunner : IDisposable
     /// Opens <paramref name="modelPath"/>; <paramref name="threads"/> 0 uses the engine's thread budget
     /// (<see cref="EngineThreads"/>). The first output must be a classifier's float [batch, classes] (MC2020 otherwise). The file is checked first as
     /// <see cref="OnnxModelFile.LoadChecked"/> checks it (MC2001 to MC2005); one ONNX Runtime still refuses is MC2002.
+    /// <paramref name="provider"/> is where it runs (CUDA only after <see cref="ExecutionProviders.Use(ExecutionProvider)"/> checked it).
     /// </summary>
-    public OnnxRunner(string modelPath, int threads = 0)
-        : this(Open(modelPath, modelPath, null, threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null), modelPath)
+    public OnnxRunner(string modelPath, int threads = 0, ExecutionProvider provider = ExecutionProvider.Cpu)
+        : this(Open(modelPath, modelPath, null, threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null, provider), modelPath)
     {
         ThrowIfNotClassifier();
     }
@@ -102,9 +104,9 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>
     /// Opens <paramref name="modelPath"/> with <paramref name="tensors"/> (values inside the graph, such as a
     /// hidden layer's activations) added as outputs of an in-memory copy, so <see cref="Run(Dataset, int, IReadOnlyList{string}, Action{int, int, IReadOnlyList{OrtValue}}, IProgress{double}?)"/>
-    /// can fetch them; the file is not changed. MC2020 when the graph has no such value.
+    /// can fetch them; the file is not changed. MC2020 when the graph has no such value. <paramref name="provider"/> as for the constructor.
     /// </summary>
-    public static OnnxRunner WithIntermediateOutputs(string modelPath, IReadOnlyCollection<string> tensors, int threads = 0)
+    public static OnnxRunner WithIntermediateOutputs(string modelPath, IReadOnlyCollection<string> tensors, int threads = 0, ExecutionProvider provider = ExecutionProvider.Cpu)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var model = OnnxModelFile.LoadChecked(modelPath);
@@ -117,7 +119,7 @@ public sealed class OnnxRunner : IDisposable
                 modelPath);
         }
 
-        var runner = new OnnxRunner(Open(modelPath, modelPath, Expose(model, tensors), threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null), modelPath);
+        var runner = new OnnxRunner(Open(modelPath, modelPath, Expose(model, tensors), threads, GraphOptimizationLevel.ORT_ENABLE_ALL, null, provider), modelPath);
         runner.ThrowIfNotClassifier();
         return runner;
     }
@@ -326,10 +328,11 @@ public sealed class OnnxRunner : IDisposable
     /// from the user's <paramref name="file"/> that ONNX Runtime refuses is MC2002 naming the file; one the engine
     /// built in memory (no file) is an internal error (MC5001) naming <paramref name="name"/>.
     /// </summary>
-    private static InferenceSession Open(string name, string? file, byte[]? model, int threads, GraphOptimizationLevel level, string? optimizedModelPath)
+    private static InferenceSession Open(string name, string? file, byte[]? model, int threads, GraphOptimizationLevel level, string? optimizedModelPath, ExecutionProvider provider = ExecutionProvider.Cpu)
     {
         OnnxRuntimeEnvironment.EnsureTelemetryOff();
         using var options = CreateOptions(threads, level);
+        ExecutionProviders.Append(options, provider);
         if (optimizedModelPath is not null)
         {
             options.OptimizedModelFilePath = optimizedModelPath;
@@ -352,6 +355,41 @@ public sealed class OnnxRunner : IDisposable
                 ? CompressionException.Error(DiagnosticCodes.ModelInvalid, $"ONNX Runtime cannot load '{file}': {e.Message}", file)
                 : CompressionException.Error(DiagnosticCodes.Internal, $"ONNX Runtime cannot load the {name}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// Opens a one-node model (Relu of a float [1]) on <paramref name="provider"/>, with the node required to run there
+    /// when that is not the CPU (no fallback to it), and runs it once: what proves a provider works before a run spends time on anything.
+    /// ONNX Runtime's refusal is an <see cref="OnnxRuntimeException"/>.
+    /// </summary>
+    internal static float[] Probe(ExecutionProvider provider, float value)
+    {
+        var graph = new GraphProto { Name = "provider-check" };
+        graph.Input.Add(FloatVector("x"));
+        graph.Output.Add(FloatVector("y"));
+        graph.Node.Add(new NodeProto { OpType = "Relu", Input = { "x" }, Output = { "y" } });
+        var model = new ModelProto { IrVersion = 8, Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = 17 });
+
+        OnnxRuntimeEnvironment.EnsureTelemetryOff();
+        using var options = CreateOptions(1, GraphOptimizationLevel.ORT_DISABLE_ALL);
+        if (provider != ExecutionProvider.Cpu)
+        {
+            options.AddSessionConfigEntry("session.disable_cpu_ep_fallback", "1");
+        }
+
+        ExecutionProviders.Append(options, provider);
+        using var session = new InferenceSession(model.ToByteArray(), options);
+        using var input = OrtValue.CreateTensorValueFromMemory(new[] { value }, [1]);
+        using var runOptions = new RunOptions();
+        using var results = session.Run(runOptions, ["x"], [input], ["y"]);
+        return results[0].GetTensorDataAsSpan<float>().ToArray();
+
+        static ValueInfoProto FloatVector(string name) => new()
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = new TensorShapeProto { Dim = { new TensorShapeProto.Types.Dimension { DimValue = 1 } } } } },
+        };
     }
 
     /// <summary>

@@ -23,6 +23,9 @@ public sealed record PipelineOptions(string CacheDirectory, string OutputDirecto
 {
     /// <summary>Threads for libtorch and ONNX Runtime (<c>--threads</c>); above 0 it overrides the recipe's 'threads'.</summary>
     public int Threads { get; init; }
+
+    /// <summary>Where teacher runs go (<c>--execution-provider</c>); when set it overrides the recipe's 'execution_provider'.</summary>
+    public ExecutionProvider? ExecutionProvider { get; init; }
 }
 
 /// <summary>One stage as run (or taken from the cache), with the evaluation of its output.</summary>
@@ -102,6 +105,11 @@ public static class CompressionPipeline
         var threads = CpuBudget.Resolve(options.Threads, recipe.Threads, CpuBudget.Detect);
         EngineThreads.Use(threads);
         reporter.Info($"Threads: {threads.Threads} ({threads.Source})");
+        ExecutionProviders.Use(ExecutionProviders.Resolve(options.ExecutionProvider, recipe.ExecutionProvider));
+        if (ExecutionProviders.Current == ExecutionProvider.Cuda)
+        {
+            reporter.Info($"Teacher runs on CUDA ({OnnxRuntimeGpuBuild.LoadedFrom})");
+        }
 
         // Every model file the recipe names passes the project's own loader and checker before anything reads it; a
         // file unchanged since it passed (its hash remembered, its facts cached) is not parsed again.
@@ -473,7 +481,7 @@ public static class CompressionPipeline
         var key = EvaluationKey("teacher", teacherHash, dataHash, options).Finish();
         var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, folder =>
         {
-            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test(), options, null, out var outputs);
+            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test(), options, null, out var outputs, ExecutionProviders.Current);
             using var file = File.Create(Path.Combine(folder, OutputsFile));
             file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(outputs.AsSpan()));
             return evaluation;
@@ -548,7 +556,7 @@ public static class CompressionPipeline
             reporter.Info($"Running the teacher on {train.Count} {SplitWords(splitName)} samples (cached for later runs)");
             entry = cache.Put("teacher-logits", key, folder =>
             {
-                using var runner = new OnnxRunner(teacherPath);
+                using var runner = new OnnxRunner(teacherPath, provider: ExecutionProviders.Current);
                 var logits = runner.Run(train, batchSize, new ReporterProgress(reporter, $"teacher over the {SplitWords(splitName)} samples"));
                 using var file = File.Create(Path.Combine(folder, LogitsFile));
                 file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(logits.AsSpan()));
@@ -578,7 +586,7 @@ public static class CompressionPipeline
             reporter.Info($"Running the teacher for {tensors.Count} hint tensor{(tensors.Count == 1 ? "" : "s")} on {split.Count} {SplitWords(splitName)} samples (cached for later runs)");
             entry = cache.Put("teacher-features", key, folder =>
             {
-                using var runner = OnnxRunner.WithIntermediateOutputs(teacherPath, tensors);
+                using var runner = OnnxRunner.WithIntermediateOutputs(teacherPath, tensors, provider: ExecutionProviders.Current);
                 var writers = new NpyWriter?[tensors.Count];
                 var sampleShapes = new long[tensors.Count][];
                 try

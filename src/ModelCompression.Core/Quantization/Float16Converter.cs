@@ -21,7 +21,7 @@ public sealed record Float16Report(IReadOnlyList<string> Float16Nodes, IReadOnly
 /// has no float16 CPU kernel in Casts of its own, so the converter loads each candidate model, reads the graph
 /// ONNX Runtime made of it, and moves every node that got such Casts (or was expanded into a float32 function
 /// body, or cancelled one of the converter's Casts against one of its own) back to float32 until none does. (ONNX Runtime also runs a float16-capable node in float32 when all
-/// its neighbours are float32, to save the Casts; the check sees that as well.) The x86-64 build of ONNX Runtime 1.31 has float16 kernels only for
+/// its neighbours are float32, to save the Casts; the check sees that as well.) The x86-64 build of ONNX Runtime 1.31 (1.32 passes the converter's tests unchanged) has float16 kernels only for
 /// data movement and LayerNormalization, so on that build the result is float16 storage (half the file) with
 /// float32 compute: the Casts of constant weights are folded once, when the session loads.
 /// </summary>

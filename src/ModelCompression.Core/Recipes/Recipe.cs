@@ -52,6 +52,12 @@ public sealed record Recipe
     public int Threads { get; init; }
 
     /// <summary>
+    /// Where ONNX Runtime runs the teacher ('execution_provider: cpu|cuda'; default cpu). A command line's
+    /// <c>--execution-provider</c> overrides it.
+    /// </summary>
+    public Inference.ExecutionProvider ExecutionProvider { get; init; }
+
+    /// <summary>
     /// Absolute path of the baseline file that 'baseline.' gates compare with (written by 'dotnet compress baseline
     /// accept'); it need not exist yet.
     /// </summary>

@@ -66,7 +66,7 @@ public static class RecipeLoader
 
     private static Recipe? Read(YamlMappingNode root, YamlSource source, string directory)
     {
-        string[] keys = ["task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs", "threads"];
+        string[] keys = ["task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs", "threads", "execution_provider"];
         source.CheckKeys(root, "the recipe", keys);
         var task = source.String(root, "task", "the recipe", required: false) ?? "classification";
         if (task != "classification")
@@ -85,6 +85,7 @@ public static class RecipeLoader
         var gates = ReadGates(YamlSource.Get(root, "gates"), source, hasTeacher);
         var outputs = ReadOutputs(source.Mapping(root, "outputs", "the recipe", required: false), source, source.File);
         var threads = ReadThreads(root, source);
+        var executionProvider = ExecutionProviderKey.Read(root, source);
         if (data is null || teachers is null || student is null || source.Problems.Count > 0)
         {
             return null;
@@ -100,6 +101,7 @@ public static class RecipeLoader
             Gates = gates,
             Outputs = outputs,
             Threads = threads,
+            ExecutionProvider = executionProvider,
             Baseline = Path.GetFullPath(Path.Combine(
                 directory,
                 source.String(root, "baseline", "the recipe", required: false)

@@ -171,6 +171,12 @@ public static class RecipeSchema
                     ["default"] = 0,
                     ["description"] = "Threads for libtorch and ONNX Runtime; 0: the CPUs this process may use (CPU affinity, cgroup quota). 'dotnet compress run --threads' overrides it.",
                 },
+                ["execution_provider"] = new JsonObject
+                {
+                    ["enum"] = new JsonArray([.. Inference.ExecutionProviderNames.All.Select(n => JsonValue.Create(n))]),
+                    ["default"] = "cpu",
+                    ["description"] = "Where ONNX Runtime runs the teacher (its logits, hint features and evaluation): cpu, or cuda (ONNX Runtime's GPU build from the NuGet packages folder; an NVIDIA driver, CUDA 13 and cuDNN 9). Students are evaluated on the CPU. 'dotnet compress run --execution-provider' overrides it.",
+                },
                 ["outputs"] = new JsonObject
                 {
                     ["type"] = "object",

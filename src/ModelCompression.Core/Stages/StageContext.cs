@@ -170,7 +170,7 @@ public sealed class StageContext : IDisposable
         if (!_modelLogits.TryGetValue(modelPath, out var logits))
         {
             Reporter.Info($"Running the dense model on {Train.Count} training samples for its soft targets");
-            using var runner = new Inference.OnnxRunner(modelPath);
+            using var runner = new Inference.OnnxRunner(modelPath, provider: Inference.ExecutionProviders.Current);
             logits = runner.Run(Train, 256, new ReporterProgress(Reporter, "dense model over the training samples"));
             _modelLogits[modelPath] = logits;
         }

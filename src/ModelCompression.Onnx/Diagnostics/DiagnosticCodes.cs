@@ -114,6 +114,12 @@ public static class DiagnosticCodes
     /// <summary>A <c>CompressModel</c> item's metadata has a value it cannot take (reported by the MSBuild task, at the project).</summary>
     public const string InvalidItemMetadata = "MC4007";
 
+    /// <summary>The CUDA execution provider was asked for but cannot run here (no driver, CUDA or cuDNN library, or GPU).</summary>
+    public const string CudaUnavailable = "MC4008";
+
+    /// <summary>The CUDA execution provider was asked for but ONNX Runtime's GPU build is not in the NuGet packages folder.</summary>
+    public const string OnnxRuntimeGpuBuildMissing = "MC4009";
+
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";
 }

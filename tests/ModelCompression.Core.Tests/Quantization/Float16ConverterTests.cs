@@ -39,7 +39,7 @@ public sealed class Float16ConverterTests
     [Fact]
     public void LayerNormalizations_compute_in_float16_and_their_float32_neighbours_get_casts()
     {
-        // ONNX Runtime 1.31's CPU provider has a float16 LayerNormalization kernel. Two in a row stay float16;
+        // ONNX Runtime's CPU provider (1.31, 1.32) has a float16 LayerNormalization kernel. Two in a row stay float16;
         // the MatMul and Add after them run wherever the runtime has kernels, and the report must match what
         // the session does. (A single LayerNormalization between float32 nodes would be moved to float32 by
         // ONNX Runtime itself, to save the Casts; the converter sees that too.)

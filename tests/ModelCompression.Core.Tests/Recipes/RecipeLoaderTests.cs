@@ -1,6 +1,7 @@
 using ModelCompression.Architectures;
 using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
+using ModelCompression.Inference;
 using ModelCompression.Recipes;
 using ModelCompression.Stages;
 
@@ -387,6 +388,24 @@ public sealed class RecipeLoaderTests : IDisposable
             var d = Assert.Single(e.Diagnostics);
             Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 5, path), (d.Code, d.Line!.Value, d.File));
             Assert.Contains("'threads'", d.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Execution_provider_is_optional_cpu_by_default_and_cpu_or_cuda()
+    {
+        const string Data = "data: { format: idx, train: { inputs: teacher.onnx, labels: teacher.onnx }, test: { inputs: teacher.onnx, labels: teacher.onnx } }\nteacher: teacher.onnx\nstudent: { architecture: mlp }\nstages: [distill]\n";
+        Assert.Equal(ExecutionProvider.Cpu, RecipeLoader.Load(_dir.Write("default.compress.yaml", Data)).ExecutionProvider);
+        Assert.Equal(ExecutionProvider.Cuda, RecipeLoader.Load(_dir.Write("cuda.compress.yaml", Data + "execution_provider: cuda\n")).ExecutionProvider);
+        Assert.Equal(ExecutionProvider.Cpu, RecipeLoader.Load(_dir.Write("cpu.compress.yaml", Data + "execution_provider: cpu\n")).ExecutionProvider);
+
+        foreach (var bad in new[] { "gpu", "[cuda]", "{ cuda: 0 }", "''" })
+        {
+            var path = _dir.Write("bad.compress.yaml", Data + $"execution_provider: {bad}\n");
+            var e = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+            var d = Assert.Single(e.Diagnostics);
+            Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 5, path), (d.Code, d.Line!.Value, d.File));
+            Assert.Contains("'execution_provider' must be one of cpu, cuda", d.Message, StringComparison.Ordinal);
         }
     }
 }

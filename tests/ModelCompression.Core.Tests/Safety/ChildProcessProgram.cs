@@ -42,8 +42,10 @@ public static class ChildProcessProgram
                 }
 
                 return 0;
+            case ["run-on", var provider, var recipe, var cache, var output]:
+                return RunOn(provider, recipe, cache, output);
             default:
-                Console.Error.WriteLine("usage: engine|bare MODEL | run RECIPE CACHE OUTPUT");
+                Console.Error.WriteLine("usage: engine|bare MODEL | run RECIPE CACHE OUTPUT | run-on cpu|cuda|recipe RECIPE CACHE OUTPUT");
                 return 2;
         }
     }
@@ -56,6 +58,36 @@ public static class ChildProcessProgram
         using var session = new InferenceSession(model);
         Console.WriteLine($"{session.InputNames.Count} inputs");
         return 0;
+    }
+
+    /// <summary>
+    /// Runs a recipe with its teacher on <paramref name="provider"/> as <c>--execution-provider</c> asks; prints the
+    /// engine's diagnostic when it fails (exit 1), then the ONNX Runtime libraries the process holds.
+    /// </summary>
+    private static int RunOn(string provider, string recipe, string cache, string output)
+    {
+        try
+        {
+            // "recipe": no command-line choice, the recipe's own.
+            ExecutionProvider? chosen = ExecutionProviderNames.TryParse(provider, out var named) ? named : null;
+            var result = ModelCompression.Pipeline.CompressionPipeline.Run(
+                ModelCompression.Recipes.RecipeLoader.Load(recipe),
+                new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Pipeline.NullPipelineReporter.Instance) { ExecutionProvider = chosen });
+            Console.WriteLine($"teacher accuracy: {result.Teacher?.Accuracy}");
+            return 0;
+        }
+        catch (ModelCompression.Diagnostics.CompressionException e)
+        {
+            Console.WriteLine($"{e.Code}: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            foreach (var library in OnnxRuntimeGpuBuild.LoadedOnnxRuntimeLibraries())
+            {
+                Console.WriteLine($"onnxruntime: {library}");
+            }
+        }
     }
 
     /// <summary>Runs this assembly with <paramref name="args"/>, the environment changed as given (null removes a variable).</summary>

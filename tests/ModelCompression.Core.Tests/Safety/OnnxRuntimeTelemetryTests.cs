@@ -3,7 +3,7 @@ using ModelCompression.Inference;
 namespace ModelCompression.Core.Tests.Safety;
 
 /// <summary>
-/// ONNX Runtime 1.31 on Linux keeps a device id and an event store (the executable's path, model error texts) under
+/// ONNX Runtime on Linux (1.31, 1.32) keeps a device id and an event store (the executable's path, model error texts) under
 /// <c>$HOME/.cache/Microsoft/DeveloperTools/.onnxruntime/</c>. A build tool must leave the user's home alone: a
 /// process that runs the engine writes nothing there. Each run gets its own HOME, and the variables that would
 /// silence ONNX Runtime anyway (CI, the opt-out itself) are removed, so the bare session shows the detector works.
