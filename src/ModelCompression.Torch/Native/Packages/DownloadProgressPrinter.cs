@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace ModelCompression.Torch.Native.Packages;
@@ -15,7 +14,7 @@ public sealed class DownloadProgressPrinter(TextWriter output, bool interactive)
     private const double MB = 1_000_000;
     private const long UnknownSizeStep = 16_000_000;
 
-    private readonly Stopwatch _sinceRedraw = Stopwatch.StartNew();
+    private TimeSpan _lastRedraw = TimeSpan.FromSeconds(-1);
     private long _lastStep = -1;
     private int _width;
     private bool _done;
@@ -43,13 +42,13 @@ public sealed class DownloadProgressPrinter(TextWriter output, bool interactive)
 
         if (interactive)
         {
-            // A redraw per 100 ms: faster only flickers and costs the terminal.
-            if (!complete && _sinceRedraw.ElapsedMilliseconds < 100)
+            // A redraw per 100 ms of the download: faster only flickers and costs the terminal.
+            if (!complete && value.Elapsed - _lastRedraw < TimeSpan.FromMilliseconds(100))
             {
                 return;
             }
 
-            _sinceRedraw.Restart();
+            _lastRedraw = value.Elapsed;
             var line = Describe(value);
             output.Write('\r' + line.PadRight(_width));
             _width = Math.Max(_width, line.Length);

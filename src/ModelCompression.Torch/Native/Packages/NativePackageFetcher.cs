@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Compression;
 using ModelCompression.Diagnostics;
 using NuGet.Common;
 using NuGet.Configuration;
@@ -169,11 +170,16 @@ public sealed class NativePackageFetcher
                 {
                     tried.Add(versions.Count == 0
                         ? $"{source.Source}: has no package {request.Id}{logger.Problems()}"
-                        : $"{source.Source}: has {request.Id} {string.Join(", ", versions.OrderDescending().Take(5))}{(versions.Count > 5 ? ", ..." : string.Empty)} but none in {request.Versions.PrettyPrint()}");
+                        : $"{source.Source}: has {request.Id} {string.Join(", ", versions.OrderDescending().Take(5))}{(versions.Count > 5 ? ", ..." : string.Empty)} but none in {request.Versions.ToNormalizedString()}");
                     continue;
                 }
 
                 offers.Add((repository, resource, best));
+            }
+            catch (Exception e) when (e is InvalidDataException or PackagingException)
+            {
+                // A folder feed opens its packages to list them: a damaged .nupkg there fails the listing.
+                throw Corrupt(new PackageIdentity(request.Id, null), source.Source, Flatten(e));
             }
             catch (Exception e) when (e is FatalProtocolException or HttpRequestException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
             {
@@ -321,11 +327,33 @@ public sealed class NativePackageFetcher
     {
         try
         {
-            using var reader = new PackageArchiveReader(path);
-            var actual = reader.GetIdentity();
-            if (!string.Equals(actual.Id, identity.Id, StringComparison.OrdinalIgnoreCase) || actual.Version != identity.Version)
+            using (var reader = new PackageArchiveReader(path))
             {
-                throw Corrupt(identity, source, $"it declares itself {actual.Id} {actual.Version}");
+                var actual = reader.GetIdentity();
+                if (!string.Equals(actual.Id, identity.Id, StringComparison.OrdinalIgnoreCase) || actual.Version != identity.Version)
+                {
+                    throw Corrupt(identity, source, $"it declares itself {actual.Id} {actual.Version}");
+                }
+            }
+
+            // Zip readers do not check the CRC-32 of what they inflate, and incompressible data (most of a native
+            // library) is stored as it is: flipped bits would be installed as they are. Check every entry.
+            using var archive = ZipFile.OpenRead(path);
+            var buffer = new byte[1 << 16];
+            foreach (var entry in archive.Entries)
+            {
+                var crc = new System.IO.Hashing.Crc32();
+                using var stream = entry.Open();
+                int read;
+                while ((read = stream.Read(buffer)) > 0)
+                {
+                    crc.Append(buffer.AsSpan(0, read));
+                }
+
+                if (crc.GetCurrentHashAsUInt32() != entry.Crc32)
+                {
+                    throw Corrupt(identity, source, $"the CRC-32 of {entry.FullName} does not match the archive's");
+                }
             }
         }
         catch (Exception e) when (e is InvalidDataException or PackagingException or IOException or System.Xml.XmlException)
@@ -378,7 +406,7 @@ public sealed class NativePackageFetcher
 
     private CompressionException Unavailable(NativePackageRequest request, List<string> tried)
     {
-        var message = $"{request.Id} {request.Versions.PrettyPrint()} is not in the NuGet packages folder ({GlobalPackagesFolder}) and could not be fetched. "
+        var message = $"{request.Id} {request.Versions.ToNormalizedString()} is not in the NuGet packages folder ({GlobalPackagesFolder}) and could not be fetched. "
             + $"Sources tried: {string.Join("; ", tried.Select((t, i) => $"[{i + 1}] {t}"))}."
             + (request.Remedy is null ? string.Empty : $" To fix: {request.Remedy}");
         return CompressionException.Error(DiagnosticCodes.NativePackageUnavailable, message);
@@ -387,7 +415,7 @@ public sealed class NativePackageFetcher
     private static CompressionException Corrupt(PackageIdentity identity, string source, string why) =>
         CompressionException.Error(
             DiagnosticCodes.NativePackageCorrupt,
-            $"The package {identity.Id} {identity.Version} fetched from {source} is corrupt or incomplete ({why}); nothing of it was installed. "
+            $"The package {identity.Id}{(identity.HasVersion ? " " + identity.Version : string.Empty)} fetched from {source} is corrupt or incomplete ({why}); nothing of it was installed. "
             + "Fetch it again (run the command again); if it fails the same way, the copy on that source is damaged: replace it there or use another source.");
 
     private static string Flatten(Exception e)
