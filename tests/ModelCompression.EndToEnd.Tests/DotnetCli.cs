@@ -31,6 +31,10 @@ internal static class DotnetCli
     public static Result RunProgram(string program, string workingDirectory, params string[] arguments) =>
         Start(program, workingDirectory, null, arguments);
 
+    /// <summary>Runs another program with environment variables set (or, with an empty value, cleared).</summary>
+    public static Result RunProgramWith(string program, string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] arguments) =>
+        Start(program, workingDirectory, environment, arguments);
+
     private static Result Start(string program, string workingDirectory, IReadOnlyDictionary<string, string>? environment, string[] arguments)
     {
         var start = new ProcessStartInfo(program)

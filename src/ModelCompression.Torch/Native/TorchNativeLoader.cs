@@ -310,15 +310,23 @@ public static class TorchNativeLoader
 
     private static string? FindLibTorchSharp(TorchNativeEnvironment env, string? libTorchDir, List<string> tried)
     {
-        var candidates = new List<string>();
-        if (!string.IsNullOrWhiteSpace(env.GetVariable(LibTorchDirVariable)) && libTorchDir is not null)
+        // Lazily: the packages folder is resolved (reading nuget.config) only when the app folder lacks the library.
+        IEnumerable<string> Candidates()
         {
-            candidates.Add(Path.Combine(libTorchDir, LibTorchSharpFileName));
+            if (!string.IsNullOrWhiteSpace(env.GetVariable(LibTorchDirVariable)) && libTorchDir is not null)
+            {
+                yield return Path.Combine(libTorchDir, LibTorchSharpFileName);
+            }
+
+            foreach (var dir in AppDirectories(env))
+            {
+                yield return Path.Combine(dir, LibTorchSharpFileName);
+            }
+
+            yield return Path.Combine(NuGetPackagesRoot(env), "torchsharp", env.TorchSharpVersion, "runtimes", NativeRid, "native", LibTorchSharpFileName);
         }
 
-        candidates.AddRange(AppDirectories(env).Select(d => Path.Combine(d, LibTorchSharpFileName)));
-        candidates.Add(Path.Combine(NuGetPackagesRoot(env), "torchsharp", env.TorchSharpVersion, "runtimes", NativeRid, "native", LibTorchSharpFileName));
-        foreach (var candidate in candidates.Distinct(StringComparer.Ordinal))
+        foreach (var candidate in Candidates().Distinct(StringComparer.Ordinal))
         {
             if (File.Exists(candidate))
             {

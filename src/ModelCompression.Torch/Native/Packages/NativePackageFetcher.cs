@@ -149,6 +149,16 @@ public sealed class NativePackageFetcher
             tried.Add("no package sources are configured (or all are disabled) in the nuget.config files");
         }
 
+        // Package source mapping, as restore applies it: only the sources the id is mapped to may serve it.
+        var mapping = PackageSourceMapping.GetPackageSourceMapping(_settings);
+        if (mapping.IsEnabled)
+        {
+            var allowed = mapping.GetConfiguredPackageSources(request.Id);
+            var unmapped = sources.Where(s => !allowed.Contains(s.Name, StringComparer.OrdinalIgnoreCase)).ToList();
+            tried.AddRange(unmapped.Select(s => $"{s.Source}: skipped, packageSourceMapping does not map {request.Id} to '{s.Name}'"));
+            sources = sources.Except(unmapped).ToList();
+        }
+
         using var cache = new SourceCacheContext { NoCache = true, DirectDownload = true };
         var offers = new List<(SourceRepository Repository, FindPackageByIdResource Resource, NuGetVersion Version)>();
         foreach (var source in sources)

@@ -169,6 +169,31 @@ public sealed class NativePackageFetcherTests : IDisposable
     }
 
     [Fact]
+    public async Task Package_source_mapping_is_applied_as_restore_applies_it()
+    {
+        var other = Path.Combine(_temp.Path, "other-feed");
+        Pack(Feed, "1.2.0");
+        Pack(other, "1.2.0");
+        File.WriteAllText(Path.Combine(_temp.Path, "nuget.config"), $"""
+            <configuration>
+              <packageSources>
+                <clear />
+                <add key="other" value="{other}" />
+                <add key="mapped" value="{Feed}" />
+              </packageSources>
+              <packageSourceMapping>
+                <packageSource key="other"><package pattern="Something.Else.*" /></packageSource>
+                <packageSource key="mapped"><package pattern="ModelCompression.*" /></packageSource>
+              </packageSourceMapping>
+            </configuration>
+            """);
+
+        var result = await new NativePackageFetcher(NativePackageFetcher.LoadSettings(_temp.Path), Packages).EnsureAsync(Request("[1.2.0]"));
+
+        Assert.Equal(Path.GetFullPath(Feed), Path.GetFullPath(result.Source!));
+    }
+
+    [Fact]
     public void Settings_come_from_the_nuget_config_hierarchy_of_the_working_folder()
     {
         WriteConfig([Feed]);
