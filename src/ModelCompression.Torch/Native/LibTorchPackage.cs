@@ -69,7 +69,16 @@ public static class LibTorchPackage
 
         var env = TorchNativeEnvironment.Current();
         var (dir, source) = TorchNativeLoader.FindLibTorch(env, []);
-        if (dir is not null && source != TorchNativeLoader.PackagesFolderSource)
+        if (dir is not null && source == TorchNativeLoader.PackagesFolderSource)
+        {
+            // Found complete (with .nupkg.metadata) where restore puts it: no second read of the configuration.
+            var folder = Path.GetFullPath(Path.Combine(dir, "..", "..", ".."));
+            var nupkg = new FileInfo(Path.Combine(folder, $"{PackageId}.{env.LibTorchVersion}.nupkg"));
+            var found = new NativePackageResult(PackageId, NuGetVersion.Parse(env.LibTorchVersion), folder, false, null, nupkg.Exists ? nupkg.Length : 0, TimeSpan.Zero);
+            return new LibTorchAvailability(true, dir, source, found);
+        }
+
+        if (dir is not null)
         {
             return new LibTorchAvailability(true, dir, source, null);
         }

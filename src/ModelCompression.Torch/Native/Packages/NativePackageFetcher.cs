@@ -180,7 +180,7 @@ public sealed class NativePackageFetcher
                 {
                     tried.Add(versions.Count == 0
                         ? $"{source.Source}: has no package {request.Id}{logger.Problems()}"
-                        : $"{source.Source}: has {request.Id} {string.Join(", ", versions.OrderDescending().Take(5))}{(versions.Count > 5 ? ", ..." : string.Empty)} but none in {request.Versions.ToNormalizedString()}");
+                        : $"{source.Source}: has {request.Id} {string.Join(", ", versions.OrderDescending().Take(5))}{(versions.Count > 5 ? ", ..." : string.Empty)} but none in {Describe(request.Versions)}");
                     continue;
                 }
 
@@ -416,7 +416,7 @@ public sealed class NativePackageFetcher
 
     private CompressionException Unavailable(NativePackageRequest request, List<string> tried)
     {
-        var message = $"{request.Id} {request.Versions.ToNormalizedString()} is not in the NuGet packages folder ({GlobalPackagesFolder}) and could not be fetched. "
+        var message = $"{request.Id} {Describe(request.Versions)} is not in the NuGet packages folder ({GlobalPackagesFolder}) and could not be fetched. "
             + $"Sources tried: {string.Join("; ", tried.Select((t, i) => $"[{i + 1}] {t}"))}."
             + (request.Remedy is null ? string.Empty : $" To fix: {request.Remedy}");
         return CompressionException.Error(DiagnosticCodes.NativePackageUnavailable, message);
@@ -427,6 +427,12 @@ public sealed class NativePackageFetcher
             DiagnosticCodes.NativePackageCorrupt,
             $"The package {identity.Id}{(identity.HasVersion ? " " + identity.Version : string.Empty)} fetched from {source} is corrupt or incomplete ({why}); nothing of it was installed. "
             + "Fetch it again (run the command again); if it fails the same way, the copy on that source is damaged: replace it there or use another source.");
+
+    // "2.10.0" for an exact version, "[2.0.0, 3.0.0)" for a range.
+    private static string Describe(VersionRange range) =>
+        range is { HasLowerAndUpperBounds: true, IsMinInclusive: true, IsMaxInclusive: true } && range.MinVersion == range.MaxVersion
+            ? range.MinVersion!.ToNormalizedString()
+            : range.ToNormalizedString();
 
     private static string Flatten(Exception e)
     {

@@ -103,6 +103,7 @@ public sealed class NativePackageFetcherTests : IDisposable
         Assert.Contains(missingFolder, error.Message, StringComparison.Ordinal);
         Assert.Contains($"{emptyFolder}: has no package {Id}", error.Message, StringComparison.Ordinal);
         Assert.Contains(offline, error.Message, StringComparison.Ordinal);
+        Assert.Contains($"{Id} 1.2.0 is not in the NuGet packages folder ({Packages})", error.Message, StringComparison.Ordinal);
         Assert.Contains("To fix: run the fix command", error.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(Packages, "modelcompression.test.native")));
     }
