@@ -16,7 +16,13 @@ public sealed class CompressModel : ToolTask
     /// <summary>The file in a state folder whose content is the settings the outputs depend on (and marks the folder as ours).</summary>
     internal const string SettingsFileName = "settings";
 
-    /// <summary>The recipe files (the project's <c>CompressModel</c> items).</summary>
+    /// <summary>What the engine's one-line result of each recipe starts with (its RecipeSummary.Prefix).</summary>
+    internal const string SummaryPrefix = "Summary: ";
+
+    /// <summary>
+    /// The recipe files (the project's <c>CompressModel</c> items). Their metadata <c>GateFailuresAsWarnings</c>,
+    /// <c>CacheDirectory</c>, <c>Threads</c> and <c>PublishReports</c> override the project's <c>CompressModel*</c> properties for that recipe.
+    /// </summary>
     public ITaskItem[] Recipes { get; set; } = [];
 
     /// <summary>The folder holding one state folder per recipe; state folders of recipes no longer listed are deleted.</summary>
@@ -27,11 +33,14 @@ public sealed class CompressModel : ToolTask
     [Required]
     public string ProjectDirectory { get; set; } = string.Empty;
 
+    /// <summary>The project file, where errors about its items point (the task's own node is the package's targets file).</summary>
+    public string? ProjectFile { get; set; }
+
     /// <summary>The engine's entry assembly (dotnet-compress.dll).</summary>
     [Required]
     public string EnginePath { get; set; } = string.Empty;
 
-    /// <summary>The stage cache folder.</summary>
+    /// <summary>The stage cache folder of recipes without their own <c>CacheDirectory</c>.</summary>
     [Required]
     public string CacheDirectory { get; set; } = string.Empty;
 
@@ -47,16 +56,25 @@ public sealed class CompressModel : ToolTask
     /// <summary>The libtorch package as "id/version", looked for in <see cref="PackageFolders"/>.</summary>
     public string LibTorchPackage { get; set; } = "libtorch-cpu-linux-x64/2.10.0";
 
-    /// <summary>Report broken gates as warnings instead of errors (the model is still not replaced).</summary>
+    /// <summary>Report broken gates as warnings instead of errors (the model is still not replaced), for recipes without their own.</summary>
     public bool GateFailuresAsWarnings { get; set; }
 
     /// <summary>Threads for libtorch and ONNX Runtime (CompressModelThreads); 0 lets the engine take the CPUs the build may use.</summary>
     public int Threads { get; set; }
 
+    /// <summary>Whether reports go to the output and publish folders with the model (CompressModelPublishReports), for recipes without their own.</summary>
+    public bool PublishReports { get; set; }
+
+    /// <summary>MSBuild's <c>_MSBUILDTLENABLED</c>: "1" when the terminal logger draws the build's output.</summary>
+    public string? TerminalLoggerEnabled { get; set; }
+
     /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
     public string? DotnetHost { get; set; }
 
-    /// <summary>Every recipe's current outputs (model, reports, data description), with the recipe as <c>Recipe</c> metadata.</summary>
+    /// <summary>
+    /// Every recipe's current outputs (model, data description, reports), with the recipe as <c>Recipe</c> metadata and
+    /// <c>CompressModelPublish</c> "true" for those that go to the output folder: the model and data description always, reports when asked.
+    /// </summary>
     [Output]
     public ITaskItem[] OutputFiles { get; private set; } = [];
 
@@ -64,8 +82,14 @@ public sealed class CompressModel : ToolTask
     [Output]
     public ITaskItem[] StateFiles { get; private set; } = [];
 
+    /// <summary>The engine's line before each recipe of a list: "Recipe 1/2: /full/path.yaml".</summary>
+    private static readonly System.Text.RegularExpressions.Regex RecipeStarted = new(@"^Recipe (\d+/\d+): (.+)$");
+
+    private readonly List<string> _summaries = [];
     private string? _libTorchProblem;
     private string? _recipeList;
+    private TerminalStatus? _status;
+    private string _currentRecipe = string.Empty;
 
     /// <inheritdoc />
     protected override string ToolName => "dotnet";
@@ -107,16 +131,6 @@ public sealed class CompressModel : ToolTask
         builder.AppendFileNameIfNotNull(EnginePath);
         builder.AppendSwitch("run");
         builder.AppendSwitchIfNotNull("--recipes ", _recipeList);
-        if (Threads > 0)
-        {
-            builder.AppendSwitch($"--threads {Threads.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
-        }
-
-        if (GateFailuresAsWarnings)
-        {
-            builder.AppendSwitch("--gate-failures-as-warnings");
-        }
-
         return builder.ToString();
     }
 
@@ -125,17 +139,21 @@ public sealed class CompressModel : ToolTask
     {
         // Relative to the project, not to whatever folder the MSBuild node runs in.
         StateDirectory = Path.GetFullPath(StateDirectory, ProjectDirectory);
+        var defaults = new RecipeSettings(GateFailuresAsWarnings, Path.GetFullPath(CacheDirectory, ProjectDirectory), Threads, PublishReports);
+        var projectFile = string.IsNullOrEmpty(ProjectFile) ? ProjectDirectory : ProjectFile!;
         var recipes = new List<RecipeState>();
         var valid = true;
         foreach (var item in Recipes.GroupBy(r => r.GetMetadata("FullPath"), StringComparer.Ordinal).Select(g => g.First()))
         {
-            var state = new RecipeState(item.GetMetadata("FullPath"), StateDirectory, ProjectDirectory);
+            var settings = RecipeSettings.Read(item, defaults, ProjectDirectory, projectFile, Log);
+            var state = new RecipeState(item.GetMetadata("FullPath"), StateDirectory, ProjectDirectory, settings ?? defaults);
             if (!File.Exists(state.Recipe))
             {
                 Log.LogError(null, "MC1005", null, item.ItemSpec, 0, 0, 0, 0, "Recipe '{0}' does not exist.", state.Recipe);
                 valid = false;
             }
 
+            valid &= settings is not null;
             recipes.Add(state);
         }
 
@@ -145,12 +163,11 @@ public sealed class CompressModel : ToolTask
             return false;
         }
 
-        var settings = $"gate-failures-as-warnings={GateFailuresAsWarnings.ToString().ToLowerInvariant()}\n";
         var additional = AdditionalInputs.Select(i => i.GetMetadata("FullPath")).ToList();
         var outOfDate = new List<RecipeState>();
         foreach (var recipe in recipes)
         {
-            recipe.WriteSettingsWhenChanged(settings);
+            recipe.WriteSettingsWhenChanged();
             if (recipe.WhyOutOfDate(additional) is { } reason)
             {
                 Log.LogMessage(MessageImportance.High, "{0}: runs ({1}).", recipe.Recipe, reason);
@@ -192,9 +209,19 @@ public sealed class CompressModel : ToolTask
             var line = new CommandLineBuilder();
             line.AppendFileNameIfNotNull(recipe.Recipe);
             line.AppendSwitchIfNotNull("--output ", recipe.OutputDirectory);
-            line.AppendSwitchIfNotNull("--cache ", CacheDirectory);
+            line.AppendSwitchIfNotNull("--cache ", recipe.Settings.CacheDirectory);
             line.AppendSwitchIfNotNull("--dependency-file ", recipe.DependencyFile);
             line.AppendSwitchIfNotNull("--stamp-file ", recipe.StampFile);
+            if (recipe.Settings.Threads > 0)
+            {
+                line.AppendSwitch($"--threads {recipe.Settings.Threads.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+            }
+
+            if (recipe.Settings.GateFailuresAsWarnings)
+            {
+                line.AppendSwitch("--gate-failures-as-warnings");
+            }
+
             list.Append(line).Append('\n');
         }
 
@@ -214,7 +241,41 @@ public sealed class CompressModel : ToolTask
         // ONNX Runtime's telemetry off from the engine process's first instruction (the engine turns it off too).
         variables.Add("ORT_DISABLE_TELEMETRY=1");
         EnvironmentVariables = [.. variables];
-        return base.Execute();
+        _status = TerminalStatus.TryCreate(TerminalLoggerEnabled);
+        try
+        {
+            return base.Execute();
+        }
+        finally
+        {
+            _status?.Clear();
+            _status?.PrintAtExit(_summaries);
+        }
+    }
+
+    /// <summary>
+    /// Logs each line of the engine's output (diagnostics as errors and warnings, the rest as messages); the
+    /// summary line of each recipe is kept, and under the terminal logger the latest line is shown live.
+    /// </summary>
+    protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)
+    {
+        base.LogEventsFromTextOutput(singleLine, messageImportance);
+        var line = singleLine.Trim();
+        if (line.StartsWith(SummaryPrefix, StringComparison.Ordinal))
+        {
+            _summaries.Add(line);
+            _status?.Show(line);
+        }
+        else if (RecipeStarted.Match(line) is { Success: true } started)
+        {
+            _currentRecipe = $"[{started.Groups[1].Value} {Path.GetFileName(started.Groups[2].Value)}] ";
+            _status?.Show(_currentRecipe);
+        }
+        else if (line.Length > 0 && line[0] is not ('|' or '#' or '-'))
+        {
+            // The report's markdown (tables, headings, lists) is for the log; progress and outcome lines are the status.
+            _status?.Show(_currentRecipe + line);
+        }
     }
 
     /// <summary>
@@ -231,6 +292,14 @@ public sealed class CompressModel : ToolTask
             foreach (var file in recipe.CurrentOutputs())
             {
                 var name = Path.GetFileName(file);
+                var publish = recipe.Settings.PublishReports || !RecipeState.IsReport(file);
+                if (!publish)
+                {
+                    // Still an output of the build (FileWrites), so incremental clean leaves it in obj/.
+                    outputs.Add(new TaskItem(file, new Dictionary<string, string> { ["Recipe"] = recipe.Recipe, ["CompressModelPublish"] = "false" }));
+                    continue;
+                }
+
                 if (owners.TryGetValue(name, out var other))
                 {
                     Log.LogError(null, "MC4004", null, recipe.Recipe, 0, 0, 0, 0, "Recipes '{0}' and '{1}' both write '{2}' to the output folder, where one would overwrite the other: give one of them another 'outputs: {{ model: … }}' name.", other, recipe.Recipe, name);
@@ -239,9 +308,7 @@ public sealed class CompressModel : ToolTask
                 }
 
                 owners[name] = recipe.Recipe;
-                var item = new TaskItem(file);
-                item.SetMetadata("Recipe", recipe.Recipe);
-                outputs.Add(item);
+                outputs.Add(new TaskItem(file, new Dictionary<string, string> { ["Recipe"] = recipe.Recipe, ["CompressModelPublish"] = "true" }));
             }
         }
 

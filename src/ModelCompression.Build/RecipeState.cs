@@ -12,12 +12,16 @@ namespace ModelCompression.Build;
 /// </summary>
 internal sealed class RecipeState
 {
-    /// <summary>The state of <paramref name="recipe"/> (a full path) under <paramref name="stateDirectory"/>.</summary>
-    public RecipeState(string recipe, string stateDirectory, string projectDirectory)
+    /// <summary>The state of <paramref name="recipe"/> (a full path) under <paramref name="stateDirectory"/>, built with <paramref name="settings"/>.</summary>
+    public RecipeState(string recipe, string stateDirectory, string projectDirectory, RecipeSettings settings)
     {
         Recipe = recipe;
+        Settings = settings;
         Folder = Path.GetFullPath(Path.Combine(stateDirectory, FolderName(recipe, projectDirectory)));
     }
+
+    /// <summary>The recipe's build settings (its item's metadata over the project's properties).</summary>
+    public RecipeSettings Settings { get; }
 
     /// <summary>The recipe file (full path).</summary>
     public string Recipe { get; }
@@ -52,11 +56,12 @@ internal sealed class RecipeState
     }
 
     /// <summary>
-    /// Writes <paramref name="settings"/> only when they differ from the file's, so that its time says when they
-    /// last changed: a change makes the recipe out of date.
+    /// Writes the settings the outputs depend on only when they differ from the file's, so that its time says when
+    /// they last changed: a change makes this recipe, and no other, out of date.
     /// </summary>
-    public void WriteSettingsWhenChanged(string settings)
+    public void WriteSettingsWhenChanged()
     {
+        var settings = Settings.StateText;
         if (File.Exists(SettingsFile) && File.ReadAllText(SettingsFile) == settings)
         {
             return;
@@ -117,6 +122,15 @@ internal sealed class RecipeState
             log.LogMessage(MessageImportance.Normal, "Removing '{0}': the last run of {1} did not write it.", file, Recipe);
             File.Delete(file);
         }
+    }
+
+    /// <summary>Whether <paramref name="file"/> is one of the engine's reports (<c>&lt;model&gt;.report.json|md|html</c>).</summary>
+    public static bool IsReport(string file)
+    {
+        var name = Path.GetFileName(file);
+        return name.EndsWith(".report.json", StringComparison.OrdinalIgnoreCase)
+            || name.EndsWith(".report.md", StringComparison.OrdinalIgnoreCase)
+            || name.EndsWith(".report.html", StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>The files in <c>out/</c>, less the engine's hidden lock and temporary files.</summary>

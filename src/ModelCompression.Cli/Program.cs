@@ -89,7 +89,8 @@ namespace ModelCompression.Cli
             return command;
         }
 
-        private static Option<int> ThreadsOption()
+        /// <summary>The --threads option, also read on each line of a --recipes file.</summary>
+        internal static Option<int> ThreadsOption()
         {
             var threads = new Option<int>("--threads")
             {
@@ -155,6 +156,7 @@ namespace ModelCompression.Cli
                 Console.WriteLine($"ONNX Runtime        {Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString()}");
                 var budget = Threading.EngineThreads.Budget;
                 Console.WriteLine($"threads             {budget.Threads}  [{budget.Source}; .NET ProcessorCount {Environment.ProcessorCount}; libtorch {TorchSharp.torch.get_num_threads()} intra-op, {TorchSharp.torch.get_num_interop_threads()} inter-op]");
+                Console.WriteLine($"OpenMP wait policy  {Threading.OpenMpWaitPolicy.ReadNative(Threading.OpenMpWaitPolicy.Variable) ?? "(libgomp's default: spin, then sleep)"}");
                 return ExitCodes.Ok;
             }));
             return command;
@@ -208,16 +210,23 @@ namespace ModelCompression.Cli
         }
 
         /// <summary>
-        /// Runs each recipe in turn in this process, so libtorch and ONNX Runtime load once; a failed recipe does not
-        /// stop the others, and the exit code is the worst of them (error over broken gate over success).
+        /// Checks every recipe first and runs none when any has errors (each one's reported); then runs each in turn
+        /// in this process, so libtorch and ONNX Runtime load once. A failed recipe does not stop the others, and the
+        /// exit code is the worst of them (error over broken gate over success).
         /// </summary>
         private static int RunRecipes(IReadOnlyList<RecipeRun> runs, bool gateFailuresAsWarnings, int threads, CancellationToken cancellationToken)
         {
+            if (!RecipeList.CheckAll(runs, Console.Error))
+            {
+                return ExitCodes.Error;
+            }
+
             var exitCode = ExitCodes.Ok;
             for (var i = 0; i < runs.Count && !cancellationToken.IsCancellationRequested; i++)
             {
                 Console.WriteLine($"Recipe {i + 1}/{runs.Count}: {runs[i].Recipe}");
-                var code = Guard(() => RunRecipe(runs[i], gateFailuresAsWarnings, threads, cancellationToken));
+                var run = runs[i];
+                var code = Guard(() => RunRecipe(run, run.GateFailuresAsWarnings ?? gateFailuresAsWarnings, run.Threads ?? threads, cancellationToken));
                 exitCode = code == ExitCodes.Error || exitCode == ExitCodes.Error ? ExitCodes.Error : Math.Max(exitCode, code);
             }
 
@@ -267,6 +276,8 @@ namespace ModelCompression.Cli
             {
                 Console.WriteLine($"A gate failed: {recipe.Outputs.Model} was not replaced.");
             }
+
+            Console.WriteLine(RecipeSummary.Line(result));
 
             return result.GatesPassed || gateFailuresAsWarnings ? ExitCodes.Ok : ExitCodes.GateFailed;
         }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using ModelCompression.Diagnostics;
+using ModelCompression.Recipes;
 
 namespace ModelCompression.Cli;
 
@@ -10,7 +11,9 @@ namespace ModelCompression.Cli;
 /// <param name="OutputDirectory">Where the model and reports go; null for the recipe's folder.</param>
 /// <param name="DependencyFile">Where to list the files the recipe reads; null for nowhere.</param>
 /// <param name="StampFile">Deleted when the run starts, written (listing the files written) when every gate passed; null for none.</param>
-internal sealed record RecipeRun(string Recipe, string? CacheDirectory, string? OutputDirectory, string? DependencyFile, string? StampFile);
+/// <param name="GateFailuresAsWarnings">This recipe's gate mode when its line sets one; null for the command's.</param>
+/// <param name="Threads">This recipe's thread count when its line sets one; null for the command's.</param>
+internal sealed record RecipeRun(string Recipe, string? CacheDirectory, string? OutputDirectory, string? DependencyFile, string? StampFile, bool? GateFailuresAsWarnings = null, int? Threads = null);
 
 /// <summary>
 /// The options one recipe's run takes. The same definitions serve `run recipe.yaml …` and each line of a
@@ -42,6 +45,38 @@ internal sealed class RecipeRunOptions
 internal static class RecipeList
 {
     /// <summary>
+    /// Loads every recipe of <paramref name="runs"/> (the recipe loader's checks, nothing trained) and prints every
+    /// recipe's problems to <paramref name="errors"/>, so that a later recipe's mistakes are not hidden behind an
+    /// earlier recipe's run or failure. True when all load.
+    /// </summary>
+    public static bool CheckAll(IReadOnlyList<RecipeRun> runs, TextWriter errors)
+    {
+        var failed = 0;
+        foreach (var run in runs)
+        {
+            try
+            {
+                RecipeLoader.Load(run.Recipe);
+            }
+            catch (CompressionException e)
+            {
+                failed++;
+                foreach (var diagnostic in e.Diagnostics)
+                {
+                    errors.WriteLine(diagnostic);
+                }
+            }
+        }
+
+        if (failed > 0)
+        {
+            errors.WriteLine($"{failed} of {runs.Count} recipe(s) have errors: none was run.");
+        }
+
+        return failed == 0;
+    }
+
+    /// <summary>
     /// The runs <paramref name="path"/> lists, or null after printing every problem (usage errors naming the file
     /// and line). Relative paths are taken from the current folder, as on the command line.
     /// </summary>
@@ -55,7 +90,10 @@ internal static class RecipeList
 
         var options = new RecipeRunOptions();
         var recipe = new Argument<FileInfo>("recipe") { Description = "The recipe file (YAML)." };
-        var line = new Command("run") { recipe, options.Cache, options.Output, options.DependencyFile, options.StampFile };
+        // A line may set its own gate mode and threads (an MSBuild item's metadata); absent, the command's apply.
+        var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings");
+        var threads = CompressCommand.ThreadsOption();
+        var line = new Command("run") { recipe, options.Cache, options.Output, options.DependencyFile, options.StampFile, gatesAsWarnings, threads };
         var runs = new List<RecipeRun>();
         var valid = true;
         var lines = File.ReadAllLines(path);
@@ -76,7 +114,11 @@ internal static class RecipeList
 
             if (parse.Errors.Count == 0)
             {
-                runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache));
+                runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache) with
+                {
+                    GateFailuresAsWarnings = parse.GetResult(gatesAsWarnings) is null ? null : parse.GetValue(gatesAsWarnings),
+                    Threads = parse.GetResult(threads) is null ? null : parse.GetValue(threads),
+                });
             }
         }
 

@@ -8,7 +8,9 @@ namespace ModelCompression.EndToEnd.Tests;
 /// A project with &lt;CompressModel&gt; built by the real `dotnet build` against the packed package: the student
 /// appears, a second build does not start the engine, a broken gate fails the build without replacing the last
 /// good model (and keeps failing it, whatever the gate mode of the build before), each recipe is checked and
-/// kept apart on its own, nothing stale ships, and a design-time build runs nothing.
+/// kept apart on its own (with its item's metadata over the properties), every recipe is checked before any runs,
+/// nothing stale ships (reports only when asked), progress and results show under the terminal logger and in plain
+/// logs, nothing lands in the source folder, and a design-time build runs nothing.
 /// </summary>
 public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixture<PackedPackageFixture>
 {
@@ -25,8 +27,11 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         Assert.Contains("Threads: 1 (--threads)", first.Output, StringComparison.Ordinal);
         var student = Path.Combine(project, "bin", "Debug", "net10.0", StudentFile);
         Assert.True(File.Exists(student), $"{student} missing after build:\n{first}");
-        Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "fashion.student.report.json")));
         Assert.True(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "fashion.student.data.json")));
+        // Reports stay in the recipe's state folder unless the project asks to publish them.
+        Assert.False(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "fashion.student.report.json")));
+        Assert.True(File.Exists(Path.Combine(StateFolder(project, "recipe.yaml"), "out", "fashion.student.report.json")));
+        Assert.Contains("Summary: recipe.yaml: gates passed (1/1), accuracy ", first.Output, StringComparison.Ordinal);
         AssertRunsInOnnxRuntime(student);
 
         var second = Build(project);
@@ -139,6 +144,7 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
             ("a.compress.yaml", SmallRecipe("a.student.onnx", "accuracy >= 0.3")),
             ("b.compress.yaml", SmallRecipe("b.student.onnx", "accuracy >= 0.3")));
         var bin = Path.Combine(project, "bin", "Debug", "net10.0");
+        SetProperty(project, "CompressModelPublishReports", "true");
         var first = Build(project);
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Equal(["a.student.data.json", "a.student.onnx", "a.student.report.json", "b.student.data.json", "b.student.onnx", "b.student.report.json"], ModelFiles(bin));
@@ -161,6 +167,100 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         var published = DotnetCli.Run(project, Environment(), "publish", "-o", publish, "-v:n", "--disable-build-servers", "-nologo");
         Assert.True(published.ExitCode == 0, published.ToString());
         Assert.Equal(["a.renamed.data.json", "a.renamed.onnx", "a.renamed.report.json"], ModelFiles(publish));
+
+        // Reports no longer asked for leave bin/ (the model stays, nothing runs again); the state folder keeps them.
+        SetProperty(project, "CompressModelPublishReports", "false");
+        var unpublished = Build(project);
+        Assert.True(unpublished.ExitCode == 0, unpublished.ToString());
+        Assert.Contains(NothingToRun(1), unpublished.Output, StringComparison.Ordinal);
+        Assert.Equal(["a.renamed.data.json", "a.renamed.onnx"], ModelFiles(bin));
+        Assert.Equal(["a.renamed.data.json", "a.renamed.onnx", "a.renamed.report.json"], FileNames(Path.Combine(StateFolder(project, "a.compress.yaml"), "out")));
+    }
+
+    [Fact]
+    public void Item_metadata_wins_over_the_properties_and_a_changed_one_reruns_only_its_recipe()
+    {
+        var project = CreateProject(
+            "metadata",
+            ("strict.compress.yaml", SmallRecipe("strict.student.onnx", "accuracy >= 0.999")),
+            ("plain.compress.yaml", SmallRecipe("plain.student.onnx", "accuracy >= 0.3")));
+        // The project's properties say otherwise; each item's metadata wins for its recipe.
+        SetProperty(project, "CompressModelGateFailuresAsWarnings", "false");
+        SetProperty(project, "CompressModelThreads", "0");
+        SetMetadata(project, "strict.compress.yaml", """GateFailuresAsWarnings="true" Threads="1" CacheDirectory="../metadata-cache" """);
+        SetMetadata(project, "plain.compress.yaml", """PublishReports="true" """);
+
+        var first = Build(project);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains("warning MC3001", first.Output, StringComparison.Ordinal);
+        Assert.Contains("Threads: 1 (--threads)", first.Output, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(package.Root, "metadata-cache")), first.ToString());
+        var bin = Path.Combine(project, "bin", "Debug", "net10.0");
+        Assert.Equal(["plain.student.data.json", "plain.student.onnx", "plain.student.report.json"], ModelFiles(bin));
+        var plainStamp = File.GetLastWriteTimeUtc(Path.Combine(StateFolder(project, "plain.compress.yaml"), "stamp"));
+
+        // The strict recipe's gate mode changes: only it runs (from the cache), and its broken gate is now an error.
+        SetMetadata(project, "strict.compress.yaml", """GateFailuresAsWarnings="false" Threads="1" CacheDirectory="../metadata-cache" """);
+        var second = Build(project);
+        Assert.True(second.ExitCode != 0, second.ToString());
+        Assert.Contains("error MC3001", second.Output, StringComparison.Ordinal);
+        Assert.Contains($"Recipe 1/1: {Path.Combine(project, "strict.compress.yaml")}", second.Output, StringComparison.Ordinal);
+        Assert.Contains("distill: up to date (cached)", second.Output, StringComparison.Ordinal);
+        Assert.Contains($"{Path.Combine(project, "plain.compress.yaml")}: up to date.", second.Output, StringComparison.Ordinal);
+        Assert.Equal(plainStamp, File.GetLastWriteTimeUtc(Path.Combine(StateFolder(project, "plain.compress.yaml"), "stamp")));
+
+        // A value the metadata cannot take: an error at the project naming the item and the metadata, and no engine.
+        SetMetadata(project, "strict.compress.yaml", """Threads="many" """);
+        var invalid = Build(project);
+        Assert.True(invalid.ExitCode != 0, invalid.ToString());
+        Assert.True(invalid.Output.Contains("App.csproj : error MC4007: <CompressModel Include=\"strict.compress.yaml\"> has Threads=\"many\"", StringComparison.Ordinal), invalid.ToString());
+        Assert.Equal(0, EngineStarts(invalid));
+    }
+
+    [Fact]
+    public void Every_recipe_is_checked_before_any_runs()
+    {
+        var project = CreateProject(
+            "checked-first",
+            ("good.compress.yaml", SmallRecipe("good.student.onnx", "accuracy >= 0.3")),
+            ("bad.compress.yaml", SmallRecipe("bad.student.onnx", "accuracy >= 0.3").Replace("stages:", "stagez:", StringComparison.Ordinal)));
+        var badLine = Array.FindIndex(File.ReadAllLines(Path.Combine(project, "bad.compress.yaml")), l => l.StartsWith("stagez:", StringComparison.Ordinal)) + 1;
+
+        var build = Build(project);
+        Assert.True(build.ExitCode != 0, build.ToString());
+        Assert.Contains($"bad.compress.yaml({badLine},", build.Output, StringComparison.Ordinal);
+        Assert.Contains("1 of 2 recipe(s) have errors: none was run.", build.Output, StringComparison.Ordinal);
+        // The good recipe did not train first.
+        Assert.DoesNotContain("distill: running", build.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "good.student.onnx")));
+    }
+
+    [Fact]
+    public void Terminal_logger_shows_progress_live_and_the_summary_after_and_plain_logs_keep_plain_lines()
+    {
+        var project = CreateProject("terminal", ("recipe.yaml", SmallRecipe("terminal.student.onnx", "accuracy >= 0.3")));
+        // A cache of its own: the point is to watch training, which the other tests' cached runs of this recipe would skip.
+        SetProperty(project, "CompressModelCacheDirectory", Path.Combine(package.Root, "terminal-cache"));
+
+        // Redirected output, as in CI: the console logger's plain lines, no terminal control sequences from us.
+        var plain = Build(project, "-tl:off");
+        Assert.True(plain.ExitCode == 0, plain.ToString());
+        Assert.True(plain.Output.Contains("distill: epoch 2/2", StringComparison.Ordinal), plain.ToString());
+        Assert.Contains("Summary: recipe.yaml: gates passed (1/1), accuracy ", plain.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b7", plain.Output, StringComparison.Ordinal);
+
+        // In a terminal (a pseudo-terminal made by script(1)) with the terminal logger, which hides task messages at
+        // this verbosity: the training progress is drawn live on the status line, the summary printed after the build.
+        var recipe = Path.Combine(project, "recipe.yaml");
+        File.WriteAllText(recipe, File.ReadAllText(recipe).Replace("epochs: 2", "epochs: 3", StringComparison.Ordinal));
+        var typescript = Path.Combine(package.Root, "terminal.typescript");
+        var terminal = DotnetCli.RunProgram("script", project, Environment(), "-q", "-e", "-f", "-c", "dotnet build -tl:on --disable-build-servers -nologo", typescript);
+        var screen = File.ReadAllText(typescript);
+        Assert.True(terminal.ExitCode == 0, terminal + "\n" + screen);
+        Assert.Matches(@"\u001b7\r\u001b\[2K  \[1/1 recipe\.yaml\] distill: epoch 1/3 ", screen);
+        var end = screen.LastIndexOf("Build ", StringComparison.Ordinal);
+        Assert.True(end > 0, screen);
+        Assert.Contains("Summary: recipe.yaml: gates passed (1/1), accuracy ", screen[end..], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -179,6 +279,41 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
+    public void A_build_and_a_cli_run_leave_nothing_in_the_source_folder_to_ignore()
+    {
+        var project = CreateProject("clean-tree", ("model.compress.yaml", SmallRecipe("clean.student.onnx", "accuracy >= 0.3")));
+        // The default cache (under obj/), not the tests' shared one.
+        var csproj = Path.Combine(project, "App.csproj");
+        File.WriteAllText(csproj, System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(csproj), @"\s*<CompressModelCacheDirectory>[^<]*</CompressModelCacheDirectory>", string.Empty));
+
+        // git status --porcelain, in effect: what a build adds outside bin/ and obj/ would need a .gitignore entry.
+        var before = Tree(project);
+        var build = Build(project);
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.DoesNotContain(Tree(project).Except(before), p => p is not ("bin" or "obj") && !p.StartsWith("bin/", StringComparison.Ordinal) && !p.StartsWith("obj/", StringComparison.Ordinal));
+
+        // The engine at a terminal with its defaults: the outputs the recipe asks for land next to it; its cache and
+        // locks go to the user's cache folder, and nothing else (no lock, cache or temporary folder) is left here.
+        var engine = Path.Combine(package.Packages, "modelcompression.build", package.Version, "tools", "net10.0", "dotnet-compress.dll");
+        var libTorch = new[] { package.Packages, PackedPackageFixture.MachinePackages }
+            .Select(f => Path.Combine(f, "libtorch-cpu-linux-x64", "2.10.0", "runtimes", "linux-x64", "native"))
+            .First(Directory.Exists);
+        var userCache = Path.Combine(package.Root, "user-cache");
+        before = Tree(project);
+        var run = DotnetCli.RunProgram(
+            "dotnet",
+            project,
+            new Dictionary<string, string> { ["XDG_CACHE_HOME"] = userCache, ["MODELCOMPRESSION_LIBTORCH_DIR"] = libTorch, ["CI"] = "true" },
+            "exec",
+            engine,
+            "run",
+            "model.compress.yaml");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(["clean.student.data.json", "clean.student.onnx", "clean.student.report.json"], Tree(project).Except(before).Order(StringComparer.Ordinal));
+        Assert.True(Directory.Exists(Path.Combine(userCache, "modelcompression")), run.ToString());
+    }
+
+    [Fact]
     public void Design_time_build_runs_nothing_of_ours()
     {
         var project = CreateProject("design-time", ("recipe.yaml", SmallRecipe("designtime.student.onnx", "accuracy >= 0.3")));
@@ -190,6 +325,26 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         Assert.False(Directory.Exists(Path.Combine(project, "obj", "Debug", "net10.0", "compress")), build.ToString());
         Assert.False(File.Exists(Path.Combine(project, "bin", "Debug", "net10.0", "designtime.student.onnx")));
     }
+
+    /// <summary>Sets <paramref name="name"/> in the project's first PropertyGroup (replacing an earlier value).</summary>
+    private static void SetProperty(string project, string name, string value)
+    {
+        var csproj = Path.Combine(project, "App.csproj");
+        var text = System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(csproj), $@"\s*<{name}>[^<]*</{name}>", string.Empty);
+        File.WriteAllText(csproj, text.Replace("<PropertyGroup>", $"<PropertyGroup>\n    <{name}>{value}</{name}>", StringComparison.Ordinal));
+    }
+
+    /// <summary>Gives the <c>CompressModel</c> item of <paramref name="recipe"/> exactly the metadata attributes <paramref name="attributes"/>.</summary>
+    private static void SetMetadata(string project, string recipe, string attributes)
+    {
+        var csproj = Path.Combine(project, "App.csproj");
+        var text = System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(csproj), $@"<CompressModel Include=""{System.Text.RegularExpressions.Regex.Escape(recipe)}""[^>]*/>", $"<CompressModel Include=\"{recipe}\" {attributes.Trim()} />");
+        File.WriteAllText(csproj, text);
+    }
+
+    /// <summary>Every file and folder under <paramref name="folder"/>, relative, with '/' separators.</summary>
+    private static HashSet<string> Tree(string folder) =>
+        [.. Directory.EnumerateFileSystemEntries(folder, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(folder, p).Replace('\\', '/'))];
 
     /// <summary>What the task says when every recipe is up to date and no engine starts.</summary>
     private static string NothingToRun(int recipes) => $"All {recipes} recipe(s) are up to date: the engine is not started.";

@@ -31,8 +31,8 @@ internal static class DotnetCli
     public static Result RunProgram(string program, string workingDirectory, params string[] arguments) =>
         Start(program, workingDirectory, null, arguments);
 
-    /// <summary>Runs another program with environment variables set (or, with an empty value, cleared).</summary>
-    public static Result RunProgramWith(string program, string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] arguments) =>
+    /// <summary>Runs another program with <paramref name="environment"/> added to (or, with a null value, removed from) this process's.</summary>
+    public static Result RunProgram(string program, string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] arguments) =>
         Start(program, workingDirectory, environment, arguments);
 
     private static Result Start(string program, string workingDirectory, IReadOnlyDictionary<string, string>? environment, string[] arguments)

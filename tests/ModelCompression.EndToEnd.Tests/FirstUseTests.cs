@@ -126,7 +126,7 @@ public sealed class FirstUseTests(FirstUseTests.InstalledTool tool) : IClassFixt
         public DotnetCli.Result Tool(params string[] arguments) => ToolIn(Root, arguments);
 
         public DotnetCli.Result ToolIn(string workingDirectory, params string[] arguments) =>
-            DotnetCli.RunProgramWith(Program, workingDirectory, Environment, arguments);
+            DotnetCli.RunProgram(Program, workingDirectory, Environment, arguments);
     }
 
     /// <summary>The CLI packed from this repository and installed with `dotnet tool install`, once for the class.</summary>

@@ -67,9 +67,10 @@ public sealed class ToolInstallTests : IDisposable
         File.WriteAllText(list, $"{broken} --output {_root}/a\n{Path.Combine(_root, "missing.yaml")}\n");
         var listed = Tool("run", "--recipes", list);
         Assert.True(listed.ExitCode == 1, listed.ToString());
-        Assert.Contains("Recipe 2/2:", listed.Output, StringComparison.Ordinal);
         Assert.Contains("broken.yaml(2,", listed.Output, StringComparison.Ordinal);
         Assert.Contains("missing.yaml: error MC1005", listed.Output, StringComparison.Ordinal);
+        Assert.Contains("2 of 2 recipe(s) have errors: none was run.", listed.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Recipe 1/2:", listed.Output, StringComparison.Ordinal);
 
         var sample = Path.Combine(_repoRoot, "samples", "FashionMnist");
         // Trains on the small test slice only to keep this quick: the point is the exit code and the diagnostic.
@@ -88,6 +89,16 @@ public sealed class ToolInstallTests : IDisposable
               - accuracy >= 0.999
             """);
         var gateLine = Array.FindIndex(File.ReadAllLines(recipe), l => l.Contains("0.999", StringComparison.Ordinal)) + 1;
+
+        // Every recipe is checked before any runs: this good recipe, listed first, does not run (hiding the broken
+        // one's errors behind its training) while another recipe has errors.
+        File.WriteAllText(list, $"{recipe} --output {_root}/out --cache {_root}/cache\n{broken}\n");
+        var checkedFirst = Tool("run", "--recipes", list);
+        Assert.True(checkedFirst.ExitCode == 1, checkedFirst.ToString());
+        Assert.Contains("broken.yaml(2,", checkedFirst.Output, StringComparison.Ordinal);
+        Assert.Contains("1 of 2 recipe(s) have errors: none was run.", checkedFirst.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("distill: running", checkedFirst.Output, StringComparison.Ordinal);
+
         var gate = Tool("run", recipe, "--output", Path.Combine(_root, "out"), "--cache", Path.Combine(_root, "cache"));
         Assert.True(gate.ExitCode == 3, gate.ToString());
         Assert.Contains($"gate.yaml({gateLine},", gate.Output, StringComparison.Ordinal);

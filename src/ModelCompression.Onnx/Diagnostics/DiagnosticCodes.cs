@@ -117,6 +117,9 @@ public static class DiagnosticCodes
     /// <summary>A fetched native package is corrupt or incomplete (nothing of it was installed).</summary>
     public const string NativePackageCorrupt = "MC4006";
 
+    /// <summary>A <c>CompressModel</c> item's metadata has a value it cannot take (reported by the MSBuild task, at the project).</summary>
+    public const string InvalidItemMetadata = "MC4007";
+
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";
 }

@@ -54,6 +54,8 @@ public static class TorchNativeLoader
 
             try
             {
+                // Before libgomp is loaded: it reads its wait policy once, in its constructor.
+                Threading.OpenMpWaitPolicy.ApplyBeforeLoad();
                 _info = Load(TorchNativeEnvironment.Current());
                 Threading.EngineThreads.ApplyToTorch();
                 return _info;
