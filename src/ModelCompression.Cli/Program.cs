@@ -139,6 +139,7 @@ namespace ModelCompression.Cli
             accept.SetAction(parse => Guard(() =>
             {
                 var loaded = RecipeLoader.Load(parse.GetValue(recipe)!.FullName);
+                FirstUse.EnsureLibTorch(CancellationToken.None);
                 var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
                 var result = CompressionPipeline.Run(
                     loaded,
@@ -157,9 +158,11 @@ namespace ModelCompression.Cli
             var command = new Command("doctor", "Check that the engine's native parts (libtorch, TorchSharp, ONNX Runtime) load here.") { provider };
             command.SetAction(parse => Guard(() =>
             {
+                var libtorch = FirstUse.EnsureLibTorch(CancellationToken.None);
                 var info = TorchNativeLoader.EnsureLoaded();
                 Console.WriteLine($"TorchSharp          {info.TorchSharpVersion} (torch {info.TorchVersion})");
                 Console.WriteLine($"libtorch            {info.LibTorchDirectory ?? "(TorchSharp's own loading)"}{(info.LibTorchSource is null ? string.Empty : $"  [{info.LibTorchSource}]")}");
+                Console.WriteLine($"libtorch package    {FirstUse.Describe(libtorch)}");
                 Console.WriteLine($"libLibTorchSharp    {info.LoadedLibTorchSharpPath ?? info.LibTorchSharpPath ?? "(TorchSharp's own loading)"}");
                 Console.WriteLine($"host libstdc++      {info.HostLibStdCxxPath ?? "(not found)"}");
                 Console.WriteLine(info.PatchApplied
@@ -298,6 +301,7 @@ namespace ModelCompression.Cli
             }
 
             var recipe = RecipeLoader.Load(run.Recipe);
+            FirstUse.EnsureLibTorch(cancellationToken);
             if (run.DependencyFile is not null)
             {
                 AtomicFile.WriteAllText(run.DependencyFile, string.Join('\n', recipe.InputFiles()) + "\n");

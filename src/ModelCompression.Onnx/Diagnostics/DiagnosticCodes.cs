@@ -111,6 +111,12 @@ public static class DiagnosticCodes
     /// <summary>Two recipes of one project write files of the same name to its output folder (reported by the MSBuild task).</summary>
     public const string OutputNameClash = "MC4004";
 
+    /// <summary>A native package (libtorch) is not in the NuGet packages folder and could not be fetched from any configured source.</summary>
+    public const string NativePackageUnavailable = "MC4005";
+
+    /// <summary>A fetched native package is corrupt or incomplete (nothing of it was installed).</summary>
+    public const string NativePackageCorrupt = "MC4006";
+
     /// <summary>A <c>CompressModel</c> item's metadata has a value it cannot take (reported by the MSBuild task, at the project).</summary>
     public const string InvalidItemMetadata = "MC4007";
 

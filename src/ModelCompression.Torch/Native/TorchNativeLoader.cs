@@ -23,6 +23,7 @@ public static class TorchNativeLoader
 
     internal const string LibTorchSharpFileName = "libLibTorchSharp.so";
     internal const string NativeRid = "linux-x64";
+    internal const string PackagesFolderSource = "NuGet packages folder";
 
     /// <summary>The libtorch files, in load order (each needs the ones before it).</summary>
     internal static readonly string[] LibTorchFiles = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
@@ -275,7 +276,7 @@ public static class TorchNativeLoader
         }
     }
 
-    private static (string? Dir, string? Source) FindLibTorch(TorchNativeEnvironment env, List<string> tried)
+    internal static (string? Dir, string? Source) FindLibTorch(TorchNativeEnvironment env, List<string> tried)
     {
         var configured = env.GetVariable(LibTorchDirVariable);
         if (!string.IsNullOrWhiteSpace(configured))
@@ -292,21 +293,42 @@ public static class TorchNativeLoader
             }
         }
 
-        var package = Path.Combine(NuGetPackagesRoot(env), "libtorch-cpu-linux-x64", env.LibTorchVersion, "runtimes", NativeRid, "native");
-        return HasLibTorch(package, tried) ? (package, "NuGet packages folder") : (null, null);
+        var packageFolder = Path.Combine(NuGetPackagesRoot(env), LibTorchPackage.PackageId, env.LibTorchVersion);
+        var package = Path.Combine(packageFolder, "runtimes", NativeRid, "native");
+        if (!HasLibTorch(package, tried))
+        {
+            return (null, null);
+        }
+
+        // Restore (and the tool's fetch) write .nupkg.metadata last: without it the files are an interrupted extraction.
+        if (!File.Exists(Path.Combine(packageFolder, ".nupkg.metadata")))
+        {
+            tried.Add($"{packageFolder}: no .nupkg.metadata (an interrupted extraction; delete the folder and fetch again)");
+            return (null, null);
+        }
+
+        return (package, PackagesFolderSource);
     }
 
     private static string? FindLibTorchSharp(TorchNativeEnvironment env, string? libTorchDir, List<string> tried)
     {
-        var candidates = new List<string>();
-        if (!string.IsNullOrWhiteSpace(env.GetVariable(LibTorchDirVariable)) && libTorchDir is not null)
+        // Lazily: the packages folder is resolved (reading nuget.config) only when the app folder lacks the library.
+        IEnumerable<string> Candidates()
         {
-            candidates.Add(Path.Combine(libTorchDir, LibTorchSharpFileName));
+            if (!string.IsNullOrWhiteSpace(env.GetVariable(LibTorchDirVariable)) && libTorchDir is not null)
+            {
+                yield return Path.Combine(libTorchDir, LibTorchSharpFileName);
+            }
+
+            foreach (var dir in AppDirectories(env))
+            {
+                yield return Path.Combine(dir, LibTorchSharpFileName);
+            }
+
+            yield return Path.Combine(NuGetPackagesRoot(env), "torchsharp", env.TorchSharpVersion, "runtimes", NativeRid, "native", LibTorchSharpFileName);
         }
 
-        candidates.AddRange(AppDirectories(env).Select(d => Path.Combine(d, LibTorchSharpFileName)));
-        candidates.Add(Path.Combine(NuGetPackagesRoot(env), "torchsharp", env.TorchSharpVersion, "runtimes", NativeRid, "native", LibTorchSharpFileName));
-        foreach (var candidate in candidates.Distinct(StringComparer.Ordinal))
+        foreach (var candidate in Candidates().Distinct(StringComparer.Ordinal))
         {
             if (File.Exists(candidate))
             {
@@ -327,6 +349,11 @@ public static class TorchNativeLoader
 
     internal static string NuGetPackagesRoot(TorchNativeEnvironment env)
     {
+        if (env.PackagesRoot?.Invoke() is { Length: > 0 } resolved)
+        {
+            return resolved;
+        }
+
         var configured = env.GetVariable("NUGET_PACKAGES");
         return !string.IsNullOrWhiteSpace(configured)
             ? configured
@@ -351,7 +378,8 @@ public static class TorchNativeLoader
     {
         var todo = new List<string>
         {
-            $"run `dotnet restore` so that libtorch-cpu-linux-x64 {env.LibTorchVersion} and torchsharp {env.TorchSharpVersion} are in the NuGet packages folder ({NuGetPackagesRoot(env)}; NUGET_PACKAGES moves it)",
+            $"run `dotnet compress doctor` (it fetches {LibTorchPackage.PackageId} {env.LibTorchVersion} into the NuGet packages folder, {NuGetPackagesRoot(env)}), or `dotnet restore` in a project that references the package, "
+                + $"so that {LibTorchPackage.PackageId} {env.LibTorchVersion} and torchsharp {env.TorchSharpVersion} are there (NUGET_PACKAGES moves the folder)",
             $"or set {LibTorchDirVariable} to a folder holding libtorch {env.LibTorchVersion}'s {string.Join(", ", LibTorchFiles)} (and {LibTorchSharpFileName} if it is not in the NuGet folder)",
         };
         if (missingLibStdCxx is { Count: > 0 })
@@ -409,6 +437,9 @@ internal sealed class TorchNativeEnvironment
 
     public required Func<string?> FindHostLibStdCxx { get; init; }
 
+    /// <summary>The NuGet global packages folder; when null, NUGET_PACKAGES or ~/.nuget/packages.</summary>
+    public Func<string?>? PackagesRoot { get; init; }
+
     /// <summary>This process: real environment, app folder, versions from assembly metadata, the libstdc++ in use.</summary>
     public static TorchNativeEnvironment Current()
     {
@@ -421,6 +452,9 @@ internal sealed class TorchNativeEnvironment
             LibTorchVersion = Metadata("LibTorchPackageVersion"),
             TorchSharpVersion = Metadata("TorchSharpPackageVersion"),
             FindHostLibStdCxx = FindProcessLibStdCxx,
+            // As restore resolves it (NUGET_PACKAGES, then globalPackagesFolder in nuget.config), only when needed:
+            // reading the configuration is wasted when libtorch is in the app folder or set by variable.
+            PackagesRoot = () => LibTorchPackage.GlobalPackagesFolder(Directory.GetCurrentDirectory()),
         };
     }
 

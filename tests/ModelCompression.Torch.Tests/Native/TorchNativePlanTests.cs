@@ -84,6 +84,41 @@ public sealed class TorchNativePlanTests
     }
 
     [Fact]
+    public void A_package_folder_without_nupkg_metadata_is_an_interrupted_extraction_and_is_not_loaded()
+    {
+        // The files of a whole package, linked from the real one, in a packages folder of this test's own.
+        var real = TorchNativeLoader.Plan(TorchNativeEnvironment.Current());
+        using var temp = NativeTestFiles.NewTempDir();
+        var packages = Path.Combine(temp.Path, "packages");
+        var libtorch = Path.Combine(packages, "libtorch-cpu-linux-x64", "2.10.0");
+        var native = Path.Combine(libtorch, "runtimes", "linux-x64", "native");
+        Directory.CreateDirectory(native);
+        foreach (var file in TorchNativeLoader.LibTorchFiles)
+        {
+            File.CreateSymbolicLink(Path.Combine(native, file), Path.Combine(real.LibTorchDirectory, file));
+        }
+
+        var torchSharp = Path.Combine(packages, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native");
+        Directory.CreateDirectory(torchSharp);
+        File.CreateSymbolicLink(Path.Combine(torchSharp, "libLibTorchSharp.so"), real.LibTorchSharpPath);
+        var app = Path.Combine(temp.Path, "app");
+        Directory.CreateDirectory(app);
+        var env = Environment(new Dictionary<string, string> { ["NUGET_PACKAGES"] = packages, [TorchNativeLoader.LibTorchDirVariable] = "" }, appBase: app);
+
+        var e = Assert.Throws<CompressionException>(() => TorchNativeLoader.Plan(env));
+
+        Assert.Equal(DiagnosticCodes.TorchNativeLoadFailed, e.Code);
+        Assert.Contains($"{libtorch}: no .nupkg.metadata", e.Message, StringComparison.Ordinal);
+        Assert.Contains("dotnet compress doctor", e.Message, StringComparison.Ordinal);
+
+        // Restore and the tool's fetch write the marker last: with it, the same files are a package.
+        File.WriteAllText(Path.Combine(libtorch, ".nupkg.metadata"), "{}");
+        var plan = TorchNativeLoader.Plan(env);
+        Assert.Equal(native, plan.LibTorchDirectory);
+        Assert.Equal("NuGet packages folder", plan.LibTorchSource);
+    }
+
+    [Fact]
     public void Libtorch_dir_variable_is_used_when_it_holds_libtorch()
     {
         var real = TorchNativeLoader.Plan(TorchNativeEnvironment.Current());
