@@ -49,8 +49,8 @@ public sealed class RunOutputTests : IDisposable
         Assert.Equal([broken, _dir.File("missing.compress.yaml")], recipes.Select(r => r.GetProperty("recipe").GetString()));
         Assert.All(recipes, r => Assert.Equal(1, r.GetProperty("exit_code").GetInt32()));
         Assert.Equal("MC1005", recipes[1].GetProperty("diagnostics")[0].GetProperty("code").GetString());
-        // The progress lines a person reads went to stderr.
-        Assert.Contains("Recipe 2/2:", result.Stderr, StringComparison.Ordinal);
+        // Every recipe is checked before any runs; what a person reads about it went to stderr.
+        Assert.Contains("2 of 2 recipe(s) have errors: none was run.", result.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -72,7 +72,10 @@ public sealed class RunOutputTests : IDisposable
 
         Assert.True(result.ExitCode == 1, result.ToString());
         Assert.Equal(string.Empty, result.Stdout);
-        Assert.All(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Contains(": error MC", l, StringComparison.Ordinal));
+        // The diagnostics, and the check-first pass's one line saying that nothing ran.
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("2 of 2 recipe(s) have errors: none was run.", lines[^1]);
+        Assert.All(lines[..^1], l => Assert.Contains(": error MC", l, StringComparison.Ordinal));
     }
 
     [Fact]
