@@ -56,9 +56,10 @@ public static class ClassificationTrainer
         var schedule = LearningRateSchedule.For(options, totalSteps);
         using var hints = data.Hints.Count > 0 ? FeatureHintLoss.Create(model, data, loss.HintWeight, EpochSeed(options.Seed, 0)) : null;
         Parameter[] parameters = [.. model.parameters(), .. hints?.Parameters ?? []];
-        var fingerprint = Fingerprint(options, data, validation, loss, model, hints);
+        // Only checkpoints read the fingerprint and the named state; a run without them does not pay for them.
+        var fingerprint = options.CheckpointDirectory is null ? "" : Fingerprint(options, data, validation, loss, model, hints);
         using var optimizer = new ParameterOptimizer(options.Optimizer, parameters, options.LearningRate, options.WeightDecay, options.Momentum);
-        List<(string Name, Tensor Value)> trained = [.. TrainingCheckpoint.ModelState(model), .. hints?.State ?? []];
+        List<(string Name, Tensor Value)> trained = options.CheckpointDirectory is null ? [] : [.. TrainingCheckpoint.ModelState(model), .. hints?.State ?? []];
 
         var state = new TrainingState();
         List<(string Name, Tensor Value)>? best = null;
@@ -246,7 +247,9 @@ public static class ClassificationTrainer
         using var scope = torch.NewDisposeScope();
         var size = rows.Length;
         var inputs = data.Batch(names, rows);
-        var y = data.Labels is null || loss.Alpha >= 1 ? null : torch.tensor(InputArray.Gather(data.Labels, rows, 1), [size]);
+        var labels = data.Labels is null || loss.Alpha >= 1 ? null : InputArray.Gather(data.Labels, rows, 1);
+        var y = labels is null ? null : torch.tensor(labels, [size]);
+        var anyLabelled = labels is null ? (bool?)null : labels.AsSpan().IndexOfAnyExcept(TrainingSet.NoLabel) >= 0;
         var t = data.TeacherLogits is null || loss.Alpha <= 0 ? null : torch.tensor(InputArray.Gather(data.TeacherLogits, rows, data.Classes), [size, data.Classes]);
         profile?.Mark(StepPhase.Batch);
         optimizer.ZeroGrad();
@@ -256,13 +259,13 @@ public static class ClassificationTrainer
         {
             var logits = FirstOutput(model, inputs);
             profile?.Mark(StepPhase.Forward);
-            value = loss.Compute(logits, y, t);
+            value = loss.Compute(logits, y, t, anyLabelled);
         }
         else
         {
             var outputs = model.Forward(inputs, hints.StudentTensors);
             profile?.Mark(StepPhase.Forward);
-            value = loss.Compute(outputs[model.OutputNames[0]], y, t).Plus(hints.Compute(outputs, rows));
+            value = loss.Compute(outputs[model.OutputNames[0]], y, t, anyLabelled).Plus(hints.Compute(outputs, rows));
         }
 
         profile?.Mark(StepPhase.Loss);
