@@ -418,10 +418,9 @@ public sealed class TrainableGraph : nn.Module
     /// The values of <paramref name="tensor"/> in memory of torch's allocator; the tensor itself is freed.
     /// </summary>
     /// <remarks>
-    /// A tensor made from a .NET array keeps that array, pinned, as its storage: aligned to 8 or 16 bytes where torch
-    /// aligns to 64. As parameters such tensors made every step slower: the optimizer's element-wise updates read and
-    /// write them across cache lines (measured on the MLP 784-256-10: the optimizer's CPU time per step 15-18% above
-    /// the same optimizer on nn.Linear's weights; bench/README.md, "the profile").
+    /// A tensor made from a .NET array keeps that array, pinned in the managed heap, as its storage, aligned to 8 or
+    /// 16 bytes where torch aligns to 64: every vector load and store of the optimizer's element-wise updates, every
+    /// step, may straddle two cache lines. The parameters of a hand-written module never are such tensors.
     /// </remarks>
     private static Tensor NativeCopy(Tensor tensor)
     {
