@@ -22,6 +22,7 @@ namespace ModelCompression.Bench;
 /// the median of alternating one-epoch pairs, and peak resident memory (VmHWM) of each side in a process of its own.
 /// Usage: ModelCompression.Bench --students [--only mlp64,mlp256,cnn,transformer] [--reps N] [--cnn-reps N] [--text-reps N]
 /// [--samples N] [--cnn-samples N] [--text-samples N] [--text-activation gelu|relu] [--memory-epochs N] [--threads N] [--data DIR]
+/// [--profile]: instead, milliseconds per step of each phase (batch, forward, loss, backward, optimizer, ...) on both sides.
 /// </summary>
 internal static class StudentBench
 {
@@ -49,6 +50,18 @@ internal static class StudentBench
         var total = Stopwatch.StartNew();
         Console.WriteLine($"# Student training benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs, {Program.CpuModel()}; torch threads {torch.get_num_threads()}; load average at start {LoadAverage()}");
+        if (args.Contains("--profile"))
+        {
+            foreach (var key in only)
+            {
+                using var student = Prepare(key, args);
+                Profile(student);
+            }
+
+            Console.WriteLine($"wall time {total.Elapsed.TotalSeconds:0} s; load average at the end {LoadAverage()}");
+            return 0;
+        }
+
         Console.WriteLine($"loss: distillation alpha {Loss.Alpha.ToString(CultureInfo.InvariantCulture)}, T {Loss.Temperature.ToString(CultureInfo.InvariantCulture)}; Adam {LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {BatchSize}; one epoch per measurement, engine and bare loop alternating (which goes first alternates), one warm-up pair");
         Console.WriteLine();
         Console.WriteLine("| student | data | teacher logits | pairs | ClassificationTrainer samples/s (median) | bare loop samples/s (median) | trainer / bare (median of pairs) |");
@@ -159,11 +172,83 @@ internal static class StudentBench
     }
 
     /// <summary>
+    /// Where a step's time goes on each side: alternating epochs as for throughput, each phase's wall time summed
+    /// over all steps of all pairs (warm-up pair left out), as milliseconds per step.
+    /// </summary>
+    private static void Profile(Student student)
+    {
+        using var graph = TrainableGraph.Import(student.Model);
+        var hand = student.Hand();
+        using var module = hand.Module;
+        using var optimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. module.parameters()], LearningRate, 0, 0);
+        var (engine, bare) = (new StepProfile(), new StepProfile());
+        var (engineSeconds, bareSeconds) = (0.0, 0.0);
+        Program.AlternatingPairs(
+            student.Reps,
+            rep =>
+            {
+                var clock = Stopwatch.StartNew();
+                StepProfile.Current = rep == 0 ? null : engine;
+                try
+                {
+                    ClassificationTrainer.Train(graph, student.EngineData, Loss, new TrainingOptions(1, BatchSize, LearningRate, rep));
+                }
+                finally
+                {
+                    StepProfile.Current = null;
+                }
+
+                engineSeconds += rep == 0 ? 0 : clock.Elapsed.TotalSeconds;
+                return 0;
+            },
+            rep =>
+            {
+                var clock = Stopwatch.StartNew();
+                BareEpoch(hand, optimizer, student, rep, rep == 0 ? null : bare);
+                bareSeconds += rep == 0 ? 0 : clock.Elapsed.TotalSeconds;
+                return 0;
+            });
+
+        Console.WriteLine($"## Profile: {student.Name}, {student.Reps} pairs, {engine.Steps} steps per side, load average {LoadAverage()}");
+        Console.WriteLine();
+        Console.WriteLine("ms per step; wall, CPU of the training thread, CPU of the whole process; trainer / bare loop (difference)");
+        Console.WriteLine();
+        Console.WriteLine("| phase | wall | thread CPU | process CPU |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        var sums = new double[6];
+        foreach (var phase in Enum.GetValues<StepPhase>())
+        {
+            double[] row =
+            [
+                engine.Seconds(phase), bare.Seconds(phase), engine.CpuSeconds(phase), bare.CpuSeconds(phase),
+                engine.ProcessCpuSeconds(phase), bare.ProcessCpuSeconds(phase),
+            ];
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = 1000 * row[i] / (i % 2 == 0 ? engine.Steps : bare.Steps);
+                sums[i] += row[i];
+            }
+
+            Console.WriteLine($"| {phase} | {Cell(row, 0)} | {Cell(row, 2)} | {Cell(row, 4)} |");
+        }
+
+        (sums[0], sums[1]) = (1000 * engineSeconds / engine.Steps, 1000 * bareSeconds / bare.Steps);
+        Console.WriteLine($"| whole epoch call (wall), sum of phases (CPU) | {Cell(sums, 0)} | {Cell(sums, 2)} | {Cell(sums, 4)} |");
+        Console.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"tensors made per step (the step's dispose scope): trainer {(double)engine.Tensors / engine.Steps:0.0}, bare loop {(double)bare.Tensors / bare.Steps:0.0}"));
+
+        static string Cell(double[] row, int at) =>
+            string.Create(CultureInfo.InvariantCulture, $"{row[at]:0.000} / {row[at + 1]:0.000} ({row[at] - row[at + 1]:+0.000;-0.000})");
+        Console.WriteLine();
+    }
+
+    /// <summary>
     /// One epoch of the plain loop a TorchSharp user would write: shuffled rows gathered from arrays, the module's
     /// forward, alpha T² KL(teacher || student) + (1 - alpha) CE written out, Adam. Returns the time it took.
     /// </summary>
-    private static TimeSpan BareEpoch(HandStudent hand, ParameterOptimizer optimizer, Student student, int seed)
+    private static TimeSpan BareEpoch(HandStudent hand, ParameterOptimizer optimizer, Student student, int seed, StepProfile? profile = null)
     {
+        profile?.Start();
         var bare = student.Bare.Value;
         var count = bare.Labels.Length;
         var classes = student.Classes;
@@ -179,8 +264,10 @@ internal static class StudentBench
         using var temperatureSquared = (Loss.Temperature * Loss.Temperature).ToScalar();
         hand.Module.train();
         var clock = Stopwatch.StartNew();
+        profile?.Mark(StepPhase.SetUp);
         for (var start = 0; start < count; start += BatchSize)
         {
+            profile?.Mark(StepPhase.Other);
             var size = Math.Min(BatchSize, count - start);
             for (var i = 0; i < size; i++)
             {
@@ -202,7 +289,8 @@ internal static class StudentBench
                 Array.Copy(student.EngineData.TeacherLogits!, (long)row * classes, teacher, (long)i * classes, classes);
             }
 
-            using var scope = torch.NewDisposeScope();
+            // Disposed explicitly, not by using, so the profile can charge freeing the step's tensors to Finish.
+            var scope = torch.NewDisposeScope();
             var inputs = new Tensor[bare.Inputs.Count];
             for (var k = 0; k < inputs.Length; k++)
             {
@@ -215,17 +303,27 @@ internal static class StudentBench
 
             var y = torch.tensor(labels.AsSpan(0, size).ToArray(), [size]);
             var t = torch.tensor(teacher.AsSpan(0, size * classes).ToArray(), [size, classes]);
+            profile?.Mark(StepPhase.Batch);
             optimizer.ZeroGrad();
+            profile?.Mark(StepPhase.Optimizer);
             var logits = hand.Forward(inputs);
+            profile?.Mark(StepPhase.Forward);
             var teacherLogProbs = nn.functional.log_softmax(t.mul(inverseTemperature), 1);
             var studentLogProbs = nn.functional.log_softmax(logits.mul(inverseTemperature), 1);
             var kl = (teacherLogProbs.exp() * (teacherLogProbs - studentLogProbs)).sum(1).mean().mul(temperatureSquared);
             var ce = nn.functional.cross_entropy(logits, y);
             var loss = kl.mul(alpha).Plus(ce.mul(oneMinusAlpha));
+            profile?.Mark(StepPhase.Loss);
             loss.backward();
+            profile?.Mark(StepPhase.Backward);
             optimizer.Step();
+            profile?.Mark(StepPhase.Optimizer);
+            profile?.CountTensors(scope.DisposablesCount);
+            scope.Dispose();
+            profile?.Mark(StepPhase.Finish);
         }
 
+        profile?.Mark(StepPhase.Other);
         return clock.Elapsed;
     }
 

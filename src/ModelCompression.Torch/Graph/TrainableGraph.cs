@@ -79,7 +79,7 @@ public sealed class TrainableGraph : nn.Module
         foreach (var initializer in source.Graph.Initializer)
         {
             initializerNames.Add(initializer.Name);
-            var value = Own(OpMath.ToTorch(initializer));
+            var value = Own(NativeCopy(OpMath.ToTorch(initializer)));
             var isFloat = initializer.DataType == (int)DataType.Float;
             if (isFloat && statistics.Contains(initializer.Name))
             {
@@ -240,7 +240,9 @@ public sealed class TrainableGraph : nn.Module
                 value = value.to_type(_floatType);
             }
 
-            values[name] = device is not null && value.device != device ? value.to(device) : value;
+            // Device is a class without value equality: compare its parts, or every input would be moved (a new
+            // tensor per input and step) to the device it is already on.
+            values[name] = device is not null && (value.device_type != device.type || value.device_index != device.index) ? value.to(device) : value;
         }
 
         var training = this.training;
@@ -411,6 +413,22 @@ public sealed class TrainableGraph : nn.Module
 
     /// <summary>The module owns (and disposes) its tensors, not whatever dispose scope the caller has open.</summary>
     private static Tensor Own(Tensor tensor) => tensor.DetachFromDisposeScope();
+
+    /// <summary>
+    /// The values of <paramref name="tensor"/> in memory of torch's allocator; the tensor itself is freed.
+    /// </summary>
+    /// <remarks>
+    /// A tensor made from a .NET array keeps that array, pinned in the managed heap, as its storage, aligned to 8 or
+    /// 16 bytes where torch aligns to 64: every vector load and store of the optimizer's element-wise updates, every
+    /// step, may straddle two cache lines. The parameters of a hand-written module never are such tensors.
+    /// </remarks>
+    private static Tensor NativeCopy(Tensor tensor)
+    {
+        using (tensor)
+        {
+            return tensor.clone();
+        }
+    }
 
     private static string SafeName(string kind, string onnxName, int index) =>
         $"{kind}{index}_{new string([.. onnxName.Select(ch => char.IsLetterOrDigit(ch) ? ch : '_')])}";

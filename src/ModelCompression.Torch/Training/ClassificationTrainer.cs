@@ -44,6 +44,8 @@ public static class ClassificationTrainer
         CheckData(data, validation, loss, options);
         TorchNativeLoader.EnsureLoaded();
 
+        var profile = StepProfile.Current;
+        profile?.Start();
         var clock = Stopwatch.StartNew();
         var names = new TrainableGraphInputs(model.InputNames);
         var count = data.Count;
@@ -54,9 +56,10 @@ public static class ClassificationTrainer
         var schedule = LearningRateSchedule.For(options, totalSteps);
         using var hints = data.Hints.Count > 0 ? FeatureHintLoss.Create(model, data, loss.HintWeight, EpochSeed(options.Seed, 0)) : null;
         Parameter[] parameters = [.. model.parameters(), .. hints?.Parameters ?? []];
-        var fingerprint = Fingerprint(options, data, validation, loss, model, hints);
+        // Only checkpoints read the fingerprint and the named state; a run without them does not pay for them.
+        var fingerprint = options.CheckpointDirectory is null ? "" : Fingerprint(options, data, validation, loss, model, hints);
         using var optimizer = new ParameterOptimizer(options.Optimizer, parameters, options.LearningRate, options.WeightDecay, options.Momentum);
-        List<(string Name, Tensor Value)> trained = [.. TrainingCheckpoint.ModelState(model), .. hints?.State ?? []];
+        List<(string Name, Tensor Value)> trained = options.CheckpointDirectory is null ? [] : [.. TrainingCheckpoint.ModelState(model), .. hints?.State ?? []];
 
         var state = new TrainingState();
         List<(string Name, Tensor Value)>? best = null;
@@ -74,6 +77,7 @@ public static class ClassificationTrainer
             var order = new int[samplesPerEpoch];
             var pass = new int[count];
             double? lastValidation = state.ValidationAccuracies.Count > 0 ? state.ValidationAccuracies[^1] : null;
+            profile?.Mark(StepPhase.SetUp);
             for (var epoch = state.Epoch + 1; epoch <= options.Epochs && !state.Stopped; epoch++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -107,7 +111,9 @@ public static class ClassificationTrainer
                     optimizer.LearningRate = learningRate;
                     epochLearningRate = learningRate;
 
-                    var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, hints, optimizer, parameters, options.ClipGradNorm);
+                    profile?.Mark(StepPhase.Other);
+                    var stepLoss = Step(model, data, names, order.AsSpan(start, size), loss, hints, optimizer, parameters, options.ClipGradNorm, profile);
+                    profile?.Mark(StepPhase.Finish);
                     epochLoss += stepLoss * size;
                     seen += size;
                     state.Step++;
@@ -161,6 +167,7 @@ public static class ClassificationTrainer
             }
 
             model.eval();
+            profile?.Mark(StepPhase.Other);
             return new TrainingResult(state.EpochLosses.ToArray(), clock.Elapsed)
             {
                 ValidationAccuracies = state.ValidationAccuracies.ToArray(),
@@ -234,32 +241,44 @@ public static class ClassificationTrainer
         FeatureHintLoss? hints,
         ParameterOptimizer optimizer,
         Parameter[] parameters,
-        double clipGradNorm)
+        double clipGradNorm,
+        StepProfile? profile)
     {
         using var scope = torch.NewDisposeScope();
         var size = rows.Length;
         var inputs = data.Batch(names, rows);
-        var y = data.Labels is null || loss.Alpha >= 1 ? null : torch.tensor(InputArray.Gather(data.Labels, rows, 1), [size]);
+        var labels = data.Labels is null || loss.Alpha >= 1 ? null : InputArray.Gather(data.Labels, rows, 1);
+        var y = labels is null ? null : torch.tensor(labels, [size]);
+        var anyLabelled = labels is null ? (bool?)null : labels.AsSpan().IndexOfAnyExcept(TrainingSet.NoLabel) >= 0;
         var t = data.TeacherLogits is null || loss.Alpha <= 0 ? null : torch.tensor(InputArray.Gather(data.TeacherLogits, rows, data.Classes), [size, data.Classes]);
+        profile?.Mark(StepPhase.Batch);
         optimizer.ZeroGrad();
+        profile?.Mark(StepPhase.Optimizer);
         Tensor value;
         if (hints is null)
         {
-            value = loss.Compute(FirstOutput(model, inputs), y, t);
+            var logits = FirstOutput(model, inputs);
+            profile?.Mark(StepPhase.Forward);
+            value = loss.Compute(logits, y, t, anyLabelled);
         }
         else
         {
             var outputs = model.Forward(inputs, hints.StudentTensors);
-            value = loss.Compute(outputs[model.OutputNames[0]], y, t).Plus(hints.Compute(outputs, rows));
+            profile?.Mark(StepPhase.Forward);
+            value = loss.Compute(outputs[model.OutputNames[0]], y, t, anyLabelled).Plus(hints.Compute(outputs, rows));
         }
 
+        profile?.Mark(StepPhase.Loss);
         value.backward();
+        profile?.Mark(StepPhase.Backward);
         if (clipGradNorm > 0)
         {
             torch.nn.utils.clip_grad_norm_(parameters, clipGradNorm);
         }
 
         optimizer.Step();
+        profile?.Mark(StepPhase.Optimizer);
+        profile?.CountTensors(scope.DisposablesCount);
         return value.item<float>();
     }
 

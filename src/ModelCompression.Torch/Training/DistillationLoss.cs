@@ -19,7 +19,14 @@ public sealed record DistillationLoss(double Alpha, double Temperature)
     public double HintWeight { get; init; } = 1;
 
     /// <summary>The loss for one batch. <paramref name="teacherLogits"/> may be null only when alpha is 0.</summary>
-    public Tensor Compute(Tensor studentLogits, Tensor? labels, Tensor? teacherLogits)
+    public Tensor Compute(Tensor studentLogits, Tensor? labels, Tensor? teacherLogits) =>
+        Compute(studentLogits, labels, teacherLogits, anyLabelled: null);
+
+    /// <summary>
+    /// The loss for one batch, told by a caller that made <paramref name="labels"/> from a host array whether any
+    /// sample of the batch is labelled: asking the tensor costs two kernels and a read back to the host every step.
+    /// </summary>
+    internal Tensor Compute(Tensor studentLogits, Tensor? labels, Tensor? teacherLogits, bool? anyLabelled)
     {
         Tensor? soft = null;
         if (Alpha > 0)
@@ -40,7 +47,7 @@ public sealed record DistillationLoss(double Alpha, double Temperature)
             ArgumentNullException.ThrowIfNull(labels);
             // Samples of an unlabelled pool carry NoLabel: the hard term averages over the labelled ones, and a
             // batch without any has none (cross-entropy over no samples would be NaN).
-            if (labels.NotEqual(TrainingSet.NoLabel).any().item<bool>())
+            if (anyLabelled ?? labels.NotEqual(TrainingSet.NoLabel).any().item<bool>())
             {
                 hard = nn.functional.cross_entropy(studentLogits, labels, ignore_index: TrainingSet.NoLabel);
             }

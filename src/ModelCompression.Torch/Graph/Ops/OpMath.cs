@@ -12,7 +12,15 @@ internal static class OpMath
     /// <summary>The values of an integer (or bool/float) tensor as longs, copied to the host.</summary>
     public static long[] Longs(Tensor tensor)
     {
-        using var host = tensor.detach().cpu().to_type(ScalarType.Int64).contiguous();
+        // Shapes, axes and pads are int64 constants on the CPU: read in place. The conversion chain makes a tensor
+        // per call (kept by the step's dispose scope until the step ends), and a Reshape runs every step.
+        if (tensor.device_type == DeviceType.CPU && tensor.dtype == ScalarType.Int64 && tensor.is_contiguous())
+        {
+            return tensor.data<long>().ToArray();
+        }
+
+        using var detached = tensor.detach();
+        using var host = detached.cpu().to_type(ScalarType.Int64).contiguous();
         return host.data<long>().ToArray();
     }
 
