@@ -203,7 +203,10 @@ public sealed class NativePackageFetcherTests : IDisposable
         var sources = new PackageSourceProvider(settings).LoadPackageSources().Where(s => s.IsEnabled).Select(s => s.Source).ToList();
 
         Assert.Equal([Feed], sources);
-        Assert.Equal(Path.Combine(_temp.Path, "from-config"), SettingsUtility.GetGlobalPackagesFolder(settings));
+        // NUGET_PACKAGES wins over the config's globalPackagesFolder, as for restore (a CI job may set it).
+        var variable = Environment.GetEnvironmentVariable("NUGET_PACKAGES");
+        var expected = string.IsNullOrEmpty(variable) ? Path.Combine(_temp.Path, "from-config") : variable;
+        Assert.Equal(Path.GetFullPath(expected), Path.GetFullPath(SettingsUtility.GetGlobalPackagesFolder(settings)));
     }
 
     [Fact]
