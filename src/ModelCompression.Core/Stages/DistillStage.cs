@@ -47,11 +47,13 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         var clock = Stopwatch.StartNew();
         var bindings = RecoveryTraining.BindStudent(context, inputModel);
 
-        if (options.EarlyStoppingPatience > 0 && options.ValidationFraction <= 0)
+        // The recipe's own validation split (data.split.validation) is a validation set too: it wins over
+        // validation_fraction below, so early stopping needs one of the two.
+        if (options.EarlyStoppingPatience > 0 && options.ValidationFraction <= 0 && context.Validation is null)
         {
             throw Diagnostics.CompressionException.Error(
                 Diagnostics.DiagnosticCodes.RecipeInvalidValue,
-                $"{Kind}: early_stopping_patience needs a validation set; set validation_fraction above 0.",
+                $"{Kind}: early_stopping_patience needs a validation set; set validation_fraction above 0 or give the data a validation split.",
                 context.Recipe.Path,
                 recipeLine);
         }

@@ -55,7 +55,7 @@ public abstract record TrainingStageOptions
     public double ValidationFraction { get; init; }
 
     /// <summary>Epochs without a better validation accuracy before training stops.</summary>
-    [Option("early_stopping_patience", "Epochs without a better validation accuracy before training stops; 0 never stops early. Needs validation_fraction.", Min = 0, Max = 10000)]
+    [Option("early_stopping_patience", "Epochs without a better validation accuracy before training stops; 0 never stops early. Needs validation_fraction or a validation split in the data.", Min = 0, Max = 10000)]
     public int EarlyStoppingPatience { get; init; }
 
     /// <summary>Smallest rise of the validation accuracy that counts as better.</summary>

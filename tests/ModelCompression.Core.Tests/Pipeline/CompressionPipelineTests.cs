@@ -458,6 +458,32 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
     }
 
     [Fact]
+    public void Early_stopping_uses_the_recipes_own_validation_split()
+    {
+        // No validation_fraction: the data's validation split is the validation set (the stage used to refuse early stopping without validation_fraction).
+        var path = Path.Join(fixture.Dir.Path, "early.compress.yaml");
+        File.WriteAllText(path, $"""
+            data:
+              format: idx
+              train: {"{"} inputs: {Repo.SampleData("train-images-idx3-ubyte.gz")}, labels: {Repo.SampleData("train-labels-idx1-ubyte.gz")} {"}"}
+              test: {"{"} inputs: {fixture.Dir.File("data/test-images.idx")}, labels: {fixture.Dir.File("data/test-labels.idx")} {"}"}
+              split: {"{"} validation: 600, seed: 7 {"}"}
+              scale: 0.00392156862745098
+            teacher: {Repo.Teacher}
+            student: {"{"} architecture: mlp, hidden: [16] {"}"}
+            stages:
+              - distill: {"{"} epochs: 2, early_stopping_patience: 1, batch_size: 128 {"}"}
+            outputs: {"{"} model: early.student.onnx {"}"}
+            """);
+
+        var result = CompressionPipeline.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-early"), new RecordingReporter()));
+
+        var distilled = Assert.Single(result.Stages);
+        Assert.Equal("5400", distilled.Result.Details["train_samples"]);
+        Assert.NotEqual(string.Empty, distilled.Result.Details["best_validation_accuracy"]);
+    }
+
+    [Fact]
     public void A_baseline_accepted_from_a_run_is_what_baseline_gates_compare_with()
     {
         var recipe = RecipeLoader.Load(fixture.WriteRecipe(
