@@ -45,7 +45,10 @@ public sealed class PeakMemoryTests(ITestOutputHelper output) : IDisposable
             var (_, second) = LatencyBenchmark.Measure(path, test, options);
             output.WriteLine($"784-{hidden}-10: {weightBytes / 1e6:0.000} MB of weights, peak_memory_mb {first:0.000} then {second:0.000}");
             Assert.NotNull(first);
-            Assert.InRange(second!.Value, first!.Value * 0.9, first.Value * 1.1);
+            // Within 10%, give or take one batch of hidden activations (64 x hidden floats, 3.3 MB at 12800): whether
+            // ONNX Runtime's arena still holds that buffer from the run before varies (CI saw 41.9 then 46.5 MB).
+            var slackMb = (0.1 * first!.Value) + (4.0 * options.LatencyBatchSize * hidden / 1e6);
+            Assert.InRange(second!.Value, first.Value - slackMb, first.Value + slackMb);
             measured.Add((weightBytes, first.Value));
         }
 
