@@ -4,7 +4,6 @@ using ModelCompression.Architectures;
 using ModelCompression.Data;
 using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Recipes;
 using ModelCompression.Torch;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Native;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
-using ModelCompression.Pipeline;
 using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Cli;

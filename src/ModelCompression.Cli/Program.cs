@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ModelCompression.Cli;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
 using ModelCompression.Pipeline;

@@ -7,7 +7,7 @@ namespace ModelCompression.Architectures;
 /// <param name="Description">One sentence for help and docs.</param>
 /// <param name="OptionsType">
 /// The options record: a parameterless constructor gives the defaults, every recipe option carries an
-/// <see cref="Recipes.OptionAttribute"/>, and it implements <see cref="IArchitectureOptions"/>.
+/// <see cref="Common.OptionAttribute"/>, and it implements <see cref="IArchitectureOptions"/>.
 /// </param>
 /// <param name="TakesTokens">True when the graph takes <c>input_ids</c> (and <c>attention_mask</c>) rather than a float <c>input</c>.</param>
 public sealed record ArchitectureInfo(string Name, string Description, Type OptionsType, bool TakesTokens)

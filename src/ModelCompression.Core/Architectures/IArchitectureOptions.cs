@@ -2,7 +2,7 @@ namespace ModelCompression.Architectures;
 
 /// <summary>
 /// The options record of a built-in architecture. Every recipe option carries an
-/// <see cref="Recipes.OptionAttribute"/>; <see cref="Validate"/> adds the checks that span several options
+/// <see cref="Common.OptionAttribute"/>; <see cref="Validate"/> adds the checks that span several options
 /// or need the data (e.g. width divisible by heads, enough pixels for every pooling).
 /// </summary>
 public interface IArchitectureOptions

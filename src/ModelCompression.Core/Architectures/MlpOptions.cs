@@ -1,4 +1,4 @@
-using ModelCompression.Recipes;
+using ModelCompression.Common;
 
 namespace ModelCompression.Architectures;
 

@@ -1,7 +1,7 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
-using ModelCompression.Pipeline;
 
 namespace ModelCompression.Data;
 

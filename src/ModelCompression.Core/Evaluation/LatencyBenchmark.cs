@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using ModelCompression.Data;
 using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Stages;
 
 namespace ModelCompression.Evaluation;
 

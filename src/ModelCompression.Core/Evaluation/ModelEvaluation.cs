@@ -4,7 +4,6 @@ using System.Text.Json.Serialization.Metadata;
 using ModelCompression.Data;
 using ModelCompression.Inference;
 using ModelCompression.Onnx;
-using ModelCompression.Stages;
 
 namespace ModelCompression.Evaluation;
 

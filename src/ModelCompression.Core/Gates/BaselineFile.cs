@@ -1,7 +1,7 @@
 using System.Text.Json;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
-using ModelCompression.Pipeline;
 
 namespace ModelCompression.Gates;
 

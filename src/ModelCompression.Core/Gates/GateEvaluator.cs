@@ -1,7 +1,6 @@
 using System.Globalization;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Gates;
 
@@ -37,18 +36,19 @@ public sealed record GateResult(
 public static class GateEvaluator
 {
     /// <summary>Every gate's outcome, in recipe order.</summary>
-    /// <param name="recipe">The recipe whose gates are checked.</param>
+    /// <param name="gates">The recipe's gates.</param>
+    /// <param name="baselinePath">The recipe's baseline file (named when it is missing).</param>
     /// <param name="final">The final model's evaluation.</param>
     /// <param name="teacher">The teacher's evaluation; null when the recipe has no teacher.</param>
     /// <param name="baseline">The committed baseline, or null when there is none yet.</param>
     /// <param name="labels">The held-out labels the evaluations were measured on (for the paired test).</param>
     /// <param name="dataHash">Hash of the held-out data, compared with the baseline's.</param>
     public static IReadOnlyList<GateResult> Evaluate(
-        Recipe recipe, ModelEvaluation final, ModelEvaluation? teacher, BaselineFile? baseline = null, IReadOnlyList<long>? labels = null, string? dataHash = null)
+        IReadOnlyList<GateSpec> gates, string baselinePath, ModelEvaluation final, ModelEvaluation? teacher, BaselineFile? baseline = null, IReadOnlyList<long>? labels = null, string? dataHash = null)
     {
         var results = new List<GateResult>();
         var invariant = CultureInfo.InvariantCulture;
-        foreach (var gate in recipe.Gates)
+        foreach (var gate in gates)
         {
             var expression = gate.Expression;
             GateResult Result(bool passed, double value, double threshold, string message, double? p = null, bool skipped = false) =>
@@ -75,7 +75,7 @@ public static class GateEvaluator
             };
             if (expression.Reference == "baseline" && baseline is null)
             {
-                results.Add(Result(true, value, double.NaN, $"Gate '{gate.Text}' skipped: there is no baseline yet ({recipe.Baseline}); 'dotnet compress baseline accept' writes one.", skipped: true));
+                results.Add(Result(true, value, double.NaN, $"Gate '{gate.Text}' skipped: there is no baseline yet ({baselinePath}); 'dotnet compress baseline accept' writes one.", skipped: true));
                 continue;
             }
 

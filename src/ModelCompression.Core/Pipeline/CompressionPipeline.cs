@@ -1,13 +1,13 @@
 using System.Globalization;
-using System.Reflection;
 using ModelCompression.Architectures;
+using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
 using ModelCompression.Gates;
 using ModelCompression.Inference;
-using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
+using ModelCompression.Onnx;
 using ModelCompression.Recipes;
 using ModelCompression.Reports;
 using ModelCompression.Stages;
@@ -81,10 +81,6 @@ public static class CompressionPipeline
 {
     /// <summary>What makes token ids fit a table the model file fixes (a teacher's, a student the recipe brings).</summary>
     private const string FixedTableFix = "The table is part of the model: tokenize as the model was trained (its tokenizer, and compact_vocabulary: true if it was trained on a compact vocabulary).";
-
-    /// <summary>The engine version, part of every cache key: a new engine never trusts an old cache.</summary>
-    public static string EngineVersion { get; } =
-        typeof(CompressionPipeline).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
 
     /// <summary>Runs <paramref name="recipe"/>.</summary>
     public static PipelineResult Run(Recipe recipe, PipelineOptions options, CancellationToken cancellationToken = default)
@@ -213,7 +209,7 @@ public static class CompressionPipeline
 
         StageContext context = null!;
         context = new StageContext(
-            recipe, data, dataHash, teacherHash,
+            recipe.Path, recipe.HasTeacher ? recipe.Teacher : null, data, dataHash, teacherHash,
             recipe.HasTeacher
                 ? (split, splitName) => [.. recipe.Teachers.Select((t, i) => (TeacherLogits(cache, t.Path, teacherHashes[i], split, splitName, dataHash, evaluateOptions.BatchSize, reporter), t.Weight))]
                 : null,
@@ -299,7 +295,7 @@ public static class CompressionPipeline
         }
 
         // The labels are for the paired test against a baseline's predictions.
-        var gates = GateEvaluator.Evaluate(recipe, final, teacher, baselineFile, baselineFile is null ? null : summary.TestLabels(), dataHash);
+        var gates = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher, baselineFile, baselineFile is null ? null : summary.TestLabels(), dataHash);
         PhaseTrace.Mark("gates");
         string? outputModel = null;
         string? dataDescription = null;
@@ -329,7 +325,7 @@ public static class CompressionPipeline
     /// </summary>
     private static CachedStageRun RunCached(ArtifactCache cache, StageContext context, IStage stage, string inputPath, string inputHash, string? label = null)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("stage", stage.Kind).Add("input", inputHash);
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", inputHash);
         stage.AddToKey(key, context);
         var keyText = key.Finish();
         var entry = cache.TryGet(stage.Kind, keyText);
@@ -369,7 +365,7 @@ public static class CompressionPipeline
     /// </summary>
     private static TeacherSchema TeacherSchemaOf(ArtifactCache cache, string teacherPath, string teacherHash, Func<LoadedData> data, string dataHash)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Finish();
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("teacher", teacherHash).Add("data", dataHash).Finish();
         var entry = cache.TryGet("teacher-schema", key) ?? cache.Put("teacher-schema", key, _ =>
         {
             using var runner = new OnnxRunner(teacherPath);
@@ -389,7 +385,7 @@ public static class CompressionPipeline
     /// </summary>
     private static int StudentSchemaOf(ArtifactCache cache, string studentPath, string studentHash, bool hasTeacher, Func<LoadedData> data, string dataHash)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("student", studentHash).Add("data", dataHash).Add("teacher", hasTeacher ? "yes" : "no").Finish();
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("student", studentHash).Add("data", dataHash).Add("teacher", hasTeacher ? "yes" : "no").Finish();
         var entry = cache.TryGet("student-schema", key) ?? cache.Put("student-schema", key, _ =>
         {
             if (hasTeacher)
@@ -444,7 +440,7 @@ public static class CompressionPipeline
         var options = recipe.Student.Options;
         var inputs = new ArchitectureInputs([.. data.SampleShape.Select(d => (int)d)], classes, data.VocabularySize ?? 0);
         var key = new ContentHash()
-            .Add("engine", EngineVersion)
+            .Add("engine", EngineInfo.Version)
             .Add("architecture", name)
             .Add("options", options is null ? string.Empty : System.Text.Json.JsonSerializer.Serialize(options, options.GetType()))
             .Add("inputs", System.Text.Json.JsonSerializer.Serialize(inputs))
@@ -540,7 +536,7 @@ public static class CompressionPipeline
 
     /// <summary>Every evaluation option changes the numbers (latency settings the latency), so all are in the key.</summary>
     private static ContentHash EvaluationKey(string name, string modelHash, string dataHash, EvaluateOptions options) =>
-        new ContentHash().Add("engine", EngineVersion).Add("name", name).Add("model", modelHash).Add("data", dataHash)
+        new ContentHash().Add("engine", EngineInfo.Version).Add("name", name).Add("model", modelHash).Add("data", dataHash)
             .Add("options", System.Text.Json.JsonSerializer.Serialize(options));
 
     /// <summary>The teacher's outputs on the test split, and the teacher's hash (part of every evaluation's key).</summary>
@@ -548,7 +544,7 @@ public static class CompressionPipeline
 
     private static float[] TeacherLogits(ArtifactCache cache, string teacherPath, string teacherHash, Dataset train, string splitName, string dataHash, int batchSize, IPipelineReporter reporter)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Add("split", splitName).Finish();
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("teacher", teacherHash).Add("data", dataHash).Add("split", splitName).Finish();
         const string LogitsFile = "logits.bin";
         var entry = cache.TryGet("teacher-logits", key);
         if (entry is null)
@@ -577,7 +573,7 @@ public static class CompressionPipeline
     /// </summary>
     private static Dataset TeacherFeatures(ArtifactCache cache, string teacherPath, string teacherHash, IReadOnlyList<string> tensors, Dataset split, string splitName, string dataHash, int batchSize, IPipelineReporter reporter)
     {
-        var key = new ContentHash().Add("engine", EngineVersion).Add("teacher", teacherHash).Add("data", dataHash).Add("split", splitName)
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("teacher", teacherHash).Add("data", dataHash).Add("split", splitName)
             .Add("tensors", string.Join("\n", tensors)).Finish();
         static string FileOf(int index) => $"feature{index}.npy";
         var entry = cache.TryGet("teacher-features", key);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ModelCompression.Common;
 
 namespace ModelCompression.Pipeline;
 

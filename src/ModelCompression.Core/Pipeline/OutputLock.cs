@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 
 namespace ModelCompression.Pipeline;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using YamlDotNet.RepresentationModel;
 

@@ -1,8 +1,9 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
+using System.Text;
 using ModelCompression.Architectures;
+using ModelCompression.Common;
 
 namespace ModelCompression.Recipes;
 

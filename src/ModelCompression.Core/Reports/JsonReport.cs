@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json;
+using ModelCompression.Common;
 using ModelCompression.Evaluation;
 using ModelCompression.Gates;
 using ModelCompression.Pipeline;
@@ -50,7 +51,7 @@ public static class JsonReport
         return new()
         {
             ["schema_version"] = SchemaVersion,
-            ["engine_version"] = CompressionPipeline.EngineVersion,
+            ["engine_version"] = EngineInfo.Version,
             ["recipe"] = result.Recipe.Path,
             ["passed"] = result.GatesPassed,
             ["output_model"] = result.OutputModel,

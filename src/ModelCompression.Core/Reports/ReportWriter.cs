@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using ModelCompression.Common;
 using ModelCompression.Pipeline;
 
 namespace ModelCompression.Reports;

@@ -1,6 +1,5 @@
+using ModelCompression.Common;
 using ModelCompression.Data;
-using ModelCompression.Pipeline;
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Stages;
 
@@ -13,6 +12,8 @@ public sealed class StageContext : IDisposable
     private readonly Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? _teacherLogits;
 
     private readonly string? _teacherHash;
+
+    private readonly string? _teacherPath;
 
     // Per split: a sweep's trials and a distill stage's twin ask again, and the cache read is megabytes.
     private readonly Dictionary<string, IReadOnlyList<(float[] Logits, double Weight)>> _teacherLogitsBySplit = new(StringComparer.Ordinal);
@@ -31,23 +32,24 @@ public sealed class StageContext : IDisposable
     private readonly Dataset? _validation;
     private readonly Dataset? _unlabelled;
 
-    internal StageContext(Recipe recipe, Dataset train, Dataset test, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
-        : this(recipe, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
+    internal StageContext(string recipePath, string? teacherPath, Dataset train, Dataset test, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+        : this(recipePath, teacherPath, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
     {
         _train = train;
         _test = test;
     }
 
     /// <summary>A context whose splits (all of them: train, test, validation, unlabelled) come from <paramref name="data"/> when a stage first reads one.</summary>
-    internal StageContext(Recipe recipe, Func<LoadedData> data, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
-        : this(recipe, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
+    internal StageContext(string recipePath, string? teacherPath, Func<LoadedData> data, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+        : this(recipePath, teacherPath, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
     {
         _data = new Lazy<LoadedData>(data, LazyThreadSafetyMode.None);
     }
 
-    private StageContext(Recipe recipe, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+    private StageContext(string recipePath, string? teacherPath, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
     {
-        Recipe = recipe;
+        RecipePath = recipePath;
+        _teacherPath = teacherPath;
         DataHash = dataHash;
         _teacherHash = teacherHash;
         Classes = classes;
@@ -56,8 +58,14 @@ public sealed class StageContext : IDisposable
         _teacherLogits = teacherLogits;
     }
 
-    /// <summary>The recipe being run.</summary>
-    public Recipe Recipe { get; }
+    /// <summary>The recipe file being run: where a stage's errors point.</summary>
+    public string RecipePath { get; }
+
+    /// <summary>The recipe's folder: relative paths in stage options (tensorboard_dir) are relative to it.</summary>
+    public string RecipeDirectory => Path.GetDirectoryName(RecipePath)!;
+
+    /// <summary>The (first) teacher's model file, for stages that read its graph (init_from_teacher, hints).</summary>
+    public string TeacherPath => _teacherPath ?? throw NoTeacher();
 
     /// <summary>Training data.</summary>
     public Dataset Train => _data is null ? _train! : _data.Value.Train;
@@ -180,7 +188,7 @@ public sealed class StageContext : IDisposable
 
     // The recipe loader rejects every stage that reads the teacher when there is none, so reaching this is a bug.
     private InvalidOperationException NoTeacher() =>
-        new($"A stage asked for the teacher, but the recipe '{Recipe.Path}' has none; the recipe loader should have rejected that stage.");
+        new($"A stage asked for the teacher, but the recipe '{RecipePath}' has none; the recipe loader should have rejected that stage.");
 }
 
 /// <summary>A stage's output as the cache holds it.</summary>

@@ -2,7 +2,7 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using Google.Protobuf;
 using ModelCompression.Architectures;
-using ModelCompression.Recipes;
+using ModelCompression.Common;
 
 namespace ModelCompression.Core.Tests.Architectures;
 

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Google.Protobuf;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Core.Tests.Data;
 

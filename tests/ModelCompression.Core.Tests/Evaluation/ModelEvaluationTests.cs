@@ -1,11 +1,10 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
 using ModelCompression.Architectures;
+using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Evaluation;
 using ModelCompression.Onnx;
-using ModelCompression.Pipeline;
-using ModelCompression.Stages;
 
 namespace ModelCompression.Core.Tests.Evaluation;
 

@@ -2,7 +2,6 @@ using ModelCompression.Architectures;
 using ModelCompression.Data;
 using ModelCompression.Evaluation;
 using ModelCompression.Onnx;
-using ModelCompression.Stages;
 using Xunit.Abstractions;
 
 namespace ModelCompression.Core.Tests.Evaluation;

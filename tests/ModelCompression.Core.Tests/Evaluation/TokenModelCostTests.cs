@@ -3,7 +3,6 @@ using ModelCompression.Data;
 using ModelCompression.Evaluation;
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Stages;
 
 namespace ModelCompression.Core.Tests.Evaluation;
 

@@ -36,7 +36,7 @@ public sealed class GateEvaluatorTests : IDisposable
         var final = new ModelEvaluation("quantize", 0.80, 500_000, 50_000, 100);
         var teacher = new ModelEvaluation("teacher", 0.85, 2_000_000, 400_000, 100);
 
-        var results = GateEvaluator.Evaluate(recipe, final, teacher);
+        var results = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher);
 
         Assert.Equal([false, true, false, true], results.Select(r => r.Passed));
         Assert.Equal([10, 11, 12, 13], results.Select(r => r.Line));
@@ -64,7 +64,7 @@ public sealed class GateEvaluatorTests : IDisposable
         // The loader rejects such a recipe; one built in code (or an old caller) still gets a failed gate, not a crash.
         var recipe = LoadWithGates("accuracy >= 0.5", "accuracy >= teacher.accuracy - 0.1") with { Teachers = [] };
 
-        var results = GateEvaluator.Evaluate(recipe, new ModelEvaluation("finetune", 0.9, 10, 10, 10), teacher: null);
+        var results = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, new ModelEvaluation("finetune", 0.9, 10, 10, 10), teacher: null);
 
         Assert.Equal([true, false], results.Select(r => r.Passed));
         Assert.Equal(11, results[1].Line);
@@ -75,7 +75,7 @@ public sealed class GateEvaluatorTests : IDisposable
     public void No_failures_when_every_gate_holds()
     {
         var recipe = LoadWithGates("accuracy >= 0.5", "accuracy >= teacher.accuracy - 0.1");
-        var results = GateEvaluator.Evaluate(recipe, new ModelEvaluation("s", 0.9, 10, 10, 10), new ModelEvaluation("t", 0.95, 10, 10, 10));
+        var results = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, new ModelEvaluation("s", 0.9, 10, 10, 10), new ModelEvaluation("t", 0.95, 10, 10, 10));
 
         Assert.All(results, r => Assert.True(r.Passed));
         Assert.Empty(GateEvaluator.Failures(recipe.Path, results));
@@ -103,7 +103,7 @@ public sealed class GateEvaluatorTests : IDisposable
         };
         var teacher = new ModelEvaluation("teacher", 0.85, 2_000_000, 400_000, 100);
 
-        var results = GateEvaluator.Evaluate(recipe, final, teacher);
+        var results = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher);
 
         Assert.Equal([false, true, true, false], results.Select(r => r.Passed));
         Assert.Equal(0.85 * 0.95, results[0].Threshold, 1e-12);
@@ -118,14 +118,14 @@ public sealed class GateEvaluatorTests : IDisposable
         var final = new ModelEvaluation("quantize", 0.80, 500_000, 50_000, 100);
         var teacher = new ModelEvaluation("teacher", 0.85, 2_000_000, 400_000, 100);
 
-        var skipped = GateEvaluator.Evaluate(recipe, final, teacher, baseline: null);
+        var skipped = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher, baseline: null);
         Assert.All(skipped, r => Assert.True(r.Passed && r.Skipped));
         Assert.Contains("no baseline yet", skipped[0].Message, StringComparison.Ordinal);
         Assert.Equal(_dir.File("gates.baseline.json"), recipe.Baseline);
 
         var accepted = new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, "data", new ModelEvaluation("quantize", 0.82, 400_000, 50_000, 100));
         accepted.Save(recipe.Baseline);
-        var compared = GateEvaluator.Evaluate(recipe, final, teacher, BaselineFile.Load(recipe.Baseline));
+        var compared = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher, BaselineFile.Load(recipe.Baseline));
         Assert.Equal([false, false], compared.Select(r => r.Passed)); // 0.80 < 0.81; 0.5 MB > 0.4 MB
         Assert.Equal([0.81, 0.4], compared.Select(r => Math.Round(r.Threshold, 12)));
     }
@@ -141,7 +141,7 @@ public sealed class GateEvaluatorTests : IDisposable
         var after = Enumerable.Range(0, 40).Select(i => (i < 33) || i == 38).ToArray();
         var baseline = new BaselineFile(1, DateTimeOffset.UtcNow, "data", WithPredictions("quantize", before));
 
-        var chance = GateEvaluator.Evaluate(recipe, WithPredictions("quantize", after), teacher, baseline, labels, "data");
+        var chance = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, WithPredictions("quantize", after), teacher, baseline, labels, "data");
 
         Assert.True(chance[0].Passed, chance[0].Message);
         Assert.Equal(0.625, chance[0].PValue!.Value, 1e-9); // 2 * P(X <= 1), X ~ Binomial(4, 1/2) = 2 * 5/16
@@ -150,16 +150,16 @@ public sealed class GateEvaluatorTests : IDisposable
 
         // A real regression: 16 of the 36 lost, none won: p = 2^-15.
         var regressed = Enumerable.Range(0, 40).Select(i => i < 20).ToArray();
-        var real = GateEvaluator.Evaluate(recipe, WithPredictions("quantize", regressed), teacher, baseline, labels, "data");
+        var real = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, WithPredictions("quantize", regressed), teacher, baseline, labels, "data");
         Assert.False(real[0].Passed, real[0].Message);
         Assert.True(real[0].PValue < 0.001);
 
         // Other held-out data: no pairing; the bootstrap interval of the new model decides.
-        var unpaired = GateEvaluator.Evaluate(recipe, WithPredictions("quantize", after), teacher, baseline, labels, "other data");
+        var unpaired = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, WithPredictions("quantize", after), teacher, baseline, labels, "other data");
         Assert.True(unpaired[0].Passed, unpaired[0].Message);
         Assert.Null(unpaired[0].PValue);
         Assert.Contains("95% interval", unpaired[0].Message, StringComparison.Ordinal);
-        var unpairedReal = GateEvaluator.Evaluate(recipe, WithPredictions("quantize", regressed), teacher, baseline, labels, "other data");
+        var unpairedReal = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, WithPredictions("quantize", regressed), teacher, baseline, labels, "other data");
         Assert.False(unpairedReal[0].Passed, unpairedReal[0].Message);
     }
 

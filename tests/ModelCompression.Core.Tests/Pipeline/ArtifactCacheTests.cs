@@ -1,4 +1,4 @@
-using ModelCompression.Pipeline;
+using ModelCompression.Common;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 

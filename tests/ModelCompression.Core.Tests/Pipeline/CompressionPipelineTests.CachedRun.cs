@@ -1,3 +1,4 @@
+using ModelCompression.Common;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
@@ -7,7 +8,6 @@ using ModelCompression.Gates;
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
-using ModelCompression.Stages;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 

@@ -6,7 +6,6 @@ using ModelCompression.Inference;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Reports;
-using ModelCompression.Stages;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 

@@ -1,9 +1,9 @@
 using ModelCompression.Architectures;
+using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Evaluation;
 using ModelCompression.Inference;
 using ModelCompression.Onnx;
-using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Stages;
 using ModelCompression.Torch.Graph;
@@ -81,7 +81,7 @@ public sealed class FashionStudentFixture : IDisposable
 
     /// <summary>A stage context over the slice; <paramref name="reporter"/> collects diagnostics.</summary>
     public StageContext Context(IPipelineReporter? reporter = null) =>
-        new(Recipe, Train, Test, "fashion-slice", ModelHash.ComputeFile(Repo.Teacher), (_, _) => [(TeacherLogits.Value, 1.0)], 10, reporter ?? NullPipelineReporter.Instance, CancellationToken.None)
+        new(Recipe.Path, Recipe.Teacher, Train, Test, "fashion-slice", ModelHash.ComputeFile(Repo.Teacher), (_, _) => [(TeacherLogits.Value, 1.0)], 10, reporter ?? NullPipelineReporter.Instance, CancellationToken.None)
         {
             CheckpointRoot = Dir.Dir("checkpoints"),
             RunStage = (_, _) => throw new InvalidOperationException("these tests run single stages"),

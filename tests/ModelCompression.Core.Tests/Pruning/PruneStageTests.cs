@@ -41,14 +41,14 @@ public sealed class PruneStageTests(FashionStudentFixture fashion)
     {
         // A context with no teacher: recovery_teacher dense must not ask for one (it would throw).
         var reporter = new CollectingReporter();
-        using var context = new StageContext(fashion.Recipe, fashion.Train, fashion.Test, "fashion-slice", null, null, 10, reporter, CancellationToken.None)
+        using var context = new StageContext(fashion.Recipe.Path, fashion.Recipe.Teacher, fashion.Train, fashion.Test, "fashion-slice", null, null, 10, reporter, CancellationToken.None)
         {
             CheckpointRoot = fashion.Output("dense-checkpoints"),
             RunStage = (_, _) => throw new InvalidOperationException("single stage"),
         };
         var output = fashion.Output("dense");
         var stage = new PruneStage(new PruneOptions { Method = PruneMethod.Structured, Sparsity = 0.5, RecoveryEpochs = 2, Alpha = 1, RecoveryTeacher = RecoveryTeacher.Dense });
-        stage.AddToKey(new ModelCompression.Pipeline.ContentHash(), context);
+        stage.AddToKey(new ModelCompression.Common.ContentHash(), context);
 
         var result = stage.Run(context, fashion.StudentPath, output);
 

@@ -80,7 +80,7 @@ public sealed class IdentityWeightTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         var tokens = TokenModelCostTests.Tokens(200, 16, vocab: 100, classes: 4);
-        var context = new StageContext(RecipeLoader.Load(Repo.SampleRecipe), tokens, tokens, "data-hash", null, null, 4, new RecordingReporter(), CancellationToken.None)
+        var context = new StageContext(Repo.SampleRecipe, RecipeLoader.Load(Repo.SampleRecipe).Teacher, tokens, tokens, "data-hash", null, null, 4, new RecordingReporter(), CancellationToken.None)
         {
             CheckpointRoot = dir.Dir("checkpoints"),
             RunStage = (_, _) => throw new InvalidOperationException("a single stage runs"),

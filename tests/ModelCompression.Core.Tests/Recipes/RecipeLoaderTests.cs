@@ -1,5 +1,6 @@
 using ModelCompression.Architectures;
 using ModelCompression.Diagnostics;
+using ModelCompression.Evaluation;
 using ModelCompression.Gates;
 using ModelCompression.Inference;
 using ModelCompression.Recipes;

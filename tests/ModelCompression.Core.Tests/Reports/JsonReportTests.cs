@@ -1,7 +1,8 @@
 using System.Reflection;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json;
+using ModelCompression.Common;
 using ModelCompression.Evaluation;
 using ModelCompression.Pipeline;
 using ModelCompression.Reports;
@@ -25,7 +26,7 @@ public sealed class JsonReportTests
             ["schema_version", "engine_version", "recipe", "passed", "output_model", "created_utc", "class_names", "teacher", "stages", "gates"],
             json.AsObject().Select(p => p.Key));
         Assert.Equal(2, (int)json["schema_version"]!);
-        Assert.Equal(CompressionPipeline.EngineVersion, (string?)json["engine_version"]);
+        Assert.Equal(EngineInfo.Version, (string?)json["engine_version"]);
         Assert.Equal("/work/recipes/fashion.compress.yaml", (string?)json["recipe"]);
         Assert.False((bool)json["passed"]!);
         Assert.True(json.AsObject().ContainsKey("output_model"));
@@ -41,7 +42,7 @@ public sealed class JsonReportTests
         var text = ReportWriter.Render(JsonReport.Build(ReportTestData.Run("/work/modèles/a+b <c>.compress.yaml"), Created), "json");
 
         Assert.Contains("\"recipe\": \"/work/modèles/a+b <c>.compress.yaml\"", text, StringComparison.Ordinal);
-        Assert.Contains($"\"engine_version\": \"{CompressionPipeline.EngineVersion}\"", text, StringComparison.Ordinal);
+        Assert.Contains($"\"engine_version\": \"{EngineInfo.Version}\"", text, StringComparison.Ordinal);
         Assert.DoesNotContain("\\u", text, StringComparison.Ordinal);
     }
 

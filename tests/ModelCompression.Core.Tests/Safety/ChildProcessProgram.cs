@@ -28,7 +28,7 @@ public static class ChildProcessProgram
             case ["run", var recipe, var cache, var output]:
                 var result = ModelCompression.Pipeline.CompressionPipeline.Run(
                     ModelCompression.Recipes.RecipeLoader.Load(recipe),
-                    new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Pipeline.NullPipelineReporter.Instance));
+                    new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Common.NullPipelineReporter.Instance));
                 Console.WriteLine($"cached: {string.Join(", ", result.Stages.Select(s => s.Cached))}");
                 // The native libraries mapped into this process: what the run loaded.
                 foreach (var library in File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1]).Where(p => p.Contains(".so", StringComparison.Ordinal)).Distinct())
@@ -72,7 +72,7 @@ public static class ChildProcessProgram
             ExecutionProvider? chosen = ExecutionProviderNames.TryParse(provider, out var named) ? named : null;
             var result = ModelCompression.Pipeline.CompressionPipeline.Run(
                 ModelCompression.Recipes.RecipeLoader.Load(recipe),
-                new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Pipeline.NullPipelineReporter.Instance) { ExecutionProvider = chosen });
+                new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Common.NullPipelineReporter.Instance) { ExecutionProvider = chosen });
             Console.WriteLine($"teacher accuracy: {result.Teacher?.Accuracy}");
             return 0;
         }

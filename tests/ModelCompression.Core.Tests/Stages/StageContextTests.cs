@@ -1,5 +1,5 @@
+using ModelCompression.Common;
 using ModelCompression.Data;
-using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Stages;
 
@@ -28,7 +28,7 @@ public sealed class StageContextTests : IDisposable
             Gates = [],
             Outputs = new OutputSpec("student.onnx", []),
         };
-        _context = new StageContext(recipe, _data, _data, "data-hash", teacherHash: null, teacherLogits: null, 3, NullPipelineReporter.Instance, CancellationToken.None)
+        _context = new StageContext(recipe.Path, recipe.HasTeacher ? recipe.Teacher : null, _data, _data, "data-hash", teacherHash: null, teacherLogits: null, 3, NullPipelineReporter.Instance, CancellationToken.None)
         {
             CheckpointRoot = _dir.Dir("checkpoints"),
             RunStage = (_, _) => throw new InvalidOperationException("not used here"),
@@ -47,7 +47,7 @@ public sealed class StageContextTests : IDisposable
         var hash = Assert.Throws<InvalidOperationException>(() => _context.TeacherHash);
         var logits = Assert.Throws<InvalidOperationException>(() => _context.TeacherSoftTargetLogits(4));
 
-        Assert.All([hash, logits], e => Assert.Contains($"the recipe '{_context.Recipe.Path}' has none", e.Message, StringComparison.Ordinal));
+        Assert.All([hash, logits], e => Assert.Contains($"the recipe '{_context.RecipePath}' has none", e.Message, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -1,6 +1,6 @@
-using ModelCompression.Recipes;
+using ModelCompression.Common;
 
-namespace ModelCompression.Stages;
+namespace ModelCompression.Evaluation;
 
 /// <summary>
 /// Options of the evaluate stage: how the teacher and every stage's output are measured on the test data.

@@ -1,7 +1,8 @@
+using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Onnx;
 
-namespace ModelCompression.Pipeline;
+namespace ModelCompression.Inference;
 
 /// <summary>
 /// What a run reads from a model file before any work, kept in the cache under the file's content hash so a run with
@@ -37,7 +38,7 @@ internal sealed record ModelFacts(int Inputs, IReadOnlyList<EmbeddingTable> Tabl
         return ArtifactCache.ReadResult<ModelFacts>(entry);
     }
 
-    private static string Key(string modelHash) => new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("model", modelHash).Finish();
+    private static string Key(string modelHash) => new ContentHash().Add("engine", EngineInfo.Version).Add("model", modelHash).Finish();
 }
 
 /// <summary>An embedding table of a model: the int64 graph input that indexes it, the initializer, and its rows.</summary>

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Factorization;
 using ModelCompression.Onnx;
-using ModelCompression.Pipeline;
 using ModelCompression.Pruning;
 
 namespace ModelCompression.Stages;
@@ -29,7 +29,7 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
         var clock = Stopwatch.StartNew();
         if (options.Validate() is { Count: > 0 } problems)
         {
-            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"factorize: {p}.", context.Recipe.Path))]);
+            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"factorize: {p}.", context.RecipePath))]);
         }
 
         var source = OnnxModelFile.Load(inputModel);

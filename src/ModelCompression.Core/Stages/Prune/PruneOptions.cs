@@ -1,5 +1,5 @@
 using System.Globalization;
-using ModelCompression.Recipes;
+using ModelCompression.Common;
 
 namespace ModelCompression.Stages;
 

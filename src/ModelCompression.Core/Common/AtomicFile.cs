@@ -1,4 +1,4 @@
-namespace ModelCompression.Pipeline;
+namespace ModelCompression.Common;
 
 /// <summary>Writes files so that a reader sees the old file or the new one, never a half-written one.</summary>
 public static class AtomicFile

@@ -1,5 +1,5 @@
+using ModelCompression.Common;
 using ModelCompression.Quantization;
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Stages;
 

@@ -1,4 +1,4 @@
-namespace ModelCompression.Recipes;
+namespace ModelCompression.Common;
 
 /// <summary>
 /// Marks a property of a stage's options record as a recipe option. The same name and description feed

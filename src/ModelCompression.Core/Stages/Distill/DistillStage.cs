@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using ModelCompression.Onnx;
+using ModelCompression.Common;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Pipeline;
+using ModelCompression.Onnx;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Native;
 using ModelCompression.Torch.Training;
@@ -54,7 +54,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             throw Diagnostics.CompressionException.Error(
                 Diagnostics.DiagnosticCodes.RecipeInvalidValue,
                 $"{Kind}: early_stopping_patience needs a validation set; set validation_fraction above 0 or give the data a validation split.",
-                context.Recipe.Path,
+                context.RecipePath,
                 recipeLine);
         }
 
@@ -65,14 +65,14 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         var copiedFromTeacher = 0;
         if (options.InitFromTeacher)
         {
-            (initial, var copied) = TeacherInitialization.Apply(initial, OnnxModelFile.Load(context.Recipe.Teacher), options.LayerMap);
+            (initial, var copied) = TeacherInitialization.Apply(initial, OnnxModelFile.Load(context.TeacherPath), options.LayerMap);
             copiedFromTeacher = copied.Count;
             if (copied.Count == 0)
             {
                 context.Reporter.Report(Diagnostics.Diagnostic.Warning(
                     Diagnostics.DiagnosticCodes.NothingToTransform,
                     $"{Kind}: init_from_teacher found no student initializer matching a teacher initializer by name and shape; the student starts from its own weights.",
-                    context.Recipe.Path));
+                    context.RecipePath));
             }
             else
             {
@@ -123,7 +123,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                     EarlyStoppingPatience = options.EarlyStoppingPatience,
                     EarlyStoppingMinDelta = options.EarlyStoppingMinDelta,
                     CheckpointDirectory = checkpoints,
-                    LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.Recipe.Directory, logs) : null,
+                    LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.RecipeDirectory, logs) : null,
                 },
                 validation,
                 new RecoveryTraining.Progress(context, Kind),
@@ -132,7 +132,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         catch (ArgumentException e) when (e.ParamName == "hints")
         {
             // A hint whose shapes no projection fits: the recipe's choice of tensors, known only once both ran.
-            throw Diagnostics.CompressionException.Error(Diagnostics.DiagnosticCodes.RecipeInvalidValue, $"{Kind}: {e.Message}", context.Recipe.Path, recipeLine);
+            throw Diagnostics.CompressionException.Error(Diagnostics.DiagnosticCodes.RecipeInvalidValue, $"{Kind}: {e.Message}", context.RecipePath, recipeLine);
         }
 
         OnnxModelFile.Save(student.WriteBack(), outputModel);
@@ -189,7 +189,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
         var models = new Dictionary<string, (string Path, ModelProto Model)>
         {
             ["student"] = (studentModel, student),
-            ["teacher"] = (context.Recipe.Teacher, OnnxModelFile.Load(context.Recipe.Teacher, new OnnxLoadOptions { LoadExternalData = false })),
+            ["teacher"] = (context.TeacherPath, OnnxModelFile.Load(context.TeacherPath, new OnnxLoadOptions { LoadExternalData = false })),
         };
         string Resolve(string name, string role)
         {
@@ -207,7 +207,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             problems.Add(Diagnostics.Diagnostic.Error(
                 Diagnostics.DiagnosticCodes.RecipeInvalidValue,
                 $"{Kind}: the {role} ({path}) has no penultimate value: its output is not made by a Gemm or MatMul (+ bias) from a value of the graph. Name the hint's {role} tensor instead.",
-                context.Recipe.Path,
+                context.RecipePath,
                 recipeLine));
             return name;
         }
@@ -222,7 +222,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                 problems.Add(Diagnostics.Diagnostic.Error(
                     Diagnostics.DiagnosticCodes.RecipeInvalidValue,
                     $"{Kind}: the hint's {role} tensor '{name}' is not a value of the {role} ({path}). {Inference.OnnxRunner.DescribeValues(model)}",
-                    context.Recipe.Path,
+                    context.RecipePath,
                     recipeLine));
             }
         }

@@ -1,7 +1,7 @@
 using ModelCompression.Diagnostics;
 using ModelCompression.Torch.Training;
 
-namespace ModelCompression.Pipeline;
+namespace ModelCompression.Common;
 
 /// <summary>Receives what a pipeline run is doing, for a terminal, a CI log or a test.</summary>
 public interface IPipelineReporter

@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using ModelCompression.Common;
 using ModelCompression.Data;
 
-namespace ModelCompression.Pipeline;
+namespace ModelCompression.Data;
 
 /// <summary>
 /// What a run needs to know of its data when every stage and evaluation is cached, kept in the cache under the data's
@@ -44,7 +45,7 @@ internal sealed record DataSummary(
     /// </summary>
     public static DataSummary Of(ArtifactCache cache, string dataHash, Func<LoadedData> data)
     {
-        var key = new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("data", dataHash).Finish();
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("data", dataHash).Finish();
         var entry = cache.TryGet("data-summary", key) ?? cache.Put("data-summary", key, folder => Summarize(data(), folder));
         return ArtifactCache.ReadResult<DataSummary>(entry) with { Entry = entry };
     }

@@ -1,7 +1,7 @@
 using System.IO.Hashing;
 using System.Text;
 
-namespace ModelCompression.Pipeline;
+namespace ModelCompression.Common;
 
 /// <summary>Builds cache keys: a 128-bit XxHash over labelled parts (text, file contents, other hashes).</summary>
 public sealed class ContentHash

@@ -1,13 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
+using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
 using ModelCompression.Inference;
-using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Pipeline;
+using ModelCompression.Onnx;
 using ModelCompression.Quantization;
 
 namespace ModelCompression.Stages;
@@ -46,7 +46,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var source = OnnxModelFile.Load(inputModel);
         var named = source.Clone();
         GraphEdit.NameNodes(named.Graph);
-        CheckOptions(named, context.Recipe.Path);
+        CheckOptions(named, context.RecipePath);
         using (var runner = new OnnxRunner(inputModel, threads: 1))
         {
             // Every input the model takes (token ids and mask alike) must have its data tensor: MC2020 up front.

@@ -1,6 +1,5 @@
 using System.Text.Json;
-using ModelCompression.Pipeline;
-using ModelCompression.Recipes;
+using ModelCompression.Common;
 
 namespace ModelCompression.Stages;
 

@@ -1,8 +1,8 @@
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Inference;
-using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Pipeline;
+using ModelCompression.Onnx;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Native;
 using ModelCompression.Torch.Training;
@@ -125,7 +125,7 @@ internal static class RecoveryTraining
     /// </summary>
     internal static string CheckpointFolder(IStage stage, StageContext context, string inputModel)
     {
-        var key = new ContentHash().Add("engine", CompressionPipeline.EngineVersion).Add("stage", stage.Kind).Add("input", ModelHash.ComputeFile(inputModel));
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", ModelHash.ComputeFile(inputModel));
         stage.AddToKey(key, context);
         return Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key.Finish()}");
     }

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Inference;
-using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
-using ModelCompression.Pipeline;
+using ModelCompression.Onnx;
 using ModelCompression.Pruning;
 using ModelCompression.Torch.Training;
 
@@ -33,7 +33,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
         var clock = Stopwatch.StartNew();
         if (options.Validate() is { Count: > 0 } problems)
         {
-            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"prune: {p}.", context.Recipe.Path))]);
+            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"prune: {p}.", context.RecipePath))]);
         }
 
         var source = OnnxModelFile.Load(inputModel);
@@ -242,7 +242,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
             sampleShape = runner.SampleShapeFor(context.Train);
         }
 
-        var labels = context.Train.Labels ?? throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "prune: the taylor criterion needs labelled training data.", context.Recipe.Path);
+        var labels = context.Train.Labels ?? throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "prune: the taylor criterion needs labelled training data.", context.RecipePath);
         return new ScoringData(context.Train.Inputs, sampleShape, labels, RecoveryTraining.SoftTargetLogits(context, inputModel, options.Recovery(options.RecoveryEpochs)), context.Classes);
     }
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace ModelCompression.Pipeline;
+namespace ModelCompression.Common;
 
 /// <summary>
 /// A plain folder of stage results, one sub-folder per cache key, holding <c>model.onnx</c> and

@@ -1,4 +1,4 @@
-namespace ModelCompression.Recipes;
+namespace ModelCompression.Common;
 
 /// <summary>
 /// Options whose values can conflict in ways a single option's range cannot say (e.g. n below m): the recipe

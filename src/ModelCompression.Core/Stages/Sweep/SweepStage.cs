@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using ModelCompression.Common;
 using ModelCompression.Diagnostics;
-using ModelCompression.Pipeline;
 
 namespace ModelCompression.Stages;
 
@@ -32,7 +32,7 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
             throw CompressionException.Error(
                 DiagnosticCodes.RecipeInvalidValue,
                 "sweep: trials are ranked by validation accuracy; set validation_fraction above 0.",
-                context.Recipe.Path,
+                context.RecipePath,
                 recipeLine);
         }
 
