@@ -165,7 +165,7 @@ public static class StructuredPruner
     private static void FixShape(GraphProto graph, HashSet<string> names, ShapeFix fix, long width)
     {
         // Indexed afresh for each fix: an earlier fix may have rewired this very shape.
-        var index = new StructureFinder.GraphIndex(graph);
+        var index = new GraphIndex(graph);
         var node = (index.ProducedBy(fix.ReshapeOutput, "Reshape") ?? index.ProducedBy(fix.ReshapeOutput, "Expand"))
             ?? throw new ArgumentException($"'{fix.ReshapeOutput}' is not made by a Reshape or an Expand.", nameof(fix));
         if (index.ShapeParts(node.Input[1]) is not { } parts || fix.Position >= parts.Length)
@@ -214,7 +214,7 @@ public static class StructuredPruner
     /// A copy of <paramref name="source"/> = [Unsqueeze](Mul(dim, count)) with <paramref name="count"/> for the count,
     /// made before <paramref name="before"/>; returns the copy's output.
     /// </summary>
-    private static string ScaledDimension(GraphProto graph, HashSet<string> names, StructureFinder.GraphIndex index, NodeProto before, string source, long count)
+    private static string ScaledDimension(GraphProto graph, HashSet<string> names, GraphIndex index, NodeProto before, string source, long count)
     {
         var unsqueeze = index.ProducedBy(source, "Unsqueeze");
         var product = unsqueeze?.Input[0] ?? source;

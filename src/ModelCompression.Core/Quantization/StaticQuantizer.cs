@@ -6,53 +6,6 @@ using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 namespace ModelCompression.Quantization;
 
 /// <summary>
-/// A float model made ready for static quantization: BatchNormalization folded into the preceding Conv
-/// (an exact rewrite, so calibration sees the tensors the quantized model will have), every node named,
-/// and the layers that can be quantized found.
-/// </summary>
-public sealed class StaticQuantizationPlan
-{
-    internal StaticQuantizationPlan(
-        ModelProto model,
-        QuantizationScheme activations,
-        IReadOnlyList<string> candidates,
-        IReadOnlyList<string> skipped,
-        IReadOnlyList<string> foldedBatchNorms,
-        IReadOnlyList<string> tensorsToCalibrate)
-    {
-        Model = model;
-        Activations = activations;
-        Candidates = candidates;
-        Skipped = skipped;
-        FoldedBatchNorms = foldedBatchNorms;
-        TensorsToCalibrate = tensorsToCalibrate;
-    }
-
-    /// <summary>The prepared float model: computes what the input model computes.</summary>
-    public ModelProto Model { get; }
-
-    /// <summary>The activation scheme the plan was made for.</summary>
-    public QuantizationScheme Activations { get; }
-
-    /// <summary>The Conv, MatMul, Gemm and embedding Gather nodes that can be quantized and are not excluded, in graph order.</summary>
-    public IReadOnlyList<string> Candidates { get; }
-
-    /// <summary>Conv, MatMul, Gemm and embedding Gather nodes left in float, each as "name (op): reason".</summary>
-    public IReadOnlyList<string> Skipped { get; }
-
-    /// <summary>The BatchNormalization nodes folded into their Conv.</summary>
-    public IReadOnlyList<string> FoldedBatchNorms { get; }
-
-    /// <summary>The activations whose ranges quantizing any subset of <see cref="Candidates"/> needs.</summary>
-    public IReadOnlyList<string> TensorsToCalibrate { get; }
-}
-
-/// <summary>What static quantization did.</summary>
-/// <param name="QuantizedNodes">The layers now taking int8 weights and activations.</param>
-/// <param name="QuantizedTensors">The activations that got a QuantizeLinear/DequantizeLinear pair.</param>
-public sealed record StaticQuantizationReport(IReadOnlyList<string> QuantizedNodes, IReadOnlyList<string> QuantizedTensors);
-
-/// <summary>
 /// Static int8 quantization in the QDQ format, laid out so that ONNX Runtime's CPU provider fuses each layer
 /// into an integer kernel:
 /// <list type="bullet">
@@ -118,9 +71,9 @@ public static class StaticQuantizer
                 var why = EmbeddingQuantizer.WhyNot(node, graph, initializers, aliases) ?? (include is not null && !include(node) ? "excluded" : null);
                 (why is null ? candidates : skipped).Add(why is null ? node.Name : $"{node.Name} ({node.OpType}): {why}");
             }
-            else if (Layer.Analyze(node, graph, initializers) is not { } layer)
+            else if (QuantizableLayer.Analyze(node, graph, initializers) is not { } layer)
             {
-                skipped.Add($"{node.Name} ({node.OpType}): {Layer.WhyNot(node, initializers)}");
+                skipped.Add($"{node.Name} ({node.OpType}): {QuantizableLayer.WhyNot(node, initializers)}");
             }
             else if (include is not null && !include(node))
             {
@@ -172,7 +125,7 @@ public static class StaticQuantizer
         var producers = GraphEdit.Producers(graph);
         var names = new UniqueNames(graph);
         var chosen = nodes.ToHashSet(StringComparer.Ordinal);
-        var layers = graph.Node.Where(n => chosen.Contains(n.Name) && n.OpType != "Gather").Select(n => Layer.Analyze(n, graph, initializers)!).ToList();
+        var layers = graph.Node.Where(n => chosen.Contains(n.Name) && n.OpType != "Gather").Select(n => QuantizableLayer.Analyze(n, graph, initializers)!).ToList();
         var lookups = graph.Node.Where(n => chosen.Contains(n.Name) && n.OpType == "Gather").ToList();
 
         // Which activations get a pair, and whose readers switch to the dequantized value.
@@ -221,7 +174,7 @@ public static class StaticQuantizer
         }
 
         var weights = new SharedWeights(graph, names, initializers, aliases, perChannel, target);
-        var weightNodes = layers.ToDictionary(l => l.Node.Name, l => QuantizeWeights(weights, l, ParametersOf(l.Input).Scale), StringComparer.Ordinal);
+        var weightNodes = layers.ToDictionary(l => l.Node.Name, l => weights.Quantize(l, ParametersOf(l.Input).Scale), StringComparer.Ordinal);
         var lookupNodes = lookups.ToDictionary(n => n.Name, n => EmbeddingQuantizer.Quantize(graph, names, n, initializers[n.Input[0]], perChannel), StringComparer.Ordinal);
 
         var ordered = new List<NodeProto>();
@@ -261,7 +214,7 @@ public static class StaticQuantizer
     /// MatMul and Gemm do not (MatMulIntegerToFloat and QGemm give float). A MatMul's output is that of its
     /// bias Add, if it has one.
     /// </summary>
-    private static string? OutputToQuantize(Layer layer, GraphProto graph, QuantizationScheme activations)
+    private static string? OutputToQuantize(QuantizableLayer layer, GraphProto graph, QuantizationScheme activations)
     {
         var output = layer.Bias is ({ } biasNode, _) && biasNode != layer.Node ? biasNode.Output[0] : layer.Node.Output[0];
         var readers = graph.Node.Where(n => n.Input.Contains(output)).ToList();
@@ -290,109 +243,6 @@ public static class StaticQuantizer
         ]);
     }
 
-    /// <summary>
-    /// Replaces the layer's float weight (and bias) by integer initializers behind DequantizeLinear nodes. The int8
-    /// weight is shared with other layers that read the same float weight; the bias is the layer's own (its scale
-    /// depends on the layer's input scale).
-    /// </summary>
-    private static List<NodeProto> QuantizeWeights(SharedWeights weights, Layer layer, float inputScale)
-    {
-        var node = layer.Node;
-        var (graph, names, perChannel) = (weights.Graph, weights.Names, weights.PerChannel);
-        var prefix = names.Make(
-            node.Name,
-            ".weight_dequantized", ".weight_DequantizeLinear",
-            ".bias_int32", ".bias_scale", ".bias_dequantized", ".bias_DequantizeLinear");
-        var int8 = weights.Get(node, layer.ChannelAxis, layer.Alpha);
-        if (layer.Alpha != 1f)
-        {
-            GraphEdit.SetFloat(node, "alpha", 1f);
-        }
-
-        long[] scaleDims = perChannel ? [int8.Scales.Length] : [];
-        AttributeProto[] axisAttribute = perChannel ? [Attr.Int("axis", layer.ChannelAxis)] : [];
-        var added = new List<NodeProto>
-        {
-            GraphEdit.Node(
-                "DequantizeLinear",
-                $"{prefix}.weight_DequantizeLinear",
-                [int8.Weight, int8.Scale, int8.ZeroPoint],
-                [$"{prefix}.weight_dequantized"],
-                axisAttribute),
-        };
-        node.Input[1] = $"{prefix}.weight_dequantized";
-
-        if (layer.Bias is var (biasNode, biasInput))
-        {
-            var bias = TensorData.ToFloats(weights.Constants[biasNode.Input[biasInput]]);
-            if (layer.Beta != 1f)
-            {
-                bias = [.. bias.Select(v => v * layer.Beta)];
-            }
-
-            var (biasValues, biasScales) = QuantizationParameters.QuantizeBias(bias, inputScale, int8.Scales);
-            graph.Initializer.Add(TensorData.FromInt32s($"{prefix}.bias_int32", biasValues, [biasValues.Length]));
-            graph.Initializer.Add(TensorData.FromFloats($"{prefix}.bias_scale", biasScales, scaleDims));
-            added.Add(GraphEdit.Node(
-                "DequantizeLinear",
-                $"{prefix}.bias_DequantizeLinear",
-                [$"{prefix}.bias_int32", $"{prefix}.bias_scale"],
-                [$"{prefix}.bias_dequantized"],
-                perChannel ? [Attr.Int("axis", 0)] : []));
-            biasNode.Input[biasInput] = $"{prefix}.bias_dequantized";
-            if (node.OpType == "Gemm")
-            {
-                // QGemm takes beta = 1 only; the factor is in the int32 bias now.
-                GraphEdit.SetFloat(node, "beta", 1f);
-            }
-        }
-
-        return added;
-    }
-
-    /// <summary>
-    /// The int8 copies of the float weights, one per float weight (followed through Identity aliases), channel
-    /// axis and Gemm alpha, named after the first layer that needs it.
-    /// </summary>
-    private sealed class SharedWeights(
-        GraphProto graph, UniqueNames names, Dictionary<string, TensorProto> constants, IReadOnlyDictionary<string, string> aliases, bool perChannel, Int8Target target)
-    {
-        private readonly Dictionary<(string Source, int Axis, float Alpha), (string Weight, string Scale, string ZeroPoint, float[] Scales)> _made = [];
-
-        public GraphProto Graph => graph;
-
-        public UniqueNames Names => names;
-
-        public bool PerChannel => perChannel;
-
-        public Dictionary<string, TensorProto> Constants => constants;
-
-        public (string Weight, string Scale, string ZeroPoint, float[] Scales) Get(NodeProto node, int channelAxis, float alpha)
-        {
-            var key = (aliases.GetValueOrDefault(node.Input[1], node.Input[1]), channelAxis, alpha);
-            if (_made.TryGetValue(key, out var made))
-            {
-                return made;
-            }
-
-            var weight = constants[node.Input[1]];
-            var values = TensorData.ToFloats(weight);
-            if (alpha != 1f)
-            {
-                values = [.. values.Select(v => v * alpha)];
-            }
-
-            var (quantized, scales) = QuantizationParameters.QuantizeWeight(values, weight.Dims, perChannel ? channelAxis : null, target == Int8Target.Any ? channelAxis : null);
-            var prefix = names.Make(node.Name, ".weight_int8", ".weight_scale", ".weight_zero_point");
-            long[] scaleDims = perChannel ? [scales.Length] : [];
-            graph.Initializer.Add(TensorData.FromInt8s($"{prefix}.weight_int8", quantized, [.. weight.Dims]));
-            graph.Initializer.Add(TensorData.FromFloats($"{prefix}.weight_scale", scales, scaleDims));
-            graph.Initializer.Add(TensorData.FromInt8s($"{prefix}.weight_zero_point", new sbyte[scales.Length], scaleDims));
-            made = ($"{prefix}.weight_int8", $"{prefix}.weight_scale", $"{prefix}.weight_zero_point", scales);
-            _made[key] = made;
-            return made;
-        }
-    }
 
     /// <summary>
     /// Folds each inference-mode BatchNormalization that alone reads a Conv's output into that Conv:
@@ -464,98 +314,7 @@ public static class StaticQuantizer
         float[] Floats(NodeProto node, int input) => TensorData.ToFloats(initializers[node.Input[input]]);
     }
 
-    private static bool IsFloatConstant(Dictionary<string, TensorProto> initializers, string name) =>
+    /// <summary>True when <paramref name="initializers"/> hold <paramref name="name"/> as a float tensor.</summary>
+    internal static bool IsFloatConstant(Dictionary<string, TensorProto> initializers, string name) =>
         initializers.TryGetValue(name, out var tensor) && tensor.DataType == (int)DataType.Float;
-
-    /// <summary>
-    /// A quantizable Conv, MatMul or Gemm: where its activation and weight are, how the weight is laid out, and
-    /// where its bias is: its own third input, or for MatMul the constant of an Add that alone reads its output.
-    /// That Add's constant is quantized to int32 like a Gemm bias because ONNX Runtime fuses MatMul + Add into
-    /// a Gemm before its QDQ fusions run, and a Gemm with a float bias is not fused into QGemm.
-    /// </summary>
-    private sealed record Layer(NodeProto Node, string Input, int ChannelAxis, float Alpha, float Beta, (NodeProto Node, int Input)? Bias)
-    {
-        public static Layer? Analyze(NodeProto node, GraphProto graph, Dictionary<string, TensorProto> initializers) =>
-            WhyNot(node, initializers) is null ? Describe(node, graph, initializers) : null;
-
-        /// <summary>Why the node cannot be quantized, or null when it can.</summary>
-        public static string? WhyNot(NodeProto node, Dictionary<string, TensorProto> initializers)
-        {
-            if (node.Input.Count < 2 || !initializers.TryGetValue(node.Input[1], out var weight))
-            {
-                return "the weight is not a constant";
-            }
-
-            if (weight.DataType != (int)DataType.Float)
-            {
-                return "the weight is not float";
-            }
-
-            if (initializers.ContainsKey(node.Input[0]))
-            {
-                return "the input is a constant too";
-            }
-
-            var bias = node.Input.Count > 2 && node.Input[2].Length > 0 ? node.Input[2] : null;
-            switch (node.OpType)
-            {
-                case "Conv":
-                    if (weight.Dims.Count < 3)
-                    {
-                        return "the weight is not a convolution kernel";
-                    }
-
-                    return bias is not null && !IsBias(initializers, bias, weight.Dims[0]) ? "the bias is not a float constant with one value per output channel" : null;
-                case "MatMul":
-                    return weight.Dims.Count != 2 ? "the weight is not a matrix" : null;
-                default:
-                    if (GraphEdit.Attribute(node, "transA")?.I is 1)
-                    {
-                        return "transA is set";
-                    }
-
-                    if (weight.Dims.Count != 2)
-                    {
-                        return "the weight is not a matrix";
-                    }
-
-                    return bias is not null && !IsBias(initializers, bias, OutputColumns(node, weight)) ? "the bias is not a float constant with one value per output column" : null;
-            }
-        }
-
-        private static bool IsBias(Dictionary<string, TensorProto> initializers, string name, long channels) =>
-            IsFloatConstant(initializers, name) && TensorData.ElementCount(initializers[name]) == channels;
-
-        private static long OutputColumns(NodeProto node, TensorProto weight) =>
-            GraphEdit.Attribute(node, "transB")?.I is 1 ? weight.Dims[0] : weight.Dims[1];
-
-        private static Layer Describe(NodeProto node, GraphProto graph, Dictionary<string, TensorProto> initializers)
-        {
-            var weight = initializers[node.Input[1]];
-            // The output channels: Conv's first axis; a [K, N] matrix's columns, or the rows of Gemm's transposed B.
-            var axis = node.OpType switch
-            {
-                "Conv" => 0,
-                "Gemm" when GraphEdit.Attribute(node, "transB")?.I is 1 => 0,
-                _ => 1,
-            };
-            var alpha = node.OpType == "Gemm" ? GraphEdit.Attribute(node, "alpha")?.F ?? 1f : 1f;
-            var beta = node.OpType == "Gemm" ? GraphEdit.Attribute(node, "beta")?.F ?? 1f : 1f;
-            (NodeProto, int)? bias = node.Input.Count > 2 && node.Input[2].Length > 0 ? (node, 2) : null;
-            if (node.OpType == "MatMul")
-            {
-                var output = node.Output[0];
-                var readers = graph.Node.Where(n => n.Input.Contains(output)).ToList();
-                if (readers is [{ OpType: "Add" } add] && GraphEdit.IsDefaultDomain(add) && add.Input.Count == 2
-                    && !graph.Output.Any(o => o.Name == output) && add.Input.IndexOf(output) is var own and >= 0
-                    && initializers.TryGetValue(add.Input[1 - own], out var constant) && constant.DataType == (int)DataType.Float
-                    && constant.Dims.Count == 1 && constant.Dims[0] == weight.Dims[1])
-                {
-                    bias = (add, 1 - own);
-                }
-            }
-
-            return new Layer(node, node.Input[0], axis, alpha, beta, bias);
-        }
-    }
 }

@@ -14,7 +14,7 @@ public static class PenultimateValue
     public static string? Find(ModelProto model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var graph = new StructureFinder.GraphIndex(model.Graph);
+        var graph = new GraphIndex(model.Graph);
         if (model.Graph.Output.Count == 0 || !graph.Producers.TryGetValue(model.Graph.Output[0].Name, out var last) || !OnnxVersions.IsDefaultDomain(last.Domain))
         {
             return null;

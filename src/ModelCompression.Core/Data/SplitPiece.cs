@@ -1,0 +1,59 @@
+using System.Globalization;
+using ModelCompression.Diagnostics;
+
+namespace ModelCompression.Data;
+
+/// <summary>A split as read from its file(s): numeric labels attached, text labels kept raw.</summary>
+internal sealed class SplitPiece(Dataset data, RawLabels? raw, int? features)
+{
+    public Dataset Data { get; private set; } = data;
+
+    public RawLabels? Raw { get; } = raw;
+
+    /// <summary>Values per sample of a CSV file's features (to tell whether an unlabelled file has a label column).</summary>
+    public int? Features { get; } = features;
+
+    public void AttachLabels(IReadOnlyList<string>? names, bool namesGiven)
+    {
+        if (Raw is null)
+        {
+            return;
+        }
+
+        var labels = new long[Raw.Values.Length];
+        var bad = new BadRows();
+        for (var i = 0; i < labels.Length; i++)
+        {
+            var text = Raw.Values[i]!;
+            if (names is null)
+            {
+                labels[i] = long.Parse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+                continue;
+            }
+
+            var index = IndexOf(names, text);
+            if (index < 0)
+            {
+                bad.Add(Raw.File, Raw.Lines[i], $"{Raw.File}:{Raw.Lines[i]}", $"label '{text}' is not one of the classes ({string.Join(", ", names)})");
+            }
+
+            labels[i] = index;
+        }
+
+        bad.ThrowIfAny(DiagnosticCodes.DataBadRows, namesGiven ? $"Labels in '{Raw.File}' are not in the recipe's classes" : $"Labels in '{Raw.File}' are not class names");
+        Data = Data.WithLabels(labels, new DataOrigin(Raw.File, Raw.Lines));
+    }
+
+    private static int IndexOf(IReadOnlyList<string> names, string text)
+    {
+        for (var i = 0; i < names.Count; i++)
+        {
+            if (names[i] == text)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}
