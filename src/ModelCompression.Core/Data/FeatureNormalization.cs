@@ -1,5 +1,4 @@
 using ModelCompression.Diagnostics;
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Data;
 

@@ -1,6 +1,5 @@
 using System.Globalization;
 using ModelCompression.Diagnostics;
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Data;
 

@@ -1,4 +1,3 @@
-using ModelCompression.Recipes;
 
 namespace ModelCompression.Data;
 
