@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using ModelCompression.Core.Tests.Pruning;
+using ModelCompression.Onnx;
 using ModelCompression.Stages;
 using ModelCompression.Torch.Training;
+using ModelCompression.Training;
 
 namespace ModelCompression.Core.Tests.Stages;
 
@@ -45,6 +47,32 @@ public sealed class TrainingStageTests(FashionStudentFixture fashion)
         Assert.Equal((FashionStudentFixture.TrainSamples - 300, 300, 0, 2), (outcome.TrainSamples, outcome.ValidationSamples, outcome.UnlabelledSamples, outcome.EpochsRun));
         Assert.Equal((outcome.TrainSamples + 63) / 64 * 2, outcome.Steps);
         Assert.Equal(("300", "0", "1", "labels only"), (finetuned.Details["validation_samples"], finetuned.Details["alpha"], finetuned.Details["temperature"], finetuned.Summary.Split(", ")[1]));
+    }
+
+    [Fact]
+    public void The_flow_validates_on_the_given_split_or_carves_one_out_before_the_pool_joins()
+    {
+        var train = new TrainingSet(fashion.Train.Inputs, [28, 28], fashion.Train.Labels, fashion.TeacherLogits.Value, 10);
+        using var heldOut = fashion.Test.Select([.. Enumerable.Range(0, 500)], "validation");
+        var given = new TrainingSet(heldOut.Inputs, [28, 28], heldOut.Labels, null, 10);
+        var pool = new TrainingSet(fashion.Train.Inputs, [28, 28], null, fashion.TeacherLogits.Value, 10);
+        var messages = new List<string>();
+        var checkpoints = fashion.Dir.Dir("flow-checkpoints");
+        var job = new TrainingJob("flow", OnnxModelFile.Load(fashion.StudentPath), fashion.StudentPath, train, new DistillationLoss(0.5, 2), new TrainingSettings { Epochs = 1, BatchSize = 100, ValidationFraction = 0.2 })
+        {
+            CheckpointFolder = checkpoints,
+            Info = messages.Add,
+        };
+
+        var onGiven = TrainingFlow.Run(job with { Validation = given }).Outcome;
+        var carved = TrainingFlow.Run(job with { Unlabelled = pool }).Outcome;
+
+        Assert.Equal((500, 3000, 0, 30), (onGiven.ValidationSamples, onGiven.TrainSamples, onGiven.UnlabelledSamples, onGiven.Steps));
+        Assert.NotNull(onGiven.BestValidationAccuracy);
+        // A fifth of the labelled samples is held out before the pool joins, so every validation sample has a label.
+        Assert.Equal((600, 2400 + 3000, 3000, 54), (carved.ValidationSamples, carved.TrainSamples, carved.UnlabelledSamples, carved.Steps));
+        Assert.Equal(["flow: 2400 labelled and 3000 unlabelled training samples"], messages);
+        Assert.False(Directory.Exists(checkpoints), "a finished run's checkpoints are removed");
     }
 
     private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
