@@ -66,15 +66,9 @@ internal static class StageTraining
         return Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key.Finish()}");
     }
 
-    /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
-    private sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
-    }
-
     /// <summary>
-    /// Early stopping needs a validation set, the recipe's own
-    /// split or one carved by validation_fraction.
+    /// Early stopping needs a validation set: the recipe's own split or one carved by validation_fraction (MC1003
+    /// at the stage's line otherwise). Checked here, when the stage runs, until the plan phase checks it.
     /// </summary>
     public static void CheckEarlyStopping(string kind, TrainingSettings options, StageContext context, int recipeLine)
     {
@@ -144,5 +138,11 @@ internal static class StageTraining
         {
             Training = trained.Outcome,
         };
+    }
+
+    /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
+    private sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
     }
 }
