@@ -266,16 +266,8 @@ public static class CompressionPipeline
             CachedStageRun? twin = null;
             if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
             {
-                // The seeds' comparison: the same student, budget and seed on the labels alone. A student that also
-                // learned from an unlabelled pool took more steps per epoch than a pass over the labels: the twin
-                // takes as many, cycling over the labels, or the gain would partly be the pool's extra steps.
-                var pooled = run.Result.Details.GetValueOrDefault("unlabelled_samples") is { } pool && pool != "0";
-                var twinOptions = new FinetuneOptions(distill)
-                {
-                    TensorBoardDirectory = null,
-                    StepsPerEpoch = pooled ? int.Parse(run.Result.Details["steps_per_epoch"], CultureInfo.InvariantCulture) : 0,
-                };
-                twin = RunCached(cache, context, new DistillStage(twinOptions), inputPath, inputHash, "baseline");
+                // The seeds' comparison: the same student, budget and seed on the labels alone.
+                twin = RunCached(cache, context, FinetuneStage.LabelsOnlyTwin(distill, run.Result), inputPath, inputHash, "baseline");
                 baseline = Evaluate(cache, "baseline", twin.ModelPath, HashModel(hashes, twin.ModelPath), () => data().Test, dataHash, evaluateOptions, teacherOutputs);
                 reporter.Info($"{stage.Kind}: {TwinSummary(evaluation, run.Result, baseline, twin.Result)}");
             }
@@ -346,7 +338,7 @@ public static class CompressionPipeline
     private static string TwinSummary(ModelEvaluation student, StageResult studentRun, ModelEvaluation twin, StageResult twinRun)
     {
         var gain = student.Accuracy - twin.Accuracy;
-        var (studentSteps, twinSteps) = (studentRun.Details.GetValueOrDefault("steps"), twinRun.Details.GetValueOrDefault("steps"));
+        var (studentSteps, twinSteps) = (studentRun.Training?.Steps, twinRun.Training?.Steps);
         var steps = studentSteps == twinSteps
             ? $"both {studentSteps} optimizer steps"
             : $"{twinSteps} optimizer steps against the student's {studentSteps}, not the same budget: {StoppedEarly("the twin", twinRun)}{StoppedEarly("the student", studentRun)}".TrimEnd(' ', ';', ':');
@@ -355,7 +347,7 @@ public static class CompressionPipeline
             $"the labels-only twin reaches {twin.Accuracy:P2} ({steps}); gain from distillation {gain * 100:+0.00;-0.00} points{(gain <= 0 ? " (distillation did not help this student)" : "")}");
 
         static string StoppedEarly(string who, StageResult run) =>
-            run.Details.GetValueOrDefault("stopped_early") == "true" ? $"early stopping ended {who} after epoch {run.Details.GetValueOrDefault("epochs_run")}; " : "";
+            run.Training is { StoppedEarly: true } outcome ? $"early stopping ended {who} after epoch {outcome.EpochsRun}; " : "";
     }
 
     /// <summary>
@@ -421,7 +413,8 @@ public static class CompressionPipeline
     private static IStage? Create(StageSpec spec) => spec.Options switch
     {
         SweepOptions sweep => new SweepStage(sweep, spec.Line),
-        TrainingStageOptions training => new DistillStage(training, spec.Line),
+        DistillOptions distill => new DistillStage(distill, spec.Line),
+        FinetuneOptions finetune => new FinetuneStage(finetune, spec.Line),
         PruneOptions prune => new PruneStage(prune),
         FactorizeOptions factorize => new FactorizeStage(factorize),
         QuantizeOptions quantize => new QuantizeStage(quantize),

@@ -1,3 +1,5 @@
+using ModelCompression.Training;
+
 namespace ModelCompression.Stages;
 
 /// <summary>What a stage did, kept with its cached output and shown in reports.</summary>
@@ -15,7 +17,11 @@ public sealed record StageResult(
     IReadOnlyList<double>? EpochLosses,
     double Seconds,
     IReadOnlyList<double>? ValidationAccuracies = null,
-    IReadOnlyList<SweepTrial>? Sweep = null);
+    IReadOnlyList<SweepTrial>? Sweep = null)
+{
+    /// <summary>What training did (steps, epochs, validation, samples), for stages that train through the training flow; null otherwise.</summary>
+    public TrainingOutcome? Training { get; init; }
+}
 
 /// <summary>One trial of a sweep.</summary>
 /// <param name="Trial">1-based trial number in grid order.</param>

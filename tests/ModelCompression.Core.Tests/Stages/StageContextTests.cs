@@ -55,7 +55,7 @@ public sealed class StageContextTests : IDisposable
     {
         IStage[] labelsOnly =
         [
-            new DistillStage(new FinetuneOptions()),
+            new FinetuneStage(new FinetuneOptions()),
             new PruneStage(new PruneOptions { Alpha = 0 }),
             new FactorizeStage(new FactorizeOptions { Alpha = 0 }),
             new PruneStage(new PruneOptions { Alpha = 0.5, RecoveryTeacher = RecoveryTeacher.Dense }),

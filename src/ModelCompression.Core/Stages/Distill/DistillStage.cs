@@ -1,33 +1,30 @@
 using System.Diagnostics;
-using System.Globalization;
 using ModelCompression.Common;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Onnx;
 using ModelCompression.Torch.Graph;
-using ModelCompression.Torch.Native;
 using ModelCompression.Torch.Training;
+using ModelCompression.Training;
 
 namespace ModelCompression.Stages;
 
 /// <summary>
-/// The training stages. distill trains the student on the teacher's soft targets and the true labels:
-/// alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * cross-entropy; finetune trains on
-/// the labels alone. The model is imported into TorchSharp, trained, and the same graph is written back with
-/// the trained weights. distill's feature hints add the mean squared error between named intermediate tensors of
-/// the student and the teacher (<see cref="FeatureHintLoss"/>), from teacher values computed once and cached.
+/// Distils the teacher into the student: alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) *
+/// cross-entropy on the labels. The model is imported into TorchSharp, trained, and the same graph is written back
+/// with the trained weights. Feature hints add the mean squared error between named intermediate tensors of the
+/// student and the teacher (<see cref="FeatureHintLoss"/>), from teacher values computed once and cached. An
+/// unlabelled pool, when the data has one, is trained on with the teacher's targets alone.
 /// </summary>
 /// <param name="options">The stage's options.</param>
 /// <param name="recipeLine">The stage's line in the recipe, for errors about its options found once the models are known.</param>
-public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 0) : IStage
+public sealed class DistillStage(DistillOptions options, int recipeLine = 0) : IStage
 {
-    private readonly DistillationLoss _loss = options is DistillOptions distill
-        ? new DistillationLoss(distill.Alpha, distill.Temperature) { HintWeight = distill.HintWeight }
-        : new DistillationLoss(0, 1);
+    private readonly DistillationLoss _loss = new(options.Alpha, options.Temperature) { HintWeight = options.HintWeight };
 
-    private readonly IReadOnlyList<(string Student, string Teacher)> _hints = (options as DistillingOptions)?.HintPairs ?? [];
+    private readonly IReadOnlyList<(string Student, string Teacher)> _hints = options.HintPairs;
 
     /// <inheritdoc />
-    public string Kind => options is DistillOptions ? "distill" : "finetune";
+    public string Kind => "distill";
 
     /// <inheritdoc />
     public void AddToKey(ContentHash key, StageContext context)
@@ -45,89 +42,32 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        var bindings = RecoveryTraining.BindStudent(context, inputModel);
-
-        // The recipe's own validation split (data.split.validation) is a validation set too: it wins over
-        // validation_fraction below, so early stopping needs one of the two.
-        if (options.EarlyStoppingPatience > 0 && options.ValidationFraction <= 0 && context.Validation is null)
-        {
-            throw Diagnostics.CompressionException.Error(
-                Diagnostics.DiagnosticCodes.RecipeInvalidValue,
-                $"{Kind}: early_stopping_patience needs a validation set; set validation_fraction above 0 or give the data a validation split.",
-                context.RecipePath,
-                recipeLine);
-        }
-
+        var bindings = StageTraining.BindStudent(context, inputModel);
+        StageTraining.CheckEarlyStopping(Kind, options, context, recipeLine);
         var initial = OnnxModelFile.Load(inputModel);
         var hints = ResolveHints(context, inputModel, initial);
         var teacherLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature) : null;
-        TorchNativeLoader.EnsureLoaded();
-        var copiedFromTeacher = 0;
-        if (options.InitFromTeacher)
-        {
-            (initial, var copied) = TeacherInitialization.Apply(initial, OnnxModelFile.Load(context.TeacherPath), options.LayerMap);
-            copiedFromTeacher = copied.Count;
-            if (copied.Count == 0)
-            {
-                context.Reporter.Report(Diagnostics.Diagnostic.Warning(
-                    Diagnostics.DiagnosticCodes.NothingToTransform,
-                    $"{Kind}: init_from_teacher found no student initializer matching a teacher initializer by name and shape; the student starts from its own weights.",
-                    context.RecipePath));
-            }
-            else
-            {
-                context.Reporter.Info($"{Kind}: {copied.Count} of {initial.Graph.Initializer.Count} initializers start from the teacher's");
-            }
-        }
-
-        using var student = TrainableGraph.Import(initial, new TrainableGraphOptions { KeepValues = [.. hints.Select(h => h.Student)] }, modelPath: inputModel);
-        var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes, HintTargets(context, hints, null, "train"));
-        TrainingSet? validation = null;
-        if (context.Validation is { } given)
-        {
-            // The recipe's own validation split wins over carving one out of the training data.
-            validation = Data.DatasetTraining.ToTrainingSet(given, bindings, null, context.Classes);
-        }
-        else if (options.ValidationFraction > 0)
-        {
-            (data, validation) = data.SplitRandom(options.ValidationFraction, options.Seed);
-        }
-
-        var labelled = data.Count;
-        if (context.Unlabelled is { } pool && (_loss.Alpha > 0 || _hints.Count > 0))
+        (initial, var copiedFromTeacher) = StageTraining.StartFromTeacher(Kind, context, initial, options);
+        var train = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes, HintTargets(context, hints, null, "train"));
+        TrainingSet? pool = null;
+        if (context.Unlabelled is { } unlabelled && (_loss.Alpha > 0 || _hints.Count > 0))
         {
             // The seeds' "synthetic data": the teacher's targets on inputs nobody labelled.
-            var poolLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature, pool, "unlabelled") : null;
-            data = data.WithUnlabelled(Data.DatasetTraining.ToTrainingSet(pool, bindings, poolLogits, context.Classes, HintTargets(context, hints, pool, "unlabelled")));
-            context.Reporter.Info($"{Kind}: {labelled} labelled and {data.Count - labelled} unlabelled training samples");
+            var poolLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature, unlabelled, "unlabelled") : null;
+            pool = Data.DatasetTraining.ToTrainingSet(unlabelled, bindings, poolLogits, context.Classes, HintTargets(context, hints, unlabelled, "unlabelled"));
         }
 
-        var checkpoints = RecoveryTraining.CheckpointFolder(this, context, inputModel);
-        TrainingResult result;
+        var job = StageTraining.Job(this, context, inputModel, initial, train, _loss, options) with
+        {
+            GraphOptions = new TrainableGraphOptions { KeepValues = [.. hints.Select(h => h.Student)] },
+            // The recipe's own validation split wins over carving one out of the training data.
+            Validation = context.Validation is { } given ? Data.DatasetTraining.ToTrainingSet(given, bindings, null, context.Classes) : null,
+            Unlabelled = pool,
+        };
+        TrainedModel trained;
         try
         {
-            result = ClassificationTrainer.Train(
-                student,
-                data,
-                _loss,
-                new TrainingOptions(options.Epochs, options.BatchSize, options.LearningRate, options.Seed)
-                {
-                    Optimizer = options.Optimizer,
-                    WeightDecay = options.WeightDecay,
-                    Momentum = options.Optimizer == OptimizerKind.Sgd ? options.Momentum : 0,
-                    WarmupSteps = options.WarmupSteps,
-                    WarmupFraction = options.WarmupFraction,
-                    Schedule = options.Schedule,
-                    ClipGradNorm = options.ClipGradNorm,
-                    StepsPerEpoch = options is FinetuneOptions { StepsPerEpoch: var stepsPerEpoch } ? stepsPerEpoch : 0,
-                    EarlyStoppingPatience = options.EarlyStoppingPatience,
-                    EarlyStoppingMinDelta = options.EarlyStoppingMinDelta,
-                    CheckpointDirectory = checkpoints,
-                    LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.RecipeDirectory, logs) : null,
-                },
-                validation,
-                new RecoveryTraining.Progress(context, Kind),
-                    context.CancellationToken);
+            trained = TrainingFlow.Run(job, context.CancellationToken);
         }
         catch (ArgumentException e) when (e.ParamName == "hints")
         {
@@ -135,42 +75,8 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             throw Diagnostics.CompressionException.Error(Diagnostics.DiagnosticCodes.RecipeInvalidValue, $"{Kind}: {e.Message}", context.RecipePath, recipeLine);
         }
 
-        OnnxModelFile.Save(student.WriteBack(), outputModel);
-        // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
-        RecoveryTraining.TryDelete(checkpoints);
-
-        var invariant = CultureInfo.InvariantCulture;
-        return new StageResult(
-            Kind,
-            $"{result.EpochLosses.Count}/{options.Epochs} epochs{(result.ResumedFromEpoch > 0 ? $" (resumed after epoch {result.ResumedFromEpoch})" : "")}{(_loss.Alpha > 0 ? $", alpha {_loss.Alpha.ToString(invariant)}, T {_loss.Temperature.ToString(invariant)}" : ", labels only")}{(hints.Count > 0 ? $", {hints.Count} hint{(hints.Count == 1 ? "" : "s")} (weight {_loss.HintWeight.ToString(invariant)})" : "")}, final loss {result.EpochLosses[^1].ToString("0.0000", invariant)}",
-            new Dictionary<string, string>
-            {
-                ["epochs"] = options.Epochs.ToString(invariant),
-                ["alpha"] = _loss.Alpha.ToString(invariant),
-                ["temperature"] = _loss.Temperature.ToString(invariant),
-                ["learning_rate"] = options.LearningRate.ToString(invariant),
-                ["batch_size"] = options.BatchSize.ToString(invariant),
-                ["train_samples"] = data.Count.ToString(invariant),
-                ["unlabelled_samples"] = (data.Count - labelled).ToString(invariant),
-                ["optimizer"] = options.Optimizer.ToString().ToLowerInvariant(),
-                ["schedule"] = options.Schedule.ToString().ToLowerInvariant(),
-                ["weight_decay"] = options.WeightDecay.ToString(invariant),
-                ["clip_grad_norm"] = options.ClipGradNorm.ToString(invariant),
-                ["steps"] = result.Steps.ToString(invariant),
-                ["steps_per_epoch"] = result.StepsPerEpoch.ToString(invariant),
-                ["epochs_run"] = result.EpochLosses.Count.ToString(invariant),
-                ["validation_samples"] = (validation?.Count ?? 0).ToString(invariant),
-                ["best_validation_accuracy"] = result.BestValidationAccuracy?.ToString("0.0000", invariant) ?? "",
-                ["best_epoch"] = result.BestEpoch.ToString(invariant),
-                ["stopped_early"] = result.StoppedEarly ? "true" : "false",
-                ["resumed_from_epoch"] = result.ResumedFromEpoch.ToString(invariant),
-                ["initializers_from_teacher"] = copiedFromTeacher.ToString(invariant),
-                ["hints"] = string.Join("; ", hints.Select(h => $"{h.Student} {DistillingOptions.HintSeparator} {h.Teacher}")),
-                ["hint_weight"] = hints.Count > 0 ? _loss.HintWeight.ToString(invariant) : "",
-            },
-            result.EpochLosses,
-            clock.Elapsed.TotalSeconds,
-            result.ValidationAccuracies.Count > 0 ? result.ValidationAccuracies : null);
+        OnnxModelFile.Save(trained.Model, outputModel);
+        return StageTraining.Result(Kind, options, _loss, trained, copiedFromTeacher, hints, clock.Elapsed);
     }
 
     /// <summary>

@@ -1,5 +1,3 @@
-using ModelCompression.Torch.Training;
-
 namespace ModelCompression.Stages;
 
 /// <summary>Options of the finetune stage: training on the labels alone (also how a teacher is made from a built-in architecture).</summary>
@@ -15,12 +13,4 @@ public sealed record FinetuneOptions : TrainingStageOptions
         : base(training)
     {
     }
-
-    /// <summary>
-    /// Optimizer steps per epoch; 0 makes an epoch one pass over the labelled data. Not a recipe option: a
-    /// labels-only twin takes its student's count, since a student that also learns from an unlabelled pool
-    /// takes many more steps per epoch than one pass over the labels, and a twin with fewer steps is no fair
-    /// comparison.
-    /// </summary>
-    public int StepsPerEpoch { get; init; }
 }

@@ -17,7 +17,7 @@ public sealed record SweepOptions : DistillingOptions
     [Option("temperature", "Softening temperatures to try, e.g. [2, 4].", Min = 0, MinExclusive = true, Max = 100)]
     public double[] Temperature { get; init; } = [2, 4];
 
-    /// <summary>The learning rates to try; empty tries only <see cref="TrainingStageOptions.LearningRate"/>.</summary>
+    /// <summary>The learning rates to try; empty tries only <see cref="Training.TrainingSettings.LearningRate"/>.</summary>
     [Option("learning_rates", "Peak learning rates to try, e.g. [1e-3, 3e-3]; empty tries only learning_rate.", Min = 0, MinExclusive = true, Max = 10)]
     public double[] LearningRates { get; init; } = [];
 

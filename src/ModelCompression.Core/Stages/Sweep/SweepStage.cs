@@ -46,7 +46,9 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
                 CultureInfo.InvariantCulture,
                 $"sweep: trial {number}/{trials.Count}: alpha {trial.Alpha}, T {trial.Temperature}, learning rate {trial.LearningRate}"));
             var run = context.RunStage(new DistillStage(trial, recipeLine), inputModel);
-            var accuracy = double.Parse(run.Result.Details["best_validation_accuracy"], CultureInfo.InvariantCulture);
+            // Ranked at the report's 4 decimals, as sweeps always were: trials that equal to that precision tie.
+            var accuracy = run.Result.Training?.RoundedBestValidationAccuracy
+                ?? throw new InvalidOperationException($"sweep: trial {number} has no validation accuracy.");
             runs.Add((trial, run, accuracy));
         }
 
@@ -56,11 +58,7 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
         var table = runs.Select((r, i) => new SweepTrial(i + 1, r.Options.Alpha, r.Options.Temperature, r.Options.LearningRate, r.Accuracy, i == best)).ToList();
         var winner = runs[best];
         var invariant = CultureInfo.InvariantCulture;
-        var details = new Dictionary<string, string>(winner.Run.Result.Details)
-        {
-            ["trials"] = trials.Count.ToString(invariant),
-            ["best_trial"] = (best + 1).ToString(invariant),
-        };
+        var details = StageDetails.Of(new SweepDetails(winner.Run.Result.Details, trials.Count, best + 1));
         return new StageResult(
             Kind,
             string.Create(invariant, $"{trials.Count} trials; best alpha {winner.Options.Alpha}, T {winner.Options.Temperature}, learning rate {winner.Options.LearningRate} (validation accuracy {winner.Accuracy:P2})"),
@@ -68,6 +66,18 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
             winner.Run.Result.EpochLosses,
             clock.Elapsed.TotalSeconds,
             winner.Run.Result.ValidationAccuracies,
-            table);
+            table)
+        {
+            Training = winner.Run.Result.Training,
+        };
     }
+
+    /// <summary>A sweep's details: the winning trial's, then the grid's size and the winner's number.</summary>
+    /// <param name="Winner">The winning trial's details, as its distill run reported them.</param>
+    /// <param name="Trials">Trials run.</param>
+    /// <param name="BestTrial">The 1-based number of the winning trial.</param>
+    private sealed record SweepDetails(
+        IReadOnlyDictionary<string, string> Winner,
+        [property: Detail("trials")] int Trials,
+        [property: Detail("best_trial")] int BestTrial);
 }
