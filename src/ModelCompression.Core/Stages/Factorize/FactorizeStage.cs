@@ -21,17 +21,12 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
     public string Kind => "factorize";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => options.AddToKey(key, context);
+    public void AddToKey(ContentHash key, StageContext context) => StageCatalog.Get(Kind).AddToKey(key, options, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        if (options.Validate() is { Count: > 0 } problems)
-        {
-            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"factorize: {p}.", context.RecipePath))]);
-        }
-
         var source = OnnxModelFile.Load(inputModel);
         var rank = new RankChoice(options.Energy, options.RankRatio, options.ParamsRatio);
         var (factorized, report) = LowRankFactorizer.Factorize(source, rank, new NameFilter(options.Exclude));

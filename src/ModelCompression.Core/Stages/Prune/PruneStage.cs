@@ -17,7 +17,9 @@ namespace ModelCompression.Stages;
 /// <see cref="TransformedModelCheck"/> passes. The report gives sparsity, parameters and compressed size; it
 /// claims no speed for zeros that dense kernels still multiply.
 /// </summary>
-public sealed class PruneStage(PruneOptions options) : IStage
+/// <param name="options">The stage's options.</param>
+/// <param name="site">Where the recipe writes the stage, for errors found once the model is known.</param>
+public sealed class PruneStage(PruneOptions options, StageSite? site = null) : IStage
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -25,17 +27,12 @@ public sealed class PruneStage(PruneOptions options) : IStage
     public string Kind => "prune";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => options.AddToKey(key, context);
+    public void AddToKey(ContentHash key, StageContext context) => StageCatalog.Get(Kind).AddToKey(key, options, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        if (options.Validate() is { Count: > 0 } problems)
-        {
-            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"prune: {p}.", context.RecipePath))]);
-        }
-
         var source = OnnxModelFile.Load(inputModel);
         var details = new Dictionary<string, string>
         {
@@ -242,7 +239,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
             sampleShape = runner.SampleShapeFor(context.Train);
         }
 
-        var labels = context.Train.Labels ?? throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "prune: the taylor criterion needs labelled training data.", context.RecipePath);
+        var labels = context.Train.Labels ?? throw new CompressionException(Site(context).Error(DiagnosticCodes.DataSchemaMismatch, PruneDescriptor.TaylorNeedsLabels, "criterion"));
         return new ScoringData(context.Train.Inputs, sampleShape, labels, RecoveryTraining.SoftTargetLogits(context, inputModel, options.Recovery(options.RecoveryEpochs)), context.Classes);
     }
 
@@ -251,12 +248,10 @@ public sealed class PruneStage(PruneOptions options) : IStage
     {
         var layers = TransformerLayerDropper.Layers(source);
         var drop = options.LayersToDrop.Length > 0 ? options.LayersToDrop : [.. layers.Where(l => !options.KeepLayers.Contains(l))];
-        if (options.KeepLayers.Except(layers).ToList() is { Count: > 0 } unknown)
+        // The plan checked these already unless an earlier stage changed the graph.
+        if (PruneDescriptor.LayerProblems(options, layers, Site(context)).ToList() is { Count: > 0 } problems)
         {
-            throw CompressionException.Error(
-                DiagnosticCodes.LayerDropInvalid,
-                $"Cannot keep transformer layer(s) {string.Join(", ", unknown)}: the model has layers {string.Join(", ", layers)}.",
-                inputModel);
+            throw new CompressionException(problems);
         }
 
         var shrunk = TransformerLayerDropper.Drop(source, drop, inputModel);
@@ -266,6 +261,9 @@ public sealed class PruneStage(PruneOptions options) : IStage
         details["layers_kept"] = string.Join(", ", kept);
         return (trained, training, $"layers: kept {kept.Count} of {layers.Count} encoder layers ({string.Join(", ", kept)})");
     }
+
+    /// <summary>Where errors point: the recipe's line of the stage (or of an option), or the recipe file alone.</summary>
+    private StageSite Site(StageContext context) => site ?? StageSite.None with { RecipePath = context.RecipePath };
 
     private static string Name(PruneMethod method) => method.ToString().ToLowerInvariant();
 

@@ -20,7 +20,9 @@ namespace ModelCompression.Stages;
 /// times both models, because int8 is not always faster. The output is accepted only after ONNX Runtime loads
 /// it and runs a forward pass.
 /// </summary>
-public sealed class QuantizeStage(QuantizeOptions options) : IStage
+/// <param name="options">The stage's options.</param>
+/// <param name="site">Where the recipe writes the stage, for errors found once the model is known.</param>
+public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = null) : IStage
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -34,10 +36,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     public string Kind => "quantize";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => key
-        .Add("options", System.Text.Json.JsonSerializer.Serialize(options))
-        // Calibration, the sensitivity analysis and the accuracy check read the training data.
-        .Add("data", context.DataHash);
+    public void AddToKey(ContentHash key, StageContext context) => QuantizeDescriptor.Key(key, options, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
@@ -46,7 +45,13 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var source = OnnxModelFile.Load(inputModel);
         var named = source.Clone();
         GraphEdit.NameNodes(named.Graph);
-        CheckOptions(named, context.RecipePath);
+        // The plan checked the names already unless an earlier stage changed the graph; it is cheap to be sure.
+        var problems = QuantizeDescriptor.Problems(options, [.. named.Graph.Node.Select(n => n.Name)], [.. named.Graph.Node.Select(n => n.OpType)], site ?? StageSite.None with { RecipePath = context.RecipePath }).ToList();
+        if (problems.Count > 0)
+        {
+            throw new CompressionException(problems);
+        }
+
         using (var runner = new OnnxRunner(inputModel, threads: 1))
         {
             // Every input the model takes (token ids and mask alike) must have its data tensor: MC2020 up front.
@@ -279,28 +284,6 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
     private bool IsExcluded(NodeProto node) =>
         options.ExcludedNodes.Contains(node.Name) || options.ExcludedOpTypes.Contains(node.OpType);
-
-    /// <summary>
-    /// Names in exclude_nodes and exclude_op_types must exist (a typo would otherwise exclude nothing, silently),
-    /// and the latency comparison needs something to measure.
-    /// </summary>
-    private void CheckOptions(ModelProto model, string recipePath)
-    {
-        var nodes = model.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
-        var opTypes = model.Graph.Node.Select(n => n.OpType).ToHashSet(StringComparer.Ordinal);
-        var problems = options.ExcludedNodes.Where(n => !nodes.Contains(n))
-            .Select(n => $"exclude_nodes names '{n}', which is not a node of the model (nodes: {string.Join(", ", nodes)})")
-            .Concat(options.ExcludedOpTypes.Where(t => !opTypes.Contains(t))
-                .Select(t => $"exclude_op_types names '{t}', which no node of the model has (op types: {string.Join(", ", opTypes.Order(StringComparer.Ordinal))})"))
-            .Concat(options.LatencyBatchSizes is { Length: > 0 } ? [] : ["latency_batch_sizes needs at least one batch size"])
-            .Concat(options.LatencyThreads is { Length: > 0 } ? [] : ["latency_threads needs at least one thread count"])
-            .Select(why => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"quantize: {why}.", recipePath))
-            .ToList();
-        if (problems.Count > 0)
-        {
-            throw new CompressionException(problems);
-        }
-    }
 
     /// <summary>
     /// A seeded shuffle of the training data: the first calibration_samples rows calibrate (static mode), the
