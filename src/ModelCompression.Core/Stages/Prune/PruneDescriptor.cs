@@ -72,6 +72,16 @@ public sealed class PruneDescriptor : StageDescriptor<PruneOptions>
     /// </summary>
     internal static IEnumerable<Diagnostic> LayerProblems(PruneOptions options, IReadOnlyList<int> layers, StageSite site)
     {
+        if (layers.Count == 0)
+        {
+            var option = options.KeepLayers.Length > 0 ? "keep_layers" : "layers_to_drop";
+            yield return site.Error(
+                DiagnosticCodes.LayerDropInvalid,
+                "Cannot prune transformer layers: the model has no encoder layers (nodes named encoder.layer{i}.* as the built-in transformer names them, or in a /layers.{i}/ or /layer.{i}/ scope as PyTorch exports name them).",
+                option);
+            yield break;
+        }
+
         if (options.KeepLayers.Except(layers).ToList() is { Count: > 0 } unknown)
         {
             yield return site.Error(
