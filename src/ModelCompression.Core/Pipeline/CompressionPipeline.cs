@@ -231,6 +231,7 @@ public static class CompressionPipeline
             recipe.Student.ModelPath is null ? "built-in student" : "student",
             recipe.Student.ModelPath ?? recipe.Student.Architecture!,
             recipe.Student.ModelPath is null ? "Set compact_vocabulary: true or the student's vocab_size >= {needed} (0 takes the tokenizer's size)." : FixedTableFix);
+        // The plan: every stage's checks, from cached facts, before the teacher is evaluated or anything trains.
         Planner.Plan(recipe, summary, classes, recipe.HasTeacher ? (recipe.Teacher, ModelFacts.Of(cache, recipe.Teacher, teacherHashes[0])) : null, (modelPath, studentFacts));
         ModelEvaluation? teacher = null;
         PhaseTrace.Mark("initial student");
