@@ -231,6 +231,8 @@ public static class CompressionPipeline
             recipe.Student.ModelPath is null ? "built-in student" : "student",
             recipe.Student.ModelPath ?? recipe.Student.Architecture!,
             recipe.Student.ModelPath is null ? "Set compact_vocabulary: true or the student's vocab_size >= {needed} (0 takes the tokenizer's size)." : FixedTableFix);
+        // The plan: every stage's checks, from cached facts, before the teacher is evaluated or anything trains.
+        Planner.Plan(recipe, summary, classes, recipe.HasTeacher ? (recipe.Teacher, ModelFacts.Of(cache, recipe.Teacher, teacherHashes[0])) : null, (modelPath, studentFacts));
         ModelEvaluation? teacher = null;
         PhaseTrace.Mark("initial student");
         TeacherOutputs? teacherOutputs = null;
@@ -410,17 +412,7 @@ public static class CompressionPipeline
     private static string HashModel(HashMemo hashes, string path) =>
         hashes.Get(ModelKey(path), () => (ModelHash.ComputeFile(path, out var files), files));
 
-    private static IStage? Create(StageSpec spec) => spec.Options switch
-    {
-        SweepOptions sweep => new SweepStage(sweep, spec.Line),
-        DistillOptions distill => new DistillStage(distill, spec.Line),
-        FinetuneOptions finetune => new FinetuneStage(finetune, spec.Line),
-        PruneOptions prune => new PruneStage(prune),
-        FactorizeOptions factorize => new FactorizeStage(factorize),
-        QuantizeOptions quantize => new QuantizeStage(quantize),
-        EvaluateOptions => null, // Evaluation runs after every stage; this entry only sets its options.
-        _ => throw new InvalidOperationException($"No stage for {spec.Kind}."),
-    };
+    private static IStage? Create(StageSpec spec) => spec.Descriptor.Create(spec.Options, spec.Site);
 
     private static (string Path, string Hash) InitialStudent(Recipe recipe, ArtifactCache cache, HashMemo hashes, DataSummary data, int classes)
     {

@@ -50,6 +50,24 @@ internal static class OptionsBinder
         return options;
     }
 
+    /// <summary>
+    /// The line of each option key in <paramref name="mapping"/>, by key, so a problem found later (by the plan, or a
+    /// stage) points at the option it is about; empty without a mapping.
+    /// </summary>
+    public static IReadOnlyDictionary<string, int> Lines(YamlMappingNode? mapping)
+    {
+        var lines = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var key in mapping?.Children.Keys ?? [])
+        {
+            if (key is YamlScalarNode { Value: { } name } && YamlSource.Line(key) is { } line)
+            {
+                lines.TryAdd(name, line);
+            }
+        }
+
+        return lines;
+    }
+
     /// <summary>The recipe options of an options type, in declaration order.</summary>
     public static IReadOnlyList<(PropertyInfo Property, OptionAttribute Option)> Describe(Type type) =>
         [.. type.GetProperties()

@@ -103,7 +103,7 @@ public sealed record StudentSpec(string? Architecture, Architectures.IArchitectu
 /// <param name="Kind">The stage kind ("distill", "quantize", "evaluate").</param>
 /// <param name="Options">The stage's typed options record.</param>
 /// <param name="Line">The stage's line in the recipe.</param>
-public sealed record StageSpec(string Kind, object Options, int Line);
+public sealed partial record StageSpec(string Kind, object Options, int Line);
 
 /// <summary>Where results are written, relative to the output folder.</summary>
 /// <param name="Model">File name of the final student model.</param>

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text;
 using ModelCompression.Architectures;
 using ModelCompression.Common;
+using ModelCompression.Stages;
 
 namespace ModelCompression.Recipes;
 
@@ -22,7 +23,7 @@ public static class RecipeSchema
 
     /// <summary>The options of every stage, by stage kind.</summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<OptionInfo>> Stages() =>
-        RecipeLoader.StageOptionTypes.ToDictionary(s => s.Key, s => Options(s.Value));
+        StageCatalog.All.ToDictionary(s => s.Kind, s => Options(s.OptionsType));
 
     /// <summary>The options of every built-in student architecture, by name.</summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<OptionInfo>> Architectures() =>
@@ -72,8 +73,8 @@ public static class RecipeSchema
     /// </summary>
     public static string JsonSchema()
     {
-        var stageItems = new JsonArray { new JsonObject { ["enum"] = new JsonArray([.. RecipeLoader.StageOptionTypes.Keys.Select(k => JsonValue.Create(k))]) } };
-        foreach (var (kind, type) in RecipeLoader.StageOptionTypes)
+        var stageItems = new JsonArray { new JsonObject { ["enum"] = new JsonArray([.. StageCatalog.Kinds.Select(k => JsonValue.Create(k))]) } };
+        foreach (var (kind, type) in StageCatalog.All.Select(d => (d.Kind, d.OptionsType)))
         {
             stageItems.Add(new JsonObject
             {

@@ -162,15 +162,24 @@ public sealed class PruneStageTests(FashionStudentFixture fashion)
     }
 
     [Fact]
-    public void Options_that_do_not_fit_together_are_all_reported_before_any_work()
+    public void Options_that_do_not_fit_together_are_all_reported_when_the_recipe_loads()
     {
-        var options = new PruneOptions { Method = PruneMethod.Structured, Scope = PruneScope.Global, LayersToDrop = [1] };
+        using var dir = new TempDir();
+        var path = dir.Write("conflicts.compress.yaml", $"""
+            data:
+              format: idx
+              train: {"{"} inputs: {Repo.SampleData("train-images-idx3-ubyte.gz")}, labels: {Repo.SampleData("train-labels-idx1-ubyte.gz")} {"}"}
+              test: {"{"} inputs: {Repo.SampleData("t10k-images-idx3-ubyte.gz")}, labels: {Repo.SampleData("t10k-labels-idx1-ubyte.gz")} {"}"}
+            teacher: {Repo.Teacher}
+            student: {"{"} model: {fashion.StudentPath} {"}"}
+            stages:
+              - prune: {"{"} method: structured, scope: global, layers_to_drop: [1] {"}"}
+            """);
 
-        var error = Assert.Throws<CompressionException>(() => new PruneStage(options).Run(fashion.Context(), fashion.StudentPath, fashion.Output("invalid")));
+        var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
 
         Assert.Equal(2, error.Diagnostics.Count);
-        Assert.All(error.Diagnostics, d => Assert.Equal(DiagnosticCodes.RecipeInvalidValue, d.Code));
-        Assert.Equal(fashion.Recipe.Path, error.Diagnostics[0].File);
+        Assert.All(error.Diagnostics, d => Assert.Equal((DiagnosticCodes.RecipeInvalidValue, path, 8), (d.Code, d.File, d.Line!.Value)));
         Assert.Contains(new PruneOptions { Method = PruneMethod.NM, N = 4, M = 4 }.Validate(), p => p.Contains("n below m", StringComparison.Ordinal));
         Assert.Contains(new PruneOptions { Method = PruneMethod.Layers }.Validate(), p => p.Contains("exactly one of", StringComparison.Ordinal));
         Assert.Empty(new PruneOptions { Method = PruneMethod.Layers, KeepLayers = [0, 2] }.Validate());

@@ -110,6 +110,18 @@ public sealed class QuantizeStageMlpTests(MlpStudentFixture fixture, ITestOutput
     }
 
     [Fact]
+    public void Names_checked_when_the_stage_starts_point_at_their_options_lines()
+    {
+        // After a stage that changes the graph the plan leaves these to the stage, which knows where the recipe writes them.
+        var site = new StageSite("recipe.compress.yaml", 20, new Dictionary<string, int> { ["exclude_nodes"] = 22, ["exclude_op_types"] = 23 });
+        var stage = new QuantizeStage(Quick with { ExcludeNodes = "fc9", ExcludeOpTypes = "conv", LatencyThreads = [] }, site);
+
+        var error = Assert.Throws<CompressionException>(() => stage.Run(fixture.Context(new RecordingReporter()), fixture.Student, fixture.Dir.File($"sited-{Guid.NewGuid():N}.onnx")));
+
+        Assert.Equal([("recipe.compress.yaml", 22), ("recipe.compress.yaml", 23), ("recipe.compress.yaml", 20)], error.Diagnostics.Select(d => (d.File!, d.Line!.Value)));
+    }
+
+    [Fact]
     public void Empty_latency_lists_are_errors()
     {
         var error = Assert.Throws<CompressionException>(() => Run(Quick with { LatencyBatchSizes = [], LatencyThreads = [] }));

@@ -43,7 +43,6 @@ public sealed class DistillStage(DistillOptions options, int recipeLine = 0) : I
     {
         var clock = Stopwatch.StartNew();
         var bindings = StageTraining.BindStudent(context, inputModel);
-        StageTraining.CheckEarlyStopping(Kind, options, context, recipeLine);
         var initial = OnnxModelFile.Load(inputModel);
         var hints = ResolveHints(context, inputModel, initial);
         var teacherLogits = _loss.Alpha > 0 ? context.TeacherSoftTargetLogits(_loss.Temperature) : null;

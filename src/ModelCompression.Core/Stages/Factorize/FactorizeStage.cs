@@ -21,17 +21,12 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
     public string Kind => "factorize";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => options.AddToKey(key, context);
+    public void AddToKey(ContentHash key, StageContext context) => StageCatalog.Get(Kind).AddToKey(key, options, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        if (options.Validate() is { Count: > 0 } problems)
-        {
-            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"factorize: {p}.", context.RecipePath))]);
-        }
-
         var source = OnnxModelFile.Load(inputModel);
         var rank = new RankChoice(options.Energy, options.RankRatio, options.ParamsRatio);
         var (factorized, report) = LowRankFactorizer.Factorize(source, rank, new NameFilter(options.Exclude));
@@ -48,34 +43,28 @@ public sealed class FactorizeStage(FactorizeOptions options) : IStage
         OnnxModelFile.Save(trained, outputModel);
         TransformedModelCheck.Verify(outputModel, context, Kind);
 
-        var details = new Dictionary<string, string>
+        var details = new FactorizeDetails
         {
-            ["rule"] = options.RankRatio > 0 ? $"rank_ratio {options.RankRatio.ToString(Invariant)}"
+            Rule = options.RankRatio > 0 ? $"rank_ratio {options.RankRatio.ToString(Invariant)}"
                 : options.ParamsRatio > 0 ? $"params_ratio {options.ParamsRatio.ToString(Invariant)}"
                 : $"energy {options.Energy.ToString(Invariant)}",
-            ["epochs"] = settings.Epochs.ToString(Invariant),
-            ["alpha"] = options.Alpha.ToString(Invariant),
-            ["recovery_teacher"] = options.RecoveryTeacher.ToString().ToLowerInvariant(),
-            ["temperature"] = options.Temperature.ToString(Invariant),
-            ["parameters_before"] = ModelStatistics.Parameters(source).ToString(Invariant),
-            ["parameters_after"] = ModelStatistics.Parameters(trained).ToString(Invariant),
-            ["size_bytes_before"] = new FileInfo(inputModel).Length.ToString(Invariant),
-            ["size_bytes_after"] = new FileInfo(outputModel).Length.ToString(Invariant),
-            ["skipped"] = string.Join("; ", report.Skipped),
+            Epochs = settings.Epochs,
+            Alpha = options.Alpha,
+            RecoveryTeacher = options.RecoveryTeacher,
+            Temperature = options.Temperature,
+            ParametersBefore = ModelStatistics.Parameters(source),
+            ParametersAfter = ModelStatistics.Parameters(trained),
+            SizeBytesBefore = new FileInfo(inputModel).Length,
+            SizeBytesAfter = new FileInfo(outputModel).Length,
+            Skipped = report.Skipped,
+            // Keys made from the nodes' names.
+            Ranks = PruneStage.Entries(report.Factorized, l => $"rank.{l.Node}", l => $"{l.Inputs}x{l.Outputs} -> rank {l.Rank} ({l.KeptEnergy.ToString("P1", Invariant)} energy, {l.ParametersBefore} -> {l.ParametersAfter} weights)"),
+            Steps = training?.Steps,
+            FinalLoss = training?.EpochLosses[^1],
         };
-        foreach (var layer in report.Factorized)
-        {
-            details[$"rank.{layer.Node}"] = $"{layer.Inputs}x{layer.Outputs} -> rank {layer.Rank} ({layer.KeptEnergy.ToString("P1", Invariant)} energy, {layer.ParametersBefore} -> {layer.ParametersAfter} weights)";
-        }
 
-        if (training is not null)
-        {
-            details["steps"] = training.Steps.ToString(Invariant);
-            details["final_loss"] = training.EpochLosses[^1].ToString("0.0000", Invariant);
-        }
-
-        var summary = $"{report.Factorized.Count} weights factorized ({string.Join(", ", report.Factorized.Select(l => $"{l.Node} rank {l.Rank}"))}), {report.Skipped.Count} left whole; parameters {details["parameters_before"]} -> {details["parameters_after"]}"
-            + (training is null ? ", no recovery training" : $", {training.EpochLosses.Count} recovery epochs (final loss {details["final_loss"]})");
-        return new StageResult(Kind, summary, details, training?.EpochLosses, clock.Elapsed.TotalSeconds);
+        var summary = $"{report.Factorized.Count} weights factorized ({string.Join(", ", report.Factorized.Select(l => $"{l.Node} rank {l.Rank}"))}), {report.Skipped.Count} left whole; parameters {details.ParametersBefore} -> {details.ParametersAfter}"
+            + (training is null ? ", no recovery training" : $", {training.EpochLosses.Count} recovery epochs (final loss {training.EpochLosses[^1].ToString("0.0000", Invariant)})");
+        return new StageResult(Kind, summary, StageDetails.Of(details), training?.EpochLosses, clock.Elapsed.TotalSeconds);
     }
 }

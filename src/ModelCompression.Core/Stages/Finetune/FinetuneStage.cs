@@ -12,8 +12,7 @@ namespace ModelCompression.Stages;
 /// TorchSharp, trained, and the same graph is written back with the trained weights.
 /// </summary>
 /// <param name="options">The stage's options.</param>
-/// <param name="recipeLine">The stage's line in the recipe, for errors about its options found once the models are known.</param>
-public sealed class FinetuneStage(FinetuneOptions options, int recipeLine = 0) : IStage
+public sealed class FinetuneStage(FinetuneOptions options) : IStage
 {
     private static readonly DistillationLoss LabelsOnly = new(0, 1);
 
@@ -55,7 +54,6 @@ public sealed class FinetuneStage(FinetuneOptions options, int recipeLine = 0) :
     {
         var clock = Stopwatch.StartNew();
         var bindings = StageTraining.BindStudent(context, inputModel);
-        StageTraining.CheckEarlyStopping(Kind, options, context, recipeLine);
         var (initial, copied) = StageTraining.StartFromTeacher(Kind, context, OnnxModelFile.Load(inputModel), options);
         var train = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, null, context.Classes);
         var job = StageTraining.Job(this, context, inputModel, initial, train, LabelsOnly, options) with

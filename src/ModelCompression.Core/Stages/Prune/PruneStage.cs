@@ -17,7 +17,9 @@ namespace ModelCompression.Stages;
 /// <see cref="TransformedModelCheck"/> passes. The report gives sparsity, parameters and compressed size; it
 /// claims no speed for zeros that dense kernels still multiply.
 /// </summary>
-public sealed class PruneStage(PruneOptions options) : IStage
+/// <param name="options">The stage's options.</param>
+/// <param name="site">Where the recipe writes the stage, for errors found once the model is known.</param>
+public sealed class PruneStage(PruneOptions options, StageSite? site = null) : IStage
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -25,33 +27,28 @@ public sealed class PruneStage(PruneOptions options) : IStage
     public string Kind => "prune";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => options.AddToKey(key, context);
+    public void AddToKey(ContentHash key, StageContext context) => StageCatalog.Get(Kind).AddToKey(key, options, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
         var clock = Stopwatch.StartNew();
-        if (options.Validate() is { Count: > 0 } problems)
-        {
-            throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"prune: {p}.", context.RecipePath))]);
-        }
-
         var source = OnnxModelFile.Load(inputModel);
-        var details = new Dictionary<string, string>
+        var head = new PruneDetails
         {
-            ["method"] = Name(options.Method),
-            ["recovery_epochs"] = options.RecoveryEpochs.ToString(Invariant),
-            ["alpha"] = options.Alpha.ToString(Invariant),
-            ["temperature"] = options.Temperature.ToString(Invariant),
-            ["recovery_teacher"] = options.RecoveryTeacher.ToString().ToLowerInvariant(),
+            Method = options.Method,
+            RecoveryEpochs = options.RecoveryEpochs,
+            Alpha = options.Alpha,
+            Temperature = options.Temperature,
+            RecoveryTeacher = options.RecoveryTeacher,
         };
         var settings = options.Recovery(options.RecoveryEpochs);
-        var (pruned, training, what) = options.Method switch
+        var (pruned, training, what, details) = options.Method switch
         {
-            PruneMethod.Magnitude or PruneMethod.NM => Unstructured(context, inputModel, outputModel, source, settings, details),
-            PruneMethod.Structured => Structured(context, inputModel, source, settings, details, StructureFinder.Find(source, new NameFilter(options.Exclude)), "units", "layers"),
-            PruneMethod.Heads => Structured(context, inputModel, source, settings, details, AttentionHeadFinder.Find(source, new NameFilter(options.Exclude)), "heads", "attention blocks"),
-            _ => Layers(context, inputModel, outputModel, source, settings, details),
+            PruneMethod.Magnitude or PruneMethod.NM => Unstructured(context, inputModel, source, settings, head),
+            PruneMethod.Structured => Structured(context, inputModel, source, settings, head, StructureFinder.Find(source, new NameFilter(options.Exclude)), "units", "layers"),
+            PruneMethod.Heads => Structured(context, inputModel, source, settings, head, AttentionHeadFinder.Find(source, new NameFilter(options.Exclude)), "heads", "attention blocks"),
+            _ => Layers(context, inputModel, source, settings, head),
         };
 
         OnnxModelFile.Save(pruned, outputModel);
@@ -60,27 +57,26 @@ public sealed class PruneStage(PruneOptions options) : IStage
         var (parametersBefore, parametersAfter) = (ModelStatistics.Parameters(source), ModelStatistics.Parameters(pruned));
         var (nonZeroBefore, nonZeroAfter) = (ModelStatistics.NonZeroParameters(source), ModelStatistics.NonZeroParameters(pruned));
         var (compressedBefore, compressedAfter) = (ModelStatistics.CompressedBytes(inputModel), ModelStatistics.CompressedBytes(outputModel));
-        details["parameters_before"] = parametersBefore.ToString(Invariant);
-        details["parameters_after"] = parametersAfter.ToString(Invariant);
-        details["nonzero_parameters_before"] = nonZeroBefore.ToString(Invariant);
-        details["nonzero_parameters_after"] = nonZeroAfter.ToString(Invariant);
-        details["size_bytes_before"] = new FileInfo(inputModel).Length.ToString(Invariant);
-        details["size_bytes_after"] = new FileInfo(outputModel).Length.ToString(Invariant);
-        details["compressed_bytes_before"] = compressedBefore.ToString(Invariant);
-        details["compressed_bytes_after"] = compressedAfter.ToString(Invariant);
-        if (training is not null)
+        details = details with
         {
-            details["steps"] = training.Steps.ToString(Invariant);
-            details["final_loss"] = training.EpochLosses[^1].ToString("0.0000", Invariant);
-        }
-
+            ParametersBefore = parametersBefore,
+            ParametersAfter = parametersAfter,
+            NonZeroParametersBefore = nonZeroBefore,
+            NonZeroParametersAfter = nonZeroAfter,
+            SizeBytesBefore = new FileInfo(inputModel).Length,
+            SizeBytesAfter = new FileInfo(outputModel).Length,
+            CompressedBytesBefore = compressedBefore,
+            CompressedBytesAfter = compressedAfter,
+            Steps = training?.Steps,
+            FinalLoss = training?.EpochLosses[^1],
+        };
         var summary = $"{what}; parameters {parametersBefore} -> {parametersAfter} (non-zero {nonZeroBefore} -> {nonZeroAfter}), compressed {Kb(compressedBefore)} -> {Kb(compressedAfter)} KB"
             + (training is null ? ", no recovery training" : $", {training.EpochLosses.Count} recovery epochs (final loss {training.EpochLosses[^1].ToString("0.0000", Invariant)})");
-        return new StageResult(Kind, summary, details, training?.EpochLosses, clock.Elapsed.TotalSeconds);
+        return new StageResult(Kind, summary, StageDetails.Of(details), training?.EpochLosses, clock.Elapsed.TotalSeconds);
     }
 
-    private (ModelProto Model, TrainingResult? Training, string What) Unstructured(
-        StageContext context, string inputModel, string outputModel, ModelProto source, RecoverySettings settings, Dictionary<string, string> details)
+    private (ModelProto Model, TrainingResult? Training, string What, PruneDetails Details) Unstructured(
+        StageContext context, string inputModel, ModelProto source, RecoverySettings settings, PruneDetails details)
     {
         var weights = PrunableWeights.Find(source, new NameFilter(options.Exclude), out var skippedWeights).ToList();
         var skipped = skippedWeights.ToList();
@@ -94,11 +90,11 @@ public sealed class PruneStage(PruneOptions options) : IStage
             }
         }
 
-        details["skipped"] = string.Join("; ", skipped);
+        details = details with { Skipped = skipped };
         if (weights.Count == 0)
         {
             context.Reporter.Report(Diagnostic.Warning(DiagnosticCodes.NothingToTransform, $"prune: no weight to prune ({string.Join("; ", skipped)}); the model stays as it was.", inputModel));
-            return (source, null, "nothing pruned");
+            return (source, null, "nothing pruned", details);
         }
 
         var target = nm ? (double)(options.M - options.N) / options.M : options.Sparsity;
@@ -132,8 +128,7 @@ public sealed class PruneStage(PruneOptions options) : IStage
                 var steps = settings.Steps(context.Train.Count);
                 var schedule = new CubicSparsitySchedule(options.InitialSparsity, options.Sparsity, Math.Max(1, (long)Math.Round(steps * options.RampFraction, MidpointRounding.AwayFromZero)));
                 sparsityAt = schedule.At;
-                details["ramp_steps"] = schedule.RampSteps.ToString(Invariant);
-                details["mask_update_every"] = schedule.UpdateEvery.ToString(Invariant);
+                details = details with { RampSteps = schedule.RampSteps, MaskUpdateEvery = schedule.UpdateEvery };
             }
 
             MaskedWeights? masked = null;
@@ -155,31 +150,25 @@ public sealed class PruneStage(PruneOptions options) : IStage
 
         // Measured on the written weights, not taken from the masks: this is what the file holds.
         var layers = ModelStatistics.Sparsity(pruned, weights.Select(w => w.Initializer));
-        foreach (var layer in layers)
-        {
-            details[$"sparsity.{layer.Weight}"] = layer.Sparsity.ToString("0.0000", Invariant);
-        }
-
         var overall = (double)layers.Sum(l => l.Zeros) / layers.Sum(l => l.Count);
-        details["sparsity_overall"] = overall.ToString("0.0000", Invariant);
-        details["speed"] = nm
-            ? $"no speed-up claimed: {options.N}:{options.M} runs faster only on hardware with sparse kernels for it (e.g. sparse tensor cores); ONNX Runtime's CPU kernels multiply the zeros"
-            : "no speed-up claimed: dense kernels multiply the zeros; only the compressed size shrinks";
-        if (nm)
+        details = details with
         {
-            details["pattern"] = $"{options.N}:{options.M}";
-        }
-        else
-        {
-            details["target_sparsity"] = options.Sparsity.ToString(Invariant);
-            details["scope"] = options.Scope.ToString().ToLowerInvariant();
-            details["schedule"] = options.RecoveryEpochs == 0 ? "oneshot (no recovery)" : options.Schedule.ToString().ToLowerInvariant();
-        }
+            // Keys made from the weights' names; the value is a fraction as every sparsity in the report.
+            WeightSparsity = Entries(layers, l => $"sparsity.{l.Weight}", l => l.Sparsity.ToString("0.0000", Invariant)),
+            SparsityOverall = overall,
+            Speed = nm
+                ? $"no speed-up claimed: {options.N}:{options.M} runs faster only on hardware with sparse kernels for it (e.g. sparse tensor cores); ONNX Runtime's CPU kernels multiply the zeros"
+                : "no speed-up claimed: dense kernels multiply the zeros; only the compressed size shrinks",
+            Pattern = nm ? $"{options.N}:{options.M}" : null,
+            TargetSparsity = nm ? null : options.Sparsity,
+            Scope = nm ? null : options.Scope,
+            Schedule = nm ? null : options.RecoveryEpochs == 0 ? "oneshot (no recovery)" : options.Schedule.ToString().ToLowerInvariant(),
+        };
 
         var what = nm
             ? $"{options.N}:{options.M} on {layers.Count} weights ({overall.ToString("P1", Invariant)} zero)"
             : $"magnitude ({options.Scope.ToString().ToLowerInvariant()}) on {layers.Count} weights: {overall.ToString("P1", Invariant)} zero";
-        return (pruned, training, what + "; no speed-up claimed");
+        return (pruned, training, what + "; no speed-up claimed", details);
     }
 
     private bool FitsNOfM(PrunableWeight weight) =>
@@ -189,12 +178,12 @@ public sealed class PruneStage(PruneOptions options) : IStage
     /// Removes the lowest-scoring <see cref="PruneOptions.Sparsity"/> of every structure's units (neurons and channels,
     /// or attention heads), then trains to recover.
     /// </summary>
-    private (ModelProto Model, TrainingResult? Training, string What) Structured(
+    private (ModelProto Model, TrainingResult? Training, string What, PruneDetails Details) Structured(
         StageContext context,
         string inputModel,
         ModelProto source,
         RecoverySettings settings,
-        Dictionary<string, string> details,
+        PruneDetails details,
         (IReadOnlyList<PrunableStructure> Structures, IReadOnlyList<SkippedLayer> Skipped) found,
         string units,
         string layers)
@@ -208,30 +197,33 @@ public sealed class PruneStage(PruneOptions options) : IStage
                 inputModel));
         }
 
-        details["criterion"] = options.Criterion.ToString().ToLowerInvariant();
-        details["target_sparsity"] = options.Sparsity.ToString(Invariant);
-        details["skipped"] = string.Join("; ", skipped.Select(s => $"{s.Node} ({s.OpType}): {s.Reason}"));
+        details = details with
+        {
+            Criterion = options.Criterion,
+            UnitTargetSparsity = options.Sparsity,
+            Skipped = [.. skipped.Select(s => $"{s.Node} ({s.OpType}): {s.Reason}")],
+        };
         if (structures.Count == 0)
         {
             context.Reporter.Report(Diagnostic.Warning(DiagnosticCodes.NothingToTransform, $"prune: no {units} can be removed from any of the model's {layers}; the model stays as it was.", inputModel));
-            return (source, null, "nothing pruned");
+            return (source, null, "nothing pruned", details);
         }
 
         var scores = options.Criterion == UnitCriterion.Taylor
             ? TaylorScores.Compute(source, structures, ScoringData(context, inputModel), new DistillationLoss(options.Alpha, options.Temperature), options.TaylorBatches, options.BatchSize, options.Seed)
             : [.. structures.Select(s => StructuredPruner.L2Scores(source, s))];
         var plan = structures.Select((s, i) => new PrunedStructure(s, StructuredPruner.KeepHighest(scores[i], options.Sparsity))).ToList();
-        foreach (var (structure, kept) in plan)
-        {
-            details[$"{units}.{structure.Producer}"] = $"{structure.Units} -> {kept.Length}";
-        }
-
         var shrunk = StructuredPruner.Apply(source, plan);
         var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, shrunk, settings);
-        details["speed"] = "the layers are smaller dense layers; the evaluation's latency shows what that buys";
+        details = details with
+        {
+            // Keys made from the layers' names.
+            Units = Entries(plan, p => $"{units}.{p.Structure.Producer}", p => $"{p.Structure.Units} -> {p.Kept.Length}"),
+            Speed = "the layers are smaller dense layers; the evaluation's latency shows what that buys",
+        };
         var total = plan.Sum(p => p.Structure.Units);
         var keptUnits = plan.Sum(p => p.Kept.Length);
-        return (trained, training, $"{Name(options.Method)} ({details["criterion"]}): {keptUnits} of {total} {units} kept in {plan.Count} {layers}");
+        return (trained, training, $"{Name(options.Method)} ({Name(options.Criterion)}): {keptUnits} of {total} {units} kept in {plan.Count} {layers}", details);
     }
 
     private ScoringData ScoringData(StageContext context, string inputModel)
@@ -242,32 +234,43 @@ public sealed class PruneStage(PruneOptions options) : IStage
             sampleShape = runner.SampleShapeFor(context.Train);
         }
 
-        var labels = context.Train.Labels ?? throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "prune: the taylor criterion needs labelled training data.", context.RecipePath);
+        var labels = context.Train.Labels ?? throw new CompressionException(Site(context).Error(DiagnosticCodes.DataSchemaMismatch, PruneDescriptor.TaylorNeedsLabels, "criterion"));
         return new ScoringData(context.Train.Inputs, sampleShape, labels, RecoveryTraining.SoftTargetLogits(context, inputModel, options.Recovery(options.RecoveryEpochs)), context.Classes);
     }
 
-    private (ModelProto Model, TrainingResult? Training, string What) Layers(
-        StageContext context, string inputModel, string outputModel, ModelProto source, RecoverySettings settings, Dictionary<string, string> details)
+    private (ModelProto Model, TrainingResult? Training, string What, PruneDetails Details) Layers(
+        StageContext context, string inputModel, ModelProto source, RecoverySettings settings, PruneDetails details)
     {
         var layers = TransformerLayerDropper.Layers(source);
         var drop = options.LayersToDrop.Length > 0 ? options.LayersToDrop : [.. layers.Where(l => !options.KeepLayers.Contains(l))];
-        if (options.KeepLayers.Except(layers).ToList() is { Count: > 0 } unknown)
+        // The plan checked these already unless an earlier stage changed the graph.
+        if (PruneDescriptor.LayerProblems(options, layers, Site(context)).ToList() is { Count: > 0 } problems)
         {
-            throw CompressionException.Error(
-                DiagnosticCodes.LayerDropInvalid,
-                $"Cannot keep transformer layer(s) {string.Join(", ", unknown)}: the model has layers {string.Join(", ", layers)}.",
-                inputModel);
+            throw new CompressionException(problems);
         }
 
         var shrunk = TransformerLayerDropper.Drop(source, drop, inputModel);
         var (trained, training, _) = RecoveryTraining.Run(this, context, inputModel, shrunk, settings);
         var kept = layers.Except(drop).ToList();
-        details["layers_dropped"] = string.Join(", ", drop.Order());
-        details["layers_kept"] = string.Join(", ", kept);
-        return (trained, training, $"layers: kept {kept.Count} of {layers.Count} encoder layers ({string.Join(", ", kept)})");
+        return (trained, training, $"layers: kept {kept.Count} of {layers.Count} encoder layers ({string.Join(", ", kept)})", details with { LayersDropped = [.. drop.Order()], LayersKept = kept });
     }
 
-    private static string Name(PruneMethod method) => method.ToString().ToLowerInvariant();
+    /// <summary>Where errors point: the recipe's line of the stage (or of an option), or the recipe file alone.</summary>
+    private StageSite Site(StageContext context) => site ?? StageSite.None with { RecipePath = context.RecipePath };
+
+    /// <summary>Data-named detail entries in order; a key seen again keeps its place and takes the later value.</summary>
+    internal static Dictionary<string, string> Entries<T>(IEnumerable<T> items, Func<T, string> key, Func<T, string> value)
+    {
+        var entries = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var item in items)
+        {
+            entries[key(item)] = value(item);
+        }
+
+        return entries;
+    }
+
+    private static string Name(Enum choice) => choice.ToString().ToLowerInvariant();
 
     private static string Kb(long bytes) => (bytes / 1024.0).ToString("0.0", Invariant);
 }

@@ -20,7 +20,9 @@ namespace ModelCompression.Stages;
 /// times both models, because int8 is not always faster. The output is accepted only after ONNX Runtime loads
 /// it and runs a forward pass.
 /// </summary>
-public sealed class QuantizeStage(QuantizeOptions options) : IStage
+/// <param name="options">The stage's options.</param>
+/// <param name="site">Where the recipe writes the stage, for errors found once the model is known.</param>
+public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = null) : IStage
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -34,10 +36,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     public string Kind => "quantize";
 
     /// <inheritdoc />
-    public void AddToKey(ContentHash key, StageContext context) => key
-        .Add("options", System.Text.Json.JsonSerializer.Serialize(options))
-        // Calibration, the sensitivity analysis and the accuracy check read the training data.
-        .Add("data", context.DataHash);
+    public void AddToKey(ContentHash key, StageContext context) => QuantizeDescriptor.Key(key, options, context);
 
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
@@ -46,7 +45,13 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         var source = OnnxModelFile.Load(inputModel);
         var named = source.Clone();
         GraphEdit.NameNodes(named.Graph);
-        CheckOptions(named, context.RecipePath);
+        // The plan checked the names already unless an earlier stage changed the graph; it is cheap to be sure.
+        var problems = QuantizeDescriptor.Problems(options, [.. named.Graph.Node.Select(n => n.Name)], [.. named.Graph.Node.Select(n => n.OpType)], site ?? StageSite.None with { RecipePath = context.RecipePath }).ToList();
+        if (problems.Count > 0)
+        {
+            throw new CompressionException(problems);
+        }
+
         using (var runner = new OnnxRunner(inputModel, threads: 1))
         {
             // Every input the model takes (token ids and mask alike) must have its data tensor: MC2020 up front.
@@ -55,12 +60,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
         var (calibration, check, overlap) = Samples(context.Train);
         var slice = new CheckSlice(source, check);
-        var details = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["mode"] = options.Mode.ToString().ToLowerInvariant(),
-            ["check_samples"] = check.Count.ToString(Invariant),
-            ["check_overlaps_calibration"] = overlap ? "true" : "false",
-        };
+        var details = new QuantizeDetails { Mode = options.Mode, CheckSamples = check.Count, CheckOverlapsCalibration = overlap };
         var (quantized, description) = options.Mode switch
         {
             QuantizeMode.Dynamic => Dynamic(named, slice, details, context, inputModel),
@@ -75,10 +75,10 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
         var score = slice.Score(model, "quantized model");
         var drop = slice.FloatAccuracy - score.Accuracy;
-        details["float_accuracy"] = Format(slice.FloatAccuracy);
-        details["quantized_accuracy"] = Format(score.Accuracy);
-        details["accuracy_drop"] = Format(drop);
-        details["agreement"] = Format(score.Agreement);
+        details.FloatAccuracy = slice.FloatAccuracy;
+        details.QuantizedAccuracy = score.Accuracy;
+        details.AccuracyDrop = drop;
+        details.Agreement = score.Agreement;
         if (drop > options.MaxAccuracyDrop)
         {
             context.Reporter.Report(Diagnostic.Warning(
@@ -96,7 +96,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         return new StageResult(
             Kind,
             $"{description}; on {check.Count} check samples accuracy {Percent(slice.FloatAccuracy)} -> {Percent(score.Accuracy)}, agreement {Percent(score.Agreement)}; {timing}",
-            details,
+            StageDetails.Of(details),
             null,
             clock.Elapsed.TotalSeconds);
     }
@@ -105,24 +105,27 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     /// Times the float and the quantized model, records it, and with keep_float_if_slower replaces the output by
     /// the float model when the quantized one is not faster. Returns the summary's timing clause.
     /// </summary>
-    private string CompareLatency(ModelProto source, ModelProto model, Dataset check, Dictionary<string, string> details, StageContext context, string inputModel, string outputModel)
+    private string CompareLatency(ModelProto source, ModelProto model, Dataset check, QuantizeDetails details, StageContext context, string inputModel, string outputModel)
     {
         var latency = LatencyBenchmark.Compare(source, model, check, options.LatencyBatchSizes, options.LatencyThreads, options.LatencyRuns);
         var speedup = LatencyBenchmark.GeometricMeanSpeedup(latency);
+        // Keys made from each timed configuration.
+        var entries = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var m in latency)
         {
             var at = $"batch{m.BatchSize}.threads{m.Threads}";
-            details[$"latency_ms.float.{at}"] = m.FloatMs.ToString("0.####", Invariant);
-            details[$"latency_ms.quantized.{at}"] = m.QuantizedMs.ToString("0.####", Invariant);
-            details[$"speedup.{at}"] = m.Speedup.ToString("0.00", Invariant);
+            entries[$"latency_ms.float.{at}"] = m.FloatMs.ToString("0.####", Invariant);
+            entries[$"latency_ms.quantized.{at}"] = m.QuantizedMs.ToString("0.####", Invariant);
+            entries[$"speedup.{at}"] = m.Speedup.ToString("0.00", Invariant);
         }
 
         var ratio = speedup.ToString("0.00", Invariant);
-        details["speedup"] = ratio;
-        details["faster"] = speedup > 1 ? "quantized" : "float";
+        details.Latency = entries;
+        details.Speedup = speedup;
+        details.Faster = speedup > 1 ? "quantized" : "float";
         var configurations = $"p50 at batch {string.Join("/", options.LatencyBatchSizes)} x {string.Join("/", options.LatencyThreads)} threads";
         var keptFloat = options.KeepFloatIfSlower && speedup <= 1;
-        details["kept_float_model"] = Flag(keptFloat);
+        details.KeptFloatModel = keptFloat;
         if (speedup > 1)
         {
             return $"quantized {ratio}x faster than float ({configurations})";
@@ -146,15 +149,15 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     /// Records how the int8 weights are represented and the largest pair sum of any layer, and for target any
     /// proves that no layer can saturate the int16 pair sums of CPUs without VNNI (MC2054/MC2055 otherwise).
     /// </summary>
-    private void CheckInt8Weights(ModelProto model, Dictionary<string, string> details, StageContext context, string inputModel)
+    private void CheckInt8Weights(ModelProto model, QuantizeDetails details, StageContext context, string inputModel)
     {
         var bounds = SaturationCheck.Analyze(model);
         var worst = bounds.Where(b => b.Unproven is null).MaxBy(b => b.MaxPairSum);
-        details["target"] = options.Target.ToString().ToLowerInvariant();
-        details["int8_weights"] = options.Target == Int8Target.Any
+        details.Target = options.Target;
+        details.Int8Weights = options.Target == Int8Target.Any
             ? $"s8 with |q_a| + |q_b| <= {SaturationCheck.MaxPairSum} per output channel (exact on AVX2, AVX-512 and VNNI CPUs)"
             : "full-range s8 -127..127 (exact only on CPUs with AVX-512 VNNI or AVX-VNNI)";
-        details["max_pair_sum"] = worst is null ? "" : $"{worst.MaxPairSum} ({worst.Layer})";
+        details.MaxPairSum = worst is null ? "" : $"{worst.MaxPairSum} ({worst.Layer})";
         if (options.Target == Int8Target.Any)
         {
             SaturationCheck.ThrowIfUnproven(model, inputModel);
@@ -168,11 +171,11 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     }
 
     /// <summary>Dynamic int8; a null model when no layer can be quantized.</summary>
-    private (ModelProto? Model, string Description) Dynamic(ModelProto source, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    private (ModelProto? Model, string Description) Dynamic(ModelProto source, CheckSlice slice, QuantizeDetails details, StageContext context, string inputModel)
     {
-        details["per_channel"] = Flag(options.PerChannel);
+        details.PerChannel = options.PerChannel;
         var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n), options.Target);
-        details["skipped"] = string.Join("; ", report.SkippedNodes);
+        details.Skipped = report.SkippedNodes;
         var description = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")}, {Representation})";
         if (report.QuantizedNodes.Count == 0)
         {
@@ -185,21 +188,17 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     }
 
     /// <summary>Static int8 QDQ; a null model when no layer can be quantized.</summary>
-    private (ModelProto? Model, string Description) Static(ModelProto source, Dataset calibration, CheckSlice slice, Dictionary<string, string> details, StageContext context, string inputModel)
+    private (ModelProto? Model, string Description) Static(ModelProto source, Dataset calibration, CheckSlice slice, QuantizeDetails details, StageContext context, string inputModel)
     {
-        details["per_channel"] = Flag(options.PerChannel);
-        details["activation_scheme"] = options.ActivationScheme.ToString().ToLowerInvariant();
-        details["calibration_method"] = options.CalibrationMethod.ToString().ToLowerInvariant();
-        details["calibration_samples"] = calibration.Count.ToString(Invariant);
-        if (options.CalibrationMethod == CalibrationMethod.Percentile)
-        {
-            details["percentile"] = options.Percentile.ToString(Invariant);
-        }
-
+        details.PerChannel = options.PerChannel;
+        details.ActivationScheme = options.ActivationScheme;
+        details.CalibrationMethod = options.CalibrationMethod;
+        details.CalibrationSamples = calibration.Count;
+        details.Percentile = options.CalibrationMethod == CalibrationMethod.Percentile ? options.Percentile : null;
         var plan = StaticQuantizer.Plan(source, options.ActivationScheme, n => !IsExcluded(n));
-        details["skipped"] = string.Join("; ", plan.Skipped);
-        details["folded_batch_norms"] = string.Join(", ", plan.FoldedBatchNorms);
-        var description = $"static int8 QDQ ({(options.PerChannel ? "per channel" : "per tensor")}, {Representation}, {details["activation_scheme"]} activations, {details["calibration_method"]} calibration on {calibration.Count} samples)";
+        details.Skipped = plan.Skipped;
+        details.FoldedBatchNorms = plan.FoldedBatchNorms;
+        var description = $"static int8 QDQ ({(options.PerChannel ? "per channel" : "per tensor")}, {Representation}, {Lower(options.ActivationScheme)} activations, {Lower(options.CalibrationMethod)} calibration on {calibration.Count} samples)";
         if (plan.Candidates.Count == 0)
         {
             Nothing(plan.Skipped, details, context, inputModel);
@@ -211,13 +210,13 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         return (selection.Model, $"{description}: {Layers(selection, sensitivity, plan.Candidates.Count, plan.Skipped)}");
     }
 
-    private static (ModelProto? Model, string Description) Float16(ModelProto source, Dictionary<string, string> details)
+    private static (ModelProto? Model, string Description) Float16(ModelProto source, QuantizeDetails details)
     {
         var (model, report) = Float16Converter.Convert(source);
-        details["float16_nodes"] = string.Join(", ", report.Float16Nodes);
-        details["float32_nodes"] = string.Join(", ", report.Float32Nodes);
-        details["float16_initializers"] = report.Float16Initializers.ToString(Invariant);
-        details["clamped_values"] = report.ClampedValues.ToString(Invariant);
+        details.Float16Nodes = report.Float16Nodes;
+        details.Float32Nodes = report.Float32Nodes;
+        details.Float16Initializers = report.Float16Initializers;
+        details.ClampedValues = report.ClampedValues;
         var nodes = report.Float16Nodes.Count + report.Float32Nodes.Count;
         return (model, $"fp16: {report.Float16Initializers} initializers stored as float16, {report.Float16Nodes.Count}/{nodes} float nodes compute in float16 (the others have no float16 kernel in ONNX Runtime's CPU provider and run in float32 between Casts)");
     }
@@ -226,19 +225,22 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
     /// Runs the sensitivity analysis (when asked for, or needed by keep_sensitive_float) and picks the layers
     /// to quantize; records both and what ONNX Runtime makes of the result.
     /// </summary>
-    private (LayerSelection Selection, IReadOnlyList<LayerSensitivity> Sensitivity) SelectLayers(IReadOnlyList<string> candidates, Func<IReadOnlyCollection<string>, ModelProto> quantize, CheckSlice slice, Dictionary<string, string> details)
+    private (LayerSelection Selection, IReadOnlyList<LayerSensitivity> Sensitivity) SelectLayers(IReadOnlyList<string> candidates, Func<IReadOnlyCollection<string>, ModelProto> quantize, CheckSlice slice, QuantizeDetails details)
     {
         IReadOnlyList<LayerSensitivity> sensitivity = [];
         if (options.Sensitivity || options.KeepSensitiveFloat)
         {
             sensitivity = SensitivityAnalysis.Measure(candidates, quantize, slice);
+            // Keys made from the layers' names.
+            var entries = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var layer in sensitivity)
             {
-                details[$"sensitivity.{layer.Node}"] = Format(layer.AccuracyDrop);
-                details[$"sensitivity_agreement.{layer.Node}"] = Format(layer.Agreement);
+                entries[$"sensitivity.{layer.Node}"] = Format(layer.AccuracyDrop);
+                entries[$"sensitivity_agreement.{layer.Node}"] = Format(layer.Agreement);
             }
 
-            details["sensitivity_order"] = string.Join(", ", sensitivity.Select(s => s.Node));
+            details.Sensitivity = entries;
+            details.SensitivityOrder = [.. sensitivity.Select(s => s.Node)];
         }
 
         LayerSelection selection;
@@ -252,10 +254,10 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
             selection = new LayerSelection(model, candidates, [], slice.Score(model, "quantized model"));
         }
 
-        details["quantized"] = string.Join(", ", selection.Quantized);
-        details["kept_float"] = string.Join(", ", selection.KeptFloat);
+        details.Quantized = selection.Quantized;
+        details.KeptFloat = selection.KeptFloat;
         var session = OnnxRunner.SessionGraph(selection.Model, "quantized model", GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
-        details["onnxruntime_integer_kernels"] = string.Join(", ", session.Graph.Node
+        details.IntegerKernels = string.Join(", ", session.Graph.Node
             .Where(n => IntegerKernels.Contains(n.OpType))
             .GroupBy(n => n.OpType)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
@@ -263,13 +265,13 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
         return (selection, sensitivity);
     }
 
-    private static void Nothing(IReadOnlyList<string> skipped, Dictionary<string, string> details, StageContext context, string inputModel)
+    private static void Nothing(IReadOnlyList<string> skipped, QuantizeDetails details, StageContext context, string inputModel)
     {
         context.Reporter.Report(Diagnostic.Warning(
             DiagnosticCodes.NothingToTransform,
             $"quantize: no layer could be quantized ({string.Join("; ", skipped)}); the model stays float.",
             inputModel));
-        details["quantized"] = "";
+        details.Quantized = [];
     }
 
     /// <summary>The int8 weight representation the target asks for, as the summary names it.</summary>
@@ -279,28 +281,6 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
     private bool IsExcluded(NodeProto node) =>
         options.ExcludedNodes.Contains(node.Name) || options.ExcludedOpTypes.Contains(node.OpType);
-
-    /// <summary>
-    /// Names in exclude_nodes and exclude_op_types must exist (a typo would otherwise exclude nothing, silently),
-    /// and the latency comparison needs something to measure.
-    /// </summary>
-    private void CheckOptions(ModelProto model, string recipePath)
-    {
-        var nodes = model.Graph.Node.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
-        var opTypes = model.Graph.Node.Select(n => n.OpType).ToHashSet(StringComparer.Ordinal);
-        var problems = options.ExcludedNodes.Where(n => !nodes.Contains(n))
-            .Select(n => $"exclude_nodes names '{n}', which is not a node of the model (nodes: {string.Join(", ", nodes)})")
-            .Concat(options.ExcludedOpTypes.Where(t => !opTypes.Contains(t))
-                .Select(t => $"exclude_op_types names '{t}', which no node of the model has (op types: {string.Join(", ", opTypes.Order(StringComparer.Ordinal))})"))
-            .Concat(options.LatencyBatchSizes is { Length: > 0 } ? [] : ["latency_batch_sizes needs at least one batch size"])
-            .Concat(options.LatencyThreads is { Length: > 0 } ? [] : ["latency_threads needs at least one thread count"])
-            .Select(why => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"quantize: {why}.", recipePath))
-            .ToList();
-        if (problems.Count > 0)
-        {
-            throw new CompressionException(problems);
-        }
-    }
 
     /// <summary>
     /// A seeded shuffle of the training data: the first calibration_samples rows calibrate (static mode), the
@@ -358,7 +338,7 @@ public sealed class QuantizeStage(QuantizeOptions options) : IStage
 
     private static string Points(double value) => (value * 100).ToString("0.0#", Invariant);
 
-    private static string Flag(bool value) => value ? "true" : "false";
+    private static string Lower(Enum choice) => choice.ToString().ToLowerInvariant();
 
     private static void CheckRuns(string modelPath, StageContext context)
     {

@@ -67,24 +67,6 @@ internal static class StageTraining
     }
 
     /// <summary>
-    /// Early stopping needs a validation set: the recipe's own split or one carved by validation_fraction (MC1003
-    /// at the stage's line otherwise). Checked here, when the stage runs, until the plan phase checks it.
-    /// </summary>
-    public static void CheckEarlyStopping(string kind, TrainingSettings options, StageContext context, int recipeLine)
-    {
-        // The recipe's own validation split (data.split.validation) is a validation set too: it wins over
-        // validation_fraction, so early stopping needs one of the two.
-        if (options.EarlyStoppingPatience > 0 && options.ValidationFraction <= 0 && context.Validation is null)
-        {
-            throw CompressionException.Error(
-                DiagnosticCodes.RecipeInvalidValue,
-                $"{kind}: early_stopping_patience needs a validation set; set validation_fraction above 0 or give the data a validation split.",
-                context.RecipePath,
-                recipeLine);
-        }
-    }
-
-    /// <summary>
     /// <paramref name="student"/>, or with init_from_teacher a copy that starts from the teacher's matching
     /// initializers; how many were copied (a warning when none).
     /// </summary>

@@ -27,15 +27,6 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
     /// <inheritdoc />
     public StageResult Run(StageContext context, string inputModel, string outputModel)
     {
-        if (options.ValidationFraction <= 0)
-        {
-            throw CompressionException.Error(
-                DiagnosticCodes.RecipeInvalidValue,
-                "sweep: trials are ranked by validation accuracy; set validation_fraction above 0.",
-                context.RecipePath,
-                recipeLine);
-        }
-
         var clock = Stopwatch.StartNew();
         var trials = options.Trials();
         var runs = new List<(DistillOptions Options, CachedStageRun Run, double Accuracy)>();

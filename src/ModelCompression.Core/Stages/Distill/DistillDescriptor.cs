@@ -1,0 +1,35 @@
+using ModelCompression.Common;
+using ModelCompression.Diagnostics;
+
+namespace ModelCompression.Stages;
+
+/// <summary>The distill stage: the student learns the teacher's soft targets (and feature hints) with the labels.</summary>
+public sealed class DistillDescriptor : StageDescriptor<DistillOptions>
+{
+    /// <inheritdoc />
+    public override string Kind => "distill";
+
+    /// <inheritdoc />
+    public override bool Trains => true;
+
+    /// <inheritdoc />
+    protected override StageReads Reads(DistillOptions options) =>
+        StageReads.Train | StageReads.Validation
+        | (options.Alpha > 0 || options.Hints.Length > 0 ? StageReads.Unlabelled : StageReads.None)
+        | (options.Hints.Length > 0 ? StageReads.TeacherFeatures : StageReads.None);
+
+    /// <inheritdoc />
+    protected override string? TeacherUse(DistillOptions options) =>
+        "distillation learns the teacher's soft targets (finetune trains on the labels alone)";
+
+    /// <inheritdoc />
+    protected override IEnumerable<Diagnostic> Check(DistillOptions options, StageSite site, PlanView plan) =>
+        TrainingChecks.OutputWidth(plan).Concat(TrainingChecks.EarlyStopping(Kind, options, site, plan)).Concat(TrainingChecks.Hints(Kind, options, site, plan));
+
+    /// <inheritdoc />
+    protected override void AddToKey(ContentHash key, DistillOptions options, StageContext context) =>
+        Create(options, StageSite.None).AddToKey(key, context);
+
+    /// <inheritdoc />
+    protected override IStage Create(DistillOptions options, StageSite site) => new DistillStage(options, site.Line);
+}
