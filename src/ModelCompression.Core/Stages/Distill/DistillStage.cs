@@ -102,7 +102,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             context.Reporter.Info($"{Kind}: {labelled} labelled and {data.Count - labelled} unlabelled training samples");
         }
 
-        var checkpoints = RecoveryTraining.CheckpointFolder(this, context, inputModel);
+        var checkpoints = RecoveryTraining.CheckpointFolder(this, context);
         TrainingResult result;
         try
         {
@@ -126,7 +126,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
                     LogDirectory = options.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.RecipeDirectory, logs) : null,
                 },
                 validation,
-                new RecoveryTraining.Progress(context, Kind),
+                context.TrainingReporter(Kind),
                     context.CancellationToken);
         }
         catch (ArgumentException e) when (e.ParamName == "hints")

@@ -61,7 +61,7 @@ internal static class RecoveryTraining
         TorchNativeLoader.EnsureLoaded();
         using var student = TrainableGraph.Import(model, modelPath: inputModel);
         var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
-        var checkpoints = CheckpointFolder(stage, context, inputModel);
+        var checkpoints = CheckpointFolder(stage, context);
         var hook = afterStep?.Invoke(student);
         var result = ClassificationTrainer.Train(
             student,
@@ -73,7 +73,7 @@ internal static class RecoveryTraining
                 AfterOptimizerStep = hook,
             },
             validation: null,
-            new Progress(context, stage.Kind),
+            context.TrainingReporter(stage.Kind),
             context.CancellationToken);
         var trained = student.WriteBack();
         // The output is about to be cached under the same key; the checkpoints only served an interrupted run.
@@ -120,22 +120,19 @@ internal static class RecoveryTraining
     }
 
     /// <summary>
-    /// The checkpoint folder of this stage run, named by the same key the cache stores its output under, so a
-    /// killed run of the same stage, input, options and data resumes from its last epoch.
+    /// The checkpoint folder of this stage run, named by the key the cache stores its output under
+    /// (<see cref="StageContext.StageKey"/>), so a killed run of the same stage, input, options and data resumes from
+    /// its last epoch; null (no checkpoints) for a stage run outside the pipeline's runner.
     /// </summary>
-    internal static string CheckpointFolder(IStage stage, StageContext context, string inputModel)
-    {
-        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", ModelHash.ComputeFile(inputModel));
-        stage.AddToKey(key, context);
-        return Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key.Finish()}");
-    }
+    internal static string? CheckpointFolder(IStage stage, StageContext context) =>
+        context.StageKey is { } key ? Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key}") : null;
 
     /// <summary>Removes a finished run's checkpoints (its output is about to be cached under the same key).</summary>
-    internal static void TryDelete(string folder)
+    internal static void TryDelete(string? folder)
     {
         try
         {
-            if (Directory.Exists(folder))
+            if (folder is not null && Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
             }
@@ -148,11 +145,5 @@ internal static class RecoveryTraining
         {
             // As above.
         }
-    }
-
-    /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
-    internal sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
     }
 }
