@@ -23,13 +23,7 @@ public static class CompressionPipeline
     internal static PipelineResult Run(Recipe recipe, PipelineOptions options, ArtifactCache cache, CancellationToken cancellationToken)
     {
         var reporter = options.Reporter;
-        foreach (var stale in cache.RemoveStaleTemporaries())
-        {
-            reporter.Info($"Removed {stale}, left by a run that was stopped");
-        }
-
-        var hashes = HashMemo.Load(cache.Root);
-        PhaseTrace.Mark("lock taken, hash memo read");
+        var hashes = OpenCache(cache, reporter);
         UseThreadsAndProvider(recipe, options);
         VerifyModelFiles(recipe, cache, hashes);
 
@@ -64,9 +58,7 @@ public static class CompressionPipeline
         var (modelPath, modelHash) = students.Initial(summary, classes, tokens);
         PhaseTrace.Mark("initial student");
         var (teacher, teacherTest) = teachers.Evaluate(() => data.Get().Test, evaluateOptions);
-        reporter.Info(teacher is null
-            ? $"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL"
-            : $"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+        reporter.Info(teacher is null ? $"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL" : $"Teacher: {Brief(teacher)}");
         PhaseTrace.Mark("teacher evaluated");
 
         var evaluations = new Evaluations(cache, dataHash, evaluateOptions, () => data.Get().Test, teacherTest);
@@ -84,7 +76,7 @@ public static class CompressionPipeline
             var run = runner.Run(context, stage, inputPath, inputHash);
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
             var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash);
-            reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+            reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(evaluation)}");
             var twin = twins.For(stage.Kind, spec.Options, run, evaluation, inputPath, inputHash);
             stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = twin?.Evaluation, BaselineResult = twin?.Result });
             PhaseTrace.Mark($"stage {stage.Kind}");
@@ -94,6 +86,23 @@ public static class CompressionPipeline
         hashes.Save();
         return new PipelineResult(recipe, teacher, stages, gates, null, [], dataHash) { ClassNames = summary.LabelNames, FinalModel = modelPath, Data = summary };
     }
+
+    /// <summary>Removes what a stopped run left in the cache (the caller holds the lock) and reads the hash memo.</summary>
+    private static HashMemo OpenCache(ArtifactCache cache, IPipelineReporter reporter)
+    {
+        foreach (var stale in cache.RemoveStaleTemporaries())
+        {
+            reporter.Info($"Removed {stale}, left by a run that was stopped");
+        }
+
+        var hashes = HashMemo.Load(cache.Root);
+        PhaseTrace.Mark("lock taken, hash memo read");
+        return hashes;
+    }
+
+    /// <summary>An evaluation as the log lines give it: "accuracy 85.00 %, 0.1 MB".</summary>
+    private static string Brief(ModelEvaluation evaluation) =>
+        $"accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB";
 
     private static void UseThreadsAndProvider(Recipe recipe, PipelineOptions options)
     {
