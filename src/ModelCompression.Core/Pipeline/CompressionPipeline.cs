@@ -17,7 +17,7 @@ namespace ModelCompression.Pipeline;
 /// the recipe has one) and every stage's output on the held-out data, and checks the gates. Publishing the final
 /// model and writing the reports is <c>Runs.CompressionRun</c>'s, which holds the output lock around this.
 /// </summary>
-public static class CompressionPipeline
+internal static class CompressionPipeline
 {
     /// <summary>Runs <paramref name="recipe"/> with <paramref name="cache"/>, whose lock on the recipe's outputs the caller holds.</summary>
     internal static PipelineResult Run(Recipe recipe, PipelineOptions options, ArtifactCache cache, CancellationToken cancellationToken)
