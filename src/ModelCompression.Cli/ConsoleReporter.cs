@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using ModelCompression.Common;
 using ModelCompression.Diagnostics;
-using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Cli;
 
@@ -38,15 +37,14 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
         WriteLine(cached ? $"{stage}: up to date (cached)" : $"{stage}: running");
     }
 
-    public void Training(string stage, TrainingProgress progress)
+    public void Training(string stage, TrainingProgressInfo progress)
     {
         if (quiet)
         {
             return;
         }
 
-        var fraction = (double)progress.Step / progress.TotalSteps;
-        var eta = progress.Step > 0 ? TimeSpan.FromSeconds(progress.Elapsed.TotalSeconds / fraction * (1 - fraction)) : TimeSpan.Zero;
+        var (fraction, eta) = (progress.Fraction, progress.Eta);
         var validation = progress.ValidationAccuracy is { } accuracy
             ? string.Create(CultureInfo.InvariantCulture, $" val {accuracy:P1}")
             : string.Empty;

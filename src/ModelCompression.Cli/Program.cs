@@ -5,6 +5,7 @@ using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using ModelCompression.Torch.Native;
 
 // Before anything can start ONNX Runtime: a build tool writes nothing to the user's home. Only the variable: loading
@@ -142,7 +143,7 @@ namespace ModelCompression.Cli
                 var loaded = RecipeLoader.Load(parse.GetValue(recipe)!.FullName);
                 FirstUse.EnsureLibTorch(CancellationToken.None);
                 var reporter = new ConsoleReporter(Console.Out, Console.Error, ConsoleReporter.IsInteractive);
-                var result = CompressionPipeline.Run(
+                var result = CompressionRun.Run(
                     loaded,
                     new PipelineOptions(parse.GetValue(cache)?.FullName ?? ArtifactCache.DefaultRoot(loaded.Path), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
                 var final = result.Stages[^1].Evaluation;
@@ -313,7 +314,7 @@ namespace ModelCompression.Cli
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
                 reporter) { Threads = threads, ExecutionProvider = provider };
-            var result = CompressionPipeline.Run(recipe, options, cancellationToken);
+            var result = CompressionRun.Run(recipe, options, cancellationToken);
             if (!output.Quiet)
             {
                 output.Log.WriteLine();

@@ -121,8 +121,9 @@ public sealed class RunOutputTests : IDisposable
             Assert.True(JsonNode.DeepEquals(JsonNode.Parse(file.RootElement.GetProperty("stages").GetRawText()), JsonNode.Parse(report.GetProperty("stages").GetRawText())));
         }
 
-        // Progress and the result table went to stderr.
+        // Progress and the result table went to stderr, training progress as plain lines (the output is not a terminal).
         Assert.Contains("distill:", failed.Stderr, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^distill: epoch 1/1 +\d+ ?% loss \d+\.\d{4} lr [\d.]+e-?\d+ ETA \d\d:\d\d:\d\d", failed.Stderr);
         Assert.Contains("error MC3001", failed.Stderr, StringComparison.Ordinal);
 
         File.WriteAllText(recipe, File.ReadAllText(recipe).Replace("accuracy >= 0.999", "accuracy >= 0.01", StringComparison.Ordinal));

@@ -1,5 +1,4 @@
 using ModelCompression.Diagnostics;
-using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Common;
 
@@ -10,7 +9,7 @@ public interface IPipelineReporter
     void StageStarted(string stage, bool cached);
 
     /// <summary>Training progress inside a stage.</summary>
-    void Training(string stage, TrainingProgress progress);
+    void Training(string stage, TrainingProgressInfo progress);
 
     /// <summary>A plain informational line.</summary>
     void Info(string message);
@@ -27,6 +26,35 @@ public interface IPipelineReporter
     void Report(Diagnostic diagnostic);
 }
 
+/// <summary>
+/// Where a stage's training is, for progress display: the engine's own record of it, so that front ends need no
+/// training library's types.
+/// </summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Epochs">Total epochs.</param>
+/// <param name="Step">Steps done so far over the whole run.</param>
+/// <param name="TotalSteps">Steps the whole run takes.</param>
+/// <param name="Loss">Mean loss of the current epoch so far.</param>
+/// <param name="Elapsed">Time since the run (or its resumption) started.</param>
+/// <param name="LearningRate">The learning rate of the last step.</param>
+/// <param name="ValidationAccuracy">Accuracy on the validation set after the last finished epoch; null without one.</param>
+public sealed record TrainingProgressInfo(
+    int Epoch,
+    int Epochs,
+    int Step,
+    int TotalSteps,
+    double Loss,
+    TimeSpan Elapsed,
+    double LearningRate,
+    double? ValidationAccuracy)
+{
+    /// <summary>The share of the run's steps done, 0 to 1.</summary>
+    public double Fraction => (double)Step / TotalSteps;
+
+    /// <summary>Time left at the pace so far; zero before the first step.</summary>
+    public TimeSpan Eta => Step > 0 ? TimeSpan.FromSeconds(Elapsed.TotalSeconds / Fraction * (1 - Fraction)) : TimeSpan.Zero;
+}
+
 /// <summary>A reporter that discards everything.</summary>
 public sealed class NullPipelineReporter : IPipelineReporter
 {
@@ -39,7 +67,7 @@ public sealed class NullPipelineReporter : IPipelineReporter
     }
 
     /// <inheritdoc />
-    public void Training(string stage, TrainingProgress progress)
+    public void Training(string stage, TrainingProgressInfo progress)
     {
     }
 

@@ -97,6 +97,13 @@ public sealed class HashMemo
         return hash;
     }
 
+    /// <summary>A model file's hash (<see cref="Onnx.ModelHash"/>), computed again only when it or one of its external data files changed.</summary>
+    public string Model(string path) =>
+        Get(ModelKey(path), () => (Onnx.ModelHash.ComputeFile(path, out var files), files));
+
+    /// <summary>The memo key of a model file's hash.</summary>
+    public static string ModelKey(string path) => $"model {Path.GetFullPath(path)}";
+
     /// <summary>Writes the memo if it changed (whole, through a rename). A failure to write only loses the shortcut.</summary>
     public void Save()
     {

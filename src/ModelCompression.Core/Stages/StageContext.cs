@@ -1,5 +1,6 @@
 using ModelCompression.Common;
 using ModelCompression.Data;
+using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Stages;
 
@@ -32,22 +33,30 @@ public sealed class StageContext : IDisposable
     private readonly Dataset? _validation;
     private readonly Dataset? _unlabelled;
 
-    internal StageContext(string recipePath, string? teacherPath, Dataset train, Dataset test, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
-        : this(recipePath, teacherPath, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
+    // Null for a context that runs one stage directly (tests): it runs no stage inside a stage.
+    private readonly IStageRunner? _runner;
+
+    /// <summary>A context over two given splits, for running one stage directly: no nested stages, no checkpoints.</summary>
+    internal StageContext(string recipePath, string? teacherPath, Dataset train, Dataset test, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken, IStageRunner? runner = null)
+        : this(recipePath, teacherPath, dataHash, teacherHash, teacherLogits, classes, reporter, runner, cancellationToken)
     {
         _train = train;
         _test = test;
     }
 
-    /// <summary>A context whose splits (all of them: train, test, validation, unlabelled) come from <paramref name="data"/> when a stage first reads one.</summary>
-    internal StageContext(string recipePath, string? teacherPath, Func<LoadedData> data, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
-        : this(recipePath, teacherPath, dataHash, teacherHash, teacherLogits, classes, reporter, cancellationToken)
+    /// <summary>
+    /// A context whose splits (all of them: train, test, validation, unlabelled) come from <paramref name="data"/> when
+    /// a stage first reads one, and whose stages run through <paramref name="runner"/>.
+    /// </summary>
+    internal StageContext(string recipePath, string? teacherPath, Func<LoadedData> data, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, IStageRunner runner, CancellationToken cancellationToken)
+        : this(recipePath, teacherPath, dataHash, teacherHash, teacherLogits, classes, reporter, runner, cancellationToken)
     {
         _data = new Lazy<LoadedData>(data, LazyThreadSafetyMode.None);
     }
 
-    private StageContext(string recipePath, string? teacherPath, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, CancellationToken cancellationToken)
+    private StageContext(string recipePath, string? teacherPath, string dataHash, string? teacherHash, Func<Dataset, string, IReadOnlyList<(float[] Logits, double Weight)>>? teacherLogits, int classes, IPipelineReporter reporter, IStageRunner? runner, CancellationToken cancellationToken)
     {
+        _runner = runner;
         RecipePath = recipePath;
         _teacherPath = teacherPath;
         DataHash = dataHash;
@@ -106,10 +115,24 @@ public sealed class StageContext : IDisposable
     public required string CheckpointRoot { get; init; }
 
     /// <summary>
-    /// Runs another stage on <c>inputModel</c> through the cache, as the pipeline runs the recipe's stages: a stage
-    /// made of stages (a sweep's trials) gets each one cached on its own.
+    /// The cache key of the stage now running, set by the <see cref="IStageRunner"/> for the length of the stage's run:
+    /// its checkpoint folder is named by it, so a killed run of the same stage, input, options and data resumes. Null
+    /// when a stage runs outside a runner (tests call stages directly), which keeps no checkpoints.
     /// </summary>
-    public required Func<IStage, string, CachedStageRun> RunStage { get; init; }
+    public string? StageKey { get; internal set; }
+
+    /// <summary>
+    /// Runs another stage on <paramref name="inputModel"/> through the cache, as the pipeline runs the recipe's stages:
+    /// a stage made of stages (a sweep's trials) gets each one cached on its own.
+    /// </summary>
+    public CachedStageRun RunStage(IStage stage, string inputModel) =>
+        (_runner ?? throw new InvalidOperationException($"This context runs single stages; '{stage.Kind}' cannot run inside one.")).Run(this, stage, inputModel);
+
+    /// <summary>
+    /// Where a training loop reports its progress: forwarded synchronously (IProgress's default posts to the thread
+    /// pool) to <see cref="Reporter"/> as the engine's <see cref="TrainingProgressInfo"/>, under <paramref name="stage"/>.
+    /// </summary>
+    public IProgress<TrainingProgress> TrainingReporter(string stage) => new ReporterTrainingProgress(Reporter, stage);
 
     /// <summary>
     /// Computes (or reads from the cache) the first teacher's values of intermediate tensors on a split: given the
@@ -189,6 +212,24 @@ public sealed class StageContext : IDisposable
     // The recipe loader rejects every stage that reads the teacher when there is none, so reaching this is a bug.
     private InvalidOperationException NoTeacher() =>
         new($"A stage asked for the teacher, but the recipe '{RecipePath}' has none; the recipe loader should have rejected that stage.");
+}
+
+/// <summary>Runs stages through the cache for a <see cref="StageContext"/> (the pipeline's StageRunner).</summary>
+public interface IStageRunner
+{
+    /// <summary>
+    /// Runs <paramref name="stage"/> on <paramref name="inputModel"/> in <paramref name="context"/>, or takes its output
+    /// from the cache, setting <see cref="StageContext.StageKey"/> while the stage runs.
+    /// </summary>
+    CachedStageRun Run(StageContext context, IStage stage, string inputModel);
+}
+
+/// <summary>The one place a training library's progress becomes the engine's.</summary>
+file sealed class ReporterTrainingProgress(IPipelineReporter reporter, string stage) : IProgress<TrainingProgress>
+{
+    public void Report(TrainingProgress value) => reporter.Training(
+        stage,
+        new TrainingProgressInfo(value.Epoch, value.Epochs, value.Step, value.TotalSteps, value.Loss, value.Elapsed, value.LearningRate, value.ValidationAccuracy));
 }
 
 /// <summary>A stage's output as the cache holds it.</summary>

@@ -192,7 +192,7 @@ public sealed class DataLoaderTests : IDisposable
         try
         {
             File.Copy(_dir.File("all.csv"), other.File("all.csv"));
-            Assert.Equal(HashOf(Base), CompressionPipeline.HashData(DataRecipe.Spec(other, Base)));
+            Assert.Equal(HashOf(Base), DataHashing.HashData(DataRecipe.Spec(other, Base)));
         }
         finally
         {
@@ -245,7 +245,7 @@ public sealed class DataLoaderTests : IDisposable
         Assert.Contains(e.Diagnostics, d => d.Code == code && d.Line == line && d.File == _dir.File("data.compress.yaml"));
     }
 
-    private string HashOf(string section) => CompressionPipeline.HashData(DataRecipe.Spec(_dir, section));
+    private string HashOf(string section) => DataHashing.HashData(DataRecipe.Spec(_dir, section));
 
     private sealed class FloatTolerance(float tolerance) : IEqualityComparer<float>
     {

@@ -4,6 +4,7 @@ using ModelCompression.Diagnostics;
 using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
+using ModelCompression.Runs;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Training;
 
@@ -171,13 +172,13 @@ public sealed class DataSchemaTests : IDisposable
         _dir.Write("train.csv", DataRecipe.Csv([.. new[] { "x,label" }.Concat(Enumerable.Range(0, 40).Select(i => $"{i},{i % 14}"))]));
         using var data = DataRecipe.Load(_dir, "train: train.csv\ntest: train.csv");
 
-        var e = Assert.Throws<CompressionException>(() => CompressionPipeline.CheckLabels(data.Train, 10));
+        var e = Assert.Throws<CompressionException>(() => ClassesAndLabels.CheckLabels(data.Train, 10));
 
         var d = Assert.Single(e.Diagnostics);
         Assert.Equal((DiagnosticCodes.DataSchemaMismatch, _dir.File("train.csv"), 12), (d.Code, d.File, d.Line));
         Assert.StartsWith("10 labels are outside the teacher's 10 classes (0 to 9): Label 10 of sample 10 (", d.Message, StringComparison.Ordinal);
         Assert.Contains($"Label 13 of sample 13 ({_dir.File("train.csv")}:15)", d.Message, StringComparison.Ordinal);
-        CompressionPipeline.CheckLabels(data.Train, 14);
+        ClassesAndLabels.CheckLabels(data.Train, 14);
     }
 
     [Fact]
@@ -200,9 +201,9 @@ public sealed class DataSchemaTests : IDisposable
         var csv = ModelCompression.Recipes.RecipeLoader.Load(Recipe("csv.compress.yaml", "  train: five.csv\n  test: five.csv", "{ architecture: mlp, hidden: [8] }"));
         var npy = ModelCompression.Recipes.RecipeLoader.Load(Recipe("npy.compress.yaml", "  train: { inputs: x.npy, labels: y.npy }\n  test: { inputs: x.npy, labels: y.npy }", $"{{ model: {student} }}"));
 
-        var teacherError = Assert.Throws<CompressionException>(() => CompressionPipeline.Run(csv, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out1"), new Core.Tests.Pipeline.RecordingReporter())));
+        var teacherError = Assert.Throws<CompressionException>(() => CompressionRun.Run(csv, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out1"), new Core.Tests.Pipeline.RecordingReporter())));
         var reporter = new Core.Tests.Pipeline.RecordingReporter();
-        var studentError = Assert.Throws<CompressionException>(() => CompressionPipeline.Run(npy, new PipelineOptions(_dir.Dir("cache2"), _dir.Dir("out2"), reporter)));
+        var studentError = Assert.Throws<CompressionException>(() => CompressionRun.Run(npy, new PipelineOptions(_dir.Dir("cache2"), _dir.Dir("out2"), reporter)));
 
         Assert.Equal((DiagnosticCodes.DataSchemaMismatch, Repo.Teacher), (teacherError.Code, teacherError.Diagnostics[0].File));
         Assert.Contains("data: input float32 [5]; teacher: ", teacherError.Message, StringComparison.Ordinal);

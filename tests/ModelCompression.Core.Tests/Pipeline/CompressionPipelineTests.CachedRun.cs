@@ -1,6 +1,7 @@
 using ModelCompression.Common;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 
@@ -32,7 +33,7 @@ public sealed partial class CompressionPipelineTests
         inputs.ForEach(f => File.SetLastWriteTimeUtc(f, hourAgo));
         var recipePath = Path.Join(folder, "copy.compress.yaml");
         File.WriteAllText(recipePath, File.ReadAllText(fixture.FirstRecipe.Path).Replace($"teacher: {Repo.Teacher}", "teacher: teacher.onnx", StringComparison.Ordinal));
-        var first = CompressionPipeline.Run(RecipeLoader.Load(recipePath), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-copy-first"), NullPipelineReporter.Instance));
+        var first = CompressionRun.Run(RecipeLoader.Load(recipePath), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-copy-first"), NullPipelineReporter.Instance));
         Assert.All(first.Stages, s => Assert.True(s.Cached));
 
         foreach (var file in inputs)

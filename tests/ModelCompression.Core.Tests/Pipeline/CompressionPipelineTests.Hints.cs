@@ -2,6 +2,7 @@ using ModelCompression.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 
@@ -21,7 +22,7 @@ public sealed partial class CompressionPipelineTests
         var reporter = new RecordingReporter();
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5)]));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(cache, fixture.Dir.Dir("out-hints"), reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(cache, fixture.Dir.Dir("out-hints"), reporter));
 
         var distill = result.Stages[0];
         Assert.Equal($"fc1.relu -> {TeacherPenultimate}", distill.Result.Details["hints"]);
@@ -44,7 +45,7 @@ public sealed partial class CompressionPipelineTests
         // New loss weights train again, but the teacher does not run again.
         var again = new RecordingReporter();
         var other = RecipeLoader.Load(fixture.WriteRecipe("hints-other.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.9)]));
-        var second = CompressionPipeline.Run(other, new PipelineOptions(cache, fixture.Dir.Dir("out-hints-other"), again));
+        var second = CompressionRun.Run(other, new PipelineOptions(cache, fixture.Dir.Dir("out-hints-other"), again));
         Assert.False(second.Stages[0].Cached);
         Assert.DoesNotContain(again.Infos, i => i.StartsWith("Running the teacher", StringComparison.Ordinal));
     }
@@ -58,7 +59,7 @@ public sealed partial class CompressionPipelineTests
             stages: [$"sweep: {{ epochs: 1, batch_size: 32, learning_rate: 3e-3, validation_fraction: 0.2, alpha: [0.5, 0.9], temperature: [4], hints: ['fc1.relu -> {TeacherPenultimate}'], hint_weight: 0.5 }}"]));
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-sweep"), fixture.Dir.Dir("out-hints-sweep"), reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-sweep"), fixture.Dir.Dir("out-hints-sweep"), reporter));
 
         var sweep = Assert.Single(result.Stages).Result;
         Assert.Equal(2, sweep.Sweep!.Count);
@@ -76,7 +77,7 @@ public sealed partial class CompressionPipelineTests
             student: "architecture: mlp, hidden: [64], activation: gelu",
             stages: [HintedDistill(0.5, $"fc1.gelu.erf -> {TeacherPenultimate}")]));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-fused"), fixture.Dir.Dir("out-hints-fused"), new RecordingReporter()));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-fused"), fixture.Dir.Dir("out-hints-fused"), new RecordingReporter()));
 
         var distill = Assert.Single(result.Stages, s => s.Result.Details.ContainsKey("hints"));
         Assert.Equal($"fc1.gelu.erf -> {TeacherPenultimate}", distill.Result.Details["hints"]);
@@ -89,7 +90,7 @@ public sealed partial class CompressionPipelineTests
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints-unknown.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, $"fc7.relu -> {TeacherPenultimate}")]));
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-unknown"), fixture.Dir.Dir("out-hints-unknown"), new RecordingReporter())));
+            CompressionRun.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-unknown"), fixture.Dir.Dir("out-hints-unknown"), new RecordingReporter())));
 
         var problem = Assert.Single(e.Diagnostics);
         Assert.Equal((DiagnosticCodes.RecipeInvalidValue, recipe.Path, 10), (problem.Code, problem.File, problem.Line));
@@ -103,7 +104,7 @@ public sealed partial class CompressionPipelineTests
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("hints-penultimate.compress.yaml", gates: ["accuracy >= 0.6"], stages: [HintedDistill(0.5, "penultimate")]));
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-penultimate"), fixture.Dir.Dir("out-hints-penultimate"), reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Dir.Dir("cache-hints-penultimate"), fixture.Dir.Dir("out-hints-penultimate"), reporter));
 
         Assert.Equal($"fc1.relu -> {TeacherPenultimate}", result.Stages[0].Result.Details["hints"]);
         Assert.Contains(reporter.Infos, i => i == $"distill: hints fc1.relu -> {TeacherPenultimate}");

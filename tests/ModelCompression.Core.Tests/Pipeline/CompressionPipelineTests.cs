@@ -8,6 +8,7 @@ using ModelCompression.Gates;
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 
@@ -30,7 +31,7 @@ public sealed class PipelineSliceFixture : IDisposable
         FirstReporter = new RecordingReporter();
         FirstOutput = Dir.Dir("out-first");
         FirstRecipe = RecipeLoader.Load(WriteRecipe("first.compress.yaml"));
-        First = CompressionPipeline.Run(FirstRecipe, new PipelineOptions(Cache, FirstOutput, FirstReporter));
+        First = CompressionRun.Run(FirstRecipe, new PipelineOptions(Cache, FirstOutput, FirstReporter));
     }
 
     public TempDir Dir { get; }
@@ -95,7 +96,7 @@ public sealed class RecordingReporter : IPipelineReporter
 
     public void StageStarted(string stage, bool cached) => Stages.Add((stage, cached));
 
-    public void Training(string stage, Torch.Training.TrainingProgress progress) => TrainingSteps++;
+    public void Training(string stage, TrainingProgressInfo progress) => TrainingSteps++;
 
     public void Info(string message) => Infos.Add(message);
 
@@ -243,7 +244,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var output = fixture.Dir.Dir("out-again");
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("again.compress.yaml"));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
 
         Assert.All(result.Stages, s => Assert.True(s.Cached, $"{s.Result.Stage} ran again"));
         Assert.Equal([("distill", true), ("baseline", true), ("quantize", true)], reporter.Stages);
@@ -264,7 +265,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var output = fixture.Dir.Dir("out-per-tensor");
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("per-tensor.compress.yaml", perChannel: false));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, output, reporter));
 
         Assert.Equal([("distill", true), ("baseline", true), ("quantize", false)], reporter.Stages);
         Assert.Equal([true, false], result.Stages.Select(s => s.Cached));
@@ -287,7 +288,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         File.SetLastWriteTimeUtc(previous, stamp);
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("gate.compress.yaml", gates: ["accuracy >= 0.5", "accuracy >= 0.999"]));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, output, new RecordingReporter()));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, output, new RecordingReporter()));
 
         Assert.False(result.GatesPassed);
         Assert.Null(result.OutputModel);
@@ -318,7 +319,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var reporter = new RecordingReporter();
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-bad-labels"), reporter)));
+            CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-bad-labels"), reporter)));
 
         var d = Assert.Single(e.Diagnostics);
         Assert.Equal(DiagnosticCodes.DataSchemaMismatch, d.Code);
@@ -337,7 +338,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             gates: ["accuracy >= 0.5"],
             epochs: 1));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-cnn"), new RecordingReporter()));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-cnn"), new RecordingReporter()));
 
         Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
         var distilled = OnnxModelFile.Load(Path.Combine(fixture.Dir.File("out-cnn"), PipelineSliceFixture.ModelName));
@@ -358,7 +359,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             stages: ["finetune: { epochs: 3, learning_rate: 3e-3, batch_size: 32 }"],
             gates: ["accuracy >= teacher.accuracy + 0.3"]));
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-finetune"), new RecordingReporter()));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-finetune"), new RecordingReporter()));
 
         Assert.InRange(result.Teacher!.Accuracy, 0, 0.3);
         var finetuned = Assert.Single(result.Stages);
@@ -381,7 +382,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             "sweep.compress.yaml", stages: [$"sweep: {{ {Common}, alpha: [0.5, 0.9], temperature: [4] }}"], gates: ["accuracy >= 0.3"]));
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-sweep"), reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-sweep"), reporter));
 
         var sweep = Assert.Single(result.Stages).Result;
         Assert.Equal([(1, 0.5), (2, 0.9)], sweep.Sweep!.Select(t => (t.Trial, t.Alpha)));
@@ -394,7 +395,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var wider = RecipeLoader.Load(fixture.WriteRecipe(
             "sweep-wider.compress.yaml", stages: [$"sweep: {{ {Common}, alpha: [0.5, 0.9, 1.0], temperature: [4] }}"], gates: ["accuracy >= 0.3"]));
         reporter = new RecordingReporter();
-        result = CompressionPipeline.Run(wider, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-sweep-wider"), reporter));
+        result = CompressionRun.Run(wider, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-sweep-wider"), reporter));
         Assert.Equal([("sweep", false), ("distill", true), ("distill", true), ("distill", false)], reporter.Stages);
         Assert.Equal(3, result.Stages[0].Result.Sweep!.Count);
     }
@@ -410,7 +411,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         File.WriteAllText(path, File.ReadAllText(path).Replace($"teacher: {Repo.Teacher}", $"teacher: [ {{ model: {Repo.Teacher}, weight: 3 }}, {second} ]", StringComparison.Ordinal));
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-two-teachers"), reporter));
+        var result = CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-two-teachers"), reporter));
 
         Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
         // The sample teacher's logits are cached from the first run; only the second teacher runs.
@@ -440,7 +441,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             """);
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-pool"), reporter));
+        var result = CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-pool"), reporter));
         var report = JsonNode.Parse(File.ReadAllText(Path.Join(fixture.Dir.File("out-pool"), "pool.student.report.json")))!["stages"]![0]!;
 
         var distilled = Assert.Single(result.Stages);
@@ -476,7 +477,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
             outputs: {"{"} model: early.student.onnx {"}"}
             """);
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-early"), new RecordingReporter()));
+        var result = CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-early"), new RecordingReporter()));
 
         var distilled = Assert.Single(result.Stages);
         Assert.Equal("5400", distilled.Result.Details["train_samples"]);
@@ -492,13 +493,13 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var reporter = new RecordingReporter();
 
         // No baseline yet: the gates are skipped, with a warning that says how to make one.
-        var first = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-baseline-1"), reporter));
+        var first = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-baseline-1"), reporter));
         Assert.All(first.Gates, g => Assert.True(g.Passed && g.Skipped));
         Assert.Contains(reporter.Diagnostics, d => d.Code == DiagnosticCodes.BaselineMissing && d.Message.Contains("baseline accept", StringComparison.Ordinal));
 
         // What 'dotnet compress baseline accept' writes.
         new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, first.DataHash, first.Stages[^1].Evaluation).Save(recipe.Baseline);
-        var second = CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-baseline-2"), new RecordingReporter()));
+        var second = CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-baseline-2"), new RecordingReporter()));
 
         Assert.All(second.Gates, g => Assert.False(g.Skipped));
         Assert.True(second.GatesPassed, string.Join("; ", second.Gates.Select(g => g.Message)));
@@ -513,7 +514,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var recipe = RecipeLoader.Load(fixture.WriteRecipe("tokens.compress.yaml", student: "architecture: transformer"));
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-tokens"), new RecordingReporter())));
+            CompressionRun.Run(recipe, new PipelineOptions(fixture.Cache, fixture.Dir.Dir("out-tokens"), new RecordingReporter())));
 
         Assert.All(e.Diagnostics, d => Assert.Equal(DiagnosticCodes.RecipeInvalidValue, d.Code));
         Assert.All(e.Diagnostics, d => Assert.Equal((recipe.Path, 8), (d.File!, d.Line!.Value)));

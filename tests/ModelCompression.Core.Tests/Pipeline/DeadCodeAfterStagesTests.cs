@@ -4,6 +4,7 @@ using ModelCompression.Onnx.Proto;
 using ModelCompression.Pipeline;
 using ModelCompression.Pruning;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using Xunit.Abstractions;
 using static ModelCompression.Core.Tests.Architectures.ArchitectureTestSupport;
 
@@ -43,7 +44,7 @@ public sealed class DeadCodeAfterStagesTests(ITestOutputHelper output) : IDispos
             """);
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, reporter));
+        var result = CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, reporter));
 
         var pruned = OnnxModelFile.Load(result.OutputModel!);
         // What the layer drop alone leaves: the Identity nodes that fed layer 1's LayerNorms, read by nothing.
@@ -94,7 +95,7 @@ public sealed class DeadCodeAfterStagesTests(ITestOutputHelper output) : IDispos
             outputs: { model: quantized.onnx, report: [json] }
             """);
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, new RecordingReporter()));
+        var result = CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, new RecordingReporter()));
 
         var quantized = OnnxModelFile.Load(result.OutputModel!);
         var floatBytes = weights.Sum(w => TensorData.GetBytes(initializers[w]).Length);

@@ -56,10 +56,10 @@ public sealed class HashMemoTests : IDisposable
         var spec = DataRecipe.Spec(_dir, $"format: idx\ntrain: {{ inputs: {images}, labels: {labels} }}\ntest: {{ inputs: {images}, labels: {labels} }}");
         var cache = _dir.Dir("cache");
         var memo = HashMemo.Load(cache);
-        var before = CompressionPipeline.HashData(spec, memo);
-        Assert.Equal(CompressionPipeline.HashData(spec), before);
+        var before = DataHashing.HashData(spec, memo);
+        Assert.Equal(DataHashing.HashData(spec), before);
         memo.Save();
-        Assert.Equal(before, CompressionPipeline.HashData(spec, HashMemo.Load(cache)));
+        Assert.Equal(before, DataHashing.HashData(spec, HashMemo.Load(cache)));
 
         // One byte of the labels file changes; the size stays, the time of writing moves on.
         var bytes = File.ReadAllBytes(labels);
@@ -67,9 +67,9 @@ public sealed class HashMemoTests : IDisposable
         File.WriteAllBytes(labels, bytes);
         File.SetLastWriteTimeUtc(labels, Past.AddMinutes(1));
 
-        var after = CompressionPipeline.HashData(spec, HashMemo.Load(cache));
+        var after = DataHashing.HashData(spec, HashMemo.Load(cache));
         Assert.NotEqual(before, after);
-        Assert.Equal(CompressionPipeline.HashData(spec), after);
+        Assert.Equal(DataHashing.HashData(spec), after);
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using ModelCompression.Inference;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Reports;
+using ModelCompression.Runs;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 
@@ -42,7 +43,7 @@ public sealed class NoTeacherPipelineTests : IDisposable
         var reporter = new RecordingReporter();
         var output = _dir.Dir("out");
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(_dir.Dir("cache"), output, reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(_dir.Dir("cache"), output, reporter));
 
         Assert.Null(result.Teacher);
         Assert.True(result.GatesPassed, string.Join("; ", result.Gates.Select(g => g.Message)));
@@ -107,7 +108,7 @@ public sealed class NoTeacherPipelineTests : IDisposable
             dataClasses: classes));
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter));
+        var result = CompressionRun.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter));
 
         Assert.Contains($"No teacher: {expectedClasses} classes, as the data says; the evaluations measure no agreement or KL", reporter.Infos);
         using var runner = new OnnxRunner(result.OutputModel!);
@@ -139,7 +140,7 @@ public sealed class NoTeacherPipelineTests : IDisposable
         var reporter = new RecordingReporter();
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+            CompressionRun.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
 
         var d = Assert.Single(e.Diagnostics);
         Assert.Equal(DiagnosticCodes.DataSchemaMismatch, d.Code);

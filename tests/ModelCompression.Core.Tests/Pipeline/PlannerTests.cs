@@ -6,6 +6,7 @@ using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using ModelCompression.Stages;
 
 namespace ModelCompression.Core.Tests.Pipeline;
@@ -51,7 +52,7 @@ public sealed class PlannerTests : IDisposable
         var recipe = RecipeLoader.Load(path);
         var reporter = new RecordingReporter();
 
-        var e = Assert.Throws<CompressionException>(() => CompressionPipeline.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+        var e = Assert.Throws<CompressionException>(() => CompressionRun.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
 
         Assert.Equal(
             [(DiagnosticCodes.RecipeInvalidValue, path, 12), (DiagnosticCodes.RecipeInvalidValue, path, 15)],

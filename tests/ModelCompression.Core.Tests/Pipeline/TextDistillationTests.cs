@@ -1,6 +1,7 @@
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using Xunit.Abstractions;
 
 namespace ModelCompression.Core.Tests.Pipeline;
@@ -39,7 +40,7 @@ public sealed class TextDistillationTests(ITestOutputHelper output) : IDisposabl
               - evaluate: { measure_latency: false }
             outputs: { model: teacher.onnx, report: [json] }
             """);
-        var teacher = CompressionPipeline.Run(RecipeLoader.Load(teacherRecipe), new PipelineOptions(cache, _dir.Path, new RecordingReporter()));
+        var teacher = CompressionRun.Run(RecipeLoader.Load(teacherRecipe), new PipelineOptions(cache, _dir.Path, new RecordingReporter()));
         Assert.Null(teacher.Teacher);
         var teacherAccuracy = teacher.Stages[0].Evaluation.Accuracy;
         output.WriteLine($"teacher: fine-tuned from scratch {teacherAccuracy:P1} on {teacher.Stages[0].Evaluation.Samples} test mails");
@@ -55,7 +56,7 @@ public sealed class TextDistillationTests(ITestOutputHelper output) : IDisposabl
               - accuracy >= teacher.accuracy - 0.15
             outputs: { model: student.onnx, report: [json, md] }
             """);
-        var student = CompressionPipeline.Run(RecipeLoader.Load(studentRecipe), new PipelineOptions(cache, _dir.Path, new RecordingReporter()));
+        var student = CompressionRun.Run(RecipeLoader.Load(studentRecipe), new PipelineOptions(cache, _dir.Path, new RecordingReporter()));
         var distilled = student.Stages[0];
         output.WriteLine($"student: distilled {distilled.Evaluation.Accuracy:P1} ({distilled.Evaluation.Parameters} parameters vs the teacher's {student.Teacher!.Parameters}), labels-only twin {distilled.Baseline!.Accuracy:P1}");
 
@@ -86,7 +87,7 @@ public sealed class TextDistillationTests(ITestOutputHelper output) : IDisposabl
             outputs: { model: shrunk.onnx, report: [json] }
             """);
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, new RecordingReporter()));
+        var result = CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, new RecordingReporter()));
 
         var (trained, heads, layers) = (result.Stages[0], result.Stages[1], result.Stages[2]);
         output.WriteLine($"finetuned {trained.Evaluation.Accuracy:P1} ({trained.Evaluation.Parameters} parameters), heads pruned {heads.Evaluation.Accuracy:P1} ({heads.Evaluation.Parameters}), one layer {layers.Evaluation.Accuracy:P1} ({layers.Evaluation.Parameters})");

@@ -2,6 +2,7 @@ using ModelCompression.Core.Tests.Data;
 using ModelCompression.Diagnostics;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using Xunit.Abstractions;
 
 namespace ModelCompression.Core.Tests.Pipeline;
@@ -46,7 +47,7 @@ public sealed class TokenRangeTests : IDisposable
         var reporter = new RecordingReporter();
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+            CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
 
         var d = Assert.Single(e.Diagnostics);
         _output.WriteLine(d.ToString());
@@ -73,7 +74,7 @@ public sealed class TokenRangeTests : IDisposable
             outputs: { model: student.onnx, report: [json] }
             """);
         CompressionException Fail() => Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), new RecordingReporter())));
+            CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), new RecordingReporter())));
 
         var first = Assert.Single(Fail().Diagnostics);
         Assert.Single(Directory.GetDirectories(_dir.File("cache"), "data-summary-*"));
@@ -100,7 +101,7 @@ public sealed class TokenRangeTests : IDisposable
         var reporter = new RecordingReporter();
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+            CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
 
         var d = Assert.Single(e.Diagnostics);
         _output.WriteLine(d.ToString());
@@ -128,7 +129,7 @@ public sealed class TokenRangeTests : IDisposable
         var reporter = new RecordingReporter();
 
         var e = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+            CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
 
         var d = Assert.Single(e.Diagnostics);
         _output.WriteLine(d.ToString());

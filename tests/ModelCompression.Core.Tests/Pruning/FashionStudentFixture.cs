@@ -84,7 +84,6 @@ public sealed class FashionStudentFixture : IDisposable
         new(Recipe.Path, Recipe.Teacher, Train, Test, "fashion-slice", ModelHash.ComputeFile(Repo.Teacher), (_, _) => [(TeacherLogits.Value, 1.0)], 10, reporter ?? NullPipelineReporter.Instance, CancellationToken.None)
         {
             CheckpointRoot = Dir.Dir("checkpoints"),
-            RunStage = (_, _) => throw new InvalidOperationException("these tests run single stages"),
         };
 
     public double Accuracy(string modelPath) => ModelEvaluation.Measure("test", modelPath, Test, new EvaluateOptions { BatchSize = 500, MeasureLatency = false }).Accuracy;
@@ -112,7 +111,7 @@ public sealed class CollectingReporter : IPipelineReporter
     {
     }
 
-    public void Training(string stage, TrainingProgress progress) => TrainingSteps = progress.Step;
+    public void Training(string stage, TrainingProgressInfo progress) => TrainingSteps = progress.Step;
 
     public List<string> Infos { get; } = [];
 

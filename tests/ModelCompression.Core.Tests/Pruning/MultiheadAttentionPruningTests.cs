@@ -7,6 +7,7 @@ using ModelCompression.Onnx.Proto;
 using ModelCompression.Pipeline;
 using ModelCompression.Pruning;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using Xunit.Abstractions;
 using static ModelCompression.Core.Tests.Architectures.ArchitectureTestSupport;
 using static ModelCompression.Core.Tests.Pruning.PruningTestSupport;
@@ -253,7 +254,7 @@ public sealed class MultiheadAttentionPruningTests(ITestOutputHelper output) : I
             """);
         var reporter = new RecordingReporter();
 
-        var result = CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, reporter));
+        var result = CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Path, reporter));
 
         var heads = result.Stages[0];
         output.WriteLine($"parameters {result.Teacher!.Parameters} -> {heads.Evaluation.Parameters}, agreement with the unpruned export {heads.Evaluation.AgreementWithTeacher:P1}");

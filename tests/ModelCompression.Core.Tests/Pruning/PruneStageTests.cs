@@ -44,7 +44,6 @@ public sealed class PruneStageTests(FashionStudentFixture fashion)
         using var context = new StageContext(fashion.Recipe.Path, fashion.Recipe.Teacher, fashion.Train, fashion.Test, "fashion-slice", null, null, 10, reporter, CancellationToken.None)
         {
             CheckpointRoot = fashion.Output("dense-checkpoints"),
-            RunStage = (_, _) => throw new InvalidOperationException("single stage"),
         };
         var output = fashion.Output("dense");
         var stage = new PruneStage(new PruneOptions { Method = PruneMethod.Structured, Sparsity = 0.5, RecoveryEpochs = 2, Alpha = 1, RecoveryTeacher = RecoveryTeacher.Dense });

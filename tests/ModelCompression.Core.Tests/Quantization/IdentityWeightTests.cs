@@ -83,7 +83,6 @@ public sealed class IdentityWeightTests(ITestOutputHelper output)
         var context = new StageContext(Repo.SampleRecipe, RecipeLoader.Load(Repo.SampleRecipe).Teacher, tokens, tokens, "data-hash", null, null, 4, new RecordingReporter(), CancellationToken.None)
         {
             CheckpointRoot = dir.Dir("checkpoints"),
-            RunStage = (_, _) => throw new InvalidOperationException("a single stage runs"),
         };
         var options = new QuantizeOptions { PerChannel = true, Sensitivity = false, SensitivitySamples = 100, LatencyRuns = 1, LatencyThreads = [1], LatencyBatchSizes = [1] };
 

@@ -5,6 +5,7 @@ using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 using Xunit.Abstractions;
 using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
 
@@ -41,7 +42,7 @@ public sealed class TextStudentFixture : IDisposable
               - evaluate: { latency_runs: 10, latency_batch_runs: 3, latency_batch_size: 16, warmup_runs: 2 }
             outputs: { model: {{name}}.onnx, report: [json] }
             """);
-        return CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(Cache, Dir.Path, new RecordingReporter()));
+        return CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(Cache, Dir.Path, new RecordingReporter()));
     }
 
     public void Dispose() => Dir.Dispose();

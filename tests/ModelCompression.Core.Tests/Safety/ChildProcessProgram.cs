@@ -26,7 +26,7 @@ public static class ChildProcessProgram
             case ["bare", var model]:
                 return Bare(model);
             case ["run", var recipe, var cache, var output]:
-                var result = ModelCompression.Pipeline.CompressionPipeline.Run(
+                var result = ModelCompression.Runs.CompressionRun.Run(
                     ModelCompression.Recipes.RecipeLoader.Load(recipe),
                     new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Common.NullPipelineReporter.Instance));
                 Console.WriteLine($"cached: {string.Join(", ", result.Stages.Select(s => s.Cached))}");
@@ -70,7 +70,7 @@ public static class ChildProcessProgram
         {
             // "recipe": no command-line choice, the recipe's own.
             ExecutionProvider? chosen = ExecutionProviderNames.TryParse(provider, out var named) ? named : null;
-            var result = ModelCompression.Pipeline.CompressionPipeline.Run(
+            var result = ModelCompression.Runs.CompressionRun.Run(
                 ModelCompression.Recipes.RecipeLoader.Load(recipe),
                 new ModelCompression.Pipeline.PipelineOptions(cache, output, ModelCompression.Common.NullPipelineReporter.Instance) { ExecutionProvider = chosen });
             Console.WriteLine($"teacher accuracy: {result.Teacher?.Accuracy}");

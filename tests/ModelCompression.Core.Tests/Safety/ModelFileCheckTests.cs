@@ -7,6 +7,7 @@ using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
+using ModelCompression.Runs;
 
 namespace ModelCompression.Core.Tests.Safety;
 
@@ -94,7 +95,7 @@ public sealed class ModelFileCheckTests : IDisposable
         var output = _dir.Dir("out");
 
         var error = Assert.Throws<CompressionException>(() =>
-            CompressionPipeline.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), output, new RecordingReporter())));
+            CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), output, new RecordingReporter())));
 
         var diagnostic = Assert.Single(error.Diagnostics);
         Assert.Equal(damage is Damage.Empty or Damage.Truncated ? DiagnosticCodes.ModelUnreadable : DiagnosticCodes.ExternalDataOutsideModelFolder, diagnostic.Code);

@@ -31,7 +31,6 @@ public sealed class StageContextTests : IDisposable
         _context = new StageContext(recipe.Path, recipe.HasTeacher ? recipe.Teacher : null, _data, _data, "data-hash", teacherHash: null, teacherLogits: null, 3, NullPipelineReporter.Instance, CancellationToken.None)
         {
             CheckpointRoot = _dir.Dir("checkpoints"),
-            RunStage = (_, _) => throw new InvalidOperationException("not used here"),
         };
     }
 

@@ -224,9 +224,14 @@ public sealed class TrainingFlowTests : IDisposable
     }
 
     private StageContext Context(Func<IStage, string, CachedStageRun>? runStage) =>
-        new(_dir.Write("sweep.compress.yaml", "# stands in\n"), null, _data, _data, "data-hash", "teacher-hash", null, 3, NullPipelineReporter.Instance, CancellationToken.None)
+        new(_dir.Write("sweep.compress.yaml", "# stands in\n"), null, _data, _data, "data-hash", "teacher-hash", null, 3, NullPipelineReporter.Instance, CancellationToken.None, runStage is null ? null : new DelegateRunner(runStage))
         {
             CheckpointRoot = _dir.Dir("checkpoints"),
-            RunStage = runStage ?? ((_, _) => throw new InvalidOperationException("not used here")),
         };
+
+    /// <summary>Runs nested stages (sweep trials) through a test's function instead of the pipeline's cache.</summary>
+    private sealed class DelegateRunner(Func<IStage, string, CachedStageRun> run) : IStageRunner
+    {
+        public CachedStageRun Run(StageContext context, IStage stage, string inputModel) => run(stage, inputModel);
+    }
 }

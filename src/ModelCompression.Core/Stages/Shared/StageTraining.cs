@@ -26,9 +26,9 @@ internal static class StageTraining
         TrainingSettings settings) =>
         new(stage.Kind, model, inputModel, train, loss, settings)
         {
-            CheckpointFolder = CheckpointFolder(stage, context, inputModel),
+            CheckpointFolder = CheckpointFolder(stage, context),
             LogDirectory = settings.TensorBoardDirectory is { Length: > 0 } logs ? Path.Combine(context.RecipeDirectory, logs) : null,
-            Progress = new Progress(context, stage.Kind),
+            Progress = context.TrainingReporter(stage.Kind),
             Info = context.Reporter.Info,
         };
 
@@ -52,19 +52,12 @@ internal static class StageTraining
     }
 
     /// <summary>
-    /// The checkpoint folder of this stage run, named by the same key the cache stores its output under, so a
-    /// killed run of the same stage, input, options and data resumes from its last epoch.
+    /// The checkpoint folder of this stage run, named by the key the cache stores its output under
+    /// (<see cref="StageContext.StageKey"/>, set by the pipeline's stage runner), so a killed run of the same stage,
+    /// input, options and data resumes from its last epoch; null (no checkpoints) for a stage run outside the runner.
     /// </summary>
-    /// <remarks>
-    /// The one place outside the pipeline that builds a stage's cache key: the stage is not told its key, so this
-    /// must stay in step with the pipeline's (engine, stage, input, then the stage's own parts).
-    /// </remarks>
-    public static string CheckpointFolder(IStage stage, StageContext context, string inputModel)
-    {
-        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", ModelHash.ComputeFile(inputModel));
-        stage.AddToKey(key, context);
-        return Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key.Finish()}");
-    }
+    public static string? CheckpointFolder(IStage stage, StageContext context) =>
+        context.StageKey is { } key ? Path.Combine(context.CheckpointRoot, $"{stage.Kind}-{key}") : null;
 
     /// <summary>
     /// <paramref name="student"/>, or with init_from_teacher a copy that starts from the teacher's matching
@@ -120,11 +113,5 @@ internal static class StageTraining
         {
             Training = trained.Outcome,
         };
-    }
-
-    /// <summary>Forwards training progress synchronously (IProgress's default posts to the thread pool).</summary>
-    private sealed class Progress(StageContext context, string stage) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => context.Reporter.Training(stage, value);
     }
 }

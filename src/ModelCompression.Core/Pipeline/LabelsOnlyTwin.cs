@@ -1,0 +1,57 @@
+using System.Globalization;
+using ModelCompression.Evaluation;
+using ModelCompression.Stages;
+
+namespace ModelCompression.Pipeline;
+
+/// <summary>A labels-only twin as trained (or taken from the cache) and evaluated.</summary>
+/// <param name="Evaluation">The twin's evaluation.</param>
+/// <param name="Result">How it was trained (its optimizer steps in the training outcome).</param>
+internal sealed record TwinRun(ModelEvaluation Evaluation, StageResult Result);
+
+/// <summary>
+/// The seeds' comparison: a distilled student's labels-only twin (the same student, budget and seed on the labels
+/// alone), trained and evaluated beside it, so the report can say what the teacher added.
+/// </summary>
+internal sealed class LabelsOnlyTwin(StageRunner runner, StageContext context, Evaluations evaluations, HashMemo hashes)
+{
+    /// <summary>Accuracy points the teacher added over the twin; negative when distillation hurt.</summary>
+    public static double Gain(ModelEvaluation student, ModelEvaluation twin) => student.Accuracy - twin.Accuracy;
+
+    /// <summary>
+    /// The twin of the stage <paramref name="kind"/> with <paramref name="options"/> whose run on <paramref name="inputPath"/> gave
+    /// <paramref name="student"/> (evaluated as <paramref name="studentEvaluation"/>); null when the stage has none
+    /// (not a distillation, alpha 0, or baseline: false).
+    /// </summary>
+    public TwinRun? For(string kind, object options, CachedStageRun student, ModelEvaluation studentEvaluation, string inputPath, string inputHash)
+    {
+        if (options is not DistillOptions { Baseline: true, Alpha: > 0 } distill)
+        {
+            return null;
+        }
+
+        var twin = runner.Run(context, FinetuneStage.LabelsOnlyTwin(distill, student.Result), inputPath, inputHash, "baseline");
+        var evaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath));
+        context.Reporter.Info($"{kind}: {Summary(studentEvaluation, student.Result, evaluation, twin.Result)}");
+        return new TwinRun(evaluation, twin.Result);
+    }
+
+    /// <summary>
+    /// The log line of a twin: its accuracy, the gain, and both step counts, said plainly when they differ (early
+    /// stopping may end either run sooner; each stops on its own validation accuracy).
+    /// </summary>
+    internal static string Summary(ModelEvaluation student, StageResult studentRun, ModelEvaluation twin, StageResult twinRun)
+    {
+        var gain = Gain(student, twin);
+        var (studentSteps, twinSteps) = (studentRun.Training?.Steps, twinRun.Training?.Steps);
+        var steps = studentSteps == twinSteps
+            ? $"both {studentSteps} optimizer steps"
+            : $"{twinSteps} optimizer steps against the student's {studentSteps}, not the same budget: {StoppedEarly("the twin", twinRun)}{StoppedEarly("the student", studentRun)}".TrimEnd(' ', ';', ':');
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"the labels-only twin reaches {twin.Accuracy:P2} ({steps}); gain from distillation {gain * 100:+0.00;-0.00} points{(gain <= 0 ? " (distillation did not help this student)" : "")}");
+
+        static string StoppedEarly(string who, StageResult run) =>
+            run.Training is { StoppedEarly: true } outcome ? $"early stopping ended {who} after epoch {outcome.EpochsRun}; " : "";
+    }
+}

@@ -1,0 +1,55 @@
+using ModelCompression.Common;
+using ModelCompression.Stages;
+
+namespace ModelCompression.Pipeline;
+
+/// <summary>
+/// Runs stages through the cache: the stage's key is computed once, from the engine version, the stage kind, the
+/// input model's hash and what the stage adds; a hit is taken as it is, a miss runs the stage with that key as its
+/// <see cref="StageContext.StageKey"/> (its checkpoint folder's name) and stores the output, cleaned of dead code,
+/// under it.
+/// </summary>
+internal sealed class StageRunner(ArtifactCache cache, HashMemo hashes) : IStageRunner
+{
+    /// <inheritdoc />
+    public CachedStageRun Run(StageContext context, IStage stage, string inputModel) =>
+        Run(context, stage, inputModel, hashes.Model(inputModel));
+
+    /// <summary>
+    /// Runs <paramref name="stage"/> on <paramref name="inputPath"/> (whose hash is <paramref name="inputHash"/>), or
+    /// takes its output from the cache; <paramref name="label"/> is what progress calls the run (the stage kind by
+    /// default).
+    /// </summary>
+    public CachedStageRun Run(StageContext context, IStage stage, string inputPath, string inputHash, string? label = null)
+    {
+        var key = Key(context, stage, inputHash);
+        var entry = cache.TryGet(stage.Kind, key);
+        var cached = entry is not null;
+        context.Reporter.StageStarted(label ?? stage.Kind, cached);
+        entry ??= cache.Put(stage.Kind, key, folder =>
+        {
+            var outputPath = Path.Combine(folder, ArtifactCache.ModelFile);
+            // A sweep runs its trials through this runner from inside its own run: each trial has its key while it
+            // runs, and the sweep gets its own back.
+            var outer = context.StageKey;
+            context.StageKey = key;
+            try
+            {
+                return StageOutputCleanup.Apply(outputPath, stage.Run(context, inputPath, outputPath), context);
+            }
+            finally
+            {
+                context.StageKey = outer;
+            }
+        });
+        return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
+    }
+
+    /// <summary>The cache key of <paramref name="stage"/> run on the model whose hash is <paramref name="inputHash"/>.</summary>
+    internal static string Key(StageContext context, IStage stage, string inputHash)
+    {
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", inputHash);
+        stage.AddToKey(key, context);
+        return key.Finish();
+    }
+}

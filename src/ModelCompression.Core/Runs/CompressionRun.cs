@@ -1,0 +1,54 @@
+using ModelCompression.Common;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+using ModelCompression.Reports;
+
+namespace ModelCompression.Runs;
+
+/// <summary>
+/// One run of a recipe as the front ends start it: takes the lock on the recipe's outputs, runs the pipeline, and,
+/// still holding the lock, publishes the final model with its input contract (<c>.data.json</c>) when every gate
+/// passes and writes the reports. The model is replaced only when every gate passes, and every file is written
+/// through a rename, so a failed or interrupted run never leaves a half-written model or replaces the last good one.
+/// </summary>
+public static class CompressionRun
+{
+    /// <summary>Runs <paramref name="recipe"/>: the pipeline's result, with what was written.</summary>
+    public static PipelineResult Run(Recipe recipe, PipelineOptions options, CancellationToken cancellationToken = default)
+    {
+        PhaseTrace.Mark("pipeline entered (command line and recipe read)");
+        Directory.CreateDirectory(options.OutputDirectory);
+        var cache = new ArtifactCache(options.CacheDirectory);
+        using var outputLock = OutputLock.Acquire(cache.LockFile(Path.Combine(options.OutputDirectory, recipe.Outputs.Model)), options.Reporter, cancellationToken);
+        var result = Publish(CompressionPipeline.Run(recipe, options, cache, cancellationToken), options.OutputDirectory);
+        PhaseTrace.Mark("model and data description written");
+        var reports = ReportWriter.Write(result, options.OutputDirectory, options.Reporter);
+        PhaseTrace.Mark("reports written");
+        return result with { Reports = reports };
+    }
+
+    /// <summary>
+    /// Copies the final model into <paramref name="outputDirectory"/> beside its input contract (tensor names and
+    /// shapes, label names, tokenizer and compact vocabulary, normalisation: what an app needs to feed the model as it
+    /// was trained) when every gate passed; otherwise leaves both as they were.
+    /// </summary>
+    private static PipelineResult Publish(PipelineResult result, string outputDirectory)
+    {
+        if (!result.GatesPassed)
+        {
+            return result;
+        }
+
+        var (model, data) = (result.FinalModel, result.Data);
+        if (model is null || data is null)
+        {
+            throw new InvalidOperationException("The pipeline's result names no final model or data summary to publish.");
+        }
+
+        var outputModel = Path.Combine(outputDirectory, result.Recipe.Outputs.Model);
+        AtomicFile.Copy(model, outputModel);
+        var dataDescription = Path.Combine(outputDirectory, $"{Path.GetFileNameWithoutExtension(result.Recipe.Outputs.Model)}.data.json");
+        AtomicFile.WriteAllText(dataDescription, data.DescriptionJson());
+        return result with { OutputModel = outputModel, DataDescription = dataDescription };
+    }
+}
