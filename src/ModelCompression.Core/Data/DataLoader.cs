@@ -85,7 +85,9 @@ public static class DataLoader
     }
 
     /// <summary>Reads every split of <paramref name="spec"/>.</summary>
-    public static LoadedData Load(DataSpec spec)
+    /// <param name="spec">The recipe's data section.</param>
+    /// <param name="labels">What the labels are (the task's): class numbers or names, or float targets.</param>
+    public static LoadedData Load(DataSpec spec, LabelKind labels = LabelKind.Classes)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var tokenizer = spec.Text is { } text ? TextTokenizer.Create(text.Tokenizer) : null;
@@ -96,7 +98,7 @@ public static class DataLoader
             var pieces = new List<Piece>();
             Piece Read(string name, DataSplit split, bool labelled, int? features = null)
             {
-                var piece = ReadSplit(spec, name, split, labelled, tokenizer, features);
+                var piece = ReadSplit(spec, name, split, labelled, tokenizer, features, labels);
                 roots.Add(piece.Data);
                 pieces.Add(piece);
                 return piece;
@@ -119,10 +121,18 @@ public static class DataLoader
 
             unlabelled = spec.Unlabelled is { } u ? Read("unlabelled", u, labelled: false, train.Features) : null;
 
-            var names = ResolveLabelNames(spec, pieces);
+            // Float targets have no class names; they are numbers as written.
+            var names = labels == LabelKind.Values ? null : ResolveLabelNames(spec, pieces);
             foreach (var piece in pieces)
             {
-                piece.AttachLabels(names, spec.Classes is not null);
+                if (labels == LabelKind.Values)
+                {
+                    piece.AttachTargets();
+                }
+                else
+                {
+                    piece.AttachLabels(names, spec.Classes is not null);
+                }
             }
 
             var trainData = train.Data;
@@ -224,6 +234,29 @@ public static class DataLoader
             Data = Data.WithLabels(labels, new DataOrigin(Raw.File, Raw.Lines));
         }
 
+        /// <summary>Parses text labels as float targets (invariant culture); every one that is not a finite number is reported with its line.</summary>
+        public void AttachTargets()
+        {
+            if (Raw is null)
+            {
+                return;
+            }
+
+            var targets = new float[Raw.Values.Length];
+            var bad = new BadRows();
+            for (var i = 0; i < targets.Length; i++)
+            {
+                var text = Raw.Values[i]!;
+                if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out targets[i]) || !float.IsFinite(targets[i]))
+                {
+                    bad.Add(Raw.File, Raw.Lines[i], $"{Raw.File}:{Raw.Lines[i]}", $"target '{text}' is not a finite number");
+                }
+            }
+
+            bad.ThrowIfAny(DiagnosticCodes.DataBadRows, $"Targets in '{Raw.File}' are not all numbers (task: regression reads each label as a real number)");
+            Data = Data.WithTargets(targets, new DataOrigin(Raw.File, Raw.Lines));
+        }
+
         private static int IndexOf(IReadOnlyList<string> names, string text)
         {
             for (var i = 0; i < names.Count; i++)
@@ -238,7 +271,7 @@ public static class DataLoader
         }
     }
 
-    private static Piece ReadSplit(DataSpec spec, string name, DataSplit split, bool labelled, TextTokenizer? tokenizer, int? features)
+    private static Piece ReadSplit(DataSpec spec, string name, DataSplit split, bool labelled, TextTokenizer? tokenizer, int? features, LabelKind kind)
     {
         var format = spec.Format;
         var labelsPath = labelled ? split.Labels : null;
@@ -270,11 +303,19 @@ public static class DataLoader
                 }
 
                 long[]? labels = null;
+                float[]? targets = null;
                 if (labelsPath is not null)
                 {
                     try
                     {
-                        labels = format == "idx" ? IdxReader.ReadLabels(labelsPath, count, split.Inputs) : NpyLabels(labelsPath, count, split.Inputs);
+                        if (kind == LabelKind.Values)
+                        {
+                            targets = format == "idx" ? [.. IdxReader.ReadLabels(labelsPath, count, split.Inputs).Select(l => (float)l)] : NpyTargets(labelsPath, count, split.Inputs);
+                        }
+                        else
+                        {
+                            labels = format == "idx" ? IdxReader.ReadLabels(labelsPath, count, split.Inputs) : NpyLabels(labelsPath, count, split.Inputs);
+                        }
                     }
                     catch
                     {
@@ -284,6 +325,7 @@ public static class DataLoader
                 }
 
                 var data = new Dataset(tensors, labels, split.Inputs, DataDescription.Empty, new DataOrigin(split.Inputs, null), labelsPath is null ? null : new DataOrigin(labelsPath, null), null, owned);
+                data = targets is null ? data : data.WithTargets(targets, new DataOrigin(labelsPath!, null));
                 CheckFinite(data, tensors.ToDictionary(t => t.Name, t => split.InputFiles()[t.Name]));
                 return new Piece(data, null, null);
             }
@@ -309,16 +351,18 @@ public static class DataLoader
                     }
 
                     long[]? labels = null;
+                    float[]? targets = null;
                     if (labelled)
                     {
-                        labels = NpzReader.ReadLabels(split.Inputs, labelArray!);
-                        if (labels.Length != count)
+                        var read = kind == LabelKind.Values ? (targets = NpzReader.ReadTargets(split.Inputs, labelArray!)).Length : (labels = NpzReader.ReadLabels(split.Inputs, labelArray!)).Length;
+                        if (read != count)
                         {
-                            throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"NPZ archive '{split.Inputs}': label array '{labelArray}' has {labels.Length} values but the inputs hold {count} samples.", split.Inputs);
+                            throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"NPZ archive '{split.Inputs}': label array '{labelArray}' has {read} values but the inputs hold {count} samples.", split.Inputs);
                         }
                     }
 
                     var data = new Dataset(tensors, labels, split.Inputs, DataDescription.Empty, new DataOrigin(split.Inputs, null), null, null, owned);
+                    data = targets is null ? data : data.WithTargets(targets, new DataOrigin(split.Inputs, null));
                     CheckFinite(data, tensors.ToDictionary(t => t.Name, t => $"{split.Inputs}:{t.Name}"));
                     return new Piece(data, null, null);
                 }
@@ -348,6 +392,17 @@ public static class DataLoader
             default:
                 throw CompressionException.Error(DiagnosticCodes.RecipeInvalidValue, $"Data format '{format}' is not known. Formats: {string.Join(", ", Formats)}.", split.Inputs);
         }
+    }
+
+    private static float[] NpyTargets(string path, int count, string inputs)
+    {
+        var targets = NpyReader.ReadTargets(path);
+        return targets.Length == count
+            ? targets
+            : throw CompressionException.Error(
+                DiagnosticCodes.DataSchemaMismatch,
+                $"Targets '{path}' hold {targets.Length} values but the inputs '{inputs}' hold {count} samples: expected [{count}].",
+                path);
     }
 
     private static long[] NpyLabels(string path, int count, string inputs)
@@ -641,7 +696,7 @@ public static class DataLoader
             }
         }
 
-        if (data.Test.Labels is null)
+        if (!data.Test.IsLabelled)
         {
             throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "The test split has no labels; evaluation needs them.", data.Test.Source);
         }

@@ -109,7 +109,7 @@ public sealed class DistillStage(TrainingStageOptions options, int recipeLine = 
             result = ClassificationTrainer.Train(
                 student,
                 data,
-                _loss,
+                context.Task.Objective(_loss.Alpha, _loss.Temperature, _loss.HintWeight),
                 new TrainingOptions(options.Epochs, options.BatchSize, options.LearningRate, options.Seed)
                 {
                     Optimizer = options.Optimizer,

@@ -66,7 +66,7 @@ internal static class RecoveryTraining
         var result = ClassificationTrainer.Train(
             student,
             data,
-            new DistillationLoss(settings.Alpha, settings.Temperature),
+            context.Task.Objective(settings.Alpha, settings.Temperature),
             new TrainingOptions(settings.Epochs, settings.BatchSize, settings.LearningRate, settings.Seed)
             {
                 CheckpointDirectory = checkpoints,
