@@ -11,6 +11,7 @@ using ModelCompression.Onnx;
 using ModelCompression.Recipes;
 using ModelCompression.Reports;
 using ModelCompression.Stages;
+using ModelCompression.Tasks;
 using ModelCompression.Threading;
 
 namespace ModelCompression.Pipeline;
@@ -125,7 +126,7 @@ public static class CompressionPipeline
             if (loaded is null)
             {
                 reporter.Info($"Reading data ({recipe.Data.Format})");
-                loaded = DataLoader.Load(recipe.Data);
+                loaded = DataLoader.Load(recipe.Data, TaskCatalog.Get(recipe.Task).Labels);
             }
 
             return loaded;
@@ -144,7 +145,8 @@ public static class CompressionPipeline
     private static PipelineResult RunOn(Recipe recipe, PipelineOptions options, ArtifactCache cache, HashMemo hashes, Func<LoadedData> data, CancellationToken cancellationToken)
     {
         var reporter = options.Reporter;
-        var dataHash = HashData(recipe.Data, hashes);
+        var task = TaskCatalog.Get(recipe.Task);
+        var dataHash = task.DataHash(HashData(recipe.Data, hashes));
         var teacherHashes = recipe.Teachers.Select(t => HashModel(hashes, t.Path)).ToList();
         hashes.Save();
         PhaseTrace.Mark("inputs hashed");
@@ -192,7 +194,12 @@ public static class CompressionPipeline
         }
         else if (!recipe.HasTeacher)
         {
-            (classes, classesFrom) = (SummaryClasses(summary) ?? DataClasses(data()), "data");
+            (classes, classesFrom) = (task.FixedOutputWidth ?? SummaryClasses(summary) ?? DataClasses(data()), "data");
+        }
+
+        if (task.FixedOutputWidth is { } fixedWidth && fixedWidth != classes)
+        {
+            task.CheckLabels(data().Train, classes, classesFrom);
         }
 
         // The remembered label ranges say whether every label is a class; only a failing check reads the labels, to
@@ -215,6 +222,7 @@ public static class CompressionPipeline
                 : null,
             classes, reporter, cancellationToken)
         {
+            Task = task,
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
             RunStage = (stage, input) => RunCached(cache, context, stage, input, HashModel(hashes, input)),
@@ -236,9 +244,9 @@ public static class CompressionPipeline
         TeacherOutputs? teacherOutputs = null;
         if (recipe.HasTeacher)
         {
-            (teacher, var outputs) = EvaluateTeacher(cache, recipe.Teacher, teacherHashes[0], () => data().Test, dataHash, evaluateOptions);
+            (teacher, var outputs) = EvaluateTeacher(cache, task, recipe.Teacher, teacherHashes[0], () => data().Test, dataHash, evaluateOptions);
             teacherOutputs = new TeacherOutputs(teacherHashes[0], outputs);
-            reporter.Info($"Teacher: accuracy {teacher.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+            reporter.Info($"Teacher: {task.Describe(teacher)}, {teacher.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
         }
         else
         {
@@ -260,11 +268,11 @@ public static class CompressionPipeline
             var run = RunCached(cache, context, stage, inputPath, inputHash);
             modelPath = run.ModelPath;
             modelHash = HashModel(hashes, modelPath);
-            var evaluation = Evaluate(cache, stage.Kind, modelPath, modelHash, () => data().Test, dataHash, evaluateOptions, teacherOutputs);
-            reporter.Info($"{stage.Kind}: {run.Result.Summary}; accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
+            var evaluation = Evaluate(cache, task, stage.Kind, modelPath, modelHash, () => data().Test, dataHash, evaluateOptions, teacherOutputs);
+            reporter.Info($"{stage.Kind}: {run.Result.Summary}; {task.Describe(evaluation)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB");
             ModelEvaluation? baseline = null;
             CachedStageRun? twin = null;
-            if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill)
+            if (spec.Options is DistillOptions { Baseline: true, Alpha: > 0 } distill && task.HasLabelsOnlyTwin)
             {
                 // The seeds' comparison: the same student, budget and seed on the labels alone. A student that also
                 // learned from an unlabelled pool took more steps per epoch than a pass over the labels: the twin
@@ -276,7 +284,7 @@ public static class CompressionPipeline
                     StepsPerEpoch = pooled ? int.Parse(run.Result.Details["steps_per_epoch"], CultureInfo.InvariantCulture) : 0,
                 };
                 twin = RunCached(cache, context, new DistillStage(twinOptions), inputPath, inputHash, "baseline");
-                baseline = Evaluate(cache, "baseline", twin.ModelPath, HashModel(hashes, twin.ModelPath), () => data().Test, dataHash, evaluateOptions, teacherOutputs);
+                baseline = Evaluate(cache, task, "baseline", twin.ModelPath, HashModel(hashes, twin.ModelPath), () => data().Test, dataHash, evaluateOptions, teacherOutputs);
                 reporter.Info($"{stage.Kind}: {TwinSummary(evaluation, run.Result, baseline, twin.Result)}");
             }
 
@@ -471,13 +479,13 @@ public static class CompressionPipeline
     /// does not run the teacher again.
     /// </summary>
     private static (ModelEvaluation Evaluation, float[] Outputs) EvaluateTeacher(
-        ArtifactCache cache, string teacherPath, string teacherHash, Func<Dataset> test, string dataHash, EvaluateOptions options)
+        ArtifactCache cache, ITask task, string teacherPath, string teacherHash, Func<Dataset> test, string dataHash, EvaluateOptions options)
     {
         const string OutputsFile = "outputs.bin";
         var key = EvaluationKey("teacher", teacherHash, dataHash, options).Finish();
         var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, folder =>
         {
-            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test(), options, null, out var outputs, ExecutionProviders.Current);
+            var evaluation = task.Measure("teacher", teacherPath, test(), options, null, out var outputs, ExecutionProviders.Current);
             using var file = File.Create(Path.Combine(folder, OutputsFile));
             file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(outputs.AsSpan()));
             return evaluation;
@@ -492,11 +500,11 @@ public static class CompressionPipeline
     /// result.json keeps the predictions for McNemar's test against a baseline.
     /// </summary>
     private static ModelEvaluation Evaluate(
-        ArtifactCache cache, string name, string modelPath, string modelHash, Func<Dataset> test, string dataHash, EvaluateOptions options,
+        ArtifactCache cache, ITask task, string name, string modelPath, string modelHash, Func<Dataset> test, string dataHash, EvaluateOptions options,
         TeacherOutputs? teacher)
     {
         var key = EvaluationKey(name, modelHash, dataHash, options).Add("teacher", teacher?.Hash ?? "none").Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test(), options, teacher?.TestOutputs));
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => task.Measure(name, modelPath, test(), options, teacher?.TestOutputs, out var outputs));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 

@@ -74,6 +74,9 @@ public interface ITask
     /// <summary>How much distillation gained over the labels-only twin, positive when it helped; null when the task defines no gain.</summary>
     double? Gain(ModelEvaluation student, ModelEvaluation twin);
 
+    /// <summary>How reports show this task's models: the headline column and chart, and whether there is a confusion matrix.</summary>
+    ReportStyle Report { get; }
+
     /// <summary>The headline of <paramref name="evaluation"/> for one line of progress, e.g. "accuracy 86.02%" or "RMSE 54.1".</summary>
     string Describe(ModelEvaluation evaluation);
 }

@@ -49,6 +49,9 @@ public sealed class ClassificationTask : ITask
     public bool HasLabelsOnlyTwin => true;
 
     /// <inheritdoc />
+    public ReportStyle Report { get; } = new("accuracy", "accuracy", IsFraction: true, HasConfusionMatrix: true);
+
+    /// <inheritdoc />
     public string DataHash(string filesHash) => filesHash;
 
     /// <inheritdoc />

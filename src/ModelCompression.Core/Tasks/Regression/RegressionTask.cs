@@ -51,6 +51,9 @@ public sealed class RegressionTask : ITask
     public bool HasLabelsOnlyTwin => false;
 
     /// <inheritdoc />
+    public ReportStyle Report { get; } = new("rmse", "RMSE", IsFraction: false, HasConfusionMatrix: false);
+
+    /// <inheritdoc />
     public string DataHash(string filesHash) => new ContentHash().Add("data", filesHash).Add("task", Name).Finish();
 
     /// <inheritdoc />
