@@ -130,7 +130,9 @@ public sealed record RegressionLoss(double Alpha) : ITrainingObjective
         ArgumentNullException.ThrowIfNull(data);
         var targets = data.Targets ?? throw new ArgumentException("RMSE needs float targets.", nameof(data));
         var y = torch.tensor(InputArray.Gather(targets, rows, data.Classes), [rows.Length, data.Classes]);
-        var squared = outputs.reshape(rows.Length, -1).to_type(ScalarType.Float64).sub(y.to_type(ScalarType.Float64)).square().sum().item<double>() / data.Classes;
+        var error = outputs.reshape(rows.Length, -1).to_type(ScalarType.Float64) - y.to_type(ScalarType.Float64);
+        // error * error, not square(): square makes a temporary Scalar (see ScalarLifetimeTests).
+        var squared = (error * error).sum().item<double>() / data.Classes;
         return (squared, withLoss ? squared : 0);
     }
 
