@@ -384,7 +384,7 @@ public static class DataLoader
             case "jsonl":
             {
                 var text = spec.Text ?? throw CompressionException.Error(DiagnosticCodes.RecipeMissingKey, "JSONL data needs a 'text' section with a tokenizer.", split.Inputs);
-                var read = JsonlReader.Read(split.Inputs, text.Field, text.LabelField, labelled);
+                var read = JsonlReader.Read(split.Inputs, text.Field, text.LabelField, labelled, kind);
                 var data = Tokenize(read, split.Inputs, tokenizer!, text);
                 return new Piece(data, read.Labels, null);
             }

@@ -76,6 +76,19 @@ public sealed class RegressionTargetsTests : IDisposable
     }
 
     [Fact]
+    public void Jsonl_number_labels_are_targets_for_regression_and_still_need_to_be_whole_for_classification()
+    {
+        _dir.Write("t.jsonl", "{\"text\": \"good\", \"label\": 4.5}\n{\"text\": \"bad\", \"label\": -1}\n{\"text\": \"fine\", \"label\": \"2.25\"}\n{\"text\": \"ok\", \"label\": 3}\n");
+        const string Section = "file: t.jsonl\nsplit: { test: 1, seed: 1 }\ntext: { tokenizer: cl100k_base, max_length: 4, compact_vocabulary: false }";
+
+        using var data = Load(Section, LabelKind.Values);
+        var classes = Assert.Throws<CompressionException>(() => Load(Section, LabelKind.Classes));
+
+        Assert.Equal(new[] { 4.5f, -1f, 2.25f, 3f }.Order(), data.Train.Targets!.Concat(data.Test.Targets!).Order());
+        Assert.Contains($"{_dir.File("t.jsonl")}:1: label \"label\" is 4.5; a class number or a class name is needed", classes.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Classification_still_reads_integer_labels_as_before()
     {
         _dir.Write("all.csv", DataRecipe.Csv("a,b,label", "1,2,0", "3,4,1", "5,6,2", "7,8,1"));
