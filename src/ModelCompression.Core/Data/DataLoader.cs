@@ -31,7 +31,9 @@ public static class DataLoader
     }
 
     /// <summary>Reads every split of <paramref name="spec"/>.</summary>
-    public static LoadedData Load(DataSpec spec)
+    /// <param name="spec">The recipe's data section.</param>
+    /// <param name="labels">What the labels are (the task's): class numbers or names, or float targets.</param>
+    public static LoadedData Load(DataSpec spec, LabelKind labels = LabelKind.Classes)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var tokenizer = spec.Text is { } text ? TextTokenizer.Create(text.Tokenizer) : null;
@@ -42,7 +44,7 @@ public static class DataLoader
             var pieces = new List<SplitPiece>();
             SplitPiece Read(string name, DataSplit split, bool labelled, int? features = null)
             {
-                var piece = SplitReader.Read(spec, name, split, labelled, tokenizer, features);
+                var piece = SplitReader.Read(spec, name, split, labelled, tokenizer, features, labels);
                 roots.Add(piece.Data);
                 pieces.Add(piece);
                 return piece;
@@ -65,10 +67,18 @@ public static class DataLoader
 
             unlabelled = spec.Unlabelled is { } u ? Read("unlabelled", u, labelled: false, train.Features) : null;
 
-            var names = ResolveLabelNames(spec, pieces);
+            // Float targets have no class names; they are numbers as written.
+            var names = labels == LabelKind.Values ? null : ResolveLabelNames(spec, pieces);
             foreach (var piece in pieces)
             {
-                piece.AttachLabels(names, spec.Classes is not null);
+                if (labels == LabelKind.Values)
+                {
+                    piece.AttachTargets();
+                }
+                else
+                {
+                    piece.AttachLabels(names, spec.Classes is not null);
+                }
             }
 
             var trainData = train.Data;
@@ -187,7 +197,7 @@ public static class DataLoader
             }
         }
 
-        if (data.Test.Labels is null)
+        if (!data.Test.IsLabelled)
         {
             throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, "The test split has no labels; evaluation needs them.", data.Test.Source);
         }

@@ -2,7 +2,7 @@ namespace ModelCompression.Data;
 
 /// <summary>
 /// Samples of one or several named input tensors (float32 or int64; e.g. pixels, or <c>input_ids</c> and
-/// <c>attention_mask</c>) with optional int64 labels. Tensors live in memory or are memory-mapped from their
+/// <c>attention_mask</c>) with optional int64 class labels (classification) or float targets (regression). Tensors live in memory or are memory-mapped from their
 /// files; <see cref="Select"/>, <see cref="Shuffle"/> and <c>SplitRandom</c> make views that copy no
 /// sample. Batches are copied into caller buffers with <see cref="DataTensor.CopyRows(ReadOnlySpan{int}, Span{float})"/>.
 /// Dispose the set a reader returned to close its mapped files; views share them.
@@ -73,8 +73,17 @@ public sealed class Dataset : IDisposable
     /// <summary>The input tensors, in the order they were declared.</summary>
     public IReadOnlyList<DataTensor> Tensors { get; }
 
-    /// <summary>Labels, one per sample, or null for an unlabelled set.</summary>
+    /// <summary>Class labels, one per sample, or null for an unlabelled set (and for a set of float <see cref="Targets"/>).</summary>
     public long[]? Labels { get; }
+
+    /// <summary>
+    /// Float targets, one per sample (regression), or null: a set has class <see cref="Labels"/> or targets, never
+    /// both. Read when the task asks for <see cref="LabelKind.Values"/>.
+    /// </summary>
+    public float[]? Targets { get; private init; }
+
+    /// <summary>Whether the samples have labels of either kind.</summary>
+    public bool IsLabelled => Labels is not null || Targets is not null;
 
     /// <summary>Number of samples.</summary>
     public int Count { get; }
@@ -147,7 +156,10 @@ public sealed class Dataset : IDisposable
             InputOrigin,
             LabelOrigin,
             origin,
-            []);
+            [])
+        {
+            Targets = Targets is null ? null : [.. picked.Select(r => Targets[r])],
+        };
     }
 
     /// <summary>All samples in a seeded random order (a view). Same seed and data, same order.</summary>
@@ -204,13 +216,22 @@ public sealed class Dataset : IDisposable
     internal Dataset WithLabels(long[] labels, DataOrigin origin) =>
         new(Tensors, labels, Source, Description, InputOrigin, origin, _originRows, _owned);
 
+    /// <summary>The same samples with float <paramref name="targets"/> (and no class labels) read from <paramref name="origin"/>.</summary>
+    internal Dataset WithTargets(float[] targets, DataOrigin origin)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        return targets.Length == Count
+            ? new(Tensors, null, Source, Description, InputOrigin, origin, _originRows, _owned) { Targets = targets }
+            : throw new ArgumentException($"{Count} samples but {targets.Length} targets.", nameof(targets));
+    }
+
     /// <summary>The same samples with only the named tensors, in that order.</summary>
     internal Dataset KeepTensors(IReadOnlyList<string> names) =>
-        new([.. names.Select(n => Tensor(n) ?? throw new ArgumentException($"No tensor '{n}'.", nameof(names)))], Labels, Source, Description, InputOrigin, LabelOrigin, _originRows, []);
+        new([.. names.Select(n => Tensor(n) ?? throw new ArgumentException($"No tensor '{n}'.", nameof(names)))], Labels, Source, Description, InputOrigin, LabelOrigin, _originRows, []) { Targets = Targets };
 
     /// <summary>The same samples with each tensor replaced by <paramref name="map"/>'s result.</summary>
     internal Dataset MapTensors(Func<DataTensor, DataTensor> map, DataDescription description) =>
-        new([.. Tensors.Select(map)], Labels, Source, description, InputOrigin, LabelOrigin, _originRows, []);
+        new([.. Tensors.Select(map)], Labels, Source, description, InputOrigin, LabelOrigin, _originRows, []) { Targets = Targets };
 
     /// <summary>Closes the memory-mapped files this set opened (views made from it must not be used after).</summary>
     public void Dispose()

@@ -9,7 +9,7 @@ public static class DatasetTraining
     /// A training set whose inputs read <paramref name="data"/>'s tensors batch by batch (mapped files stay
     /// mapped), each feeding the graph input its binding names, in the binding's type and sample shape.
     /// </summary>
-    /// <param name="data">The samples (and labels, when the set has them).</param>
+    /// <param name="data">The samples (and class labels or float targets, when the set has them).</param>
     /// <param name="bindings">From <see cref="DataSchema.Bind"/> (or <c>OnnxRunner.Bind</c>) against the student.</param>
     /// <param name="teacherLogits">Teacher logits, <paramref name="classes"/> per sample; null when not distilling.</param>
     /// <param name="classes">Number of classes.</param>
@@ -29,6 +29,6 @@ public static class DatasetTraining
                 : InputArray.Int64(name, tensor.Count, binding.SampleShape, tensor.CopyRows));
         }
 
-        return new TrainingSet(inputs, data.Labels, teacherLogits, classes, hints);
+        return new TrainingSet(inputs, data.Labels, teacherLogits, classes, hints) { Targets = data.Targets };
     }
 }

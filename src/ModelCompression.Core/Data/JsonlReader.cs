@@ -14,7 +14,7 @@ public static class JsonlReader
     /// <summary>What a JSONL file held.</summary>
     internal sealed record Texts(string[] Values, RawLabels? Labels, int[] Lines);
 
-    internal static Texts Read(string path, string textField, string labelField, bool labelled)
+    internal static Texts Read(string path, string textField, string labelField, bool labelled, LabelKind kind = LabelKind.Classes)
     {
         IEnumerable<string> lines;
         try
@@ -80,11 +80,13 @@ public static class JsonlReader
                         {
                             JsonValueKind.String => value.GetString(),
                             JsonValueKind.Number when value.TryGetInt64(out var n) => n.ToString(CultureInfo.InvariantCulture),
+                            // A regression target is any number; the loader parses the text as a float.
+                            JsonValueKind.Number when kind == LabelKind.Values => value.GetRawText(),
                             _ => null,
                         };
                         if (string.IsNullOrEmpty(label))
                         {
-                            bad.Add(path, number, where, $"label \"{labelField}\" is {value.GetRawText()}; a class number or a class name is needed");
+                            bad.Add(path, number, where, $"label \"{labelField}\" is {value.GetRawText()}; {(kind == LabelKind.Values ? "a number is needed" : "a class number or a class name is needed")}");
                             continue;
                         }
                     }

@@ -183,6 +183,40 @@ public static partial class NpyReader
 
     internal static long[] SampleShape(NpyHeader header) => header.Shape.Length == 1 ? [1] : header.Shape[1..];
 
+    /// <summary>Reads the float targets (regression) in <paramref name="path"/>: numbers of any numeric type, shape [N] or [N, 1], all finite.</summary>
+    public static float[] ReadTargets(string path)
+    {
+        var (header, store) = OpenStore(path);
+        using (store)
+        {
+            return TargetsFrom(header, store, path);
+        }
+    }
+
+    internal static float[] TargetsFrom(NpyHeader header, TensorStore store, string source)
+    {
+        if (header.Shape.Length is not (1 or 2) || (header.Shape.Length == 2 && header.Shape[1] != 1))
+        {
+            throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"Targets '{source}' have shape ({string.Join(", ", header.Shape)}); regression targets are one number per sample: shape (N,) or (N, 1).", source);
+        }
+
+        var targets = new float[store.Rows];
+        var raw = new byte[store.RowBytes];
+        var bad = new BadRows();
+        for (var row = 0; row < targets.Length; row++)
+        {
+            store.ReadRows(row, 1, raw);
+            StorageConversion.ToFloat(raw, header.Type, targets.AsSpan(row, 1));
+            if (!float.IsFinite(targets[row]))
+            {
+                bad.Add(source, null, $"{source} row {row}", $"target {targets[row].ToString(CultureInfo.InvariantCulture)} is not a finite number");
+            }
+        }
+
+        bad.ThrowIfAny(DiagnosticCodes.DataBadRows, $"Targets '{source}' hold NaN or infinite values");
+        return targets;
+    }
+
     internal static long[] LabelsFrom(NpyHeader header, TensorStore store, string source)
     {
         if (header.Shape.Length is not (1 or 2) || (header.Shape.Length == 2 && header.Shape[1] != 1))

@@ -57,6 +57,17 @@ public static class NpzReader
         }
     }
 
+    /// <summary>Reads the float targets (regression) in the array <paramref name="name"/>: one finite number per sample.</summary>
+    public static float[] ReadTargets(string path, string name)
+    {
+        var entry = Find(ReadDirectory(path), name, path);
+        var (header, store) = OpenEntry(path, entry);
+        using (store)
+        {
+            return NpyReader.TargetsFrom(header, store, $"{path}:{entry.FileName}");
+        }
+    }
+
     private static Entry Find(IReadOnlyList<Entry> entries, string name, string path) =>
         entries.FirstOrDefault(e => e.ArrayName == name)
         ?? throw CompressionException.Error(

@@ -44,6 +44,29 @@ internal sealed class SplitPiece(Dataset data, RawLabels? raw, int? features)
         Data = Data.WithLabels(labels, new DataOrigin(Raw.File, Raw.Lines));
     }
 
+    /// <summary>Parses text labels as float targets (invariant culture); every one that is not a finite number is reported with its line.</summary>
+    public void AttachTargets()
+    {
+        if (Raw is null)
+        {
+            return;
+        }
+
+        var targets = new float[Raw.Values.Length];
+        var bad = new BadRows();
+        for (var i = 0; i < targets.Length; i++)
+        {
+            var text = Raw.Values[i]!;
+            if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out targets[i]) || !float.IsFinite(targets[i]))
+            {
+                bad.Add(Raw.File, Raw.Lines[i], $"{Raw.File}:{Raw.Lines[i]}", $"target '{text}' is not a finite number");
+            }
+        }
+
+        bad.ThrowIfAny(DiagnosticCodes.DataBadRows, $"Targets in '{Raw.File}' are not all numbers (task: regression reads each label as a real number)");
+        Data = Data.WithTargets(targets, new DataOrigin(Raw.File, Raw.Lines));
+    }
+
     private static int IndexOf(IReadOnlyList<string> names, string text)
     {
         for (var i = 0; i < names.Count; i++)

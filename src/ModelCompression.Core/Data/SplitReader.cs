@@ -11,7 +11,7 @@ namespace ModelCompression.Data;
 internal static class SplitReader
 {
     /// <summary>The <paramref name="name"/> split's files; <paramref name="features"/> tells an unlabelled CSV file whether it has a label column.</summary>
-    public static SplitPiece Read(DataSpec spec, string name, DataSplit split, bool labelled, TextTokenizer? tokenizer, int? features)
+    public static SplitPiece Read(DataSpec spec, string name, DataSplit split, bool labelled, TextTokenizer? tokenizer, int? features, LabelKind kind)
     {
         var format = spec.Format;
         var labelsPath = labelled ? split.Labels : null;
@@ -43,11 +43,19 @@ internal static class SplitReader
                 }
 
                 long[]? labels = null;
+                float[]? targets = null;
                 if (labelsPath is not null)
                 {
                     try
                     {
-                        labels = format == "idx" ? IdxReader.ReadLabels(labelsPath, count, split.Inputs) : NpyLabels(labelsPath, count, split.Inputs);
+                        if (kind == LabelKind.Values)
+                        {
+                            targets = format == "idx" ? [.. IdxReader.ReadLabels(labelsPath, count, split.Inputs).Select(l => (float)l)] : NpyTargets(labelsPath, count, split.Inputs);
+                        }
+                        else
+                        {
+                            labels = format == "idx" ? IdxReader.ReadLabels(labelsPath, count, split.Inputs) : NpyLabels(labelsPath, count, split.Inputs);
+                        }
                     }
                     catch
                     {
@@ -57,6 +65,7 @@ internal static class SplitReader
                 }
 
                 var data = new Dataset(tensors, labels, split.Inputs, DataDescription.Empty, new DataOrigin(split.Inputs, null), labelsPath is null ? null : new DataOrigin(labelsPath, null), null, owned);
+                data = targets is null ? data : data.WithTargets(targets, new DataOrigin(labelsPath!, null));
                 CheckFinite(data, tensors.ToDictionary(t => t.Name, t => split.InputFiles()[t.Name]));
                 return new SplitPiece(data, null, null);
             }
@@ -82,16 +91,18 @@ internal static class SplitReader
                     }
 
                     long[]? labels = null;
+                    float[]? targets = null;
                     if (labelled)
                     {
-                        labels = NpzReader.ReadLabels(split.Inputs, labelArray!);
-                        if (labels.Length != count)
+                        var read = kind == LabelKind.Values ? (targets = NpzReader.ReadTargets(split.Inputs, labelArray!)).Length : (labels = NpzReader.ReadLabels(split.Inputs, labelArray!)).Length;
+                        if (read != count)
                         {
-                            throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"NPZ archive '{split.Inputs}': label array '{labelArray}' has {labels.Length} values but the inputs hold {count} samples.", split.Inputs);
+                            throw CompressionException.Error(DiagnosticCodes.DataSchemaMismatch, $"NPZ archive '{split.Inputs}': label array '{labelArray}' has {read} values but the inputs hold {count} samples.", split.Inputs);
                         }
                     }
 
                     var data = new Dataset(tensors, labels, split.Inputs, DataDescription.Empty, new DataOrigin(split.Inputs, null), null, null, owned);
+                    data = targets is null ? data : data.WithTargets(targets, new DataOrigin(split.Inputs, null));
                     CheckFinite(data, tensors.ToDictionary(t => t.Name, t => $"{split.Inputs}:{t.Name}"));
                     return new SplitPiece(data, null, null);
                 }
@@ -113,7 +124,7 @@ internal static class SplitReader
             case "jsonl":
             {
                 var text = spec.Text ?? throw CompressionException.Error(DiagnosticCodes.RecipeMissingKey, "JSONL data needs a 'text' section with a tokenizer.", split.Inputs);
-                var read = JsonlReader.Read(split.Inputs, text.Field, text.LabelField, labelled);
+                var read = JsonlReader.Read(split.Inputs, text.Field, text.LabelField, labelled, kind);
                 var data = TextEncoding.Tokenize(read, split.Inputs, tokenizer!, text);
                 return new SplitPiece(data, read.Labels, null);
             }
@@ -121,6 +132,17 @@ internal static class SplitReader
             default:
                 throw CompressionException.Error(DiagnosticCodes.RecipeInvalidValue, $"Data format '{format}' is not known. Formats: {string.Join(", ", DataLoader.Formats)}.", split.Inputs);
         }
+    }
+
+    private static float[] NpyTargets(string path, int count, string inputs)
+    {
+        var targets = NpyReader.ReadTargets(path);
+        return targets.Length == count
+            ? targets
+            : throw CompressionException.Error(
+                DiagnosticCodes.DataSchemaMismatch,
+                $"Targets '{path}' hold {targets.Length} values but the inputs '{inputs}' hold {count} samples: expected [{count}].",
+                path);
     }
 
     private static long[] NpyLabels(string path, int count, string inputs)

@@ -16,7 +16,7 @@ namespace ModelCompression.Evaluation;
 /// out (<see cref="ReportJsonOptions"/>).
 /// </summary>
 /// <param name="Name">"teacher" or the stage that produced the model.</param>
-/// <param name="Accuracy">Fraction of samples whose predicted class (see <see cref="Predictions"/>) equals the label.</param>
+/// <param name="Accuracy">Fraction of samples whose predicted class (see <see cref="Predictions"/>) equals the label; NaN for a regression model (written as null in report.json).</param>
 /// <param name="SizeBytes">Model file size, external data included.</param>
 /// <param name="Parameters">Initializer elements (weights), all types, as stored.</param>
 /// <param name="Samples">How many samples were evaluated.</param>
@@ -148,7 +148,8 @@ public sealed record ModelEvaluation(
                 }
             }
 
-            Add("accuracy", Accuracy);
+            // A regression model has no accuracy (NaN): absent, as every metric that was not measured.
+            Add("accuracy", double.IsNaN(Accuracy) ? null : Accuracy);
             Add("top_k_accuracy", TopKAccuracy);
             Add("macro_f1", MacroF1);
             Add("agreement_with_teacher", AgreementWithTeacher);
@@ -172,14 +173,8 @@ public sealed record ModelEvaluation(
         }
     }
 
-    /// <summary>Every metric name <see cref="Metrics"/> can hold, for recipe validation and docs.</summary>
-    public static IReadOnlyList<string> MetricNames { get; } =
-    [
-        "accuracy", "top_k_accuracy", "macro_f1", "agreement_with_teacher", "kl_to_teacher", "ece", "mae", "rmse",
-        "size_mb", "size_bytes", "parameters", "nonzero_parameters", "flops",
-        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_batch_p50_ms", "latency_batch_p95_ms", "latency_batch_p99_ms",
-        "peak_memory_mb",
-    ];
+    /// <summary>Every metric name <see cref="Metrics"/> can hold, for recipe validation and docs (<see cref="MetricInfo.All"/>).</summary>
+    public static IReadOnlyList<string> MetricNames { get; } = [.. MetricInfo.All.Select(m => m.Name)];
 
     /// <summary>
     /// Two evaluations are equal when every field is, lists element by element (a record's generated equality
@@ -193,64 +188,56 @@ public sealed record ModelEvaluation(
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(Name, Accuracy, SizeBytes, Parameters, Samples);
 
-    /// <summary>Runs <paramref name="modelPath"/> over <paramref name="test"/> and measures everything (see the other overload).</summary>
+    /// <summary>Runs <paramref name="modelPath"/> over <paramref name="test"/> and measures everything as a classifier (see the other overload).</summary>
     public static ModelEvaluation Measure(string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs = null) =>
         Measure(name, modelPath, test, options, teacherOutputs, out _);
 
+    /// <summary>Measures a classifier: the general overload with <see cref="ClassificationEvaluation.Quality"/>.</summary>
+    public static ModelEvaluation Measure(string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, out float[] outputs, ExecutionProvider provider = ExecutionProvider.Cpu) =>
+        Measure(name, modelPath, test, options, teacherOutputs, ClassificationEvaluation.Quality, out outputs, provider);
+
     /// <summary>
     /// Runs <paramref name="modelPath"/> over <paramref name="test"/> once with ONNX Runtime (all cores, batches
-    /// of <see cref="EvaluateOptions.BatchSize"/>) and derives every quality metric from that one pass; then
-    /// counts size and parameters from the file and FLOPs on the first test sample, and (when <see cref="EvaluateOptions.MeasureLatency"/>)
-    /// measures latency and peak memory in a separate session with <see cref="EvaluateOptions.Threads"/> threads.
+    /// of <see cref="EvaluateOptions.BatchSize"/>) and lets <paramref name="quality"/> (the task's) derive every quality
+    /// metric from that one pass; then counts size and parameters from the file and FLOPs on the first test sample, and
+    /// (when <see cref="EvaluateOptions.MeasureLatency"/>) measures latency and peak memory in a separate session with
+    /// <see cref="EvaluateOptions.Threads"/> threads.
     /// </summary>
     /// <param name="name">"teacher" or the stage kind.</param>
     /// <param name="modelPath">The model file.</param>
     /// <param name="test">Labelled held-out samples.</param>
     /// <param name="options">Batch size and latency settings.</param>
     /// <param name="teacherOutputs">The teacher's outputs on <paramref name="test"/> (row-major, one row per
-    /// sample, as many classes as this model), for agreement and KL; null when this is the teacher.</param>
+    /// sample, as many columns as this model), for agreement and KL; null when this is the teacher.</param>
+    /// <param name="quality">The task's quality metrics of the outputs.</param>
     /// <param name="outputs">This model's outputs on <paramref name="test"/>, row-major: what a student's
     /// evaluation takes as <paramref name="teacherOutputs"/> when this is the teacher.</param>
     /// <param name="provider">Where the outputs are computed (the teacher's may run on CUDA); latency is timed on the CPU.</param>
-    public static ModelEvaluation Measure(string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, out float[] outputs, ExecutionProvider provider = ExecutionProvider.Cpu)
+    public static ModelEvaluation Measure(string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, QualityMeasure quality, out float[] outputs, ExecutionProvider provider = ExecutionProvider.Cpu)
     {
         ArgumentNullException.ThrowIfNull(test);
         ArgumentNullException.ThrowIfNull(options);
-        if (test.Labels is not { Length: > 0 } labels)
+        ArgumentNullException.ThrowIfNull(quality);
+        if (!test.IsLabelled || test.Count == 0)
         {
             throw new ArgumentException("Evaluation needs labelled data with at least one sample.", nameof(test));
         }
 
-        int classes;
+        int width;
         using (var runner = new OnnxRunner(modelPath, provider: provider))
         {
             outputs = runner.Run(test, options.BatchSize);
-            classes = runner.OutputWidth;
+            width = runner.OutputWidth;
         }
 
         if (teacherOutputs is not null && teacherOutputs.Length != outputs.Length)
         {
             throw new ArgumentException(
-                $"The teacher's outputs have {teacherOutputs.Length} values; {test.Count} samples of {classes} classes need {outputs.Length}.",
+                $"The teacher's outputs have {teacherOutputs.Length} values; {test.Count} samples of {width} classes need {outputs.Length}.",
                 nameof(teacherOutputs));
         }
 
-        // One output column is a regression-shaped model: its prediction is the output rounded to a whole label,
-        // and the metrics of class probabilities (confusion, per class, F1, ECE, KL) do not apply.
-        var regression = classes == 1;
-        var predictions = Predict(outputs, classes);
-        var correct = new bool[test.Count];
-        for (var i = 0; i < test.Count; i++)
-        {
-            correct[i] = predictions[i] == labels[i];
-        }
-
-        var interval = Statistics.BootstrapAccuracyInterval(correct);
-        var topK = ClassificationMetrics.TopK(classes);
-        var confusion = regression ? null : ClassificationMetrics.ConfusionMatrix(predictions, labels, classes);
-        double[] targets = regression ? [.. labels.Select(v => (double)v)] : [];
-        double[] values = regression ? [.. outputs.Select(v => (double)v)] : [];
-
+        var measured = quality(name, outputs, width, test, teacherOutputs);
         var model = OnnxModelFile.Load(modelPath);
         var (parameters, nonZero) = ParameterCount.Count(model);
         var flops = FlopsEstimator.Estimate(model, test.Select([0], $"{test.Source} (first sample)"));
@@ -258,32 +245,16 @@ public sealed record ModelEvaluation(
             ? LatencyBenchmark.Measure(modelPath, test, options)
             : ((LatencyReport?)null, (double?)null);
 
-        return new ModelEvaluation(name, correct.Count(c => c) / (double)test.Count, SizeOnDisk(modelPath, model), parameters, test.Count)
+        return measured with
         {
-            AccuracyCi95 = [interval.Lower, interval.Upper],
-            TopK = topK,
-            TopKAccuracy = topK is { } k ? ClassificationMetrics.TopKAccuracy(outputs, classes, labels, k) : null,
-            MacroF1 = confusion is null ? null : ClassificationMetrics.MacroF1(confusion),
-            PerClass = confusion is null ? null : ClassificationMetrics.PerClass(confusion),
-            ConfusionMatrix = confusion,
-            AgreementWithTeacher = teacherOutputs is null ? null : ClassificationMetrics.Agreement(predictions, Predict(teacherOutputs, classes)),
-            KlToTeacher = teacherOutputs is null || regression ? null : ClassificationMetrics.MeanKlDivergence(teacherOutputs, outputs, classes),
-            Ece = regression ? null : ClassificationMetrics.ExpectedCalibrationError(outputs, classes, labels),
-            Mae = regression ? RegressionMetrics.MeanAbsoluteError(values, targets) : null,
-            Rmse = regression ? RegressionMetrics.RootMeanSquaredError(values, targets) : null,
+            SizeBytes = SizeOnDisk(modelPath, model),
+            Parameters = parameters,
             NonzeroParameters = nonZero,
             Flops = flops,
             Latency = latency,
             PeakMemoryMb = peakMemory,
-            Predictions = predictions,
         };
     }
-
-    /// <summary>The arg-max class of each row, or for a single output column the output rounded to a whole number.</summary>
-    private static int[] Predict(float[] outputs, int classes) =>
-        classes == 1
-            ? [.. outputs.Select(v => (int)Math.Clamp(Math.Round((double)v), int.MinValue, int.MaxValue))]
-            : ClassificationMetrics.ArgMaxRows(outputs, classes);
 
     /// <summary>The model file's size plus its external data files' sizes.</summary>
     private static long SizeOnDisk(string modelPath, Onnx.Proto.ModelProto model)

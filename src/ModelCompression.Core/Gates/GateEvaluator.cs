@@ -63,7 +63,7 @@ public static class GateEvaluator
 
             if (!final.Metrics.TryGetValue(expression.Metric, out var value))
             {
-                results.Add(Result(false, double.NaN, double.NaN, $"Gate '{gate.Text}' failed: {expression.Metric} was not measured for the final model (latency and memory need measure_latency: true; mae/rmse need a regression output)."));
+                results.Add(Result(false, double.NaN, double.NaN, $"Gate '{gate.Text}' failed: {expression.Metric} was not measured for the final model (latency and memory need measure_latency: true)."));
                 continue;
             }
 

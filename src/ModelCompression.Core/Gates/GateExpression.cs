@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using ModelCompression.Evaluation;
 
 namespace ModelCompression.Gates;
 
@@ -22,32 +23,13 @@ public sealed partial record GateExpression(string Metric, string Operator, stri
     public static IReadOnlyList<string> References { get; } = ["teacher", "baseline"];
 
     /// <summary>Metrics measured against the teacher's outputs: a run without a teacher has none of them.</summary>
-    public static IReadOnlyList<string> TeacherMetrics { get; } = ["agreement_with_teacher", "kl_to_teacher"];
+    public static IReadOnlyList<string> TeacherMetrics { get; } = [.. MetricInfo.All.Where(m => m.NeedsTeacher).Select(m => m.Name)];
 
-    /// <summary>Metrics a gate can name, with what they mean.</summary>
-    public static IReadOnlyDictionary<string, string> Metrics { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
-    {
-        ["accuracy"] = "fraction of held-out samples classified correctly (0 to 1)",
-        ["top_k_accuracy"] = "fraction whose label is among the k highest outputs (k = min(5, classes - 1))",
-        ["macro_f1"] = "F1 score averaged over classes, each class counting alike",
-        ["agreement_with_teacher"] = "fraction of samples where the model's arg-max equals the teacher's",
-        ["kl_to_teacher"] = "mean KL divergence of the model's softmax from the teacher's, in nats",
-        ["ece"] = "expected calibration error, 15 confidence bins",
-        ["mae"] = "mean absolute error (single-output regression models)",
-        ["rmse"] = "root mean squared error (single-output regression models)",
-        ["size_mb"] = "model file size in MB (10^6 bytes), external data included",
-        ["size_bytes"] = "model file size in bytes, external data included",
-        ["parameters"] = "number of weights (initializer elements)",
-        ["nonzero_parameters"] = "weights that are not zero",
-        ["flops"] = "estimated floating-point operations per sample",
-        ["latency_p50_ms"] = "median latency of one sample (batch 1), ms",
-        ["latency_p95_ms"] = "95th-percentile latency at batch 1, ms",
-        ["latency_p99_ms"] = "99th-percentile latency at batch 1, ms",
-        ["latency_batch_p50_ms"] = "median latency of one batch of latency_batch_size samples, ms",
-        ["latency_batch_p95_ms"] = "95th-percentile latency of one batch, ms",
-        ["latency_batch_p99_ms"] = "99th-percentile latency of one batch, ms",
-        ["peak_memory_mb"] = "native memory ONNX Runtime holds for the model after runs at batch 1 and latency_batch_size (weights, pre-packed weights, activation arena), MB",
-    };
+    /// <summary>
+    /// Metrics a gate can name, with what they mean: those of every task (<see cref="MetricInfo.All"/>). Which of them a
+    /// recipe may use is its task's choice (<see cref="GateRules"/>).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Metrics { get; } = MetricInfo.All.ToDictionary(m => m.Name, m => m.Description, StringComparer.Ordinal);
 
     /// <summary>Parses a gate; on failure <paramref name="error"/> says why.</summary>
     public static bool TryParse(string text, out GateExpression? gate, out string error)

@@ -8,6 +8,7 @@ using ModelCompression.Inference;
 using ModelCompression.Onnx;
 using ModelCompression.Recipes;
 using ModelCompression.Stages;
+using ModelCompression.Tasks;
 using ModelCompression.Threading;
 
 namespace ModelCompression.Pipeline;
@@ -29,8 +30,9 @@ internal static class CompressionPipeline
 
         // The data is read only when something needs its samples: a stage or an evaluation to run, a check that
         // failed, or a summary not cached yet. A run with nothing to do reads no data file.
-        using var data = new LazyData(recipe.Data, reporter);
-        var dataHash = DataHashing.HashData(recipe.Data, hashes);
+        var task = TaskCatalog.Get(recipe.Task);
+        using var data = new LazyData(recipe.Data, task.Labels, reporter);
+        var dataHash = task.DataHash(DataHashing.HashData(recipe.Data, hashes));
         var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
         var teachers = new TeacherOutputs(recipe.Teachers, hashes, cache, dataHash, data.Get, evaluateOptions.BatchSize, reporter);
         hashes.Save();
@@ -42,8 +44,8 @@ internal static class CompressionPipeline
         var teacherClasses = teachers.CheckSchemas(tokens);
         PhaseTrace.Mark("teacher schema and token check");
         var students = new StudentFactory(recipe, cache, hashes, dataHash, data.Get);
-        var (classes, classesFrom) = ClassesAndLabels.Resolve(recipe.HasTeacher, teacherClasses, students.CheckSchema(), summary, data.Get);
-        ClassesAndLabels.CheckLabels(summary, data.Get, classes, classesFrom);
+        var (classes, classesFrom) = ClassesAndLabels.Resolve(task, recipe.HasTeacher, teacherClasses, students.CheckSchema(), summary, data.Get);
+        ClassesAndLabels.CheckLabels(task, summary, data.Get, classes, classesFrom);
         PhaseTrace.Mark("labels checked");
 
         var runner = new StageRunner(cache, hashes);
@@ -53,16 +55,17 @@ internal static class CompressionPipeline
             // Kept apart from the stage entries: a killed run's checkpoints outlive it, a finished stage removes its own.
             CheckpointRoot = Path.Combine(cache.Root, "checkpoints"),
             ComputeTeacherFeatures = teachers.Features,
+            Task = task,
         };
         var (modelPath, modelHash) = students.Initial(summary, classes, tokens);
         // The plan: every stage's checks, from cached facts, before the teacher is evaluated or anything trains.
         Planner.Plan(recipe, summary, classes, teachers.FirstFacts(), (modelPath, ModelFacts.Of(cache, modelPath, modelHash)));
         PhaseTrace.Mark("initial student");
-        var (teacher, teacherTest) = teachers.Evaluate(() => data.Get().Test, evaluateOptions);
-        reporter.Info(teacher is null ? $"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL" : $"Teacher: {Brief(teacher)}");
+        var (teacher, teacherTest) = teachers.Evaluate(task, () => data.Get().Test, evaluateOptions);
+        reporter.Info(teacher is null ? $"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL" : $"Teacher: {Brief(task, teacher)}");
         PhaseTrace.Mark("teacher evaluated");
 
-        var evaluations = new Evaluations(cache, dataHash, evaluateOptions, () => data.Get().Test, teacherTest);
+        var evaluations = new Evaluations(cache, task, dataHash, evaluateOptions, () => data.Get().Test, teacherTest);
         var twins = new LabelsOnlyTwin(runner, context, evaluations, hashes);
         var stages = new List<StageReport>();
         foreach (var spec in recipe.Stages)
@@ -77,8 +80,8 @@ internal static class CompressionPipeline
             var run = runner.Run(context, stage, inputPath, inputHash);
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
             var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash);
-            reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(evaluation)}");
-            var twin = twins.For(stage.Kind, spec.Options, run, evaluation, inputPath, inputHash);
+            reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
+            var twin = task.HasLabelsOnlyTwin ? twins.For(stage.Kind, spec.Options, run, evaluation, inputPath, inputHash) : null;
             stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = twin?.Evaluation, BaselineResult = twin?.Result });
             PhaseTrace.Mark($"stage {stage.Kind}");
         }
@@ -101,9 +104,9 @@ internal static class CompressionPipeline
         return hashes;
     }
 
-    /// <summary>An evaluation as the log lines give it: "accuracy 85.00 %, 0.1 MB".</summary>
-    private static string Brief(ModelEvaluation evaluation) =>
-        $"accuracy {evaluation.Accuracy.ToString("P2", CultureInfo.InvariantCulture)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB";
+    /// <summary>An evaluation as the log lines give it: the task's headline ("accuracy 85.00 %"), then the size ("0.1 MB").</summary>
+    private static string Brief(ITask task, ModelEvaluation evaluation) =>
+        $"{task.Describe(evaluation)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB";
 
     private static void UseThreadsAndProvider(Recipe recipe, PipelineOptions options)
     {
@@ -152,7 +155,7 @@ internal static class CompressionPipeline
     private static IStage? Create(StageSpec spec) => spec.Descriptor.Create(spec.Options, spec.Site);
 
     /// <summary>The run's data, read on first use and disposed with the run.</summary>
-    private sealed class LazyData(DataSpec spec, IPipelineReporter reporter) : IDisposable
+    private sealed class LazyData(DataSpec spec, LabelKind labels, IPipelineReporter reporter) : IDisposable
     {
         private LoadedData? _loaded;
 
@@ -161,7 +164,7 @@ internal static class CompressionPipeline
             if (_loaded is null)
             {
                 reporter.Info($"Reading data ({spec.Format})");
-                _loaded = DataLoader.Load(spec);
+                _loaded = DataLoader.Load(spec, labels);
             }
 
             return _loaded;

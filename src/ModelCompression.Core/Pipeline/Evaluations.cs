@@ -1,14 +1,15 @@
 using ModelCompression.Common;
 using ModelCompression.Data;
 using ModelCompression.Evaluation;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Pipeline;
 
 /// <summary>
 /// Evaluations of a run's models on the test split (read from <paramref name="test"/> only when one is not cached),
-/// with the evaluate options and, when the recipe has a teacher, its test outputs (<paramref name="teacher"/>).
+/// measured as <paramref name="task"/> measures, with the evaluate options and, when the recipe has a teacher, its test outputs (<paramref name="teacher"/>).
 /// </summary>
-internal sealed class Evaluations(ArtifactCache cache, string dataHash, EvaluateOptions options, Func<Dataset> test, TeacherTestOutputs? teacher)
+internal sealed class Evaluations(ArtifactCache cache, ITask task, string dataHash, EvaluateOptions options, Func<Dataset> test, TeacherTestOutputs? teacher)
 {
     /// <summary>
     /// A stage output's evaluation, cached by model, data, evaluation options and teacher (agreement and KL
@@ -18,7 +19,7 @@ internal sealed class Evaluations(ArtifactCache cache, string dataHash, Evaluate
     public ModelEvaluation Of(string name, string modelPath, string modelHash)
     {
         var key = Key(name, modelHash, dataHash, options).Add("teacher", teacher?.Hash ?? "none").Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => ModelEvaluation.Measure(name, modelPath, test(), options, teacher?.TestOutputs));
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => task.Measure(name, modelPath, test(), options, teacher?.TestOutputs, out float[] _));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 

@@ -6,6 +6,8 @@ using ModelCompression.Evaluation;
 using ModelCompression.Inference;
 using ModelCompression.Recipes;
 
+using ModelCompression.Tasks;
+
 namespace ModelCompression.Pipeline;
 
 /// <summary>
@@ -92,14 +94,14 @@ internal sealed class TeacherOutputs
     /// <summary>
     /// The (first) teacher's evaluation on the test split and its outputs there; both null without a teacher.
     /// </summary>
-    public (ModelEvaluation? Evaluation, TeacherTestOutputs? Outputs) Evaluate(Func<Dataset> test, EvaluateOptions options)
+    public (ModelEvaluation? Evaluation, TeacherTestOutputs? Outputs) Evaluate(ITask task, Func<Dataset> test, EvaluateOptions options)
     {
         if (_teachers.Count == 0)
         {
             return (null, null);
         }
 
-        var (evaluation, outputs) = EvaluateFirst(test, options);
+        var (evaluation, outputs) = EvaluateFirst(task, test, options);
         return (evaluation, new TeacherTestOutputs(_hashes[0], outputs));
     }
 
@@ -223,14 +225,14 @@ internal sealed class TeacherOutputs
     /// against. The outputs are cached beside the evaluation (outputs.bin, float32 row-major), so a cached run
     /// does not run the teacher again.
     /// </summary>
-    private (ModelEvaluation Evaluation, float[] Outputs) EvaluateFirst(Func<Dataset> test, EvaluateOptions options)
+    private (ModelEvaluation Evaluation, float[] Outputs) EvaluateFirst(ITask task, Func<Dataset> test, EvaluateOptions options)
     {
         const string OutputsFile = "outputs.bin";
         var (teacherPath, teacherHash) = (_teachers[0].Path, _hashes[0]);
         var key = Evaluations.Key("teacher", teacherHash, _dataHash, options).Finish();
         var entry = _cache.TryGet("evaluate", key) ?? _cache.Put("evaluate", key, folder =>
         {
-            var evaluation = ModelEvaluation.Measure("teacher", teacherPath, test(), options, null, out var outputs, ExecutionProviders.Current);
+            var evaluation = task.Measure("teacher", teacherPath, test(), options, null, out var outputs, ExecutionProviders.Current);
             using var file = File.Create(Path.Combine(folder, OutputsFile));
             file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(outputs.AsSpan()));
             return evaluation;

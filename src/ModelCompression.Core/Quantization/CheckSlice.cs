@@ -28,6 +28,13 @@ public sealed class CheckSlice
     {
         ArgumentNullException.ThrowIfNull(floatModel);
         ArgumentNullException.ThrowIfNull(data);
+        if (data.Targets is not null)
+        {
+            // The check compares arg-max classes; a regression model has one output and no classes, so it would
+            // always agree. Refused rather than reported as a perfect score.
+            throw CompressionException.Error(DiagnosticCodes.CalibrationFailed, $"Quantize compares the quantized model's classes with the float model's, and '{data.Source}' holds regression targets: quantizing a task: regression model is not supported yet.");
+        }
+
         if (data.Labels is null || data.Count == 0)
         {
             throw CompressionException.Error(DiagnosticCodes.CalibrationFailed, $"Quantize needs labelled training samples to compare the quantized model with the float one; '{data.Source}' has {(data.Labels is null ? "no labels" : "no samples")}.");

@@ -42,6 +42,9 @@ public sealed record Recipe
     /// <summary>The gates the final model must pass.</summary>
     public required IReadOnlyList<GateSpec> Gates { get; init; }
 
+    /// <summary>The recipe's <c>task:</c>, a <see cref="Tasks.TaskCatalog"/> name (classification when it names none).</summary>
+    public string Task { get; init; } = Tasks.TaskCatalog.DefaultName;
+
     /// <summary>Output names.</summary>
     public required OutputSpec Outputs { get; init; }
 

@@ -2,6 +2,7 @@ using ModelCompression.Architectures;
 using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
+using ModelCompression.Tasks;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -56,10 +57,11 @@ public static partial class RecipeLoader
     {
         string[] keys = ["task", "data", "teacher", "student", "stages", "gates", "baseline", "outputs", "threads", "execution_provider"];
         source.CheckKeys(root, "the recipe", keys);
-        var task = source.String(root, "task", "the recipe", required: false) ?? "classification";
-        if (task != "classification")
+        var taskName = source.String(root, "task", "the recipe", required: false) ?? TaskCatalog.DefaultName;
+        var task = TaskCatalog.TryGet(taskName, out var known) ? known : null;
+        if (task is null)
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"task '{task}' is not supported: this version does classification.", YamlSource.Get(root, "task"));
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"task '{taskName}' is not known. Tasks: {string.Join(", ", TaskCatalog.Names)}.", YamlSource.Get(root, "task"));
         }
 
         var data = DataSpecReader.Read(source.Mapping(root, "data", "the recipe", required: true), source, directory);
@@ -70,11 +72,11 @@ public static partial class RecipeLoader
             || root.Children.Keys.Any(k => k is YamlScalarNode { Value: { } key } && !keys.Contains(key) && Suggestions.Closest(key, keys).Contains("teacher"));
         var student = ReadStudent(source.Mapping(root, "student", "the recipe", required: true), source, directory);
         var stages = ReadStages(YamlSource.Get(root, "stages"), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
-        var gates = ReadGates(YamlSource.Get(root, "gates"), source, hasTeacher);
+        var gates = ReadGates(YamlSource.Get(root, "gates"), source, hasTeacher, task ?? ClassificationTask.Instance);
         var outputs = ReadOutputs(source.Mapping(root, "outputs", "the recipe", required: false), source, source.File);
         var threads = ReadThreads(root, source);
         var executionProvider = ExecutionProviderKey.Read(root, source);
-        if (data is null || teachers is null || student is null || source.Problems.Count > 0)
+        if (data is null || teachers is null || student is null || task is null || source.Problems.Count > 0)
         {
             return null;
         }
@@ -86,6 +88,7 @@ public static partial class RecipeLoader
             Teachers = teachers,
             Student = student,
             Stages = stages,
+            Task = task.Name,
             Gates = gates,
             Outputs = outputs,
             Threads = threads,
@@ -217,7 +220,7 @@ public static partial class RecipeLoader
         return new StudentSpec(info.Name, options, null, line);
     }
 
-    private static List<GateSpec> ReadGates(YamlNode? node, YamlSource source, bool hasTeacher)
+    private static List<GateSpec> ReadGates(YamlNode? node, YamlSource source, bool hasTeacher, ITask task)
     {
         var gates = new List<GateSpec>();
         if (node is null)
@@ -261,9 +264,9 @@ public static partial class RecipeLoader
 
             if (GateExpression.TryParse(text, out var gate, out var error))
             {
-                if (significant && (gate!.Metric != "accuracy" || gate.LowerIsBetter))
+                if (GateRules.Problem(gate!, text, significant, task) is { } problem)
                 {
-                    source.Error(DiagnosticCodes.RecipeInvalidGate, $"'significant' applies to 'accuracy >= …' gates (a paired test or a bootstrap interval of accuracy), not to '{text}'.", item);
+                    source.Error(DiagnosticCodes.RecipeInvalidGate, $"{problem}.", item);
                     continue;
                 }
 

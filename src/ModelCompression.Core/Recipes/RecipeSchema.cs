@@ -111,7 +111,7 @@ public static class RecipeSchema
             ["additionalProperties"] = false,
             ["properties"] = new JsonObject
             {
-                ["task"] = new JsonObject { ["enum"] = new JsonArray("classification") },
+                ["task"] = new JsonObject { ["enum"] = new JsonArray([.. Tasks.TaskCatalog.Names.Select(n => (JsonNode)n)]) },
                 ["data"] = new JsonObject
                 {
                     ["type"] = "object",

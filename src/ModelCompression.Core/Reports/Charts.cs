@@ -25,11 +25,14 @@ internal static class Charts
     private const int MaxTickChars = 18;
 
     /// <summary>
-    /// Accuracy (vertical) against model size (horizontal) for the teacher and each stage, joined in
+    /// The headline metric (vertical; accuracy unless <paramref name="metric"/> says otherwise) against model size (horizontal) for the teacher and each stage, joined in
     /// pipeline order. The size axis is logarithmic when sizes span a factor of ten or more (a quantized
     /// student next to its teacher), linear from zero otherwise.
     /// </summary>
-    public static string AccuracyVsSize(IReadOnlyList<ChartPoint> points)
+    /// <param name="points">One per model.</param>
+    /// <param name="metric">The vertical axis's metric title.</param>
+    /// <param name="fraction">True for a fraction in [0, 1] drawn as percentages; false for a plain number (an error, from zero up).</param>
+    public static string AccuracyVsSize(IReadOnlyList<ChartPoint> points, string metric = "accuracy", bool fraction = true)
     {
         const double Width = 760, Height = 400, Left = 70, Right = 160, Top = 20, Bottom = 56;
         var minSize = points.Min(p => p.X);
@@ -37,10 +40,12 @@ internal static class Charts
         Scale x = minSize > 0 && maxSize / minSize >= 10
             ? Scale.Log(minSize, maxSize, Left, Width - Right)
             : Scale.Linear(0, maxSize * 1.05, Left, Width - Right, TickFormat.Number, floor: 0);
-        var y = Scale.Linear(points.Min(p => p.Y) - 0.01, points.Max(p => p.Y) + 0.01, Height - Bottom, Top, TickFormat.Percent, floor: 0, ceiling: 1);
+        var y = fraction
+            ? Scale.Linear(points.Min(p => p.Y) - 0.01, points.Max(p => p.Y) + 0.01, Height - Bottom, Top, TickFormat.Percent, floor: 0, ceiling: 1)
+            : Scale.Linear(0, points.Max(p => p.Y) * 1.05, Height - Bottom, Top, TickFormat.Number, floor: 0);
 
-        var svg = new SvgWriter(Width, Height, "Accuracy against model size");
-        Axes(svg, x, y, x is LogScale ? "model size (MB, log scale)" : "model size (MB)", "accuracy");
+        var svg = new SvgWriter(Width, Height, $"{char.ToUpperInvariant(metric[0])}{metric[1..]} against model size");
+        Axes(svg, x, y, x is LogScale ? "model size (MB, log scale)" : "model size (MB)", metric);
         svg.Polyline(points.Select(p => (x.Map(p.X), y.Map(p.Y))), "trajectory");
         var placed = new List<(double X, double Y, double Width)>();
         foreach (var point in points)

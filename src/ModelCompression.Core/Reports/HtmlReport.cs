@@ -156,27 +156,29 @@ public static class HtmlReport
 
     private static void AccuracyVsSize(StringBuilder html, JsonNode report)
     {
-        Section(html, "accuracy-vs-size", "Accuracy against size");
+        var headline = ReportJson.Task(report).Report;
+        Section(html, "accuracy-vs-size", $"{char.ToUpperInvariant(headline.Title[0])}{headline.Title[1..]} against size");
         var models = ReportJson.Models(report);
+        Func<double, string> format = headline.IsFraction ? ReportFormat.Percent : ReportFormat.Significant;
         var points = new List<ChartPoint>();
         for (var i = 0; i < models.Count; i++)
         {
             var (name, evaluation, stage) = models[i];
-            if (ReportJson.Number(evaluation, "accuracy") is { } accuracy && ReportJson.Number(evaluation, "size_mb") is { } size)
+            if (ReportJson.Number(evaluation, headline.Metric) is { } value && ReportJson.Number(evaluation, "size_mb") is { } size)
             {
                 var kind = stage is null ? "teacher" : i == models.Count - 1 ? "final" : "stage";
-                points.Add(new ChartPoint(name, size, accuracy, kind, $"{name}: {ReportFormat.Percent(accuracy)}, {ReportFormat.Significant(size)} MB"));
+                points.Add(new ChartPoint(name, size, value, kind, $"{name}: {format(value)}, {ReportFormat.Significant(size)} MB"));
             }
         }
 
         if (points.Count == 0)
         {
-            Note(html, "No model has both an accuracy and a size in this report.");
+            Note(html, $"No model has both {(headline.IsFraction ? "an" : "a")} {headline.Title} and a size in this report.");
         }
         else
         {
             var teacher = ReportJson.HasTeacher(report) ? "Teacher (grey), stages" : "No teacher; stages";
-            html.AppendLine($"<figure>{Charts.AccuracyVsSize(points)}<figcaption>{teacher} in pipeline order along the dashed line, final model in orange.</figcaption></figure>");
+            html.AppendLine($"<figure>{Charts.AccuracyVsSize(points, headline.Title, headline.IsFraction)}<figcaption>{teacher} in pipeline order along the dashed line, final model in orange.</figcaption></figure>");
         }
 
         EndSection(html);
@@ -184,6 +186,11 @@ public static class HtmlReport
 
     private static void ConfusionMatrix(StringBuilder html, JsonNode report)
     {
+        if (!ReportJson.Task(report).Report.HasConfusionMatrix)
+        {
+            return;
+        }
+
         var final = ReportJson.FinalModel(report);
         Section(html, "confusion-matrix", final is null ? "Confusion matrix" : $"Confusion matrix of the final model ({final.Name})");
         var matrix = final is null ? null : ReportJson.SquareMatrix(final.Evaluation, "confusion_matrix");
@@ -206,6 +213,7 @@ public static class HtmlReport
     private static void TrainingCurves(StringBuilder html, JsonNode report)
     {
         Section(html, "training", "Training curves");
+        var score = ReportJson.Task(report).Report;
         var trained = 0;
         foreach (var stage in ReportJson.Objects(report, "stages"))
         {
@@ -231,11 +239,11 @@ public static class HtmlReport
 
             if (accuracies is { Count: > 0 })
             {
-                html.AppendLine($"<figure>{Charts.PerEpoch(accuracies, "validation accuracy", percent: true)}<figcaption>Validation accuracy per epoch.</figcaption></figure>");
+                html.AppendLine($"<figure>{Charts.PerEpoch(accuracies, $"validation {score.Title}", percent: score.IsFraction)}<figcaption>Validation {score.Title} per epoch.</figcaption></figure>");
             }
             else
             {
-                Note(html, "No validation accuracy chart: this stage trained without a validation split.");
+                Note(html, $"No validation {score.Title} chart: this stage trained without a validation split.");
             }
 
             html.AppendLine("</div>");

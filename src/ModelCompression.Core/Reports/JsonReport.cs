@@ -17,7 +17,7 @@ namespace ModelCompression.Reports;
 public static class JsonReport
 {
     /// <summary>The version of report.json's schema; bumped on any incompatible change.</summary>
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
 
     /// <summary>
     /// Keys of a serialized <see cref="ModelEvaluation"/> that report.json leaves out: the per-sample
@@ -53,6 +53,7 @@ public static class JsonReport
             ["schema_version"] = SchemaVersion,
             ["engine_version"] = EngineInfo.Version,
             ["recipe"] = result.Recipe.Path,
+            ["task"] = result.Recipe.Task,
             ["passed"] = result.GatesPassed,
             ["output_model"] = result.OutputModel,
             ["created_utc"] = createdUtc.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),

@@ -10,6 +10,10 @@ namespace ModelCompression.Reports;
 /// </summary>
 internal static class ReportJson
 {
+    /// <summary>The report's task (report.json's "task"; classification for a report written before schema version 3).</summary>
+    public static Tasks.ITask Task(JsonNode report) =>
+        Tasks.TaskCatalog.TryGet(Text(report, "task") ?? Tasks.TaskCatalog.DefaultName, out var task) ? task : Tasks.ClassificationTask.Instance;
+
     public static double? Number(JsonNode? node, string key) => AsNumber(node?[key]);
 
     public static double? AsNumber(JsonNode? value) =>

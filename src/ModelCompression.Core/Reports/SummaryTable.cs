@@ -4,8 +4,8 @@ using System.Text.Json.Nodes;
 namespace ModelCompression.Reports;
 
 /// <summary>
-/// The summary table of teacher and stages (model, accuracy with its interval, size, parameters, p50
-/// latency at batch 1, notes), shared by report.md and report.html so both show the same cells.
+/// The summary table of teacher and stages (model, the task's headline metric (accuracy with its interval; RMSE),
+/// size, parameters, p50 latency at batch 1, notes), shared by report.md and report.html so both show the same cells.
 /// Columns whose facts no model has (interval, latency) are left out.
 /// </summary>
 /// <param name="Headers">Column titles.</param>
@@ -19,10 +19,12 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
     public static SummaryTable Build(JsonNode report)
     {
         var models = ReportJson.Models(report);
+        var headline = ReportJson.Task(report).Report;
+        Func<double, string> headlineFormat = headline.IsFraction ? ReportFormat.Percent : ReportFormat.Significant;
         var showInterval = models.Any(m => Interval(m.Evaluation) is not null);
         var showLatency = models.Any(m => LatencyP50(m.Evaluation) is not null);
 
-        var headers = new List<string> { "model", "accuracy" };
+        var headers = new List<string> { "model", headline.Title };
         var numeric = new List<bool> { false, true };
         if (showInterval)
         {
@@ -44,7 +46,7 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
         var rows = new List<IReadOnlyList<string>>();
         foreach (var (name, evaluation, stage) in models)
         {
-            var cells = new List<string> { name, Format(ReportJson.Number(evaluation, "accuracy"), ReportFormat.Percent) };
+            var cells = new List<string> { name, Format(ReportJson.Number(evaluation, headline.Metric), headlineFormat) };
             if (showInterval)
             {
                 cells.Add(Interval(evaluation) is { } ci ? ReportFormat.PercentInterval(ci.Low, ci.High) : Missing);

@@ -1,5 +1,6 @@
 using ModelCompression.Common;
 using ModelCompression.Data;
+using ModelCompression.Tasks;
 using ModelCompression.Torch.Training;
 
 namespace ModelCompression.Stages;
@@ -108,6 +109,9 @@ public sealed class StageContext : IDisposable
     /// <summary>Where progress goes.</summary>
     public IPipelineReporter Reporter { get; }
 
+    /// <summary>The recipe's task: the training objective, how teachers combine (classification unless the recipe says otherwise).</summary>
+    public ITask Task { get; init; } = ClassificationTask.Instance;
+
     /// <summary>Cancels the run.</summary>
     public CancellationToken CancellationToken { get; }
 
@@ -189,7 +193,7 @@ public sealed class StageContext : IDisposable
             _teacherLogitsBySplit[splitName] = teachers;
         }
 
-        return teachers.Count == 1 ? teachers[0].Logits : Ensemble.SoftTargetLogits(teachers, Classes, temperature);
+        return Task.CombineTeachers(teachers, Classes, temperature);
     }
 
     /// <summary>

@@ -10,9 +10,9 @@ namespace ModelCompression.Training;
 /// <param name="Model">The graph to train.</param>
 /// <param name="ModelPath">The file <paramref name="Model"/> came from (external data is read beside it).</param>
 /// <param name="Train">The labelled training samples, with the teacher's targets where the loss reads them.</param>
-/// <param name="Loss">The loss.</param>
+/// <param name="Loss">The loss (the task's training objective).</param>
 /// <param name="Settings">Budget, optimizer, schedule, validation and logs.</param>
-public sealed record TrainingJob(string Name, ModelProto Model, string ModelPath, TrainingSet Train, DistillationLoss Loss, TrainingSettings Settings)
+public sealed record TrainingJob(string Name, ModelProto Model, string ModelPath, TrainingSet Train, ITrainingObjective Loss, TrainingSettings Settings)
 {
     /// <summary>How the graph is imported (values a hint loss reads); null for the defaults.</summary>
     public TrainableGraphOptions? GraphOptions { get; init; }

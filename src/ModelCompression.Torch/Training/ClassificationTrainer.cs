@@ -9,28 +9,30 @@ using static TorchSharp.torch;
 namespace ModelCompression.Torch.Training;
 
 /// <summary>
-/// Trains a <see cref="TrainableGraph"/> classifier on a <see cref="TrainingSet"/>: Adam, AdamW or SGD with
+/// Trains a <see cref="TrainableGraph"/> on a <see cref="TrainingSet"/> for an <see cref="ITrainingObjective"/> (the
+/// task's loss and validation score: a classifier with <see cref="DistillationLoss"/>, a regressor with
+/// <see cref="RegressionLoss"/>): Adam, AdamW or SGD with
 /// momentum, weight decay, warm-up and cosine or linear decay per step, gradient clipping, validation with
 /// early stopping, end-of-epoch checkpoints that a killed run resumes from, and TensorBoard logs.
 /// On the CPU the same seed, data and options give bit-identical weights, resumed or not.
 /// </summary>
 public static class ClassificationTrainer
 {
-    /// <summary>Samples per forward pass when measuring validation accuracy (no gradients, so it can be larger).</summary>
+    /// <summary>Samples per forward pass when measuring the validation score (no gradients, so it can be larger).</summary>
     private const int ValidationBatchSize = 512;
 
     /// <summary>Runs the training loop. The graph's parameters are updated in place; the graph ends in eval mode.</summary>
     /// <param name="model">The imported student.</param>
     /// <param name="data">Training samples.</param>
-    /// <param name="loss">Soft (teacher) and hard (label) loss.</param>
+    /// <param name="loss">The objective: soft (teacher) and hard (label) loss, and the validation score.</param>
     /// <param name="options">Optimizer, schedule, checkpoints and logging.</param>
-    /// <param name="validation">Labelled samples for the validation accuracy after every epoch; needed for early stopping.</param>
+    /// <param name="validation">Labelled samples for the validation score after every epoch; needed for early stopping.</param>
     /// <param name="progress">Receives every step, synchronously.</param>
     /// <param name="cancellationToken">Stops the run between steps; the last checkpoint stays for a later resumption.</param>
     public static TrainingResult Train(
         TrainableGraph model,
         TrainingSet data,
-        DistillationLoss loss,
+        ITrainingObjective loss,
         TrainingOptions options,
         TrainingSet? validation = null,
         IProgress<TrainingProgress>? progress = null,
@@ -134,14 +136,14 @@ public static class ClassificationTrainer
                 log?.Scalar("epoch/learning_rate", epochLearningRate, epoch);
                 if (validation is not null)
                 {
-                    var (accuracy, validationLoss) = Validate(model, validation, names, withLoss: log is not null);
-                    lastValidation = accuracy;
-                    state.ValidationAccuracies.Add(accuracy);
-                    log?.Scalar("epoch/validation_accuracy", accuracy, epoch);
+                    var (score, validationLoss) = Validate(model, validation, names, loss, withLoss: log is not null);
+                    lastValidation = score;
+                    state.ValidationAccuracies.Add(score);
+                    log?.Scalar($"epoch/validation_{loss.Validation.Name}", score, epoch);
                     log?.Scalar("epoch/validation_loss", validationLoss!.Value, epoch);
-                    if (double.IsNaN(state.BestMetric) || accuracy > state.BestMetric + options.EarlyStoppingMinDelta)
+                    if (loss.Validation.Improves(score, state.BestMetric, options.EarlyStoppingMinDelta))
                     {
-                        state.BestMetric = accuracy;
+                        state.BestMetric = score;
                         state.BestEpoch = epoch;
                         state.EpochsWithoutImprovement = 0;
                         best = Snapshot(model, best);
@@ -193,22 +195,25 @@ public static class ClassificationTrainer
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
+        if (data.Labels is null)
+        {
+            throw new ArgumentException("Accuracy needs labels.", nameof(data));
+        }
+
         TorchNativeLoader.EnsureLoaded();
-        return Validate(model, data, new TrainableGraphInputs(model.InputNames), withLoss: false).Accuracy;
+        return Validate(model, data, new TrainableGraphInputs(model.InputNames), new DistillationLoss(0, 1), withLoss: false).Score;
     }
 
     /// <summary>
-    /// Accuracy and (when <paramref name="withLoss"/>) mean cross-entropy on the labels of the first output, in eval
-    /// mode. The loss is the labels' alone whatever the training loss weighs: what "validation loss" means to someone
-    /// comparing runs. Only the TensorBoard log reads it, so runs without one do not pay for it.
+    /// The objective's validation score and (when <paramref name="withLoss"/>) its mean validation loss on the first
+    /// output, in eval mode. Only the TensorBoard log reads the loss, so runs without one do not pay for it.
     /// </summary>
-    private static (double Accuracy, double? Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names, bool withLoss)
+    private static (double Score, double? Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names, ITrainingObjective objective, bool withLoss)
     {
-        var labels = data.Labels ?? throw new ArgumentException("Accuracy needs labels.", nameof(data));
         var wasTraining = model.training;
         model.eval();
         var rows = Enumerable.Range(0, data.Count).ToArray();
-        long correct = 0;
+        var scoreSum = 0.0;
         var lossSum = 0.0;
         using (torch.no_grad())
         {
@@ -216,19 +221,16 @@ public static class ClassificationTrainer
             {
                 using var scope = torch.NewDisposeScope();
                 var size = Math.Min(ValidationBatchSize, data.Count - start);
-                var logits = FirstOutput(model, data.Batch(names, rows.AsSpan(start, size)));
-                var y = torch.tensor(labels.AsSpan(start, size).ToArray(), [size]);
-                correct += logits.argmax(1).eq(y).sum().item<long>();
-                if (withLoss)
-                {
-                    lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
-                }
+                var outputs = FirstOutput(model, data.Batch(names, rows.AsSpan(start, size)));
+                var (score, loss) = objective.ValidationSums(outputs, data, rows.AsSpan(start, size), withLoss);
+                scoreSum += score;
+                lossSum += loss;
             }
         }
 
         model.train(wasTraining);
-        var count = Math.Max(1, data.Count);
-        return ((double)correct / count, withLoss ? lossSum / count : null);
+        var (total, meanLoss) = objective.ValidationResult(scoreSum, lossSum, data.Count);
+        return (total, withLoss ? meanLoss : null);
     }
 
     /// <summary>One optimizer step; every tensor it makes is freed before it returns.</summary>
@@ -237,7 +239,7 @@ public static class ClassificationTrainer
         TrainingSet data,
         TrainableGraphInputs names,
         ReadOnlySpan<int> rows,
-        DistillationLoss loss,
+        ITrainingObjective loss,
         FeatureHintLoss? hints,
         ParameterOptimizer optimizer,
         Parameter[] parameters,
@@ -245,12 +247,8 @@ public static class ClassificationTrainer
         StepProfile? profile)
     {
         using var scope = torch.NewDisposeScope();
-        var size = rows.Length;
         var inputs = data.Batch(names, rows);
-        var labels = data.Labels is null || loss.Alpha >= 1 ? null : InputArray.Gather(data.Labels, rows, 1);
-        var y = labels is null ? null : torch.tensor(labels, [size]);
-        var anyLabelled = labels is null ? (bool?)null : labels.AsSpan().IndexOfAnyExcept(TrainingSet.NoLabel) >= 0;
-        var t = data.TeacherLogits is null || loss.Alpha <= 0 ? null : torch.tensor(InputArray.Gather(data.TeacherLogits, rows, data.Classes), [size, data.Classes]);
+        var targets = loss.Targets(data, rows);
         profile?.Mark(StepPhase.Batch);
         optimizer.ZeroGrad();
         profile?.Mark(StepPhase.Optimizer);
@@ -259,13 +257,13 @@ public static class ClassificationTrainer
         {
             var logits = FirstOutput(model, inputs);
             profile?.Mark(StepPhase.Forward);
-            value = loss.Compute(logits, y, t, anyLabelled);
+            value = loss.Loss(logits, targets);
         }
         else
         {
             var outputs = model.Forward(inputs, hints.StudentTensors);
             profile?.Mark(StepPhase.Forward);
-            value = loss.Compute(outputs[model.OutputNames[0]], y, t, anyLabelled).Plus(hints.Compute(outputs, rows));
+            value = loss.Loss(outputs[model.OutputNames[0]], targets).Plus(hints.Compute(outputs, rows));
         }
 
         profile?.Mark(StepPhase.Loss);
@@ -285,27 +283,14 @@ public static class ClassificationTrainer
     private static Tensor FirstOutput(TrainableGraph model, Dictionary<string, Tensor> inputs) =>
         model.Forward(inputs)[model.OutputNames[0]];
 
-    private static void CheckData(TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainingOptions options)
+    private static void CheckData(TrainingSet data, TrainingSet? validation, ITrainingObjective loss, TrainingOptions options)
     {
         if (data.Count == 0)
         {
             throw new ArgumentException("The training set is empty.", nameof(data));
         }
 
-        if (loss.Alpha > 0 && data.TeacherLogits is null)
-        {
-            throw new ArgumentException($"alpha {loss.Alpha} weighs the teacher's logits, but the training set has none.", nameof(data));
-        }
-
-        if (loss.Alpha < 1 && data.Labels is null)
-        {
-            throw new ArgumentException($"alpha {loss.Alpha} leaves {1 - loss.Alpha} to the labels, but the training set has none.", nameof(data));
-        }
-
-        if (validation is not null && (validation.Labels is null || validation.Count == 0))
-        {
-            throw new ArgumentException("The validation set needs samples and labels.", nameof(validation));
-        }
+        loss.CheckData(data, validation);
 
         if (options.EarlyStoppingPatience > 0 && validation is null)
         {
@@ -323,13 +308,13 @@ public static class ClassificationTrainer
     }
 
     /// <summary>What a checkpoint must agree on to be resumed: everything that shapes the weights' trajectory.</summary>
-    private static string Fingerprint(TrainingOptions options, TrainingSet data, TrainingSet? validation, DistillationLoss loss, TrainableGraph model, FeatureHintLoss? hints)
+    private static string Fingerprint(TrainingOptions options, TrainingSet data, TrainingSet? validation, ITrainingObjective loss, TrainableGraph model, FeatureHintLoss? hints)
     {
         var o = options with { CheckpointDirectory = null, LogDirectory = null };
         var parameters = string.Join(";", TrainingCheckpoint.ModelState(model).Select(p => $"{p.Name}:{p.Value.dtype}[{string.Join(",", p.Value.shape)}]"));
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|alpha {loss.Alpha:R}|T {loss.Temperature:R}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
+            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|{loss.Fingerprint}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
     }
 
     private static List<(string Name, Tensor Value)> Snapshot(TrainableGraph model, List<(string Name, Tensor Value)>? into)

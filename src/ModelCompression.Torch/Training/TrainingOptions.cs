@@ -163,7 +163,7 @@ public sealed record TrainingOptions(int Epochs, int BatchSize, double LearningR
 /// <param name="Loss">Mean loss of the current epoch so far.</param>
 /// <param name="Elapsed">Time since the run (or its resumption) started.</param>
 /// <param name="LearningRate">The learning rate of the last step.</param>
-/// <param name="ValidationAccuracy">Accuracy on the validation set after the last finished epoch; null without one.</param>
+/// <param name="ValidationAccuracy">The objective's validation score (accuracy for classification, RMSE for regression) after the last finished epoch; null without a validation set.</param>
 public sealed record TrainingProgress(
     int Epoch,
     int Epochs,
@@ -179,13 +179,13 @@ public sealed record TrainingProgress(
 /// <param name="Duration">Wall time of this call.</param>
 public sealed record TrainingResult(IReadOnlyList<double> EpochLosses, TimeSpan Duration)
 {
-    /// <summary>Validation accuracy after each epoch; empty without a validation set.</summary>
+    /// <summary>The objective's validation score (<see cref="ITrainingObjective.Validation"/>: accuracy for classification) after each epoch; empty without a validation set.</summary>
     public IReadOnlyList<double> ValidationAccuracies { get; init; } = [];
 
-    /// <summary>The 1-based epoch with the best validation accuracy; 0 without a validation set.</summary>
+    /// <summary>The 1-based epoch with the best validation score; 0 without a validation set.</summary>
     public int BestEpoch { get; init; }
 
-    /// <summary>The best validation accuracy; null without a validation set.</summary>
+    /// <summary>The best validation score (the highest accuracy, the lowest RMSE); null without a validation set.</summary>
     public double? BestValidationAccuracy { get; init; }
 
     /// <summary>True when early stopping ended the run before its last epoch.</summary>

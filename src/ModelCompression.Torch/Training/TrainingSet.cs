@@ -230,10 +230,13 @@ public sealed class InputArray
 }
 
 /// <summary>
-/// Inputs (one or several named arrays), labels and, for distillation, teacher logits and feature-hint targets.
+/// Inputs (one or several named arrays), class labels or float targets and, for distillation, teacher logits (a
+/// regression teacher's outputs) and feature-hint targets.
 /// </summary>
 public sealed class TrainingSet
 {
+    private readonly float[]? _targets;
+
     /// <summary>A set whose samples feed the graph's only input as float32.</summary>
     /// <param name="inputs">Samples, <paramref name="sampleShape"/> elements each, row-major.</param>
     /// <param name="sampleShape">The shape of one sample as the student's input wants it (no batch axis).</param>
@@ -329,11 +332,37 @@ public sealed class TrainingSet
         Array.Fill(labels, NoLabel);
         Labels?.CopyTo(labels, 0);
         var hints = Hints.Select((h, i) => h with { Teacher = InputArray.Concat(h.Teacher, unlabelled.Hints[i].Teacher) }).ToList();
-        return new TrainingSet(inputs, labels, TeacherLogits is null ? null : [.. TeacherLogits, .. unlabelled.TeacherLogits!], Classes, hints);
+        float[]? targets = null;
+        if (Targets is not null)
+        {
+            targets = new float[(long)(Count + unlabelled.Count) * Classes];
+            Array.Fill(targets, float.NaN);
+            Targets.CopyTo(targets, 0);
+        }
+
+        return new TrainingSet(inputs, labels, TeacherLogits is null ? null : [.. TeacherLogits, .. unlabelled.TeacherLogits!], Classes, hints) { Targets = targets };
     }
 
     /// <summary>Class labels, one per sample, or null.</summary>
     public long[]? Labels { get; }
+
+    /// <summary>
+    /// Float targets (regression), <see cref="Classes"/> per sample (the output width), or null. NaN marks a sample
+    /// without a target (an unlabelled pool's). Classification sets use <see cref="Labels"/> instead.
+    /// </summary>
+    public float[]? Targets
+    {
+        get => _targets;
+        init
+        {
+            if (value is not null && value.Length != (long)Count * Classes)
+            {
+                throw new ArgumentException($"{Count} samples of {Classes} outputs need {(long)Count * Classes} targets, not {value.Length}.", nameof(Targets));
+            }
+
+            _targets = value;
+        }
+    }
 
     /// <summary>Teacher logits, <see cref="Classes"/> per sample, or null.</summary>
     public float[]? TeacherLogits { get; }
@@ -353,7 +382,10 @@ public sealed class TrainingSet
             Labels is null ? null : InputArray.Gather(Labels, rows, 1),
             TeacherLogits is null ? null : InputArray.Gather(TeacherLogits, rows, Classes),
             Classes,
-            [.. Hints.Select(h => h with { Teacher = h.Teacher.Select(rows) })]);
+            [.. Hints.Select(h => h with { Teacher = h.Teacher.Select(rows) })])
+        {
+            Targets = Targets is null ? null : InputArray.Gather(Targets, rows, Classes),
+        };
     }
 
     /// <summary>

@@ -7,6 +7,7 @@ using ModelCompression.Pipeline;
 using ModelCompression.Runs;
 using ModelCompression.Torch.Graph;
 using ModelCompression.Torch.Training;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Core.Tests.Data;
 
@@ -172,13 +173,13 @@ public sealed class DataSchemaTests : IDisposable
         _dir.Write("train.csv", DataRecipe.Csv([.. new[] { "x,label" }.Concat(Enumerable.Range(0, 40).Select(i => $"{i},{i % 14}"))]));
         using var data = DataRecipe.Load(_dir, "train: train.csv\ntest: train.csv");
 
-        var e = Assert.Throws<CompressionException>(() => ClassesAndLabels.CheckLabels(data.Train, 10));
+        var e = Assert.Throws<CompressionException>(() => ClassificationTask.Instance.CheckLabels(data.Train, 10, "teacher"));
 
         var d = Assert.Single(e.Diagnostics);
         Assert.Equal((DiagnosticCodes.DataSchemaMismatch, _dir.File("train.csv"), 12), (d.Code, d.File, d.Line));
         Assert.StartsWith("10 labels are outside the teacher's 10 classes (0 to 9): Label 10 of sample 10 (", d.Message, StringComparison.Ordinal);
         Assert.Contains($"Label 13 of sample 13 ({_dir.File("train.csv")}:15)", d.Message, StringComparison.Ordinal);
-        ClassesAndLabels.CheckLabels(data.Train, 14);
+        ClassificationTask.Instance.CheckLabels(data.Train, 14, "teacher");
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using ModelCompression.Pipeline;
 using ModelCompression.Stages;
 using ModelCompression.Training;
 using ModelCompression.Torch.Training;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Core.Tests.Pipeline;
 
@@ -115,7 +116,7 @@ public sealed class StageRunnerTests : IDisposable
     [Fact]
     public void The_labels_only_twin_is_only_for_a_distillation_with_a_teacher_term_and_the_baseline_on()
     {
-        var evaluations = new Evaluations(_cache, "data-hash", new EvaluateOptions(), () => throw new InvalidOperationException("nothing is evaluated"), null);
+        var evaluations = new Evaluations(_cache, ClassificationTask.Instance, "data-hash", new EvaluateOptions(), () => throw new InvalidOperationException("nothing is evaluated"), null);
         var twins = new LabelsOnlyTwin(_runner, _context, evaluations, _hashes);
         var student = new CachedStageRun(Repo.Teacher, Result("distill", steps: 64), Cached: true);
         var evaluation = new ModelEvaluation("distill", 0.8, 1, 1, 10);

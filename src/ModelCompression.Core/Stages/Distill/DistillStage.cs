@@ -56,7 +56,7 @@ public sealed class DistillStage(DistillOptions options, int recipeLine = 0) : I
             pool = Data.DatasetTraining.ToTrainingSet(unlabelled, bindings, poolLogits, context.Classes, HintTargets(context, hints, unlabelled, "unlabelled"));
         }
 
-        var job = StageTraining.Job(this, context, inputModel, initial, train, _loss, options) with
+        var job = StageTraining.Job(this, context, inputModel, initial, train, context.Task.Objective(_loss.Alpha, _loss.Temperature, _loss.HintWeight), options) with
         {
             GraphOptions = new TrainableGraphOptions { KeepValues = [.. hints.Select(h => h.Student)] },
             // The recipe's own validation split wins over carving one out of the training data.

@@ -56,7 +56,7 @@ public sealed class FinetuneStage(FinetuneOptions options) : IStage
         var bindings = StageTraining.BindStudent(context, inputModel);
         var (initial, copied) = StageTraining.StartFromTeacher(Kind, context, OnnxModelFile.Load(inputModel), options);
         var train = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, null, context.Classes);
-        var job = StageTraining.Job(this, context, inputModel, initial, train, LabelsOnly, options) with
+        var job = StageTraining.Job(this, context, inputModel, initial, train, context.Task.Objective(LabelsOnly.Alpha, LabelsOnly.Temperature), options) with
         {
             // The recipe's own validation split wins over carving one out of the training data.
             Validation = context.Validation is { } given ? Data.DatasetTraining.ToTrainingSet(given, bindings, null, context.Classes) : null,

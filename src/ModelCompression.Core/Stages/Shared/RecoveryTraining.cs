@@ -54,7 +54,7 @@ internal static class RecoveryTraining
         var bindings = StageTraining.BindStudent(context, inputModel);
         var teacherLogits = SoftTargetLogits(context, inputModel, settings);
         var data = Data.DatasetTraining.ToTrainingSet(context.Train, bindings, teacherLogits, context.Classes);
-        var job = StageTraining.Job(stage, context, inputModel, model, data, new DistillationLoss(settings.Alpha, settings.Temperature), settings.Training) with
+        var job = StageTraining.Job(stage, context, inputModel, model, data, context.Task.Objective(settings.Alpha, settings.Temperature), settings.Training) with
         {
             AfterStep = afterStep,
         };

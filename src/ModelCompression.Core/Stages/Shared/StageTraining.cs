@@ -22,7 +22,7 @@ internal static class StageTraining
         string inputModel,
         ModelProto model,
         TrainingSet train,
-        DistillationLoss loss,
+        ITrainingObjective loss,
         TrainingSettings settings) =>
         new(stage.Kind, model, inputModel, train, loss, settings)
         {

@@ -1,6 +1,6 @@
-using ModelCompression.Stages;
+using ModelCompression.Tasks;
 
-namespace ModelCompression.Core.Tests.Stages;
+namespace ModelCompression.Core.Tests.Tasks;
 
 public sealed class EnsembleTests
 {

@@ -1,6 +1,6 @@
-namespace ModelCompression.Stages;
+namespace ModelCompression.Tasks;
 
-/// <summary>Soft targets of several teachers, averaged by weight.</summary>
+/// <summary>Soft targets of several classification teachers, averaged by weight as probabilities (see <see cref="ClassificationTask.CombineTeachers"/>).</summary>
 public static class Ensemble
 {
     /// <summary>
