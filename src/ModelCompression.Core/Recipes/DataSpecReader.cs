@@ -89,7 +89,7 @@ internal static partial class DataSpecReader
         var validation = fileNode is null ? SplitOf(Validation, labelled: true) : null;
         var unlabelled = SplitOf(Unlabelled, labelled: false);
         var scale = YamlSource.Number(node, Scale) ?? Scale.DefaultAs<double>();
-        var normalize = ReadNormalize(YamlSource.Get(node, Normalization));
+        var normalize = ReadNormalize(YamlSource.Get(node, Normalization), source);
         var textNode = YamlSource.Get(node, TextSection) as YamlMappingNode;
         var text = ReadText(textNode, source, directory);
         var classes = Strings(YamlSource.Get(node, Classes));
@@ -275,7 +275,7 @@ internal static partial class DataSpecReader
     }
 
     /// <summary>normalize: auto | per_feature | global | { mean: 0.5 | [..], std: 0.25 | [..] }; null when absent or malformed (reported).</summary>
-    private static NormalizeSpec? ReadNormalize(YamlNode? node)
+    private static NormalizeSpec? ReadNormalize(YamlNode? node, YamlSource source)
     {
         switch (node)
         {
@@ -285,7 +285,17 @@ internal static partial class DataSpecReader
             {
                 var mean = Numbers(YamlSource.Get(mapping, Normalize.Mean));
                 var std = Numbers(YamlSource.Get(mapping, Normalize.Std));
-                return mean is null || std is null ? null : new NormalizeSpec(NormalizeMode.Fixed, mean, std);
+                if (mean is null || std is null)
+                {
+                    return null;
+                }
+
+                if (mean.Length != std.Length && mean.Length != 1 && std.Length != 1)
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidValue, $"{What}.{Normalization.Name} has {mean.Length} means but {std.Length} stds.", mapping);
+                }
+
+                return new NormalizeSpec(NormalizeMode.Fixed, mean, std);
             }
 
             default:

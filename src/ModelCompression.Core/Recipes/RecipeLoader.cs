@@ -74,14 +74,14 @@ public static partial class RecipeLoader
         }
 
         var line = YamlSource.Line(node) ?? 0;
-        if (YamlSource.Get(node, "model") is not null)
+        if (YamlSource.Get(node, RecipeKeys.StudentEntry.Model) is not null)
         {
-            source.CheckKeys(node, "student", "model");
-            var modelPath = source.ExistingFile(node, "model", "student", directory, required: true);
+            source.CheckKeys(node, "student", RecipeKeys.StudentEntry.Model.Name);
+            var modelPath = source.ExistingFile(node, RecipeKeys.StudentEntry.Model.Name, "student", directory, required: true);
             return modelPath is null ? null : new StudentSpec(null, null, modelPath, line);
         }
 
-        var architecture = source.String(node, "architecture", "student", required: false);
+        var architecture = source.String(node, RecipeKeys.StudentEntry.Architecture.Name, "student", required: false);
         if (architecture is null)
         {
             source.Error(DiagnosticCodes.RecipeMissingKey, $"student needs 'architecture' (built in: {string.Join(", ", ArchitectureRegistry.Names)}) or 'model' (an ONNX file).", node);
@@ -90,7 +90,7 @@ public static partial class RecipeLoader
 
         if (!ArchitectureRegistry.TryGet(architecture, out var info))
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{architecture}' is not built in{Suggestions.Hint(architecture, [.. ArchitectureRegistry.Names], "Built in")}", YamlSource.Get(node, "architecture"));
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{architecture}' is not built in{Suggestions.Hint(architecture, [.. ArchitectureRegistry.Names], "Built in")}", YamlSource.Get(node, RecipeKeys.StudentEntry.Architecture));
             return null;
         }
 
@@ -98,7 +98,7 @@ public static partial class RecipeLoader
         var optionsNode = new YamlMappingNode();
         foreach (var (key, value) in node.Children)
         {
-            if (key is not YamlScalarNode { Value: "architecture" })
+            if (key is not YamlScalarNode { Value: var name } || name != RecipeKeys.StudentEntry.Architecture.Name)
             {
                 optionsNode.Add(key, value);
             }

@@ -45,6 +45,19 @@ internal static class RecipeKeys
         public static readonly MappingShape Shape = new([Gate, Significant]) { Description = "A gate with options." };
     }
 
+    /// <summary>The student's keys of its own; a built-in architecture's options sit beside 'architecture' (its [Option] record).</summary>
+    public static class StudentEntry
+    {
+        /// <summary>'model'.</summary>
+        public static readonly RecipeKey Model = new("model", "An ONNX file.", new TextShape()) { Required = true };
+
+        /// <summary>'architecture'.</summary>
+        public static readonly RecipeKey Architecture = new("architecture", "A built-in architecture; its options sit beside it.", new TextShape()) { Required = true };
+
+        /// <summary>The student as a file: <c>{ model: file.onnx }</c>.</summary>
+        public static readonly MappingShape File = new([Model]) { Description = "Any float ONNX graph (e.g. exported by PyTorch), trained as it is." };
+    }
+
     /// <summary>'outputs: { model, report }'.</summary>
     public static class Outputs
     {

@@ -85,17 +85,7 @@ public static partial class RecipeSchema
     /// <summary>The schema of 'student': an ONNX file, or a built-in architecture with its options.</summary>
     internal static JsonObject StudentSchema()
     {
-        var students = new JsonArray
-        {
-            new JsonObject
-            {
-                ["type"] = "object",
-                ["description"] = "Any float ONNX graph (e.g. exported by PyTorch), trained as it is.",
-                ["properties"] = new JsonObject { ["model"] = new JsonObject { ["type"] = "string" } },
-                ["required"] = new JsonArray("model"),
-                ["additionalProperties"] = false,
-            },
-        };
+        var students = new JsonArray { Shape(RecipeKeys.StudentEntry.File) };
         foreach (var architecture in ArchitectureRegistry.All)
         {
             students.Add(OptionsObject(architecture.OptionsType, architecture.Name));
@@ -111,7 +101,7 @@ public static partial class RecipeSchema
         var properties = new JsonObject();
         if (architecture is not null)
         {
-            properties["architecture"] = new JsonObject { ["const"] = architecture };
+            properties[RecipeKeys.StudentEntry.Architecture.Name] = new JsonObject { ["const"] = architecture };
         }
 
         foreach (var (property, option) in OptionsBinder.Describe(type))
@@ -129,7 +119,7 @@ public static partial class RecipeSchema
         var result = new JsonObject { ["type"] = "object", ["properties"] = properties, ["additionalProperties"] = false };
         if (architecture is not null)
         {
-            result["required"] = new JsonArray("architecture");
+            result["required"] = new JsonArray(RecipeKeys.StudentEntry.Architecture.Name);
         }
 
         return result;

@@ -111,25 +111,6 @@ internal sealed class YamlSource(string file)
         return null;
     }
 
-    public double? Number(YamlMappingNode parent, string key, string what)
-    {
-        var node = Get(parent, key);
-        if (node is null)
-        {
-            return null;
-        }
-
-        if (node is YamlScalarNode { Value: { } text }
-            && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
-            && double.IsFinite(value))
-        {
-            return value;
-        }
-
-        Error(DiagnosticCodes.RecipeInvalidValue, $"'{key}' in {what} must be a number.", node);
-        return null;
-    }
-
     /// <summary>A path relative to the recipe's folder, made absolute; reports MC1005 when the file is missing.</summary>
     public string? ExistingFile(YamlMappingNode parent, string key, string what, string baseDirectory, bool required)
     {
