@@ -2,7 +2,6 @@ using ModelCompression.Architectures;
 using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
-using ModelCompression.Gates;
 using ModelCompression.Stages;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
