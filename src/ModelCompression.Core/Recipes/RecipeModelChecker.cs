@@ -190,6 +190,7 @@ internal static class RecipeModelChecker
     private static string Written(YamlNode node) => node switch
     {
         YamlScalarNode { Value: { } text } => $"'{text}'",
+        YamlSequenceNode { Children.Count: 0 } => "an empty list",
         YamlSequenceNode => "a list",
         YamlMappingNode => "a mapping",
         _ => "nothing",

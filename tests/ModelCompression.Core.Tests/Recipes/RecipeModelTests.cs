@@ -148,6 +148,22 @@ public sealed class RecipeModelTests : IDisposable
             e.Diagnostics.Where(d => d.Code == DiagnosticCodes.RecipeMissingKey).Select(d => (d.Line!.Value, d.Message)).Order());
     }
 
+    [Theory]
+    [InlineData("teacher: []\n", "'teacher' must be a list of at least one value, not an empty list.")]
+    [InlineData("teacher: { model: teacher.onnx }\n", "'teacher' must be an ONNX file or several teachers, not a mapping.")]
+    [InlineData("teacher:\n  - { model: teacher.onnx, weight: 0 }\n", "'weight' in teacher[0] must be a number above 0, not '0'.")]
+    [InlineData("threads: 2000\n", "'threads' must be a whole number from 0 to 1024, not '2000'.")]
+    [InlineData("outputs: { model: [a.onnx] }\n", "'model' in outputs must be a text value, not a list.")]
+    public void A_wrong_top_level_value_names_its_place_and_what_it_must_be(string line, string message)
+    {
+        var path = _dir.Write("top.compress.yaml", Data + line + "student: { architecture: mlp }\nstages: [finetune]\n");
+
+        var d = Assert.Single(Assert.Throws<CompressionException>(() => RecipeLoader.Load(path)).Diagnostics);
+
+        Assert.Equal((DiagnosticCodes.RecipeInvalidValue, message), (d.Code, d.Message));
+        Assert.InRange(d.Line!.Value, 2, 3);
+    }
+
     [Fact]
     public void Task_is_one_of_the_task_list_in_the_check_and_the_schema()
     {
