@@ -1,3 +1,6 @@
+using System.Collections;
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -28,6 +31,51 @@ public static partial class RecipeSchema
         }
 
         return schema.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>
+    /// The top level and the data section as a Markdown table, one row per key path (data.csv.label), from the same
+    /// description as the schema; the student's and the stages' options have tables of their own.
+    /// </summary>
+    private static void KeysSection(StringBuilder text)
+    {
+        text.AppendLine("### Recipe keys");
+        text.AppendLine();
+        text.AppendLine("| key | type | default | description |");
+        text.AppendLine("|---|---|---|---|");
+        Rows(text, RecipeKeys.Shape, string.Empty);
+        text.AppendLine();
+
+        static void Rows(StringBuilder text, MappingShape shape, string prefix)
+        {
+            foreach (var key in shape.Keys)
+            {
+                var type = key.Shape is ExternalShape ? "see below" : RecipeModelChecker.Expected(key.Shape);
+                text.AppendLine(CultureInfo.InvariantCulture, $"| `{prefix}{key.Name}` | {type} | {(key.Default is null ? string.Empty : $"`{Text(key.Default)}`")} | {key.Description} |");
+                foreach (var inner in Inner(key.Shape))
+                {
+                    Rows(text, inner, $"{prefix}{key.Name}.");
+                }
+            }
+        }
+
+        static IEnumerable<MappingShape> Inner(ValueShape shape) => shape switch
+        {
+            MappingShape mapping => [mapping],
+            ListShape list => Inner(list.Item),
+            MapShape map => Inner(map.Value),
+            OneOfShape oneOf => oneOf.Choices.SelectMany(Inner),
+            _ => [],
+        };
+
+        static string Text(object value) => value switch
+        {
+            bool flag => flag ? "true" : "false",
+            string word => word,
+            IEnumerable list => $"[{string.Join(", ", list.Cast<object>().Select(Text))}]",
+            IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
+            _ => value.ToString() ?? string.Empty,
+        };
     }
 
     /// <summary>The schema of one value of <paramref name="shape"/>.</summary>

@@ -32,6 +32,7 @@ public static partial class RecipeSchema
     public static string Markdown()
     {
         var text = new StringBuilder();
+        KeysSection(text);
         Section(text, "Stage", Stages());
         Section(text, "Student architecture", Architectures());
         return text.ToString();

@@ -58,6 +58,20 @@ public sealed class RecipeModelTests : IDisposable
     }
 
     [Fact]
+    public void The_options_markdown_has_a_row_for_every_key_of_the_description()
+    {
+        var markdown = RecipeSchema.Markdown();
+
+        foreach (var path in Paths(RecipeKeys.Shape, ""))
+        {
+            Assert.Contains($"| `{path}` |", markdown, StringComparison.Ordinal);
+        }
+
+        Assert.Contains($"| `threads` | a whole number from 0 to {Recipe.MaxThreads} | `0` | {RecipeKeys.Threads.Description} |", markdown, StringComparison.Ordinal);
+        Assert.Contains("| `outputs.report` | a list, e.g. [a, b] | `[json, md]` |", markdown, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Every_key_and_every_alternative_of_the_description_is_accepted_by_the_check_and_the_schema()
     {
         var schema = JsonSchema.FromText(RecipeSchema.JsonSchema());
