@@ -12,7 +12,7 @@ namespace ModelCompression.Recipes;
 /// Describes every recipe option from the same [Option] attributes that validation uses, so help text and docs
 /// cannot drift from what the loader accepts.
 /// </summary>
-public static class RecipeSchema
+public static partial class RecipeSchema
 {
     /// <summary>One option: its recipe key, type, default and description.</summary>
     /// <param name="Name">The recipe key.</param>
@@ -33,6 +33,7 @@ public static class RecipeSchema
     public static string Markdown()
     {
         var text = new StringBuilder();
+        KeysSection(text);
         Section(text, "Stage", Stages());
         Section(text, "Student architecture", Architectures());
         return text.ToString();
@@ -65,13 +66,8 @@ public static class RecipeSchema
             p.Option.Description))];
     }
 
-    /// <summary>
-    /// A JSON Schema (draft 2020-12) of the recipe file, for editors: a YAML language server given it
-    /// (<c># yaml-language-server: $schema=recipe.schema.json</c>) completes and checks every stage and student
-    /// option, with the same descriptions, ranges and defaults. The data section is described by its keys only;
-    /// the loader checks the rest.
-    /// </summary>
-    public static string JsonSchema()
+    /// <summary>The schema of 'stages': a list of stages, each a kind alone or a kind with its options.</summary>
+    internal static JsonObject StagesSchema()
     {
         var stageItems = new JsonArray { new JsonObject { ["enum"] = new JsonArray([.. StageCatalog.Kinds.Select(k => JsonValue.Create(k))]) } };
         foreach (var (kind, type) in StageCatalog.All.Select(d => (d.Kind, d.OptionsType)))
@@ -85,113 +81,19 @@ public static class RecipeSchema
             });
         }
 
-        var students = new JsonArray
-        {
-            new JsonObject
-            {
-                ["type"] = "object",
-                ["description"] = "Any float ONNX graph (e.g. exported by PyTorch), trained as it is.",
-                ["properties"] = new JsonObject { ["model"] = new JsonObject { ["type"] = "string" } },
-                ["required"] = new JsonArray("model"),
-                ["additionalProperties"] = false,
-            },
-        };
+        return new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["oneOf"] = stageItems } };
+    }
+
+    /// <summary>The schema of 'student': an ONNX file, or a built-in architecture with its options.</summary>
+    internal static JsonObject StudentSchema()
+    {
+        var students = new JsonArray { Shape(RecipeKeys.StudentEntry.File) };
         foreach (var architecture in ArchitectureRegistry.All)
         {
             students.Add(OptionsObject(architecture.OptionsType, architecture.Name));
         }
 
-        var teacherFile = new JsonObject { ["type"] = "string", ["description"] = "An ONNX file." };
-        var schema = new JsonObject
-        {
-            ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
-            ["title"] = "ModelCompression recipe",
-            ["type"] = "object",
-            ["required"] = new JsonArray("data", "student", "stages"),
-            ["additionalProperties"] = false,
-            ["properties"] = new JsonObject
-            {
-                ["task"] = new JsonObject { ["enum"] = new JsonArray([.. Tasks.TaskCatalog.Names.Select(n => (JsonNode)n)]) },
-                ["data"] = new JsonObject
-                {
-                    ["type"] = "object",
-                    ["description"] = "The data: format, splits as files or carved by ratio, scaling, text tokenization.",
-                    ["propertyNames"] = new JsonObject { ["enum"] = new JsonArray([.. DataSpecReader.Keys.Select(k => JsonValue.Create(k))]) },
-                },
-                ["teacher"] = new JsonObject
-                {
-                    ["description"] = "One ONNX file, or several whose soft targets are averaged by weight.",
-                    ["anyOf"] = new JsonArray
-                    {
-                        teacherFile.DeepClone(),
-                        new JsonObject
-                        {
-                            ["type"] = "array",
-                            ["items"] = new JsonObject
-                            {
-                                ["anyOf"] = new JsonArray
-                                {
-                                    teacherFile.DeepClone(),
-                                    new JsonObject
-                                    {
-                                        ["type"] = "object",
-                                        ["properties"] = new JsonObject { ["model"] = new JsonObject { ["type"] = "string" }, ["weight"] = new JsonObject { ["type"] = "number", ["exclusiveMinimum"] = 0 } },
-                                        ["required"] = new JsonArray("model"),
-                                        ["additionalProperties"] = false,
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-                ["student"] = new JsonObject { ["description"] = "A built-in architecture with its options, or { model: file.onnx }.", ["oneOf"] = students },
-                ["stages"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["oneOf"] = stageItems } },
-                ["gates"] = new JsonObject
-                {
-                    ["type"] = "array",
-                    ["items"] = new JsonObject
-                    {
-                        ["anyOf"] = new JsonArray
-                        {
-                            new JsonObject { ["type"] = "string", ["description"] = "e.g. accuracy >= teacher.accuracy - 0.02" },
-                            new JsonObject
-                            {
-                                ["type"] = "object",
-                                ["properties"] = new JsonObject { ["gate"] = new JsonObject { ["type"] = "string" }, ["significant"] = new JsonObject { ["type"] = "boolean" } },
-                                ["required"] = new JsonArray("gate"),
-                                ["additionalProperties"] = false,
-                            },
-                        },
-                    },
-                },
-                ["baseline"] = new JsonObject { ["type"] = "string", ["description"] = "The baseline file 'baseline.' gates compare with (default <model>.baseline.json next to the recipe)." },
-                ["threads"] = new JsonObject
-                {
-                    ["type"] = "integer",
-                    ["minimum"] = 0,
-                    ["maximum"] = Recipe.MaxThreads,
-                    ["default"] = 0,
-                    ["description"] = "Threads for libtorch and ONNX Runtime; 0: the CPUs this process may use (CPU affinity, cgroup quota). 'dotnet compress run --threads' overrides it.",
-                },
-                ["execution_provider"] = new JsonObject
-                {
-                    ["enum"] = new JsonArray([.. Inference.ExecutionProviderNames.All.Select(n => JsonValue.Create(n))]),
-                    ["default"] = "cpu",
-                    ["description"] = "Where ONNX Runtime runs the teacher (its logits, hint features and evaluation): cpu, or cuda (ONNX Runtime's GPU build from the NuGet packages folder; an NVIDIA driver, CUDA 13 and cuDNN 9). Students are evaluated on the CPU. 'dotnet compress run --execution-provider' overrides it.",
-                },
-                ["outputs"] = new JsonObject
-                {
-                    ["type"] = "object",
-                    ["properties"] = new JsonObject
-                    {
-                        ["model"] = new JsonObject { ["type"] = "string" },
-                        ["report"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["enum"] = new JsonArray("json", "md", "html") } },
-                    },
-                    ["additionalProperties"] = false,
-                },
-            },
-        };
-        return schema.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return new JsonObject { ["oneOf"] = students };
     }
 
     /// <summary>An object of <paramref name="type"/>'s options; with <paramref name="architecture"/>, also the architecture key naming it.</summary>
@@ -201,7 +103,7 @@ public static class RecipeSchema
         var properties = new JsonObject();
         if (architecture is not null)
         {
-            properties["architecture"] = new JsonObject { ["const"] = architecture };
+            properties[RecipeKeys.StudentEntry.Architecture.Name] = new JsonObject { ["const"] = architecture };
         }
 
         foreach (var (property, option) in OptionsBinder.Describe(type))
@@ -219,7 +121,7 @@ public static class RecipeSchema
         var result = new JsonObject { ["type"] = "object", ["properties"] = properties, ["additionalProperties"] = false };
         if (architecture is not null)
         {
-            result["required"] = new JsonArray("architecture");
+            result["required"] = new JsonArray(RecipeKeys.StudentEntry.Architecture.Name);
         }
 
         return result;

@@ -37,6 +37,36 @@ internal sealed class YamlSource(string file)
     public static YamlNode? Get(YamlMappingNode mapping, string key) =>
         mapping.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
 
+    /// <summary>The value of <paramref name="key"/> in <paramref name="mapping"/>, or null.</summary>
+    public static YamlNode? Get(YamlMappingNode mapping, RecipeKey key) => Get(mapping, key.Name);
+
+    /// <summary>
+    /// The text of <paramref name="key"/>; null when absent or not text. Quiet: <see cref="RecipeModelChecker"/> has
+    /// reported a malformed value.
+    /// </summary>
+    public static string? Text(YamlMappingNode mapping, RecipeKey key) =>
+        Get(mapping, key) is YamlScalarNode { Value: { Length: > 0 } value } ? value : null;
+
+    /// <summary>The number of <paramref name="key"/>; null when absent or not a number (quiet, as <see cref="Text"/>).</summary>
+    public static double? Number(YamlMappingNode mapping, RecipeKey key) =>
+        Get(mapping, key) is YamlScalarNode { Value: { } text } ? ParseNumber(text) : null;
+
+    /// <summary>The flag of <paramref name="key"/>; null when absent or not true/false (quiet, as <see cref="Text"/>).</summary>
+    public static bool? Bool(YamlMappingNode mapping, RecipeKey key) =>
+        Get(mapping, key) is YamlScalarNode { Value: { } text } ? ParseBool(text) : null;
+
+    /// <summary>A finite number as recipes write it (invariant culture), or null.</summary>
+    public static double? ParseNumber(string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value) ? value : null;
+
+    /// <summary>true/True/yes or false/False/no, or null.</summary>
+    public static bool? ParseBool(string text) => text switch
+    {
+        "true" or "True" or "yes" => true,
+        "false" or "False" or "no" => false,
+        _ => null,
+    };
+
     public YamlMappingNode? Mapping(YamlMappingNode parent, string key, string what, bool required)
     {
         var node = Get(parent, key);
@@ -78,25 +108,6 @@ internal sealed class YamlSource(string file)
         }
 
         Error(DiagnosticCodes.RecipeInvalidValue, $"'{key}' in {what} must be a text value.", node);
-        return null;
-    }
-
-    public double? Number(YamlMappingNode parent, string key, string what)
-    {
-        var node = Get(parent, key);
-        if (node is null)
-        {
-            return null;
-        }
-
-        if (node is YamlScalarNode { Value: { } text }
-            && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
-            && double.IsFinite(value))
-        {
-            return value;
-        }
-
-        Error(DiagnosticCodes.RecipeInvalidValue, $"'{key}' in {what} must be a number.", node);
         return null;
     }
 

@@ -51,6 +51,29 @@ public sealed class RecipeJsonSchemaTests
         Assert.False(result.IsValid, why);
     }
 
+    [Theory]
+    [InlineData("data: { format: parquet, train: a.csv, test: a.csv }", "a format not in the list")]
+    [InlineData("data: { train: a.csv, test: a.csv, scale: half }", "a word where a number is wanted")]
+    [InlineData("data: { train: a.csv, test: a.csv, shuffle: true }", "an unknown data key")]
+    [InlineData("data: { file: a.jsonl, split: { test: 0.2 }, text: { tokenizer: cl100k_base, max_length: 0 } }", "max_length below its minimum")]
+    [InlineData("data: { file: a.jsonl, split: { test: 0.2, seed: 1.5 } }", "a fraction where a whole seed is wanted")]
+    [InlineData("data: { train: { inputs: a.npy, labels: b.npy, weights: c.npy }, test: a.csv }", "an unknown key in a split")]
+    [InlineData("data: { train: a.csv, test: a.csv, normalize: { mean: 0.5 } }", "normalize without its std")]
+    [InlineData("data: { train: a.csv, test: a.csv }\nteacher: []", "an empty list of teachers")]
+    [InlineData("data: { train: a.csv, test: a.csv }\nthreads: -1", "threads below 0")]
+    [InlineData("data: { train: a.csv, test: a.csv }\noutputs: { report: [pdf] }", "a report format not in the list")]
+    public void A_top_level_or_data_mistake_the_loader_refuses_is_invalid_here_too(string head, string why)
+    {
+        var recipe = $"{head}\nstudent: {{ architecture: mlp }}\nstages: [finetune]\n";
+
+        var result = Schema.Value.Evaluate(System.Text.Json.JsonSerializer.SerializeToElement(ToJson(recipe)), new EvaluationOptions { OutputFormat = OutputFormat.List });
+
+        Assert.False(result.IsValid, why);
+        Assert.True(
+            Schema.Value.Evaluate(System.Text.Json.JsonSerializer.SerializeToElement(ToJson("data: { train: a.csv, test: a.csv }\nstudent: { architecture: mlp }\nstages: [finetune]\n")), new EvaluationOptions()).IsValid,
+            "the same recipe without the mistake is valid");
+    }
+
     [Fact]
     public void Options_carry_the_same_descriptions_ranges_and_defaults_as_the_loader()
     {

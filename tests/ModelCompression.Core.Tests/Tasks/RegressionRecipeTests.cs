@@ -32,7 +32,7 @@ public sealed class RegressionRecipeTests : IDisposable
         var e = Assert.Throws<CompressionException>(() => Load("task: generation\n", "accuracy >= 0.5"));
         var d = Assert.Single(e.Diagnostics);
         Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 1), (d.Code, d.Line));
-        Assert.Equal("task 'generation' is not known. Tasks: classification, regression.", d.Message);
+        Assert.Equal("task 'generation' is not supported. Tasks: classification, regression.", d.Message);
     }
 
     [Fact]

@@ -1,0 +1,157 @@
+using ModelCompression.Diagnostics;
+using ModelCompression.Gates;
+using ModelCompression.Inference;
+using ModelCompression.Tasks;
+using YamlDotNet.RepresentationModel;
+
+namespace ModelCompression.Recipes;
+
+/// <summary>
+/// The top level of a recipe: checked against <see cref="RecipeKeys"/> first, then bound into a <see cref="Recipe"/>.
+/// Binding reads values quietly (the check has reported every malformed one) and reports only what needs more
+/// than one value's shape: files that must exist, gate expressions, names that must be file names.
+/// </summary>
+public static partial class RecipeLoader
+{
+    private static Recipe? Read(YamlMappingNode root, YamlSource source, string directory)
+    {
+        RecipeModelChecker.Check(root, RecipeKeys.Shape, RecipeModelChecker.Root, source);
+        var dataNode = YamlSource.Get(root, RecipeKeys.Data) as YamlMappingNode;
+        var data = dataNode is null ? null : DataSpecReader.Read(dataNode, source, directory);
+        var teachers = ReadTeachers(root, source, directory);
+        // A teacher named but unreadable is reported already; only a recipe that names none is held to labels alone.
+        // A misspelled 'teacher' (reported as such) names one too: "needs a teacher" on every stage would mislead.
+        var keys = RecipeKeys.Shape.Names;
+        var hasTeacher = YamlSource.Get(root, RecipeKeys.Teacher) is not null
+            || root.Children.Keys.Any(k => k is YamlScalarNode { Value: { } key } && !keys.Contains(key) && Suggestions.Closest(key, keys).Contains(RecipeKeys.Teacher.Name));
+        var student = ReadStudent(source.Mapping(root, RecipeKeys.Student.Name, RecipeModelChecker.Root, required: true), source, directory);
+        var stages = ReadStages(YamlSource.Get(root, RecipeKeys.Stages), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
+        // The check has held the task to the catalog's names.
+        var task = TaskCatalog.TryGet(YamlSource.Text(root, RecipeKeys.Task) ?? TaskCatalog.DefaultName, out var known) ? known : ClassificationTask.Instance;
+        var gates = ReadGates(YamlSource.Get(root, RecipeKeys.Gates), source, hasTeacher, task);
+        var outputs = ReadOutputs(YamlSource.Get(root, RecipeKeys.OutputsSection) as YamlMappingNode, source, source.File);
+        if (data is null || teachers is null || student is null || source.Problems.Count > 0)
+        {
+            return null;
+        }
+
+        return new Recipe
+        {
+            Path = source.File,
+            Data = data,
+            Teachers = teachers,
+            Student = student,
+            Stages = stages,
+            Task = task.Name,
+            Gates = gates,
+            Outputs = outputs,
+            // The check has held threads to its range and the provider to its names; a recipe with problems is never returned.
+            Threads = (int)(YamlSource.Number(root, RecipeKeys.Threads) ?? 0),
+            ExecutionProvider = ExecutionProviderNames.TryParse(YamlSource.Text(root, RecipeKeys.ExecutionProvider), out var provider) ? provider : ExecutionProvider.Cpu,
+            Baseline = Path.GetFullPath(Path.Combine(
+                directory,
+                YamlSource.Text(root, RecipeKeys.Baseline) ?? RecipeStem(source.File) + ".baseline.json")),
+        };
+    }
+
+    /// <summary>The recipe's file name without .compress.yaml: what the default output names start with.</summary>
+    private static string RecipeStem(string recipePath) =>
+        Path.GetFileNameWithoutExtension(recipePath).Replace(".compress", string.Empty, StringComparison.Ordinal);
+
+    /// <summary>
+    /// 'teacher: file', or a list of files or of { model: file, weight: w } whose soft targets are averaged; none
+    /// when the recipe has no 'teacher' (it trains on labels alone). Null when one is missing or malformed (reported).
+    /// </summary>
+    private static List<TeacherSpec>? ReadTeachers(YamlMappingNode root, YamlSource source, string directory)
+    {
+        var node = YamlSource.Get(root, RecipeKeys.Teacher);
+        switch (node)
+        {
+            case null:
+                return [];
+            case YamlScalarNode:
+                var file = YamlSource.Text(root, RecipeKeys.Teacher) is { } text
+                    ? source.ExistingFile(text, node, $"{RecipeKeys.Teacher.Name} in {RecipeModelChecker.Root}", directory)
+                    : null;
+                return file is null ? null : [new TeacherSpec(file, 1)];
+            case YamlSequenceNode { Children.Count: > 0 } list:
+                var teachers = new List<TeacherSpec>();
+                foreach (var item in list)
+                {
+                    if (item is YamlScalarNode { Value: { Length: > 0 } value } && source.ExistingFile(value, item, RecipeKeys.Teacher.Name, directory) is { } path)
+                    {
+                        teachers.Add(new TeacherSpec(path, 1));
+                    }
+                    else if (item is YamlMappingNode mapping
+                        && YamlSource.Text(mapping, RecipeKeys.TeacherEntry.Model) is { } model
+                        && source.ExistingFile(model, YamlSource.Get(mapping, RecipeKeys.TeacherEntry.Model)!, $"{RecipeKeys.TeacherEntry.Model.Name} in a teacher", directory) is { } entry
+                        && (YamlSource.Get(mapping, RecipeKeys.TeacherEntry.Weight) is null || YamlSource.Number(mapping, RecipeKeys.TeacherEntry.Weight) is > 0))
+                    {
+                        teachers.Add(new TeacherSpec(entry, YamlSource.Number(mapping, RecipeKeys.TeacherEntry.Weight) ?? 1));
+                    }
+                }
+
+                return teachers.Count == list.Children.Count ? teachers : null;
+            default:
+                return null;
+        }
+    }
+
+    private static List<GateSpec> ReadGates(YamlNode? node, YamlSource source, bool hasTeacher, ITask task)
+    {
+        var gates = new List<GateSpec>();
+        if (node is not YamlSequenceNode sequence)
+        {
+            return gates;
+        }
+
+        foreach (var item in sequence)
+        {
+            // "- accuracy >= 0.85", or "- { gate: accuracy >= baseline.accuracy, significant: true }".
+            var (expressionNode, significant) = item is YamlMappingNode mapping
+                ? (YamlSource.Get(mapping, RecipeKeys.GateEntry.Gate), YamlSource.Bool(mapping, RecipeKeys.GateEntry.Significant) ?? false)
+                : (item, false);
+            if (expressionNode is not YamlScalarNode { Value: { Length: > 0 } text })
+            {
+                continue;
+            }
+
+            if (GateExpression.TryParse(text, out var gate, out var error))
+            {
+                if (GateRules.Problem(gate!, text, significant, task) is { } problem)
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidGate, $"{problem}.", item);
+                    continue;
+                }
+
+                if (!hasTeacher && gate!.NeedsTeacher)
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidGate, $"Gate '{text}' compares with the teacher, and the recipe names none: add '{RecipeKeys.Teacher.Name}:' to the recipe, or gate on the model's own metrics (e.g. 'accuracy >= 0.85').", expressionNode);
+                    continue;
+                }
+
+                gates.Add(new GateSpec(gate!, text, YamlSource.Line(expressionNode) ?? 0, YamlSource.Column(expressionNode) ?? 0, significant));
+            }
+            else
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidGate, $"Invalid gate: {error}.", item);
+            }
+        }
+
+        return gates;
+    }
+
+    private static OutputSpec ReadOutputs(YamlMappingNode? node, YamlSource source, string recipePath)
+    {
+        var model = (node is null ? null : YamlSource.Text(node, RecipeKeys.Outputs.Model)) ?? RecipeStem(recipePath) + ".student.onnx";
+        if (Path.GetFileName(model) != model || !model.EndsWith(".onnx", StringComparison.Ordinal))
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"{RecipeKeys.OutputsSection.Name}.{RecipeKeys.Outputs.Model.Name} '{model}' must be a file name ending in .onnx (it is written to the output folder).", node is null ? null : YamlSource.Get(node, RecipeKeys.Outputs.Model));
+        }
+
+        IReadOnlyList<string> reports = node is not null && YamlSource.Get(node, RecipeKeys.Outputs.Report) is YamlSequenceNode list
+            ? [.. list.Children.OfType<YamlScalarNode>().Select(f => f.Value!).Where(f => RecipeKeys.Outputs.ReportFormats.Contains(f, StringComparer.Ordinal))]
+            : RecipeKeys.Outputs.DefaultReports;
+        return new OutputSpec(model, [.. reports]);
+    }
+}
