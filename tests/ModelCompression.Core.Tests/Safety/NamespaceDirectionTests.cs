@@ -27,7 +27,8 @@ namespace ModelCompression.Core.Tests.Safety;
 /// Blind spots: the compiler inlines const fields (every <c>DiagnosticCodes.*</c>), enum literals in code, and
 /// <c>nameof</c>, and doc comments' <c>cref</c>s leave nothing in the assembly, so none of these is seen. They are
 /// compile-time dependencies only and cannot make a cycle at run time, but they still tie the source files together.
-/// An enum-typed argument of an attribute is seen (metadata keeps the enum's type). A calli signature is not read.
+/// An enum-typed argument of an attribute is seen (metadata keeps the enum's type). A calli signature is not read, and
+/// a token in generic code that its generic context cannot bind is skipped (<see cref="TokenOperand.Resolve"/>).
 /// </para>
 /// </summary>
 public sealed class NamespaceDirectionTests(ITestOutputHelper output)
