@@ -104,6 +104,11 @@ internal static class IlScanner
 /// <param name="MethodArguments">The method's generic arguments, when it is generic.</param>
 internal readonly record struct TokenOperand(OperandType Type, Module Module, int Token, Type[]? TypeArguments, Type[]? MethodArguments)
 {
+    private const uint TypeRefTable = 0x01;
+    private const uint TypeDefTable = 0x02;
+    private const uint FieldTable = 0x04;
+    private const uint MethodDefTable = 0x06;
+
     private static readonly ConcurrentDictionary<(Module, int, OperandType), MemberInfo?> Resolved = new();
 
     /// <summary>
@@ -112,9 +117,10 @@ internal readonly record struct TokenOperand(OperandType Type, Module Module, in
     /// </summary>
     public MemberInfo? Resolve()
     {
-        // Outside generic code a token means the same member wherever it appears, and a scan meets the same
-        // tokens over and over: resolve each once.
-        if (TypeArguments is null && MethodArguments is null)
+        // A definition or a plain type reference means the same member wherever it appears, and so does any token
+        // outside generic code; a scan meets the same tokens over and over: resolve those once.
+        var table = (uint)Token >> 24;
+        if ((TypeArguments is null && MethodArguments is null) || table is TypeRefTable or TypeDefTable or FieldTable or MethodDefTable)
         {
             return Resolved.GetOrAdd((Module, Token, Type), static (_, operand) => operand.ResolveNow(), this);
         }

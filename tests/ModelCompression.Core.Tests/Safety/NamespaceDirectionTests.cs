@@ -90,7 +90,9 @@ public sealed class NamespaceDirectionTests(ITestOutputHelper output)
         var unranked = Layers.Unranked(core.GetTypes(), t => InCore(t, core), CoreRanks);
         Assert.True(unranked.Count == 0, $"Core namespaces without a rank: {string.Join(", ", unranked)}. Add each to CoreRanks in {nameof(NamespaceDirectionTests)} at the layer it belongs to.");
 
+        var clock = Stopwatch.StartNew();
         var layers = Layers.Check(scan.References, t => InCore(t, core), CoreRanks);
+        output.WriteLine($"Checked the layers in {clock.Elapsed.TotalMilliseconds:0} ms.");
         output.WriteLine(layers.DescribeCycles());
         var known = KnownViolations.Where(k => CoreRanks.ContainsKey(Source(k))).ToList();
         var problems = Ratchet(layers.Violations, known);

@@ -49,19 +49,22 @@ internal static class TypeReferenceCollector
 {
     private const BindingFlags Declared = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
 
-    /// <summary>Every reference held by the given types (each type's own members only: pass nested types too).</summary>
+    /// <summary>
+    /// Every reference held by the given types (each type's own members only: pass nested types too), each distinct
+    /// (source, member, target) once.
+    /// </summary>
     public static List<TypeReference> Collect(IEnumerable<Type> types)
     {
-        var references = new List<TypeReference>();
+        var references = new HashSet<TypeReference>();
         foreach (var type in types)
         {
             Collect(type, references);
         }
 
-        return references;
+        return [.. references];
     }
 
-    private static void Collect(Type type, List<TypeReference> into)
+    private static void Collect(Type type, HashSet<TypeReference> into)
     {
         void Add(string member, Type? target)
         {
