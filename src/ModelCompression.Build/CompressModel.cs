@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using ModelCompression.Diagnostics;
 
 namespace ModelCompression.Build;
 
@@ -113,13 +114,13 @@ public sealed class CompressModel : ToolTask
         var valid = true;
         if (!File.Exists(EnginePath))
         {
-            Log.LogError(null, "MC4003", null, null, 0, 0, 0, 0, "The compression engine '{0}' is missing: the ModelCompression.Build package is incomplete. Clear it from the NuGet packages folder and restore again.", EnginePath);
+            Log.LogError(null, DiagnosticCodes.EngineMissing, null, null, 0, 0, 0, 0, "The compression engine '{0}' is missing: the ModelCompression.Build package is incomplete. Clear it from the NuGet packages folder and restore again.", EnginePath);
             valid = false;
         }
 
         if (LibTorchDirectory is null || !Directory.Exists(LibTorchDirectory))
         {
-            Log.LogError(null, "MC4001", null, null, 0, 0, 0, 0, _libTorchProblem ?? $"libtorch folder '{LibTorchDirectory}' (CompressModelLibTorchDirectory) does not exist.");
+            Log.LogError(null, DiagnosticCodes.TorchNativeLoadFailed, null, null, 0, 0, 0, 0, _libTorchProblem ?? $"libtorch folder '{LibTorchDirectory}' (CompressModelLibTorchDirectory) does not exist.");
             valid = false;
         }
 
@@ -157,7 +158,7 @@ public sealed class CompressModel : ToolTask
             var state = new RecipeState(item.GetMetadata("FullPath"), StateDirectory, ProjectDirectory, settings ?? defaults);
             if (!File.Exists(state.Recipe))
             {
-                Log.LogError(null, "MC1005", null, item.ItemSpec, 0, 0, 0, 0, "Recipe '{0}' does not exist.", state.Recipe);
+                Log.LogError(null, DiagnosticCodes.RecipeFileNotFound, null, item.ItemSpec, 0, 0, 0, 0, "Recipe '{0}' does not exist.", state.Recipe);
                 valid = false;
             }
 
@@ -313,7 +314,7 @@ public sealed class CompressModel : ToolTask
 
                 if (owners.TryGetValue(name, out var other))
                 {
-                    Log.LogError(null, "MC4004", null, recipe.Recipe, 0, 0, 0, 0, "Recipes '{0}' and '{1}' both write '{2}' to the output folder, where one would overwrite the other: give one of them another 'outputs: {{ model: … }}' name.", other, recipe.Recipe, name);
+                    Log.LogError(null, DiagnosticCodes.OutputNameClash, null, recipe.Recipe, 0, 0, 0, 0, "Recipes '{0}' and '{1}' both write '{2}' to the output folder, where one would overwrite the other: give one of them another 'outputs: {{ model: … }}' name.", other, recipe.Recipe, name);
                     valid = false;
                     continue;
                 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using ModelCompression.Diagnostics;
 
 namespace ModelCompression.Build;
 
@@ -70,7 +71,7 @@ internal sealed record RecipeSettings(bool GateFailuresAsWarnings, string CacheD
 
         void Invalid(string name, string value, string expected)
         {
-            log.LogError(null, "MC4007", null, projectFile, 0, 0, 0, 0, "<CompressModel Include=\"{0}\"> has {1}=\"{2}\": it must be {3}.", item.ItemSpec, name, value, expected);
+            log.LogError(null, DiagnosticCodes.InvalidItemMetadata, null, projectFile, 0, 0, 0, 0, "<CompressModel Include=\"{0}\"> has {1}=\"{2}\": it must be {3}.", item.ItemSpec, name, value, expected);
             valid = false;
         }
     }

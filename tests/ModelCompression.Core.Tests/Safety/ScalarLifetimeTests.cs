@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Reflection.Emit;
 using TorchSharp;
 
 namespace ModelCompression.Core.Tests.Safety;
@@ -15,11 +14,6 @@ namespace ModelCompression.Core.Tests.Safety;
 /// </summary>
 public sealed class ScalarLifetimeTests
 {
-    private static readonly Dictionary<short, OpCode> OpCodesByValue = typeof(OpCodes)
-        .GetFields(BindingFlags.Public | BindingFlags.Static)
-        .Select(f => (OpCode)f.GetValue(null)!)
-        .ToDictionary(o => o.Value);
-
     [Fact]
     public void Our_assemblies_never_hand_TorchSharp_a_temporary_Scalar()
     {
@@ -30,9 +24,9 @@ public sealed class ScalarLifetimeTests
         };
         var unsafeTorchSharpMethods = new Dictionary<MethodBase, bool>();
         var problems = new List<string>();
-        foreach (var method in assemblies.SelectMany(AllMethods))
+        foreach (var method in assemblies.SelectMany(IlScanner.AllMethods))
         {
-            foreach (var callee in Callees(method))
+            foreach (var callee in IlScanner.Callees(method))
             {
                 if (IsImplicitScalarConversion(callee))
                 {
@@ -53,7 +47,7 @@ public sealed class ScalarLifetimeTests
     {
         // The scanner must be able to fail: this method converts 0.5 to a Scalar implicitly.
         var method = typeof(ScalarLifetimeTests).GetMethod(nameof(ConvertsImplicitly), BindingFlags.NonPublic | BindingFlags.Static)!;
-        Assert.Contains(Callees(method), IsImplicitScalarConversion);
+        Assert.Contains(IlScanner.Callees(method), IsImplicitScalarConversion);
     }
 
     private static Scalar ConvertsImplicitly() => 0.5;
@@ -73,80 +67,12 @@ public sealed class ScalarLifetimeTests
         }
 
         known[method] = false; // Recursion guard; the real answer is stored below.
-        var callees = Callees(method);
+        var callees = IlScanner.Callees(method);
         result = callees.Any(IsImplicitScalarConversion)
             || (depth > 1 && callees.Any(c => c.DeclaringType?.Assembly == typeof(Scalar).Assembly && MakesTemporaryScalar(c, known, depth - 1)));
         known[method] = result;
         return result;
     }
-
-    private static IEnumerable<MethodBase> AllMethods(Assembly assembly)
-    {
-        const BindingFlags All = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
-        foreach (var type in assembly.GetTypes())
-        {
-            foreach (var method in type.GetMethods(All).Cast<MethodBase>().Concat(type.GetConstructors(All)))
-            {
-                yield return method;
-            }
-        }
-    }
-
-    /// <summary>Every method a method's IL calls, creates or takes the address of.</summary>
-    private static List<MethodBase> Callees(MethodBase method)
-    {
-        var callees = new List<MethodBase>();
-        byte[]? il;
-        try
-        {
-            il = method.GetMethodBody()?.GetILAsByteArray();
-        }
-        catch (Exception e) when (e is InvalidOperationException or BadImageFormatException)
-        {
-            return callees;
-        }
-
-        if (il is null)
-        {
-            return callees;
-        }
-
-        var typeArguments = method.DeclaringType is { IsGenericType: true } t ? t.GetGenericArguments() : null;
-        var methodArguments = method.IsGenericMethod ? method.GetGenericArguments() : null;
-        for (var at = 0; at < il.Length;)
-        {
-            var code = il[at] == 0xFE ? OpCodesByValue[(short)(0xFE00 | il[at + 1])] : OpCodesByValue[il[at]];
-            at += code.Size;
-            if (code.OperandType == OperandType.InlineMethod)
-            {
-                try
-                {
-                    if (method.Module.ResolveMethod(BitConverter.ToInt32(il, at), typeArguments, methodArguments) is { } callee)
-                    {
-                        callees.Add(callee);
-                    }
-                }
-                catch (Exception e) when (e is ArgumentException or MissingMethodException or BadImageFormatException)
-                {
-                    // A generic callee this context cannot bind: not a Scalar conversion (those are not generic).
-                }
-            }
-
-            at += OperandSize(code, il, at);
-        }
-
-        return callees;
-    }
-
-    private static int OperandSize(OpCode code, byte[] il, int at) => code.OperandType switch
-    {
-        OperandType.InlineNone => 0,
-        OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar => 1,
-        OperandType.InlineVar => 2,
-        OperandType.InlineI8 or OperandType.InlineR => 8,
-        OperandType.InlineSwitch => 4 + (4 * BitConverter.ToInt32(il, at)),
-        _ => 4,
-    };
 
     private static string Describe(MethodBase method) => $"{method.DeclaringType?.FullName}.{method.Name}";
 }
