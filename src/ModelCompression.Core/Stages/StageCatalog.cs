@@ -19,6 +19,7 @@ public static class StageCatalog
         new SweepDescriptor(),
         new PruneDescriptor(),
         new FactorizeDescriptor(),
+        new OptimizeDescriptor(),
         new QuantizeDescriptor(),
         new EvaluateDescriptor(),
     ];
