@@ -45,9 +45,12 @@ internal sealed class ConsoleReporter(TextWriter output, TextWriter errors, bool
         }
 
         var (fraction, eta) = (progress.Fraction, progress.Eta);
-        var validation = progress.ValidationAccuracy is { } accuracy
-            ? string.Create(CultureInfo.InvariantCulture, $" val {accuracy:P1}")
-            : string.Empty;
+        var validation = progress.ValidationAccuracy switch
+        {
+            null => string.Empty,
+            { } accuracy when progress.ValidationMetric == "accuracy" => string.Create(CultureInfo.InvariantCulture, $" val {accuracy:P1}"),
+            { } score => string.Create(CultureInfo.InvariantCulture, $" val {progress.ValidationMetric} {score:G4}"),
+        };
         var line = string.Create(
             CultureInfo.InvariantCulture,
             $"{stage}: epoch {progress.Epoch}/{progress.Epochs} {fraction,4:P0} loss {progress.Loss:0.0000} lr {progress.LearningRate:0.###e0}{validation} ETA {eta:hh\\:mm\\:ss}");

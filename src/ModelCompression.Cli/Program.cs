@@ -148,7 +148,7 @@ namespace ModelCompression.Cli
                     new PipelineOptions(parse.GetValue(cache)?.FullName ?? ArtifactCache.DefaultRoot(loaded.Path), parse.GetValue(output)?.FullName ?? loaded.Directory, reporter));
                 var final = result.Stages[^1].Evaluation;
                 new BaselineFile(BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, result.DataHash, final).Save(loaded.Baseline);
-                Console.WriteLine($"Accepted {final.Name} (accuracy {final.Accuracy.ToString("P2", System.Globalization.CultureInfo.InvariantCulture)} on {final.Samples} samples) as the baseline: {loaded.Baseline}");
+                Console.WriteLine($"Accepted {final.Name} ({Headline.Of(loaded, final, Headline.Percent)} on {final.Samples} samples) as the baseline: {loaded.Baseline}");
                 return ExitCodes.Ok;
             }));
             return new Command("baseline", "Manage the committed baseline that 'baseline.' gates compare with.") { accept };

@@ -21,10 +21,10 @@ internal static class RecipeSummary
         var verdict = result.Gates.Count == 0 ? "no gates"
             : broken == 0 ? $"gates passed ({result.Gates.Count}/{result.Gates.Count})"
             : $"GATE FAILED ({broken} of {result.Gates.Count} broken)";
-        var teacher = result.Teacher is { } t ? string.Create(CultureInfo.InvariantCulture, $" (teacher {t.Accuracy:P2})") : string.Empty;
+        var teacher = result.Teacher is { } t ? $" (teacher {Headline.Bare(result.Recipe, t, Headline.Percent)})" : string.Empty;
         var model = result.OutputModel is null ? "model not replaced" : Path.GetFileName(result.OutputModel);
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{Prefix}{Path.GetFileName(result.Recipe.Path)}: {verdict}, accuracy {final.Accuracy:P2}{teacher}, {final.SizeBytes / 1048576.0:0.###} MB, {model}");
+            $"{Prefix}{Path.GetFileName(result.Recipe.Path)}: {verdict}, {Headline.Of(result.Recipe, final, Headline.Percent)}{teacher}, {final.SizeBytes / 1048576.0:0.###} MB, {model}");
     }
 }

@@ -122,6 +122,6 @@ internal sealed class RunOutput(bool json, bool quiet)
         var written = result.OutputModel is not null ? $"wrote {result.OutputModel}" : $"{result.Recipe.Outputs.Model} was not replaced";
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{Path.GetFileName(result.Recipe.Path)}: {gates}; accuracy {final.Accuracy * 100:0.00}%, {final.SizeMb:0.###} MB; {written}");
+            $"{Path.GetFileName(result.Recipe.Path)}: {gates}; {Headline.Of(result.Recipe, final, a => (a * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%")}, {final.SizeMb:0.###} MB; {written}");
     }
 }

@@ -135,6 +135,38 @@ public sealed class RunOutputTests : IDisposable
         Assert.Matches(@"^gate\.compress\.yaml: 1/1 gates passed; accuracy \d+\.\d\d%, [\d.]+ MB; wrote .*gate\.student\.onnx$", line);
         Assert.True(File.Exists(_dir.File("out/gate.student.onnx")));
     }
+
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void A_regression_run_shows_its_validation_rmse_and_headline_not_an_accuracy()
+    {
+        // The diabetes data (tests/fixtures/diabetes): progression a year on, a real number per patient.
+        File.Copy(Path.Join(Repo.Root, "tests", "fixtures", "diabetes", "diabetes.csv"), _dir.File("diabetes.csv"));
+        var recipe = _dir.Write("progression.compress.yaml", """
+            task: regression
+            data:
+              format: csv
+              file: diabetes.csv
+              csv: { label: progression }
+              split: { test: 0.2, seed: 3 }
+              normalize: per_feature
+            student: { architecture: mlp, hidden: [8] }
+            stages:
+              - finetune: { epochs: 2, batch_size: 16, learning_rate: 0.02, validation_fraction: 0.2 }
+            gates:
+              - rmse <= 1000
+            """);
+        string[] where = ["--output", _dir.File("out"), "--cache", _dir.File("cache"), "--threads", "1"];
+
+        var run = CompressCli.Run(_dir.Path, ["run", recipe, .. where]);
+        var quiet = CompressCli.Run(_dir.Path, ["run", recipe, "--quiet", .. where]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var log = run.Stdout + run.Stderr;
+        Assert.Matches(@"(?m)^finetune: epoch 2/2 .* val rmse \d+(\.\d+)? ETA", log);
+        Assert.DoesNotContain("accuracy", log, StringComparison.Ordinal);
+        Assert.Matches(@"^progression\.compress\.yaml: 1/1 gates passed; RMSE [\d.]+, MAE [\d.]+, [\d.]+ MB; wrote .*progression\.student\.onnx$", quiet.Stdout.Trim());
+    }
 }
 
 /// <summary>The repository's files the tests read (the sample's data and teacher).</summary>

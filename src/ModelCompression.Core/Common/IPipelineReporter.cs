@@ -37,7 +37,11 @@ public interface IPipelineReporter
 /// <param name="Loss">Mean loss of the current epoch so far.</param>
 /// <param name="Elapsed">Time since the run (or its resumption) started.</param>
 /// <param name="LearningRate">The learning rate of the last step.</param>
-/// <param name="ValidationAccuracy">Accuracy on the validation set after the last finished epoch; null without one.</param>
+/// <param name="ValidationAccuracy">
+/// The task's validation score after the last finished epoch (classification: accuracy; regression: RMSE); null
+/// without a validation set.
+/// </param>
+/// <param name="ValidationMetric">What <paramref name="ValidationAccuracy"/> is: "accuracy" (a share) or the task's score name ("rmse").</param>
 public sealed record TrainingProgressInfo(
     int Epoch,
     int Epochs,
@@ -46,7 +50,8 @@ public sealed record TrainingProgressInfo(
     double Loss,
     TimeSpan Elapsed,
     double LearningRate,
-    double? ValidationAccuracy)
+    double? ValidationAccuracy,
+    string ValidationMetric = "accuracy")
 {
     /// <summary>The share of the run's steps done, 0 to 1.</summary>
     public double Fraction => (double)Step / TotalSteps;

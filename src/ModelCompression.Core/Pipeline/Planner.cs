@@ -4,6 +4,7 @@ using ModelCompression.Evaluation;
 using ModelCompression.Inference;
 using ModelCompression.Recipes;
 using ModelCompression.Stages;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Pipeline;
 
@@ -37,6 +38,7 @@ internal static class Planner
             var view = new PlanView
             {
                 HasTeacher = recipe.HasTeacher,
+                Task = TaskCatalog.Get(recipe.Task),
                 HasValidationSplit = data.Splits.Any(s => s.Name == "validation"),
                 TrainHasLabels = data.Splits.Any(s => s.Name == "train" && s.MinLabel is not null),
                 Classes = classes,

@@ -2,6 +2,7 @@ using ModelCompression.Inference;
 using ModelCompression.Onnx.Proto;
 using ModelCompression.Pruning;
 using ModelCompression.Quantization;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Stages;
 
@@ -16,6 +17,9 @@ public sealed class PlanView
 
     /// <summary>Whether the recipe names a teacher.</summary>
     public required bool HasTeacher { get; init; }
+
+    /// <summary>The recipe's task: what the labels are, and which checks a stage can make on its outputs.</summary>
+    public ITask Task { get; init; } = ClassificationTask.Instance;
 
     /// <summary>Whether the data has its own validation split (files or a carved split.validation).</summary>
     public required bool HasValidationSplit { get; init; }

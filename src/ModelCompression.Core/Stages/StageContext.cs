@@ -136,7 +136,7 @@ public sealed class StageContext : IDisposable
     /// Where a training loop reports its progress: forwarded synchronously (IProgress's default posts to the thread
     /// pool) to <see cref="Reporter"/> as the engine's <see cref="TrainingProgressInfo"/>, under <paramref name="stage"/>.
     /// </summary>
-    public IProgress<TrainingProgress> TrainingReporter(string stage) => new ReporterTrainingProgress(Reporter, stage);
+    public IProgress<TrainingProgress> TrainingReporter(string stage) => new ReporterTrainingProgress(Reporter, stage, Task.ValidationScore.Name);
 
     /// <summary>
     /// Computes (or reads from the cache) the first teacher's values of intermediate tensors on a split: given the
@@ -229,11 +229,11 @@ public interface IStageRunner
 }
 
 /// <summary>The one place a training library's progress becomes the engine's.</summary>
-file sealed class ReporterTrainingProgress(IPipelineReporter reporter, string stage) : IProgress<TrainingProgress>
+file sealed class ReporterTrainingProgress(IPipelineReporter reporter, string stage, string validationMetric) : IProgress<TrainingProgress>
 {
     public void Report(TrainingProgress value) => reporter.Training(
         stage,
-        new TrainingProgressInfo(value.Epoch, value.Epochs, value.Step, value.TotalSteps, value.Loss, value.Elapsed, value.LearningRate, value.ValidationAccuracy));
+        new TrainingProgressInfo(value.Epoch, value.Epochs, value.Step, value.TotalSteps, value.Loss, value.Elapsed, value.LearningRate, value.ValidationAccuracy, validationMetric));
 }
 
 /// <summary>A stage's output as the cache holds it.</summary>

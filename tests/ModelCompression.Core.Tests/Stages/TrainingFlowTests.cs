@@ -4,6 +4,7 @@ using ModelCompression.Recipes;
 using ModelCompression.Stages;
 using ModelCompression.Torch.Training;
 using ModelCompression.Training;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Core.Tests.Stages;
 
@@ -210,6 +211,28 @@ public sealed class TrainingFlowTests : IDisposable
         Assert.Equal(0.91231, result.Training!.BestValidationAccuracy);
     }
 
+    [Fact]
+    public void A_regression_sweep_keeps_the_trial_with_the_lowest_validation_rmse()
+    {
+        // The task says which way its score improves: RMSE down, where accuracy goes up.
+        var trials = new Queue<double>([61.2, 55.4, 70.0, 55.4]);
+        using var context = Context(
+            (stage, input) =>
+            {
+                var model = _dir.Write($"trial-{trials.Count}.onnx", $"trial with {trials.Count} left");
+                var outcome = new TrainingOutcome(10, 5, 2, 2, trials.Dequeue(), false, 0, 90, 0, 10);
+                return new CachedStageRun(model, new StageResult(stage.Kind, "", new Dictionary<string, string>(), [1.0], 1) { Training = outcome }, false);
+            },
+            RegressionTask.Instance);
+        var output = _dir.File("sweep.onnx");
+
+        var result = new SweepStage(new SweepOptions { Alpha = [0.5, 0.9], Temperature = [2, 4] }).Run(context, _dir.Write("input.onnx", "input"), output);
+
+        Assert.Equal("trial with 3 left", File.ReadAllText(output));
+        Assert.Equal([false, true, false, false], result.Sweep!.Select(t => t.Best));
+        Assert.EndsWith("(validation rmse 55.4)", result.Summary, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0.91236, 0.9124)]
     [InlineData(0.912349, 0.9123)]
@@ -223,10 +246,11 @@ public sealed class TrainingFlowTests : IDisposable
         Assert.Null((outcome with { BestValidationAccuracy = null }).RoundedBestValidationAccuracy);
     }
 
-    private StageContext Context(Func<IStage, string, CachedStageRun>? runStage) =>
+    private StageContext Context(Func<IStage, string, CachedStageRun>? runStage, ITask? task = null) =>
         new(_dir.Write("sweep.compress.yaml", "# stands in\n"), null, _data, _data, "data-hash", "teacher-hash", null, 3, NullPipelineReporter.Instance, CancellationToken.None, runStage is null ? null : new DelegateRunner(runStage))
         {
             CheckpointRoot = _dir.Dir("checkpoints"),
+            Task = task ?? ClassificationTask.Instance,
         };
 
     /// <summary>Runs nested stages (sweep trials) through a test's function instead of the pipeline's cache.</summary>

@@ -5,6 +5,7 @@ using ModelCompression.Evaluation;
 using ModelCompression.Pipeline;
 using ModelCompression.Recipes;
 using ModelCompression.Runs;
+using ModelCompression.Diagnostics;
 
 namespace ModelCompression.Core.Tests.Tasks;
 
@@ -96,6 +97,22 @@ public sealed class RegressionPipelineTests : IDisposable
         Assert.Equal(2, studentRun.Gates.Count);
         Assert.Equal(distilled.Evaluation.Rmse!.Value, studentRun.Gates[0].Value);
         Assert.Equal(teacherRmse + 10, studentRun.Gates[0].Threshold, 9);
+    }
+
+    [Fact]
+    public void Quantizing_a_regressor_is_refused_by_the_plan_before_anything_trains()
+    {
+        // quantize accepts its output by comparing classes with the float model's; a regressor has none, so the
+        // recipe fails at the quantize line before the finetune stage spends a step.
+        var path = WriteRecipe("quantized.compress.yaml", teacher: null, hidden: 8, stage: "finetune: { epochs: 1 }\n  - quantize: { mode: dynamic }", gates: ["rmse <= 100"]);
+        var reporter = new RecordingReporter();
+
+        var e = Assert.Throws<CompressionException>(() => CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter)));
+
+        var problem = Assert.Single(e.Diagnostics);
+        Assert.Equal((DiagnosticCodes.RecipeInvalidValue, path, 11), (problem.Code, problem.File, problem.Line));
+        Assert.Contains("quantizing a regression model is not supported yet", problem.Message, StringComparison.Ordinal);
+        Assert.Equal(0, reporter.TrainingSteps);
     }
 
     private string WriteRecipe(string name, string? teacher, int hidden, string stage, string[] gates)

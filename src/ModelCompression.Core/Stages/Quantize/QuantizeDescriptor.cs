@@ -1,5 +1,6 @@
 using ModelCompression.Common;
 using ModelCompression.Diagnostics;
+using ModelCompression.Tasks;
 
 namespace ModelCompression.Stages;
 
@@ -23,7 +24,12 @@ public sealed class QuantizeDescriptor : StageDescriptor<QuantizeOptions>
             plan.Defer("quantize: the names in exclude_nodes and exclude_op_types");
         }
 
-        return Problems(options, plan.Input?.NodeNames, plan.Input?.OpTypes, site);
+        var problems = Problems(options, plan.Input?.NodeNames, plan.Input?.OpTypes, site);
+        // The quantized model is accepted by comparing its classes with the float model's (and sensitivity is
+        // measured in accuracy points); a model without classes has nothing to compare yet.
+        return plan.Task is ClassificationTask
+            ? problems
+            : problems.Append(site.Error(DiagnosticCodes.RecipeInvalidValue, $"quantize: the int8 and fp16 checks compare the quantized model's classes with the float model's, and task '{plan.Task.Name}' has none: quantizing a {plan.Task.Name} model is not supported yet."));
     }
 
     /// <inheritdoc />

@@ -43,8 +43,10 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
             runs.Add((trial, run, accuracy));
         }
 
-        // Ties go to the earlier trial, so the choice does not depend on anything but the grid's order.
-        var best = runs.Select((r, i) => (r, i)).MaxBy(x => (x.r.Accuracy, -x.i)).i;
+        // Ties go to the earlier trial, so the choice does not depend on anything but the grid's order. The task says
+        // which way the score improves (classification's accuracy up, regression's RMSE down).
+        var score = context.Task.ValidationScore;
+        var best = runs.Select((r, i) => (r, i)).MaxBy(x => (score.HigherIsBetter ? x.r.Accuracy : -x.r.Accuracy, -x.i)).i;
         File.Copy(runs[best].Run.ModelPath, outputModel);
         var table = runs.Select((r, i) => new SweepTrial(i + 1, r.Options.Alpha, r.Options.Temperature, r.Options.LearningRate, r.Accuracy, i == best)).ToList();
         var winner = runs[best];
@@ -52,7 +54,7 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
         var details = StageDetails.Of(new SweepDetails(winner.Run.Result.Details, trials.Count, best + 1));
         return new StageResult(
             Kind,
-            string.Create(invariant, $"{trials.Count} trials; best alpha {winner.Options.Alpha}, T {winner.Options.Temperature}, learning rate {winner.Options.LearningRate} (validation accuracy {winner.Accuracy:P2})"),
+            string.Create(invariant, $"{trials.Count} trials; best alpha {winner.Options.Alpha}, T {winner.Options.Temperature}, learning rate {winner.Options.LearningRate} ({ValidationText(score.Name, winner.Accuracy)})"),
             details,
             winner.Run.Result.EpochLosses,
             clock.Elapsed.TotalSeconds,
@@ -62,6 +64,10 @@ public sealed class SweepStage(SweepOptions options, int recipeLine = 0) : IStag
             Training = winner.Run.Result.Training,
         };
     }
+
+    /// <summary>The winner's validation score as the summary gives it: "validation accuracy 91.20 %", "validation rmse 55.61".</summary>
+    private static string ValidationText(string metric, double value) =>
+        metric == "accuracy" ? string.Create(CultureInfo.InvariantCulture, $"validation accuracy {value:P2}") : string.Create(CultureInfo.InvariantCulture, $"validation {metric} {value:G4}");
 
     /// <summary>A sweep's details: the winning trial's, then the grid's size and the winner's number.</summary>
     /// <param name="Winner">The winning trial's details, as its distill run reported them.</param>
