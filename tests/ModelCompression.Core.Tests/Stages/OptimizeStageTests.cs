@@ -63,6 +63,21 @@ public sealed class OptimizeStageTests : IDisposable
     }
 
     [Fact]
+    public void An_optimized_model_whose_outputs_moved_more_than_max_difference_is_rejected_and_nothing_is_written()
+    {
+        // Folding BatchNormalization into the Conv weights rounds them differently, so the outputs move by ~1e-7:
+        // more than max_difference 0 allows. The comparison runs both graphs unoptimized; run as ONNX Runtime runs
+        // them by default, the input would be folded the same way and the check could never fail.
+        var recipe = RecipeLoader.Load(_dir.Write("strict.compress.yaml", Recipe("optimize: { max_difference: 0, check_samples: 64 }")));
+
+        var e = Assert.Throws<Diagnostics.CompressionException>(() => CompressionRun.Run(recipe, new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), new RecordingReporter())));
+
+        Assert.Equal(Diagnostics.DiagnosticCodes.TransformedModelRejected, e.Code);
+        Assert.Contains("the optimized model was not accepted: its outputs differ from the input model's by", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Join(_dir.Dir("out"), "strict.onnx")));
+    }
+
+    [Fact]
     public void The_catalog_lists_optimize_for_the_loader_and_the_schema()
     {
         var error = Assert.Throws<Diagnostics.CompressionException>(() => RecipeLoader.Load(_dir.Write("bad.compress.yaml", $$"""
@@ -80,6 +95,18 @@ public sealed class OptimizeStageTests : IDisposable
         Assert.Contains("level", error.Diagnostics[0].Message, StringComparison.Ordinal);
         Assert.Contains("\"optimize\"", RecipeSchema.JsonSchema(), StringComparison.Ordinal);
     }
+
+    private static string Recipe(string stage) => $$"""
+        data:
+          format: idx
+          train: { inputs: {{Repo.SampleData("train-images-idx3-ubyte.gz")}}, labels: {{Repo.SampleData("train-labels-idx1-ubyte.gz")}} }
+          test:  { inputs: {{Repo.SampleData("t10k-images-idx3-ubyte.gz")}}, labels: {{Repo.SampleData("t10k-labels-idx1-ubyte.gz")}} }
+          scale: 0.00392156862745098
+        student: { model: {{Path.Join(Repo.Root, "tests", "fixtures", "pytorch", "cnn_opset17.onnx")}} }
+        stages:
+          - {{stage}}
+        outputs: { model: strict.onnx }
+        """;
 
     private static int ArgMax(ReadOnlySpan<float> row)
     {
