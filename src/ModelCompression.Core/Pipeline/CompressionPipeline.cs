@@ -81,7 +81,7 @@ internal static class CompressionPipeline
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
             var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
-            var twin = task.HasLabelsOnlyTwin ? twins.For(stage.Kind, spec.Options, run, evaluation, inputPath, inputHash) : null;
+            var twin = task.HasLabelsOnlyTwin ? twins.For(spec.Descriptor, spec.Options, run, evaluation, inputPath, inputHash) : null;
             stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = twin?.Evaluation, BaselineResult = twin?.Result });
             PhaseTrace.Mark($"stage {stage.Kind}");
         }

@@ -19,20 +19,20 @@ internal sealed class LabelsOnlyTwin(StageRunner runner, StageContext context, E
     public static double Gain(ModelEvaluation student, ModelEvaluation twin) => student.Accuracy - twin.Accuracy;
 
     /// <summary>
-    /// The twin of the stage <paramref name="kind"/> with <paramref name="options"/> whose run on <paramref name="inputPath"/> gave
-    /// <paramref name="student"/> (evaluated as <paramref name="studentEvaluation"/>); null when the stage has none
-    /// (not a distillation, alpha 0, or baseline: false).
+    /// The twin of the stage <paramref name="descriptor"/> describes, with <paramref name="options"/>, whose run on
+    /// <paramref name="inputPath"/> gave <paramref name="student"/> (evaluated as <paramref name="studentEvaluation"/>);
+    /// null when the stage has none (the descriptor says: for distill, alpha 0 or baseline: false means none).
     /// </summary>
-    public TwinRun? For(string kind, object options, CachedStageRun student, ModelEvaluation studentEvaluation, string inputPath, string inputHash)
+    public TwinRun? For(IStageDescriptor descriptor, object options, CachedStageRun student, ModelEvaluation studentEvaluation, string inputPath, string inputHash)
     {
-        if (options is not DistillOptions { Baseline: true, Alpha: > 0 } distill)
+        if (descriptor.LabelsOnlyTwin(options, student.Result) is not { } stage)
         {
             return null;
         }
 
-        var twin = runner.Run(context, FinetuneStage.LabelsOnlyTwin(distill, student.Result), inputPath, inputHash, "baseline");
+        var twin = runner.Run(context, stage, inputPath, inputHash, "baseline");
         var evaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath));
-        context.Reporter.Info($"{kind}: {Summary(studentEvaluation, student.Result, evaluation, twin.Result)}");
+        context.Reporter.Info($"{descriptor.Kind}: {Summary(studentEvaluation, student.Result, evaluation, twin.Result)}");
         return new TwinRun(evaluation, twin.Result);
     }
 

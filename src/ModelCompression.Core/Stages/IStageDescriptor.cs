@@ -71,6 +71,13 @@ public interface IStageDescriptor
 
     /// <summary>The stage that runs <paramref name="options"/>; null for a kind that only sets options of the run (evaluate).</summary>
     IStage? Create(object options, StageSite site);
+
+    /// <summary>
+    /// The labels-only twin of a run with <paramref name="options"/> that did <paramref name="run"/>: the same student,
+    /// budget and seed on the labels alone, trained beside it so the report can say what the teacher added; null when
+    /// the stage has none.
+    /// </summary>
+    IStage? LabelsOnlyTwin(object options, StageResult run);
 }
 
 /// <summary>
@@ -108,6 +115,9 @@ public abstract class StageDescriptor<TOptions> : IStageDescriptor
     /// <summary>The stage that runs <paramref name="options"/>, or null.</summary>
     protected abstract IStage? Create(TOptions options, StageSite site);
 
+    /// <summary>The labels-only twin of a run with <paramref name="options"/>; none by default.</summary>
+    protected virtual IStage? LabelsOnlyTwin(TOptions options, StageResult run) => null;
+
     /// <inheritdoc />
     StageReads IStageDescriptor.Reads(object options)
     {
@@ -129,6 +139,9 @@ public abstract class StageDescriptor<TOptions> : IStageDescriptor
 
     /// <inheritdoc />
     IStage? IStageDescriptor.Create(object options, StageSite site) => Create(Cast(options), site);
+
+    /// <inheritdoc />
+    IStage? IStageDescriptor.LabelsOnlyTwin(object options, StageResult run) => LabelsOnlyTwin(Cast(options), run);
 
     private TOptions Cast(object options) => options as TOptions
         ?? throw new ArgumentException($"Stage '{Kind}' takes {typeof(TOptions).Name}, not {options?.GetType().Name ?? "null"}.", nameof(options));

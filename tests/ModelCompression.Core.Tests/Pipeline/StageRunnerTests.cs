@@ -123,8 +123,13 @@ public sealed class StageRunnerTests : IDisposable
 
         object[] without = [new FinetuneOptions(), new DistillOptions { Alpha = 0 }, new DistillOptions { Baseline = false }, new QuantizeOptions()];
 
-        Assert.All(without, options => Assert.Null(twins.For("distill", options, student, evaluation, Repo.Teacher, "input-hash")));
+        Assert.All(without, options => Assert.Null(twins.For(StageCatalog.All.Single(d => d.OptionsType == options.GetType()), options, student, evaluation, Repo.Teacher, "input-hash")));
         Assert.Empty(_reporter.Stages);
+
+        // The descriptor decides: a distillation with a teacher term and the baseline on has one, a finetune.
+        var twin = StageCatalog.Get("distill").LabelsOnlyTwin(new DistillOptions { Alpha = 0.5 }, student.Result);
+        Assert.Equal("finetune", Assert.IsType<FinetuneStage>(twin).Kind);
+        Assert.All(StageCatalog.All.Where(d => d.Kind != "distill"), d => Assert.Null(d.LabelsOnlyTwin(Activator.CreateInstance(d.OptionsType)!, student.Result)));
     }
 
     [Fact]

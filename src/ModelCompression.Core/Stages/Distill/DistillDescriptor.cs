@@ -32,4 +32,9 @@ public sealed class DistillDescriptor : StageDescriptor<DistillOptions>
 
     /// <inheritdoc />
     protected override IStage Create(DistillOptions options, StageSite site) => new DistillStage(options, site.Line);
+
+    /// <inheritdoc />
+    /// <remarks>Only a run that learned from the teacher (alpha above 0) has something to compare, and baseline: false turns it off.</remarks>
+    protected override IStage? LabelsOnlyTwin(DistillOptions options, StageResult run) =>
+        options is { Baseline: true, Alpha: > 0 } ? FinetuneStage.LabelsOnlyTwin(options, run) : null;
 }
