@@ -33,7 +33,7 @@ internal static class CompressionPipeline
         var task = TaskCatalog.Get(recipe.Task);
         using var data = new LazyData(recipe.Data, task.Labels, reporter);
         var dataHash = task.DataHash(DataHashing.HashData(recipe.Data, hashes));
-        var evaluateOptions = recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
+        var evaluateOptions = Planner.EvaluationOptions(recipe);
         var teachers = new TeacherOutputs(recipe.Teachers, hashes, cache, dataHash, data.Get, evaluateOptions.BatchSize, reporter);
         hashes.Save();
         PhaseTrace.Mark("inputs hashed");
@@ -59,7 +59,7 @@ internal static class CompressionPipeline
         };
         var (modelPath, modelHash) = students.Initial(summary, classes, tokens);
         // The plan: every stage's checks, from cached facts, before the teacher is evaluated or anything trains.
-        Planner.Plan(recipe, summary, classes, teachers.FirstFacts(), (modelPath, ModelFacts.Of(cache, modelPath, modelHash)));
+        var plan = Planner.Plan(recipe, summary, classes, teachers.FirstFacts(), (modelPath, ModelFacts.Of(cache, modelPath, modelHash)));
         PhaseTrace.Mark("initial student");
         var (teacher, teacherTest) = teachers.Evaluate(task, () => data.Get().Test, evaluateOptions);
         reporter.Info(teacher is null ? $"No teacher: {classes} classes, as the {classesFrom} says; the evaluations measure no agreement or KL" : $"Teacher: {Brief(task, teacher)}");
@@ -68,10 +68,10 @@ internal static class CompressionPipeline
         var evaluations = new Evaluations(cache, task, dataHash, evaluateOptions, () => data.Get().Test, teacherTest);
         var twins = new LabelsOnlyTwin(runner, context, evaluations, hashes);
         var stages = new List<StageReport>();
-        foreach (var spec in recipe.Stages)
+        foreach (var planned in plan.Stages)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (Create(spec) is not { } stage)
+            if (planned.Create() is not { } stage)
             {
                 continue;
             }
@@ -81,7 +81,7 @@ internal static class CompressionPipeline
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
             var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
-            var twin = task.HasLabelsOnlyTwin ? twins.For(spec.Descriptor, spec.Options, run, evaluation, inputPath, inputHash) : null;
+            var twin = task.HasLabelsOnlyTwin ? twins.For(planned.Spec.Descriptor, planned.Spec.Options, run, evaluation, inputPath, inputHash) : null;
             stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = twin?.Evaluation, BaselineResult = twin?.Result });
             PhaseTrace.Mark($"stage {stage.Kind}");
         }
@@ -151,8 +151,6 @@ internal static class CompressionPipeline
         PhaseTrace.Mark("gates");
         return gates;
     }
-
-    private static IStage? Create(StageSpec spec) => spec.Descriptor.Create(spec.Options, spec.Site);
 
     /// <summary>The run's data, read on first use and disposed with the run.</summary>
     private sealed class LazyData(DataSpec spec, LabelKind labels, IPipelineReporter reporter) : IDisposable

@@ -69,6 +69,16 @@ internal static class Planner
             throw new CompressionException(problems);
         }
 
-        return new RunPlan(stages, recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions());
+        return new RunPlan(stages, EvaluationOptions(recipe));
+    }
+
+    /// <summary>
+    /// The options every evaluation of the run uses: the last 'evaluate' entry's, wherever it stands (evaluation runs
+    /// after every stage; the entry only sets its options), or the defaults.
+    /// </summary>
+    public static EvaluateOptions EvaluationOptions(Recipe recipe)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        return recipe.Stages.Select(s => s.Options).OfType<EvaluateOptions>().LastOrDefault() ?? new EvaluateOptions();
     }
 }
