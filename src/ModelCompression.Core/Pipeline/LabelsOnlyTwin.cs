@@ -7,7 +7,8 @@ namespace ModelCompression.Pipeline;
 /// <summary>A labels-only twin as trained (or taken from the cache) and evaluated.</summary>
 /// <param name="Evaluation">The twin's evaluation.</param>
 /// <param name="Result">How it was trained (its optimizer steps in the training outcome).</param>
-internal sealed record TwinRun(ModelEvaluation Evaluation, StageResult Result);
+/// <param name="Gain">What the teacher added over the twin, as the task measures it (classification: accuracy points).</param>
+internal sealed record TwinRun(ModelEvaluation Evaluation, StageResult Result, double? Gain);
 
 /// <summary>
 /// The seeds' comparison: a distilled student's labels-only twin (the same student, budget and seed on the labels
@@ -15,9 +16,6 @@ internal sealed record TwinRun(ModelEvaluation Evaluation, StageResult Result);
 /// </summary>
 internal sealed class LabelsOnlyTwin(StageRunner runner, StageContext context, Evaluations evaluations, HashMemo hashes)
 {
-    /// <summary>Accuracy points the teacher added over the twin; negative when distillation hurt.</summary>
-    public static double Gain(ModelEvaluation student, ModelEvaluation twin) => student.Accuracy - twin.Accuracy;
-
     /// <summary>
     /// The twin of the stage <paramref name="descriptor"/> describes, with <paramref name="options"/>, whose run on
     /// <paramref name="inputPath"/> gave <paramref name="student"/> (evaluated as <paramref name="studentEvaluation"/>);
@@ -32,17 +30,17 @@ internal sealed class LabelsOnlyTwin(StageRunner runner, StageContext context, E
 
         var twin = runner.Run(context, stage, inputPath, inputHash, "baseline");
         var evaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath));
-        context.Reporter.Info($"{descriptor.Kind}: {Summary(studentEvaluation, student.Result, evaluation, twin.Result)}");
-        return new TwinRun(evaluation, twin.Result);
+        var gain = context.Task.Gain(studentEvaluation, evaluation);
+        context.Reporter.Info($"{descriptor.Kind}: {Summary(studentEvaluation, student.Result, evaluation, twin.Result, gain ?? double.NaN)}");
+        return new TwinRun(evaluation, twin.Result, gain);
     }
 
     /// <summary>
-    /// The log line of a twin: its accuracy, the gain, and both step counts, said plainly when they differ (early
-    /// stopping may end either run sooner; each stops on its own validation accuracy).
+    /// The log line of a twin: its accuracy, the <paramref name="gain"/> (the task's), and both step counts, said
+    /// plainly when they differ (early stopping may end either run sooner; each stops on its own validation accuracy).
     /// </summary>
-    internal static string Summary(ModelEvaluation student, StageResult studentRun, ModelEvaluation twin, StageResult twinRun)
+    internal static string Summary(ModelEvaluation student, StageResult studentRun, ModelEvaluation twin, StageResult twinRun, double gain)
     {
-        var gain = Gain(student, twin);
         var (studentSteps, twinSteps) = (studentRun.Training?.Steps, twinRun.Training?.Steps);
         var steps = studentSteps == twinSteps
             ? $"both {studentSteps} optimizer steps"

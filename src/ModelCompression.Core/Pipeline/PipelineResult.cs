@@ -33,8 +33,11 @@ public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluatio
     /// <summary>How the labels-only twin was trained (its optimizer steps among the details), when trained.</summary>
     public StageResult? BaselineResult { get; init; }
 
-    /// <summary>Accuracy points the teacher added over the labels-only twin; negative when distillation hurt.</summary>
-    public double? GainFromDistillation => Baseline is null ? null : LabelsOnlyTwin.Gain(Evaluation, Baseline);
+    /// <summary>
+    /// What the teacher added over the labels-only twin as the task measures it (classification: accuracy points);
+    /// negative when distillation hurt; null without a twin.
+    /// </summary>
+    public double? GainFromDistillation { get; init; }
 }
 
 /// <summary>Everything a run found.</summary>

@@ -138,14 +138,14 @@ public sealed class StageRunnerTests : IDisposable
         var student = new ModelEvaluation("distill", 0.8125, 1, 1, 10);
         var twin = new ModelEvaluation("baseline", 0.8, 1, 1, 10);
 
-        var same = LabelsOnlyTwin.Summary(student, Result("distill", steps: 64), twin, Result("finetune", steps: 64));
-        var early = LabelsOnlyTwin.Summary(twin, Result("distill", steps: 64), student, Result("finetune", steps: 32, stoppedEarlyAfter: 1));
+        var same = LabelsOnlyTwin.Summary(student, Result("distill", steps: 64), twin, Result("finetune", steps: 64), ClassificationTask.Instance.Gain(student, twin)!.Value);
+        var early = LabelsOnlyTwin.Summary(twin, Result("distill", steps: 64), student, Result("finetune", steps: 32, stoppedEarlyAfter: 1), ClassificationTask.Instance.Gain(twin, student)!.Value);
 
         Assert.Equal("the labels-only twin reaches 80.00 % (both 64 optimizer steps); gain from distillation +1.25 points", same);
         Assert.Equal(
             "the labels-only twin reaches 81.25 % (32 optimizer steps against the student's 64, not the same budget: early stopping ended the twin after epoch 1); gain from distillation -1.25 points (distillation did not help this student)",
             early);
-        Assert.Equal(0.0125, LabelsOnlyTwin.Gain(student, twin), 12);
+        Assert.Equal(0.0125, ClassificationTask.Instance.Gain(student, twin)!.Value, 12);
     }
 
     private string ModelHash(string path) => _hashes.Model(path);
