@@ -160,9 +160,13 @@ public sealed class NativePackageFetcherTests : IDisposable
     {
         Pack(Feed, "1.2.0");
 
+        // Both fetchers are made before the race: making one writes nuget.config, and a config rewritten while
+        // the other reads it is half a file (the race under test is the download, not the test's own setup).
+        var first = Fetcher([Feed]);
+        var second = Fetcher([Feed]);
         var results = await Task.WhenAll(
-            Task.Run(() => Fetcher([Feed]).EnsureAsync(Request("[1.2.0]"))),
-            Task.Run(() => Fetcher([Feed]).EnsureAsync(Request("[1.2.0]"))));
+            Task.Run(() => first.EnsureAsync(Request("[1.2.0]"))),
+            Task.Run(() => second.EnsureAsync(Request("[1.2.0]"))));
 
         Assert.Single(results, r => r.Fetched);
         Assert.All(results, r => Assert.Equal(results[0].Folder, r.Folder));
