@@ -42,8 +42,10 @@ public sealed class NamespaceDirectionTests(ITestOutputHelper output)
     {
         ["ModelCompression.Common"] = 1,
         ["ModelCompression.Data"] = 2,
+        ["ModelCompression.Text"] = 2,
         ["ModelCompression.Inference"] = 3,
         ["ModelCompression.Architectures"] = 3,
+        ["ModelCompression.Generation"] = 4,
         ["ModelCompression.Evaluation"] = 4,
         ["ModelCompression.Tasks"] = 4,
         ["ModelCompression.Training"] = 4,
