@@ -321,7 +321,7 @@ public static class ClassificationTrainer
         var parameters = string.Join(";", TrainingCheckpoint.ModelState(model).Select(p => $"{p.Name}:{p.Value.dtype}[{string.Join(",", p.Value.shape)}]"));
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|{loss.Fingerprint}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
+            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|{loss.Fingerprint}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}{data.SequenceFingerprint}");
     }
 
     private static List<(string Name, Tensor Value)> Snapshot(TrainableGraph model, List<(string Name, Tensor Value)>? into)

@@ -134,6 +134,13 @@ public sealed partial class TrainingSet
         };
     }
 
+    /// <summary>
+    /// What a checkpoint of a per-token set must agree on beyond the sample count: the sequence length and the teacher
+    /// store's form (top-k and full teach differently). Empty for per-sample sets, whose fingerprints stay as they were.
+    /// </summary>
+    internal string SequenceFingerprint => _tokenLabels is null ? ""
+        : FormattableString.Invariant($"|sequences of {SequenceLength}|teacher tokens {(_teacherTokens is null ? "none" : $"{_teacherTokens.Form} k {_teacherTokens.K}")}");
+
     /// <summary>The width a batch of <paramref name="rows"/> is cut to: its longest labelled prefix, at least 1.</summary>
     internal int BatchWidth(ReadOnlySpan<int> rows)
     {

@@ -137,6 +137,61 @@ public sealed class SequenceTrainingTests : IDisposable
         Assert.True(losses[^1] < losses[0] * 0.5, $"epoch losses (T^2 KL): {string.Join(", ", losses)}");
     }
 
+    [Fact]
+    public void A_sequence_run_resumes_bit_for_bit_but_not_from_a_checkpoint_of_another_teacher_form()
+    {
+        var data = Sequences(24);
+        var full = Path.Join(_folder, "full.mctok");
+        var topK = Path.Join(_folder, "topk.mctok");
+        var logits = TeacherLogits(data);
+        WriteStore(full, data, logits, TeacherTokenForm.Full);
+        WriteStore(topK, data, logits, TeacherTokenForm.TopK, k: 3);
+        using var fullStore = TeacherTokenStore.Open(full);
+        using var topKStore = TeacherTokenStore.Open(topK);
+        TrainingSet With(TeacherTokenStore store) => new(data.Inputs, null, null, data.Classes) { TokenLabels = data.TokenLabels, TeacherTokens = TeacherTokens.Of(store) };
+        var objective = new LanguageModelObjective(0.5, 2);
+        var checkpoints = Path.Join(_folder, "checkpoints");
+        var options = new TrainingOptions(3, 8, 1e-2, Seed: 2);
+        using var scope = torch.NewDisposeScope();
+
+        Dictionary<string, float[]> straight;
+        using (var graph = TrainableGraph.Import(TinyDecoder()))
+        {
+            ClassificationTrainer.Train(graph, With(fullStore), objective, options);
+            straight = Weights(graph);
+        }
+
+        using (var graph = TrainableGraph.Import(TinyDecoder()))
+        {
+            using var stop = new CancellationTokenSource();
+            Assert.ThrowsAny<OperationCanceledException>(() => ClassificationTrainer.Train(graph, With(fullStore), objective, options with { CheckpointDirectory = checkpoints }, progress: new StopAtEpoch(3, stop), cancellationToken: stop.Token));
+        }
+
+        CopyFolder(checkpoints, Path.Join(_folder, "copy"));
+        using (var graph = TrainableGraph.Import(TinyDecoder()))
+        {
+            // A checkpoint of the full-form run is not the top-k run's: it starts over.
+            var other = ClassificationTrainer.Train(graph, With(topKStore), objective, options with { CheckpointDirectory = Path.Join(_folder, "copy") });
+            Assert.Equal(0, other.ResumedFromEpoch);
+        }
+
+        using (var graph = TrainableGraph.Import(TinyDecoder()))
+        {
+            var resumed = ClassificationTrainer.Train(graph, With(fullStore), objective, options with { CheckpointDirectory = checkpoints });
+            Assert.Equal(2, resumed.ResumedFromEpoch);
+            AssertBitIdentical(straight, Weights(graph));
+        }
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Join(to, Path.GetFileName(file)));
+        }
+    }
+
     /// <summary>The teacher's logits at every position of every sequence, [N, L, V], from a forward pass over whole sequences.</summary>
     private static float[] FullLogits(TrainableGraph teacher, TrainingSet data)
     {
