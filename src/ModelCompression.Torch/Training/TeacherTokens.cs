@@ -76,15 +76,20 @@ public sealed class TeacherTokens
     /// </summary>
     internal (Tensor LogProbs, Tensor? Ids) Batch(ReadOnlySpan<int> rows)
     {
-        var tokens = 0;
+        var tokens = 0L;
         foreach (var row in rows)
         {
             tokens += TokensOf(row);
         }
 
         var width = Form == TeacherTokenForm.Full ? Vocabulary : K;
-        var valueCount = tokens * width;
-        var idCount = Form == TeacherTokenForm.Full ? 0 : tokens * K;
+        if (tokens * width > Array.MaxLength)
+        {
+            throw new ArgumentException($"A batch of {tokens} tokens of {width} teacher values each does not fit in one array: use smaller batches or the top-k form.", nameof(rows));
+        }
+
+        var valueCount = (int)(tokens * width);
+        var idCount = Form == TeacherTokenForm.Full ? 0 : (int)tokens * K;
         var values = ArrayPool<Half>.Shared.Rent(Math.Max(1, valueCount));
         var ids = ArrayPool<int>.Shared.Rent(Math.Max(1, idCount));
         try
