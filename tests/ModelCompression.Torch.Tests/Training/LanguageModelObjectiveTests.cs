@@ -206,6 +206,22 @@ public sealed class LanguageModelObjectiveTests : IDisposable
         Assert.Contains("needs per-token labels", Assert.Throws<ArgumentException>(() => new LanguageModelObjective(0).CheckData(Synthetic(4), null)).Message, StringComparison.Ordinal);
         Assert.Contains("has none", Assert.Throws<ArgumentException>(() => new LanguageModelObjective(0.5).CheckData(data, null)).Message, StringComparison.Ordinal);
         new LanguageModelObjective(0).CheckData(data, other);
+
+        var wider = Path.Join(_folder, "wider.mctok");
+        using (var writer = TeacherTokenWriter.Create(wider, TeacherTokenForm.TopK, Vocabulary + 1, k: 2))
+        {
+            for (var row = 0; row < data.Count; row++)
+            {
+                var tokens = data.TrainedTokens(row);
+                writer.AppendTopK(new int[tokens * 2], new float[tokens * 2]);
+            }
+
+            writer.Complete();
+        }
+
+        using var widerStore = TeacherTokenStore.Open(wider);
+        var otherVocabulary = new TrainingSet(data.Inputs, null, null, data.Classes) { TokenLabels = data.TokenLabels, TeacherTokens = TeacherTokens.Of(widerStore) };
+        Assert.Contains("needs one vocabulary", Assert.Throws<ArgumentException>(() => new LanguageModelObjective(0.5).CheckData(otherVocabulary, null)).Message, StringComparison.Ordinal);
     }
 
     /// <summary>The labels of the labelled tokens of <paramref name="rows"/> and their logits, selected by hand.</summary>
