@@ -136,7 +136,7 @@ public static class ClassificationTrainer
                 log?.Scalar("epoch/learning_rate", epochLearningRate, epoch);
                 if (validation is not null)
                 {
-                    var (score, validationLoss) = Validate(model, validation, names, loss, withLoss: log is not null);
+                    var (score, validationLoss) = Validate(model, validation, names, loss, withLoss: log is not null, ValidationBatch(validation, options));
                     lastValidation = score;
                     state.ValidationAccuracies.Add(score);
                     log?.Scalar($"epoch/validation_{loss.Validation.Name}", score, epoch);
@@ -201,14 +201,14 @@ public static class ClassificationTrainer
         }
 
         TorchNativeLoader.EnsureLoaded();
-        return Validate(model, data, new TrainableGraphInputs(model.InputNames), new DistillationLoss(0, 1), withLoss: false).Score;
+        return Validate(model, data, new TrainableGraphInputs(model.InputNames), new DistillationLoss(0, 1), withLoss: false, ValidationBatchSize).Score;
     }
 
     /// <summary>
     /// The objective's validation score and (when <paramref name="withLoss"/>) its mean validation loss on the first
     /// output, in eval mode. Only the TensorBoard log reads the loss, so runs without one do not pay for it.
     /// </summary>
-    private static (double Score, double? Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names, ITrainingObjective objective, bool withLoss)
+    private static (double Score, double? Loss) Validate(TrainableGraph model, TrainingSet data, TrainableGraphInputs names, ITrainingObjective objective, bool withLoss, int batchSize)
     {
         var wasTraining = model.training;
         model.eval();
@@ -217,10 +217,10 @@ public static class ClassificationTrainer
         var lossSum = 0.0;
         using (torch.no_grad())
         {
-            for (var start = 0; start < data.Count; start += ValidationBatchSize)
+            for (var start = 0; start < data.Count; start += batchSize)
             {
                 using var scope = torch.NewDisposeScope();
-                var size = Math.Min(ValidationBatchSize, data.Count - start);
+                var size = Math.Min(batchSize, data.Count - start);
                 var outputs = FirstOutput(model, data.Batch(names, rows.AsSpan(start, size)));
                 var (score, loss) = objective.ValidationSums(outputs, data, rows.AsSpan(start, size), withLoss);
                 scoreSum += score;
@@ -229,7 +229,7 @@ public static class ClassificationTrainer
         }
 
         model.train(wasTraining);
-        var (total, meanLoss) = objective.ValidationResult(scoreSum, lossSum, data.Count);
+        var (total, meanLoss) = objective.ValidationResult(scoreSum, lossSum, objective.ValidationCount(data));
         return (total, withLoss ? meanLoss : null);
     }
 
@@ -280,6 +280,13 @@ public static class ClassificationTrainer
         return value.item<float>();
     }
 
+    /// <summary>
+    /// Sequences of a decoder give logits [batch, length, vocabulary]: validated at the training batch size, which fits
+    /// in memory with gradients, not at <see cref="ValidationBatchSize"/>.
+    /// </summary>
+    private static int ValidationBatch(TrainingSet validation, TrainingOptions options) =>
+        validation.TokenLabels is null ? ValidationBatchSize : options.BatchSize;
+
     private static Tensor FirstOutput(TrainableGraph model, Dictionary<string, Tensor> inputs) =>
         model.Forward(inputs)[model.OutputNames[0]];
 
@@ -314,7 +321,7 @@ public static class ClassificationTrainer
         var parameters = string.Join(";", TrainingCheckpoint.ModelState(model).Select(p => $"{p.Name}:{p.Value.dtype}[{string.Join(",", p.Value.shape)}]"));
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|{loss.Fingerprint}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}");
+            $"{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{o.Seed}|{o.Optimizer}|{o.WeightDecay:R}|{o.Momentum:R}|{o.WarmupSteps}|{o.WarmupFraction:R}|{o.Schedule}|{o.ClipGradNorm:R}|{o.EarlyStoppingPatience}|{o.EarlyStoppingMinDelta:R}|{o.RestoreBestWeights}|steps per epoch {o.StepsPerEpoch}|{loss.Fingerprint}|train {data.Count}|validation {validation?.Count ?? 0}|{parameters}{(hints is null ? "" : "|" + hints.Fingerprint)}{data.SequenceFingerprint}");
     }
 
     private static List<(string Name, Tensor Value)> Snapshot(TrainableGraph model, List<(string Name, Tensor Value)>? into)

@@ -46,6 +46,12 @@ public interface ITrainingObjective
 
     /// <summary>The score and mean loss of <paramref name="count"/> samples whose batch sums added up to the given totals.</summary>
     (double Score, double Loss) ValidationResult(double scoreSum, double lossSum, int count);
+
+    /// <summary>
+    /// What the validation sums of <paramref name="data"/> are divided by in <see cref="ValidationResult"/>: its samples,
+    /// or (<see cref="LanguageModelObjective"/>) its labelled tokens.
+    /// </summary>
+    int ValidationCount(TrainingSet data) => data.Count;
 }
 
 /// <summary>A validation score: its name for logs and reports, and which way is better.</summary>
@@ -63,4 +69,8 @@ public sealed record ValidationScore(string Name, bool HigherIsBetter)
 /// <param name="Teacher">The teacher's outputs [batch, width]; null when the loss does not read them.</param>
 /// <param name="AnyLabelled">Whether any sample of the batch has a label, when the objective knows it from the host arrays.</param>
 /// <param name="Labelled">The batch rows <paramref name="Labels"/> belong to (int64), when only some rows have targets; null when all do.</param>
-public sealed record BatchTargets(Tensor? Labels, Tensor? Teacher, bool? AnyLabelled, Tensor? Labelled = null);
+public sealed record BatchTargets(Tensor? Labels, Tensor? Teacher, bool? AnyLabelled, Tensor? Labelled = null)
+{
+    /// <summary>The token ids <see cref="Teacher"/>'s columns stand for (int64), when the teacher gave its top k only.</summary>
+    public Tensor? TeacherIds { get; init; }
+}

@@ -233,7 +233,7 @@ public sealed class InputArray
 /// Inputs (one or several named arrays), class labels or float targets and, for distillation, teacher logits (a
 /// regression teacher's outputs) and feature-hint targets.
 /// </summary>
-public sealed class TrainingSet
+public sealed partial class TrainingSet
 {
     private readonly float[]? _targets;
 
@@ -317,6 +317,11 @@ public sealed class TrainingSet
     public TrainingSet WithUnlabelled(TrainingSet unlabelled)
     {
         ArgumentNullException.ThrowIfNull(unlabelled);
+        if (TokenLabels is not null || unlabelled.TokenLabels is not null)
+        {
+            throw new ArgumentException("Sets of per-token labels mark unlabelled tokens in their labels; join them with ConcatSequences.", nameof(unlabelled));
+        }
+
         if ((TeacherLogits is null) != (unlabelled.TeacherLogits is null) || (TeacherLogits is null && Hints.Count == 0))
         {
             throw new ArgumentException("Unlabelled samples teach only through the teacher (its logits or hint tensors), which both sets need alike.", nameof(unlabelled));
@@ -385,6 +390,8 @@ public sealed class TrainingSet
             [.. Hints.Select(h => h with { Teacher = h.Teacher.Select(rows) })])
         {
             Targets = Targets is null ? null : InputArray.Gather(Targets, rows, Classes),
+            TokenLabels = TokenLabels is null ? null : InputArray.Gather(TokenLabels, rows, SequenceLength),
+            TeacherTokens = TeacherTokens?.Select(rows),
         };
     }
 
@@ -414,6 +421,11 @@ public sealed class TrainingSet
             batch[names.Resolve(input.Name)] = input.Batch(rows);
         }
 
+        if (TokenLabels is not null)
+        {
+            ShapeSequenceBatch(batch, names, rows);
+        }
+
         return batch;
     }
 }
@@ -421,6 +433,8 @@ public sealed class TrainingSet
 /// <summary>Maps a <see cref="InputArray.Name"/> (null for "the only input") to a graph input name.</summary>
 internal sealed class TrainableGraphInputs(IReadOnlyList<string> graphInputs)
 {
+    public bool Has(string name) => graphInputs.Contains(name, StringComparer.Ordinal);
+
     public string Resolve(string? name)
     {
         if (name is null)
