@@ -21,16 +21,19 @@ public sealed class SequenceOpTests
     public void Trilu_matches_onnx_runtime_for_every_diagonal_and_type()
     {
         var model = new GraphBuilder("trilu").Opset(17)
-            .Input("x", DataType.Float, null).Input("ids", DataType.Int64, null)
+            .Input("x", DataType.Float, null).Input("ids", DataType.Int64, null).Input("flags", DataType.Bool, null)
             .Initializer("k1", [1L], []).Initializer("km1", [-1L], []).Initializer("k2", [2L], []).Initializer("k9", [9L], []).Initializer("km9", [-9L], [])
             .Node("Trilu", ["x"], ["upper"]).Node("Trilu", ["x", "k1"], ["upper_k1"]).Node("Trilu", ["x", "km1"], ["upper_km1"])
             .Node("Trilu", ["x"], ["lower"], Attr.Int("upper", 0)).Node("Trilu", ["x", "k2"], ["lower_k2"], Attr.Int("upper", 0))
             .Node("Trilu", ["x", "km1"], ["lower_km1"], Attr.Int("upper", 0))
             .Node("Trilu", ["x", "k9"], ["upper_beyond"]).Node("Trilu", ["x", "km9"], ["lower_beyond"], Attr.Int("upper", 0))
             .Node("Trilu", ["ids", "k1"], ["ids_lower"], Attr.Int("upper", 0))
+            // PyTorch exports torch.tril of a bool matrix (its causal masks) as a bool Trilu.
+            .Node("Trilu", ["flags", "km1"], ["flags_lower"], Attr.Int("upper", 0))
             .Output("upper", DataType.Float, null).Output("upper_k1", DataType.Float, null).Output("upper_km1", DataType.Float, null)
             .Output("lower", DataType.Float, null).Output("lower_k2", DataType.Float, null).Output("lower_km1", DataType.Float, null)
             .Output("upper_beyond", DataType.Float, null).Output("lower_beyond", DataType.Float, null).Output("ids_lower", DataType.Int64, null)
+            .Output("flags_lower", DataType.Bool, null)
             .Build();
         using var scope = torch.NewDisposeScope();
 
@@ -39,6 +42,7 @@ public sealed class SequenceOpTests
         {
             ["x"] = Floats([2, 3, 4, 5], seed: 1),
             ["ids"] = torch.arange(1, 13, ScalarType.Int64).reshape(3, 4),
+            ["flags"] = torch.ones(2, 3, 4, ScalarType.Bool),
         });
     }
 
