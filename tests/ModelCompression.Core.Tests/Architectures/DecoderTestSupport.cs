@@ -105,7 +105,7 @@ internal static class DecoderTestSupport
             o => Value.Floats(o.Value.numel() == 0 ? [] : o.Value.detach().cpu().contiguous().data<float>().ToArray(), o.Value.shape));
     }
 
-    /// <summary>Rows <paramref name="rows"/> and positions <paramref name="positions"/> of logits [batch, sequence, vocab].</summary>
+    /// <summary>Row <paramref name="row"/>, positions <paramref name="positions"/> of logits [batch, sequence, vocab], flat.</summary>
     public static float[] Slice(Value logits, int row, Range positions)
     {
         var (sequence, vocab) = ((int)logits.Shape[1], (int)logits.Shape[2]);
