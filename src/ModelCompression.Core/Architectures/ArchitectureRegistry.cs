@@ -31,6 +31,7 @@ public static class ArchitectureRegistry
         Entry<TransformerOptions>(TransformerBuilder.Name, "Pre-LayerNorm Transformer encoder text classifier over token ids with an attention mask.", true, TransformerBuilder.Build),
         Entry<TextCnnOptions>(TextCnnBuilder.Name, "Text CNN over token ids: embedding, parallel 1-D convolutions, max over time.", true, TextCnnBuilder.Build),
         Entry<EmbeddingBagOptions>(EmbeddingBagBuilder.Name, "Embedding bag over token ids: the mean of unpadded token embeddings, then Gemm layers.", true, EmbeddingBagBuilder.Build),
+        Entry<DecoderOptions>(DecoderBuilder.Name, "GPT-style decoder (causal language model): pre-LayerNorm causal attention layers, learned or rotary positions, a KV cache, logits over the vocabulary.", true, DecoderBuilder.Build),
     ];
 
     /// <summary>Every built-in architecture, in a fixed order.</summary>

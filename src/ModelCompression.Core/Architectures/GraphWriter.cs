@@ -51,6 +51,10 @@ internal sealed class GraphWriter
     public string Ints(string name, params long[] values) =>
         Constant(name, TensorData.FromInt64s(name, values, [values.Length]));
 
+    /// <summary>A float tensor constant (fixed tables that must not train, e.g. rotary cos/sin).</summary>
+    public string FloatConstant(string name, float[] values, params long[] dims) =>
+        Constant(name, TensorData.FromFloats(name, values, dims));
+
     /// <summary>An int64 scalar constant (a Gather index that drops the axis).</summary>
     public string IntScalar(string name, long value) =>
         Constant(name, TensorData.FromInt64s(name, [value], []));

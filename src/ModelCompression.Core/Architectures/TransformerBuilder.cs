@@ -1,6 +1,7 @@
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
 using DataType = ModelCompression.Onnx.Proto.TensorProto.Types.DataType;
+using static ModelCompression.Architectures.TransformerBlocks;
 
 namespace ModelCompression.Architectures;
 
@@ -106,13 +107,7 @@ public static class TransformerBuilder
         var key = SplitHeads(graph, $"{layer}.attention.key", Projection(graph, $"{layer}.attention.key", h, d, d), heads, headWidth, [0, 2, 3, 1]);
         var value = SplitHeads(graph, $"{layer}.attention.value", Projection(graph, $"{layer}.attention.value", h, d, d), heads, headWidth, [0, 2, 1, 3]);
 
-        var scores = graph.Op("MatMul", $"{layer}.attention.scores", [query, key]);
-        scores = graph.Op("Mul", $"{layer}.attention.scaled_scores", [scores, graph.Scalar($"{layer}.attention.scale", (float)(1 / Math.Sqrt(headWidth)))]);
-        scores = graph.Op("Add", $"{layer}.attention.masked_scores", [scores, scoreBias]);
-        var probabilities = graph.Op("Softmax", $"{layer}.attention.probabilities", [scores], Attr.Int("axis", -1));
-        var context = graph.Op("MatMul", $"{layer}.attention.context", [probabilities, value]);
-        context = graph.Op("Transpose", $"{layer}.attention.context_by_token", [context], Attr.Ints("perm", 0, 2, 1, 3));
-        context = graph.Op("Reshape", $"{layer}.attention.merged", [context, graph.Ints($"{layer}.attention.merged_shape", 0, 0, d)]);
+        var context = Attend(graph, $"{layer}.attention", query, key, value, scoreBias, d, headWidth);
         var attended = Projection(graph, $"{layer}.attention.output", context, d, d);
         attended = graph.Dropout($"{layer}.attention.dropout", attended, options.Dropout);
         x = graph.Op("Add", $"{layer}.attention.residual", [x, attended]);
@@ -123,33 +118,5 @@ public static class TransformerBuilder
         h = Projection(graph, $"{layer}.feed_forward.fc2", h, options.FeedForward, d);
         h = graph.Dropout($"{layer}.feed_forward.dropout", h, options.Dropout);
         return graph.Op("Add", $"{layer}.feed_forward.residual", [x, h]);
-    }
-
-    /// <summary>
-    /// x W + b with W [in, out], Xavier-uniform and a zero bias, as PyTorch's nn.MultiheadAttention initialises
-    /// its projections: the attention and feed-forward sublayers sit on a LayerNorm'd residual path, where
-    /// keeping forward and backward variance balanced matters more than the ReLU/GELU gain.
-    /// </summary>
-    private static string Projection(GraphWriter graph, string name, string input, int fanIn, int fanOut)
-    {
-        var weight = graph.Weight($"{name}.weight", Init.XavierUniform(graph.Random, (long)fanIn * fanOut, fanIn, fanOut), fanIn, fanOut);
-        var bias = graph.Weight($"{name}.bias", new float[fanOut], fanOut);
-        return graph.Linear(name, input, weight, bias);
-    }
-
-    /// <summary>[batch, sequence, width] -> [batch, sequence, heads, head_width] -> transposed by <paramref name="perm"/>.</summary>
-    private static string SplitHeads(GraphWriter graph, string name, string input, int heads, int headWidth, long[] perm)
-    {
-        // 0 copies batch and sequence from the input, so neither is baked into the graph.
-        var split = graph.Op("Reshape", $"{name}.heads", [input, graph.Ints($"{name}.heads_shape", 0, 0, heads, headWidth)]);
-        return graph.Op("Transpose", $"{name}.by_head", [split], Attr.Ints("perm", perm));
-    }
-
-    /// <summary>LayerNormalization over the last axis, scale 1 and shift 0 (PyTorch's defaults).</summary>
-    private static string LayerNorm(GraphWriter graph, string name, string input, int width)
-    {
-        var scale = graph.Weight($"{name}.weight", Init.Fill(width, 1f), width);
-        var shift = graph.Weight($"{name}.bias", new float[width], width);
-        return graph.Op("LayerNormalization", name, [input, scale, shift], Attr.Int("axis", -1), Attr.Float("epsilon", 1e-5f));
     }
 }

@@ -28,6 +28,7 @@ public static class OpRegistry
         NormalizationOps.Register(kernels);
         ShapeOps.Register(kernels);
         ReductionOps.Register(kernels);
+        SequenceOps.Register(kernels);
         return kernels;
     }
 }

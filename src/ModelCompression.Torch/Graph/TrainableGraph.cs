@@ -53,6 +53,7 @@ public sealed class TrainableGraph : nn.Module
     // Value name -> the fused pattern that computes it internally, so Forward can say why it is not there.
     private readonly Dictionary<string, string> _fusedAway = new(StringComparer.Ordinal);
     private readonly long _opset;
+    private readonly EmptyPast _emptyPast;
 
     // ONNX value name -> name registered on the module. The module's registry is the only store of the
     // tensors, so to(device) and to(dtype), which replace registered tensors, are followed.
@@ -68,6 +69,7 @@ public sealed class TrainableGraph : nn.Module
         : base(string.IsNullOrEmpty(source.Graph.Name) ? "onnx_graph" : source.Graph.Name)
     {
         _source = source;
+        _emptyPast = EmptyPast.Of(source.Graph);
         _opset = source.OpsetImport.FirstOrDefault(o => o.Domain.Length == 0 || o.Domain == "ai.onnx")?.Version ?? OnnxVersions.DefaultOpset;
 
         // BatchNormalization's input_mean and input_var are running statistics: buffers, never trained.
@@ -230,6 +232,8 @@ public sealed class TrainableGraph : nn.Module
             values[name] = Buffer(registered);
         }
 
+        // A decoder's cache inputs that are not given get an empty past (EmptyPast): training feeds none.
+        inputs = _emptyPast.Fill(inputs, _floatType, device);
         foreach (var name in InputNames)
         {
             var value = inputs.TryGetValue(name, out var given)

@@ -82,11 +82,11 @@ public sealed class ArchitectureOptionsTests
     [Fact]
     public void Registry_lists_the_built_in_architectures()
     {
-        Assert.Equal(["mlp", "cnn", "transformer", "text_cnn", "embedding_bag"], ArchitectureRegistry.Names);
+        Assert.Equal(["mlp", "cnn", "transformer", "text_cnn", "embedding_bag", "decoder"], ArchitectureRegistry.Names);
         Assert.Equal(typeof(TransformerOptions), ArchitectureRegistry.Get("Transformer").OptionsType);
         Assert.False(ArchitectureRegistry.TryGet("resnet", out _));
         var error = Assert.Throws<ArgumentException>(() => ArchitectureRegistry.Get("resnet"));
-        Assert.Contains("Built-in: mlp, cnn, transformer, text_cnn, embedding_bag", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Built-in: mlp, cnn, transformer, text_cnn, embedding_bag, decoder", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

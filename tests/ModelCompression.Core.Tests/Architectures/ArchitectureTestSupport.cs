@@ -41,7 +41,7 @@ internal static class ArchitectureTestSupport
         "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
         "BatchNormalization", "LayerNormalization", "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice",
         "Gather", "Unsqueeze", "Squeeze", "Shape", "Constant", "ConstantOfShape", "Expand", "Where", "Equal", "Less",
-        "Cast", "Identity", "Dropout", "ReduceMean", "ReduceSum", "ReduceMax", "Range", "Clip",
+        "Cast", "Identity", "Dropout", "ReduceMean", "ReduceSum", "ReduceMax", "Range", "Clip", "Trilu",
     };
 
     /// <summary>Two or more option sets per architecture, covering every option's branches.</summary>

@@ -73,6 +73,17 @@ internal static class GraphTestSupport
     {
         var t = tensor.detach().cpu().contiguous();
         var shape = t.shape;
+        // TorchSharp's accessor cannot copy out zero elements (an empty past); an empty array gives ONNX Runtime the same.
+        if (t.numel() == 0)
+        {
+            return t.dtype switch
+            {
+                ScalarType.Float32 => OrtValue.CreateTensorValueFromMemory(Array.Empty<float>(), shape),
+                ScalarType.Int64 => OrtValue.CreateTensorValueFromMemory(Array.Empty<long>(), shape),
+                var other => throw new NotSupportedException(other.ToString()),
+            };
+        }
+
         return t.dtype switch
         {
             ScalarType.Float32 => OrtValue.CreateTensorValueFromMemory(t.data<float>().ToArray(), shape),

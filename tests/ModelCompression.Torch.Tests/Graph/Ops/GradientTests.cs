@@ -117,7 +117,7 @@ public sealed class GradientTests
     /// Compares autograd's gradient of sum_i(output_i * fixed random weights) with central differences, for
     /// every parameter and float input (up to 16 elements each).
     /// </summary>
-    private static void CheckGradients(ModelProto model, Dictionary<string, Tensor> inputs, bool train = false)
+    internal static void CheckGradients(ModelProto model, Dictionary<string, Tensor> inputs, bool train = false)
     {
         using var scope = torch.NewDisposeScope();
         using var graph = TrainableGraph.Import(model);
