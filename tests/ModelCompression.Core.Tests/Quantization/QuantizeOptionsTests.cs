@@ -53,13 +53,13 @@ public sealed class QuantizeOptionsTests
     public void Bad_quantize_options_are_all_reported_with_their_lines()
     {
         using var dir = new TempDir();
-        var path = WriteRecipe(dir, "{ mode: int4, calibration_method: kl, percentile: 20, latency_threads: [0] }");
+        var path = WriteRecipe(dir, "{ mode: int2, calibration_method: kl, percentile: 20, latency_threads: [0] }");
 
         var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
 
         Assert.Equal(4, error.Diagnostics.Count);
         Assert.All(error.Diagnostics, d => Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 10), (d.Code, d.Line ?? 0)));
-        Assert.Contains("'int4' is not one of dynamic, static, fp16", error.Diagnostics[0].Message, StringComparison.Ordinal);
+        Assert.Contains("'int2' is not one of dynamic, static, fp16, int4", error.Diagnostics[0].Message, StringComparison.Ordinal);
         Assert.Contains("'kl' is not one of minmax, percentile, entropy", error.Diagnostics[1].Message, StringComparison.Ordinal);
         Assert.Contains("20 is out of range [50, 100]", error.Diagnostics[2].Message, StringComparison.Ordinal);
         Assert.Contains("0 is out of range [1, 1024]", error.Diagnostics[3].Message, StringComparison.Ordinal);
@@ -70,7 +70,7 @@ public sealed class QuantizeOptionsTests
     {
         var quantize = RecipeSchema.Stages()["quantize"];
 
-        Assert.Contains(quantize, o => o is { Name: "mode", Type: "one of dynamic, static, fp16", Default: "dynamic" });
+        Assert.Contains(quantize, o => o is { Name: "mode", Type: "one of dynamic, static, fp16, int4", Default: "dynamic" });
         Assert.Contains(quantize, o => o is { Name: "calibration_method", Type: "one of minmax, percentile, entropy", Default: "minmax" });
         Assert.Contains(quantize, o => o is { Name: "calibration_samples", Default: "256" });
         Assert.Contains(quantize, o => o is { Name: "percentile", Default: "99.99" });
