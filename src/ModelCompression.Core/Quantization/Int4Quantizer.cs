@@ -141,7 +141,7 @@ public static class Int4Quantizer
         }
 
         // A tied head's Transpose of the table is unread now; with it gone the lookup may be the table's only reader.
-        RemoveUnreadTransposes(graph);
+        TiedHead.RemoveUnreadTransposes(graph);
         GraphEdit.RemoveUnreadAliases(graph);
         var lookups = QuantizeLookups(model, names, include, perChannelEmbeddings, skipped);
         GraphEdit.RemoveUnreadAliases(graph);
@@ -176,9 +176,9 @@ public static class Int4Quantizer
         // A tied output head: MatMul(x, Transpose(table)). The table's rows are already the head's output columns.
         var weightName = node.Input[1];
         var tiedHead = false;
-        if (node.OpType == "MatMul" && !initializers.ContainsKey(weightName) && producers.TryGetValue(weightName, out var producer) && IsTableTranspose(producer, initializers))
+        if (node.OpType == "MatMul" && TiedHead.Table(weightName, producers, initializers) is { } table)
         {
-            weightName = producer.Input[0];
+            weightName = table;
             tiedHead = true;
         }
 
@@ -241,23 +241,6 @@ public static class Int4Quantizer
 
         // Gemm's A is 2-D by the operator's definition, so MatMulNBits (which also takes higher ranks) is exact.
         return new WeightPlan(source, !transB, weight, rows, columns, bias, alpha);
-    }
-
-    /// <summary>A default-domain Transpose of a constant 2-D table that swaps its two axes (perm [1, 0] or none).</summary>
-    private static bool IsTableTranspose(NodeProto node, Dictionary<string, TensorProto> initializers) =>
-        node.OpType == "Transpose" && GraphEdit.IsDefaultDomain(node) && node.Input.Count == 1
-        && initializers.TryGetValue(node.Input[0], out var table) && table.Dims.Count == 2
-        && (GraphEdit.Attribute(node, "perm") is not { } perm || perm.Ints is [1, 0]);
-
-    /// <summary>Removes Transposes of constants that nothing reads any more.</summary>
-    private static void RemoveUnreadTransposes(GraphProto graph)
-    {
-        var initializers = GraphEdit.Constants(graph, GraphEdit.ConstantAliases(graph));
-        var read = graph.Node.SelectMany(n => n.Input).Concat(graph.Output.Select(o => o.Name)).ToHashSet(StringComparer.Ordinal);
-        foreach (var node in graph.Node.Where(n => IsTableTranspose(n, initializers) && !read.Contains(n.Output[0])).ToList())
-        {
-            graph.Node.Remove(node);
-        }
     }
 
     /// <summary>Int8 tables for the embedding lookups, as the int8 modes make them; returns the lookups quantized.</summary>

@@ -19,7 +19,7 @@ namespace ModelCompression.Core.Tests.Quantization;
 /// </summary>
 public sealed class Int4ModelTests(ITestOutputHelper output)
 {
-    private const int Vocab = 96, Width = 64, Hidden = 128, Batch = 2, Sequence = 5;
+    internal const int Vocab = 96, Width = 64, Hidden = 128, Batch = 2, Sequence = 5;
 
     private static readonly string[] TransformerLayers =
     [
@@ -153,7 +153,7 @@ public sealed class Int4ModelTests(ITestOutputHelper output)
     /// input_ids [batch, sequence] -> Gather(table [Vocab, Width]) -> x; h = x + MatMul(Relu(MatMul(x, up)), down);
     /// logits = MatMul(h, Transpose(table)) [batch, sequence, Vocab].
     /// </summary>
-    private static ModelProto Decoder()
+    internal static ModelProto Decoder()
     {
         var table = Weight(Vocab, Width, seed: 21).Select(v => v * 0.2f).ToArray();
         return new GraphBuilder()
@@ -194,7 +194,7 @@ public sealed class Int4ModelTests(ITestOutputHelper output)
         return copy;
     }
 
-    private static Dataset Ids(long[]? labels = null)
+    internal static Dataset Ids(long[]? labels = null)
     {
         var random = new Random(3);
         long[] ids = [.. Enumerable.Range(0, 24 * Sequence).Select(_ => (long)random.Next(Vocab))];
@@ -202,7 +202,7 @@ public sealed class Int4ModelTests(ITestOutputHelper output)
     }
 
     /// <summary>The model's first output on every sample: a classifier's logits, or a decoder's [batch, sequence, vocabulary] logits, flattened.</summary>
-    private static float[] Logits(ModelProto model, Dataset data)
+    internal static float[] Logits(ModelProto model, Dataset data)
     {
         using var options = new SessionOptions { IntraOpNumThreads = 1 };
         using var session = new InferenceSession(model.ToByteArray(), options);
