@@ -17,7 +17,9 @@ public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNo
 /// scaled so that no CPU's int16 pair sums can saturate (<see cref="SaturationCheck"/>). A weight that reaches
 /// its layers through Identity nodes (PyTorch's shared and tied weights) is followed to its initializer and
 /// quantized once for all of them. Embedding lookups (a Gather from a
-/// constant table) get an int8 table, see <see cref="EmbeddingQuantizer"/>; their token ids stay as they are.
+/// constant table) get an int8 table, see <see cref="EmbeddingQuantizer"/>; their token ids stay as they are. A
+/// decoder's tied output head, MatMul(x, Transpose(table)), gets its own int8 copy of the transposed table, and its
+/// lookup then an int8 table as well (<see cref="TiedHead"/>), so neither keeps the float table.
 /// Convolutions are left in float: ONNX Runtime's CPU provider lacks ConvInteger for most type pairs, and a
 /// dynamically quantized convolution would re-quantize its whole input per call; static QDQ
 /// (<see cref="StaticQuantizer"/>) quantizes them.
