@@ -88,8 +88,70 @@ internal static class Int4Sizes
         }
 
         Console.WriteLine();
+        OneToken(rounds);
+        Console.WriteLine();
         Console.WriteLine($"wall time {clock.Elapsed.TotalSeconds:0} s");
         return 0;
+    }
+
+    /// <summary>
+    /// A decoder's case: one token at a time through a feed-forward pair (width 1024, 4096 hidden: 32 MB of float
+    /// weights, more than the caches hold), float vs int8 vs int4, one thread. Median of the rounds' medians.
+    /// </summary>
+    private static void OneToken(int rounds)
+    {
+        var random = new Random(3);
+        float[] Matrix(int rows, int columns) => [.. Enumerable.Range(0, rows * columns).Select(_ => (random.NextSingle() - 0.5f) * 0.05f)];
+        var model = new GraphBuilder()
+            .Opset(17)
+            .Input("x", TensorProto.Types.DataType.Float, 1, 1, 1024)
+            .Output("y", TensorProto.Types.DataType.Float, 1, 1, 1024)
+            .Initializer("up", Matrix(1024, 4096), [1024, 4096])
+            .Initializer("down", Matrix(4096, 1024), [4096, 1024])
+            .Node("MatMul", ["x", "up"], ["h"], "fc1", "")
+            .Node("Relu", ["h"], ["r"], "relu", "")
+            .Node("MatMul", ["r", "down"], ["y"], "fc2", "")
+            .Build();
+        var variants = new (string Name, ModelProto Model)[]
+        {
+            ("fp32", model),
+            ("int8 dynamic", DynamicQuantizer.Quantize(model, perChannel: true).Model),
+            ("int4 b32 sym", Int4Quantizer.Quantize(model, 32, symmetric: true).Model),
+            ("int4 b128 sym", Int4Quantizer.Quantize(model, 128, symmetric: true).Model),
+        };
+        using var options = new SessionOptions { IntraOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        var sessions = variants.Select(v => new InferenceSession(v.Model.ToByteArray(), options)).ToList();
+        using var input = OrtValue.CreateTensorValueFromMemory(Matrix(1, 1024), [1, 1, 1024]);
+        using var runOptions = new RunOptions();
+        var medians = variants.Select(_ => new List<double>()).ToArray();
+        for (var round = 0; round < rounds; round++)
+        {
+            for (var k = 0; k < sessions.Count; k++)
+            {
+                var v = (k + round) % sessions.Count;
+                var times = new double[50];
+                for (var i = 0; i < times.Length; i++)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    using var outputs = sessions[v].Run(runOptions, ["x"], [input], ["y"]);
+                    times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                }
+
+                medians[v].Add(times.Order().ElementAt(times.Length / 2));
+            }
+        }
+
+        sessions.ForEach(s => s.Dispose());
+        Console.WriteLine("One token ([1, 1, 1024] -> 4096 -> 1024), one thread:");
+        Console.WriteLine();
+        Console.WriteLine("| variant | file bytes | p50 µs | speed-up |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        var baseline = medians[0].Order().ElementAt(rounds / 2);
+        for (var v = 0; v < variants.Length; v++)
+        {
+            var p50 = medians[v].Order().ElementAt(rounds / 2);
+            Console.WriteLine($"| {variants[v].Name} | {variants[v].Model.ToByteArray().Length.ToString("N0", Invariant)} | {(p50 * 1e6).ToString("0", Invariant)} | {(baseline / p50).ToString("0.00", Invariant)}x |");
+        }
     }
 
     private static float[] Outputs(ModelProto model, string[] names, OrtValue[] values)
