@@ -20,7 +20,8 @@ namespace ModelCompression.Bench.Latency;
 /// load on a shared machine hits them alike; the speed-up is the median over rounds of fp32's round median over
 /// the variant's.
 /// Usage: ModelCompression.Bench.Latency [--rounds 15] [--round-ms 150] [--threads 1,2] [--batches 1,64];
-/// with --int8-targets [--repo .] it measures quantize's target any against target vnni instead (see <see cref="Int8Targets"/>).
+/// with --int8-targets [--repo .] it measures quantize's target any against target vnni instead (see <see cref="Int8Targets"/>);
+/// with --int4 float against int8 and int4 on a width-256 transformer (see <see cref="Int4Sizes"/>).
 /// </summary>
 internal static class Program
 {
@@ -41,6 +42,11 @@ internal static class Program
         }
 
         int[] threadCounts = [.. (StringArg(args, "--threads") ?? "1,2").Split(',').Select(t => int.Parse(t, Invariant))];
+        if (args.Contains("--int4"))
+        {
+            return Int4Sizes.Run(rounds, roundSeconds, threadCounts, StringArg(args, "--save"));
+        }
+
         int[] batches = [.. (StringArg(args, "--batches") ?? "1,64").Split(',').Select(b => int.Parse(b, Invariant))];
 
         var clock = Stopwatch.StartNew();
@@ -93,7 +99,7 @@ internal static class Program
         return 0;
     }
 
-    private sealed record Variant(string Name, ModelProto Model, string Note);
+    internal sealed record Variant(string Name, ModelProto Model, string Note);
 
     /// <summary>fp32 and its compressed forms; each is checked before it is timed.</summary>
     private static List<Variant> Variants(ModelProto fp32, bool tokens)
@@ -126,7 +132,7 @@ internal static class Program
         return variants;
     }
 
-    private static IEnumerable<(string Variant, (double P50, double Speedup) Result)> Measure(
+    internal static IEnumerable<(string Variant, (double P50, double Speedup) Result)> Measure(
         List<Variant> variants, int threads, int batch, bool tokens, int rounds, double roundSeconds)
     {
         using var options = new SessionOptions
@@ -176,7 +182,7 @@ internal static class Program
         }
     }
 
-    private static (string[] Names, OrtValue[] Values) Inputs(int batch, bool tokens)
+    internal static (string[] Names, OrtValue[] Values) Inputs(int batch, bool tokens)
     {
         var random = new Random(1);
         if (!tokens)

@@ -17,7 +17,9 @@ public sealed record DynamicQuantizationReport(IReadOnlyList<string> QuantizedNo
 /// scaled so that no CPU's int16 pair sums can saturate (<see cref="SaturationCheck"/>). A weight that reaches
 /// its layers through Identity nodes (PyTorch's shared and tied weights) is followed to its initializer and
 /// quantized once for all of them. Embedding lookups (a Gather from a
-/// constant table) get an int8 table, see <see cref="EmbeddingQuantizer"/>; their token ids stay as they are.
+/// constant table) get an int8 table, see <see cref="EmbeddingQuantizer"/>; their token ids stay as they are. A
+/// decoder's tied output head, MatMul(x, Transpose(table)), gets its own int8 copy of the transposed table, and its
+/// lookup then an int8 table as well (<see cref="TiedHead"/>), so neither keeps the float table.
 /// Convolutions are left in float: ONNX Runtime's CPU provider lacks ConvInteger for most type pairs, and a
 /// dynamically quantized convolution would re-quantize its whole input per call; static QDQ
 /// (<see cref="StaticQuantizer"/>) quantizes them.
@@ -44,6 +46,10 @@ public static class DynamicQuantizer
         var nodes = new List<NodeProto>();
         var quantizedActivations = new Dictionary<string, (string Q, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
         var names = new UniqueNames(graph);
+        var producers = GraphEdit.Producers(graph);
+        // Lookups left float for a reason a quantized tied head may remove (the head's Transpose also read the table).
+        var lookupsLeftFloat = new List<(NodeProto Lookup, string Skipped)>();
+        var tiedHeads = 0;
 
         // Per-axis DequantizeLinear (a per-column embedding scale) needs opset 13.
         var perColumnLookups = perChannel && source.OpsetImport.FirstOrDefault(o => OnnxVersions.IsDefaultDomain(o.Domain))?.Version >= 13;
@@ -59,6 +65,7 @@ public static class DynamicQuantizer
                 else if (EmbeddingQuantizer.WhyNot(node, graph, initializers, aliases) is { } why)
                 {
                     skipped.Add($"{node.Name} ({node.OpType}): {why}");
+                    lookupsLeftFloat.Add((node, skipped[^1]));
                 }
                 else
                 {
@@ -87,7 +94,7 @@ public static class DynamicQuantizer
                 continue;
             }
 
-            var plan = Plan(node, initializers, out var reason);
+            var plan = Plan(node, initializers, producers, out var reason);
             if (plan is null)
             {
                 skipped.Add($"{node.Name} ({node.OpType}): {reason}");
@@ -157,21 +164,69 @@ public static class DynamicQuantizer
             }
 
             quantized.Add(node.Name);
+            tiedHeads += plan.Value.TiedHead ? 1 : 0;
         }
 
         graph.Node.Clear();
         graph.Node.AddRange(nodes);
+        if (tiedHeads > 0)
+        {
+            QuantizeUntiedLookups(model, source.Graph, names, lookupsLeftFloat, perColumnLookups, quantized, skipped);
+        }
+
         GraphEdit.RemoveUnreadAliases(graph);
         GraphEdit.RemoveUnusedInitializers(graph);
         return (model, new DynamicQuantizationReport(quantized, skipped));
     }
 
-    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, bool Transposed, float[]? Bias, float Alpha, float Beta);
+    private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, bool Transposed, float[]? Bias, float Alpha, float Beta, bool TiedHead = false);
 
-    /// <summary>The weight as [K, N] row-major (transposed where Gemm says transB), or null with a reason.</summary>
-    private static WeightPlan? Plan(NodeProto node, Dictionary<string, TensorProto> initializers, out string reason)
+    /// <summary>
+    /// After tied heads were quantized (each with its own int8 copy of the table), their Transposes are unread:
+    /// removes them, and gives each lookup that was left float only because the head shared its table an int8
+    /// table too, right after the Gather; the report then lists the layers in graph order.
+    /// </summary>
+    private static void QuantizeUntiedLookups(ModelProto model, GraphProto source, UniqueNames names, List<(NodeProto Lookup, string Skipped)> lookups, bool perColumn, List<string> quantized, List<string> skipped)
+    {
+        var graph = model.Graph;
+        TiedHead.RemoveUnreadTransposes(graph);
+        GraphEdit.RemoveUnreadAliases(graph);
+        var aliases = GraphEdit.ConstantAliases(graph);
+        var initializers = GraphEdit.Constants(graph, aliases);
+        var order = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < source.Node.Count; i++)
+        {
+            order.TryAdd(source.Node[i].Name, i);
+        }
+        foreach (var (lookup, entry) in lookups.Where(l => EmbeddingQuantizer.WhyNot(l.Lookup, graph, initializers, aliases) is null))
+        {
+            var dequantize = EmbeddingQuantizer.Quantize(graph, names, lookup, initializers[lookup.Input[0]], perColumn);
+            graph.Node.Insert(graph.Node.IndexOf(lookup) + 1, dequantize);
+            skipped.Remove(entry);
+            quantized.Add(lookup.Name);
+        }
+
+        quantized.Sort((a, b) => order.GetValueOrDefault(a, int.MaxValue).CompareTo(order.GetValueOrDefault(b, int.MaxValue)));
+    }
+
+    /// <summary>The weight as [K, N] row-major (transposed where Gemm says transB, or a tied head's table), or null with a reason.</summary>
+    private static WeightPlan? Plan(NodeProto node, Dictionary<string, TensorProto> initializers, Dictionary<string, NodeProto> producers, out string reason)
     {
         reason = string.Empty;
+        if (node.OpType == "MatMul" && node.Input.Count == 2 && TiedHead.Table(node.Input[1], producers, initializers) is { } table)
+        {
+            // MatMul(x, Transpose(table [N, K])): the head's own [K, N] int8 copy, read by MatMulInteger as any weight.
+            var tableTensor = initializers[table];
+            if (tableTensor.DataType != (int)TensorProto.Types.DataType.Float)
+            {
+                reason = "the weight is not a 2-D float tensor";
+                return null;
+            }
+
+            var (vocabulary, width) = ((int)tableTensor.Dims[0], (int)tableTensor.Dims[1]);
+            return new WeightPlan(Transpose(TensorData.ToFloats(tableTensor), vocabulary, width), width, vocabulary, true, null, 1f, 1f, TiedHead: true);
+        }
+
         if (node.Input.Count < 2 || !initializers.TryGetValue(node.Input[1], out var weight))
         {
             reason = "the weight is not a constant";

@@ -68,6 +68,37 @@ public sealed class TokenQuantizationTests
         Assert.True(worst <= 0.05 * expected.Max(MathF.Abs), $"max |float - int8| = {worst}");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Dynamic_int8_quantizes_the_built_in_transformers_products_on_three_dimensional_activations_within_the_AVX2_bound(bool perChannel)
+    {
+        // The encoder's projections multiply [batch, sequence, width] activations: DynamicQuantizeLinear takes one
+        // scale over the whole 3-D tensor and MatMulInteger broadcasts the 2-D weight over the batch.
+        var model = ArchitectureRegistry.Build(
+            "transformer",
+            new TransformerOptions { Width = 32, Heads = 2, Layers = 2, FeedForward = 64, MaxLength = 12, Dropout = 0 },
+            new ArchitectureInputs([12], 3, 50));
+        var tokens = TokenModelCostTests.Tokens(32, 12);
+
+        var (quantized, report) = DynamicQuantizer.Quantize(model, perChannel);
+
+        string[] products = ["attention.query.matmul", "attention.key.matmul", "attention.value.matmul", "attention.output.matmul", "feed_forward.fc1.matmul", "feed_forward.fc2.matmul"];
+        Assert.Equal(["embedding", .. new[] { 0, 1 }.SelectMany(l => products.Select(p => $"encoder.layer{l}.{p}")), "classifier"], report.QuantizedNodes);
+        Assert.Equal(13, quantized.Graph.Node.Count(n => n.OpType == "MatMulInteger"));
+        // Target any: every int8 layer is proven not to saturate the int16 pair sums of AVX2-only CPUs, so the
+        // model computes the same on every x86-64 CPU; ONNX Runtime fuses each chain into its 3-D-capable kernel.
+        var bounds = SaturationCheck.Analyze(quantized);
+        Assert.Equal(13, bounds.Count);
+        Assert.All(bounds, b => Assert.True(b.Proven && b.MaxPairSum <= SaturationCheck.MaxPairSum, $"{b.Layer}: {b.MaxPairSum}"));
+        var session = OnnxRunner.SessionGraph(quantized, "int8 transformer", Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+        Assert.Equal(13, session.Graph.Node.Count(n => n.OpType is "DynamicQuantizeMatMul" or "MatMulIntegerToFloat"));
+
+        var (expected, actual) = (Logits(model, tokens), Logits(quantized, tokens));
+        var worst = expected.Zip(actual, (e, a) => MathF.Abs(e - a)).Max();
+        Assert.True(worst <= 0.03 * expected.Max(MathF.Abs), $"max |float - int8| = {worst}, output scale {expected.Max(MathF.Abs)}");
+    }
+
     [Fact]
     public void Calibration_refuses_an_integer_tensor()
     {

@@ -93,7 +93,7 @@ public sealed class RecipeErrorTests : IDisposable
                 (5, "Unknown option 'epoch' for stage 'distill': did you mean 'epochs'?"),
                 (5, "Unknown option 'temprature' for stage 'distill': did you mean 'temperature'?"),
                 (6, "Unknown stage 'quantise': did you mean 'quantize'?"),
-                (7, "Option 'mode' of stage 'quantize': 'statc' is not one of dynamic, static, fp16 (did you mean 'static'?)."),
+                (7, "Option 'mode' of stage 'quantize': 'statc' is not one of dynamic, static, fp16, int4 (did you mean 'static'?)."),
             ],
             messages);
     }

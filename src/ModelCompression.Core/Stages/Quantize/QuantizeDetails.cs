@@ -95,6 +95,21 @@ public sealed record QuantizeDetails
     [Detail("max_pair_sum")]
     public string? MaxPairSum { get; set; }
 
+    /// <summary>Int4 mode: inputs per 4-bit block.</summary>
+    [Detail("block_size")]
+    public int? BlockSize { get; set; }
+
+    /// <summary>Int4 mode: symmetric or asymmetric blocks.</summary>
+    [Detail("int4_scheme")]
+    public QuantizationScheme? Int4Scheme { get; set; }
+
+    /// <summary>Int4 mode: the 4-bit weights' bytes against their float32 bytes, in words.</summary>
+    [Detail("int4_weights")]
+    public string? Int4Weights { get; set; }
+
+    /// <summary>Int4 mode: each 4-bit weight's bytes, as "int4_bytes.&lt;node&gt;" (the first layer reading it), and "float_bytes.&lt;node&gt;" as float32.</summary>
+    public IReadOnlyDictionary<string, string>? Int4Bytes { get; set; }
+
     /// <summary>The float model's accuracy on the check slice.</summary>
     [Detail("float_accuracy", Format = "0.0000")]
     public double? FloatAccuracy { get; set; }

@@ -14,22 +14,33 @@ public enum QuantizeMode
 
     /// <summary>float16 weights, float32 inputs and outputs.</summary>
     Fp16,
+
+    /// <summary>4-bit MatMul/Gemm weights in blocks (ONNX Runtime's MatMulNBits), float activations; embedding tables int8.</summary>
+    Int4,
 }
 
 /// <summary>Options of the quantize stage.</summary>
-public sealed record QuantizeOptions
+public sealed record QuantizeOptions : ICheckedOptions
 {
     /// <summary>The quantization mode.</summary>
-    [Option("mode", "dynamic: int8 MatMul/Gemm weights, activations quantized at run time (convolutions stay float); static: int8 weights and calibrated int8 activations (QDQ) for Conv, MatMul and Gemm; both int8 modes store embedding tables (Gather from a constant) in int8, never the token ids; fp16: float16 weights with float32 inputs and outputs.")]
+    [Option("mode", "dynamic: int8 MatMul/Gemm weights, activations quantized at run time (convolutions stay float); static: int8 weights and calibrated int8 activations (QDQ) for Conv, MatMul and Gemm; both int8 modes store embedding tables (Gather from a constant) in int8, never the token ids; fp16: float16 weights with float32 inputs and outputs; int4: weight-only 4-bit blocks for every MatMul/Gemm with a constant weight, a tied output head (MatMul over Transpose of the embedding table) included, as ONNX Runtime's com.microsoft MatMulNBits (runs in ONNX Runtime only), activations stay float32 and embedding tables become int8 as in the int8 modes.")]
     public QuantizeMode Mode { get; init; } = QuantizeMode.Dynamic;
 
     /// <summary>One weight scale per output channel instead of one per weight tensor.</summary>
-    [Option("per_channel", "One weight scale per output channel (Conv axis 0, MatMul/Gemm output axis) instead of one per weight tensor.")]
+    [Option("per_channel", "One weight scale per output channel (Conv axis 0, MatMul/Gemm output axis) instead of one per weight tensor; int4 mode: applies to the int8 embedding tables only (the 4-bit weights have a scale per block).")]
     public bool PerChannel { get; init; }
 
     /// <summary>The CPUs the int8 model must compute correctly on.</summary>
     [Option("target", "dynamic and static: the x86-64 CPUs the int8 model must be exact on. any: every CPU ONNX Runtime runs on; the int8 weights are scaled so that no two in an output channel sum to more than 128 in magnitude, because CPUs without VNNI (AVX2-only, AVX-512 without VNNI) add pairs of u8 x s8 products into a saturating int16, and the stage proves it for every layer (MC2054/MC2055). vnni: only CPUs with AVX-512 VNNI or AVX-VNNI; full-range int8 weights (-127..127), which can be badly wrong on other CPUs.")]
     public Int8Target Target { get; init; } = Int8Target.Any;
+
+    /// <summary>Inputs per 4-bit block (int4 mode).</summary>
+    [Option("block_size", "int4: inputs (along K) per 4-bit block, each with its own scale: 16, 32, 64, 128 or 256 (MatMulNBits takes powers of two from 16). Smaller blocks are more accurate and larger: per block of 32 the float scale adds 1 bit per weight (4.0 bits of codes + 1.0), per block of 128 a quarter bit. The product is computed in float32 (accuracy_level 1), so the model gives the same results on every x86-64 CPU up to float rounding: there are no int8 pair sums to saturate on AVX2.", Min = 16, Max = 256)]
+    public int BlockSize { get; init; } = 32;
+
+    /// <summary>Symmetric or asymmetric 4-bit blocks (int4 mode).</summary>
+    [Option("int4_scheme", "int4: symmetric (codes -8..7 around 0, no zero points stored; the largest magnitude of a block maps to -8) or asymmetric (each block's range, widened to include 0, maps onto 0..15 with its own 4-bit zero point, packed two per byte; better for blocks whose values lean to one side).")]
+    public QuantizationScheme Int4Scheme { get; init; } = QuantizationScheme.Symmetric;
 
     /// <summary>How static mode quantizes activations.</summary>
     [Option("activation_scheme", "static: asymmetric (uint8 with a zero point; ONNX Runtime's fast path on x86, ReLU outputs use the whole range) or symmetric (int8, zero point 0).")]
@@ -56,7 +67,7 @@ public sealed record QuantizeOptions
     public string ExcludeOpTypes { get; init; } = "";
 
     /// <summary>Whether to measure each layer's accuracy effect alone.</summary>
-    [Option("sensitivity", "dynamic and static: measure the accuracy drop of quantizing each layer alone (the others float) on a held-out slice of the training data, and list it in the report.")]
+    [Option("sensitivity", "dynamic, static and int4: measure the accuracy drop of quantizing each layer alone (the others float) on a held-out slice of the training data, and list it in the report.")]
     public bool Sensitivity { get; init; } = true;
 
     /// <summary>Labelled training samples the sensitivity analysis and the accuracy check run on.</summary>
@@ -64,7 +75,7 @@ public sealed record QuantizeOptions
     public int SensitivitySamples { get; init; } = 1000;
 
     /// <summary>Whether the most sensitive layers go back to float until the accuracy drop is small enough.</summary>
-    [Option("keep_sensitive_float", "dynamic and static: leave the most sensitive layers in float, one at a time in sensitivity order, until the accuracy drop against the float model on the check slice is at most max_accuracy_drop.")]
+    [Option("keep_sensitive_float", "dynamic, static and int4: leave the most sensitive layers in float, one at a time in sensitivity order, until the accuracy drop against the float model on the check slice is at most max_accuracy_drop.")]
     public bool KeepSensitiveFloat { get; init; }
 
     /// <summary>The largest accuracy drop (a fraction) accepted on the check slice.</summary>
@@ -90,6 +101,12 @@ public sealed record QuantizeOptions
     /// <summary>Seed of the calibration and check samples.</summary>
     [Option("seed", "Seed of the choice of calibration and check samples.", Min = 0)]
     public int Seed { get; init; } = 1;
+
+    /// <summary>Problems that the value ranges alone do not catch, each in one sentence.</summary>
+    public IReadOnlyList<string> Validate() =>
+        Int4Blocks.SupportedBlockSizes.Contains(BlockSize)
+            ? []
+            : [$"block_size {BlockSize} is not one MatMulNBits takes ({string.Join(", ", Int4Blocks.SupportedBlockSizes)}: a power of two from 16 to 256)"];
 
     /// <summary>The node names of <see cref="ExcludeNodes"/>.</summary>
     internal IReadOnlySet<string> ExcludedNodes => Split(ExcludeNodes);

@@ -14,7 +14,7 @@ namespace ModelCompression.Stages;
 
 /// <summary>
 /// Quantizes the student: dynamic int8 (MatMul/Gemm), static int8 QDQ with calibrated activations (Conv,
-/// MatMul, Gemm), or float16. For the int8 modes it measures how much each layer alone costs in accuracy and
+/// MatMul, Gemm), float16, or weight-only int4 (MatMul/Gemm as MatMulNBits). For the int8 modes it measures how much each layer alone costs in accuracy and
 /// can leave the most sensitive layers in float. Every run compares the result with the float model on a
 /// labelled slice of the training data (the test data decides gates, so no choice here is fitted to it) and
 /// times both models, because int8 is not always faster. The output is accepted only after ONNX Runtime loads
@@ -29,7 +29,7 @@ public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = nul
     /// <summary>What ONNX Runtime turns quantized layers into: their presence shows the int8 path is taken.</summary>
     private static readonly HashSet<string> IntegerKernels = new(StringComparer.Ordinal)
     {
-        "QLinearConv", "QLinearMatMul", "QGemm", "MatMulIntegerToFloat", "MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger",
+        "QLinearConv", "QLinearMatMul", "QGemm", "MatMulIntegerToFloat", "MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger", "MatMulNBits",
     };
 
     /// <inheritdoc />
@@ -65,10 +65,12 @@ public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = nul
         {
             QuantizeMode.Dynamic => Dynamic(named, slice, details, context, inputModel),
             QuantizeMode.Static => Static(named, calibration!, slice, details, context, inputModel),
+            QuantizeMode.Int4 => Int4(named, slice, details, context, inputModel),
             _ => Float16(named, details),
         };
         var model = quantized ?? named;
-        if (options.Mode != QuantizeMode.Fp16 && quantized is not null)
+        // Int4 computes in float32 (its int8 embedding tables are dequantized, never multiplied as integers).
+        if (options.Mode is QuantizeMode.Dynamic or QuantizeMode.Static && quantized is not null)
         {
             CheckInt8Weights(model, details, context, inputModel);
         }
@@ -185,6 +187,41 @@ public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = nul
 
         var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name), options.Target).Model, slice, details);
         return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count, report.SkippedNodes)}");
+    }
+
+    /// <summary>Weight-only int4 (MatMulNBits); a null model when no layer can be quantized.</summary>
+    private (ModelProto? Model, string Description) Int4(ModelProto source, CheckSlice slice, QuantizeDetails details, StageContext context, string inputModel)
+    {
+        var symmetric = options.Int4Scheme == QuantizationScheme.Symmetric;
+        details.BlockSize = options.BlockSize;
+        details.Int4Scheme = options.Int4Scheme;
+        var (_, report) = Int4Quantizer.Quantize(source, options.BlockSize, symmetric, n => !IsExcluded(n), options.PerChannel);
+        details.Skipped = report.SkippedNodes;
+        var description = $"int4 weight-only ({Lower(options.Int4Scheme)} blocks of {options.BlockSize}, float32 compute, embedding tables int8 {(options.PerChannel ? "per channel" : "per tensor")})";
+        if (report.QuantizedNodes.Count == 0)
+        {
+            Nothing(report.SkippedNodes, details, context, inputModel);
+            return (null, $"{description}: nothing to quantize");
+        }
+
+        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => Int4Quantizer.Quantize(source, options.BlockSize, symmetric, n => layers.Contains(n.Name), options.PerChannel).Model, slice, details);
+        Int4Sizes([.. report.Weights.Where(w => w.Nodes.Any(selection.Quantized.Contains))], details);
+        return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count, report.SkippedNodes)}; {details.Int4Weights}");
+    }
+
+    /// <summary>Records what each 4-bit weight costs against float32.</summary>
+    private static void Int4Sizes(IReadOnlyList<Int4Weight> weights, QuantizeDetails details)
+    {
+        var entries = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var weight in weights)
+        {
+            entries[$"int4_bytes.{weight.Nodes[0]}"] = weight.Bytes.ToString(Invariant);
+            entries[$"float_bytes.{weight.Nodes[0]}"] = weight.FloatBytes.ToString(Invariant);
+        }
+
+        var (bytes, floatBytes) = (weights.Sum(w => w.Bytes), weights.Sum(w => w.FloatBytes));
+        details.Int4Bytes = entries;
+        details.Int4Weights = $"{weights.Count} weights in 4-bit blocks: {bytes.ToString("N0", Invariant)} bytes, {floatBytes.ToString("N0", Invariant)} as float32 ({(floatBytes == 0 ? 0 : (double)bytes / floatBytes).ToString("0.000", Invariant)}x)";
     }
 
     /// <summary>Static int8 QDQ; a null model when no layer can be quantized.</summary>
