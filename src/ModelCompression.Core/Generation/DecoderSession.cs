@@ -85,7 +85,7 @@ public sealed class DecoderSession : IDisposable
 
         var sequence = inputIds.Length / batch;
         var total = attentionMask.Length / batch;
-        var names = new List<string>(3 + _pastNames.Length) { DecoderConvention.InputIds, DecoderConvention.AttentionMask };
+        var names = new List<string>(3 + _pastNames.Length);
         var values = new List<OrtValue>(3 + _pastNames.Length);
         // Values this step made (the ids, the mask, an empty past) are freed here; a past handed in belongs to its step.
         var owned = new List<OrtValue>(3 + _pastNames.Length);
