@@ -63,7 +63,33 @@ public sealed class GeneratorTests : IDisposable
 
             Assert.Equal(alone.Select(r => (r.PromptIndex, r.SampleIndex, r.FinishReason)), batched.Select(r => (r.PromptIndex, r.SampleIndex, r.FinishReason)));
             Assert.Equal(alone.Select(r => r.Tokens), batched.Select(r => r.Tokens));
+            // Batches of 3 cut through a prompt's samples: the order and the tokens stay.
+            Assert.Equal(alone.Select(r => (r.PromptIndex, r.SampleIndex, r.Tokens)), generator.Generate(Prompts, options with { BatchSize = 3 }).Select(r => (r.PromptIndex, r.SampleIndex, r.Tokens)));
         }
+    }
+
+    [Fact]
+    public void A_cancelled_generation_stops()
+    {
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+
+        Assert.Throws<OperationCanceledException>(() => new Generator(_cached).Generate(Prompts, Greedy, cancelled.Token));
+    }
+
+    [Fact]
+    public void A_past_that_does_not_fit_the_model_is_refused()
+    {
+        using var plain = DecoderSession.Open(DecoderFixture.NoCache, threads: 1);
+        using var first = _cached.Run([65, 66], [1, 1], [0, 1], 1);
+
+        var wrongCount = Assert.Throws<ArgumentException>(() => _cached.Run([67], [1, 1, 1], [2], 1, [.. first.Present.Take(2)]));
+        var noCache = Assert.Throws<ArgumentException>(() => plain.Run([67], [1, 1, 1], [2], 1, first.Present));
+        var rows = Assert.Throws<ArgumentException>(() => _cached.Run([65, 66, 67], [1, 1], [0, 1, 2], 2));
+
+        Assert.Contains("The past has 2 values; '" + DecoderFixture.Cached + "' takes 4.", wrongCount.Message, StringComparison.Ordinal);
+        Assert.Contains("takes 0", noCache.Message, StringComparison.Ordinal);
+        Assert.Contains("do not make 2 rows", rows.Message, StringComparison.Ordinal);
     }
 
     [Fact]
