@@ -90,6 +90,15 @@ public static class DiagnosticCodes
     /// <summary>Transformer layers to drop do not fit the model (no such layer, none left, not a residual block).</summary>
     public const string LayerDropInvalid = "MC2062";
 
+    /// <summary>A model given as a decoder does not follow the decoder convention (DecoderConvention: names, element types, cache inputs and outputs in pairs).</summary>
+    public const string DecoderNotInConvention = "MC2080";
+
+    /// <summary>A prompt to generate from is empty or holds a token id outside the decoder's vocabulary.</summary>
+    public const string GenerationPromptInvalid = "MC2081";
+
+    /// <summary>A prompt to generate from is longer than the decoder's position table.</summary>
+    public const string GenerationPromptTooLong = "MC2082";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 
