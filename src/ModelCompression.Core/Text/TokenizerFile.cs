@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelCompression.Common;
@@ -23,6 +24,9 @@ internal static class TokenizerFile
 {
     private const string Format = "modelcompression-tokenizer";
     private const int Version = 1;
+
+    // The markers (<|user|>) and characters stay readable: the file is read by people and by this loader, never put in HTML.
+    private static readonly JsonSerializerOptions Written = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static void Save(GenerationTokenizer tokenizer, string path)
     {
@@ -71,7 +75,7 @@ internal static class TokenizerFile
             json["compact"] = new JsonObject { ["tokenizer_ids"] = new JsonArray([.. vocabulary.TokenizerIds.Select(i => (JsonNode)i)]) };
         }
 
-        AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(path, json.ToJsonString(Written) + "\n");
     }
 
     public static GenerationTokenizer Load(string path)
