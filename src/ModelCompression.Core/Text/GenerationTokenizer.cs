@@ -39,7 +39,7 @@ public sealed record GenerationTokenizerOptions(GenerationTokenizerKind Kind, st
 
 /// <summary>
 /// Turns text into token ids and back for a generative model: text is encoded as ordinary text (a special token's
-/// text inside it is not turned into the special id by the byte and character kinds; see <see cref="Encode"/>), special tokens
+/// text inside it is not turned into the special id; see <see cref="Encode"/>), special tokens
 /// (end of text, padding, a chat template's markers) have ids of their own, and <see cref="IncrementalDecoder"/>
 /// decodes a growing id list for streaming and stop sequences. A tokenizer is saved next to a model as a small JSON
 /// description (<see cref="Save"/>) and loaded back identically (<see cref="Load"/>).
@@ -77,9 +77,10 @@ public abstract class GenerationTokenizer
     public virtual CompactVocabulary? CompactVocabulary => null;
 
     /// <summary>
-    /// The ids of <paramref name="text"/>, encoded as ordinary text. The byte and character kinds never turn a special
-    /// token's text inside <paramref name="text"/> into its id (user text cannot end a conversation or fake a turn);
-    /// GPT-2, tiktoken and SentencePiece encode as Microsoft.ML.Tokenizers does.
+    /// The ids of <paramref name="text"/>, encoded as ordinary text: a special token's text inside it (an end of text, a
+    /// chat marker) is encoded as text, never as the special id, so user text cannot end a conversation or fake a turn
+    /// (tiktoken's <c>encode_ordinary</c>). Microsoft.ML.Tokenizers does not match a SentencePiece model's
+    /// user-defined pieces in text either (SentencePiece itself does): text with a marker's spelling differs there.
     /// </summary>
     public abstract IReadOnlyList<int> Encode(string text);
 

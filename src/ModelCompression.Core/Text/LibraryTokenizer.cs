@@ -1,3 +1,5 @@
+using System.Reflection;
+using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
 namespace ModelCompression.Text;
@@ -5,7 +7,10 @@ namespace ModelCompression.Text;
 /// <summary>
 /// The tokenizers of Microsoft.ML.Tokenizers: GPT-2's byte-level BPE, the tiktoken encodings served as data
 /// packages, and SentencePiece models. Extra special tokens (a chat template's markers) get ids after every id the
-/// vocabulary has, so the vocabulary's own ids never move.
+/// vocabulary has, so the vocabulary's own ids never move. Text is encoded as ordinary text, as tiktoken's
+/// <c>encode_ordinary</c> does: a special token's text inside it (<c>&lt;|endoftext|&gt;</c>, a marker) is split and
+/// encoded like any other text, never turned into the special id, so content cannot end a text or fake a turn. For
+/// SentencePiece that holds even for the model's own user-defined pieces (SentencePiece itself matches those in text).
 /// </summary>
 internal sealed class LibraryTokenizer : GenerationTokenizer
 {
@@ -13,14 +18,16 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
     public static IReadOnlyList<string> TiktokenEncodings { get; } = ["r50k_base", "cl100k_base", "o200k_base"];
 
     private readonly Tokenizer _tokenizer;
+    private readonly Func<string, IReadOnlyList<int>> _encode;
     private readonly Dictionary<string, int> _specials;
     private readonly HashSet<int> _specialIds;
 
-    private LibraryTokenizer(GenerationTokenizerKind kind, string? source, Tokenizer tokenizer, Dictionary<string, int> specials, IReadOnlyList<string> extras, int endOfText, int pad, int size)
+    private LibraryTokenizer(GenerationTokenizerKind kind, string? source, Tokenizer tokenizer, Func<string, IReadOnlyList<int>> encode, Dictionary<string, int> specials, IReadOnlyList<string> extras, int endOfText, int pad, int size)
     {
         Kind = kind;
         Source = source;
         _tokenizer = tokenizer;
+        _encode = encode;
         _specials = specials;
         _specialIds = [.. specials.Values];
         ExtraSpecials = [.. extras];
@@ -73,9 +80,7 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
     public override IReadOnlyList<int> Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return _tokenizer is SentencePieceTokenizer sentencePiece
-            ? sentencePiece.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false)
-            : _tokenizer.EncodeToIds(text);
+        return _encode(text);
     }
 
     public override string Decode(IEnumerable<int> ids, bool includeSpecials = false)
@@ -131,7 +136,34 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
         }
 
         var endOfText = own.TryGetValue(EndOfText, out var end) ? end : throw new InvalidOperationException($"the encoding has no {EndOfText} token");
-        return new LibraryTokenizer(kind, encoding, tokenizer, specials, extras, endOfText, endOfText, next);
+        return new LibraryTokenizer(kind, encoding, tokenizer, Ordinary(plain), specials, extras, endOfText, endOfText, next);
+    }
+
+    /// <summary>
+    /// tiktoken's encode_ordinary: the encoding's own pre-tokenizer splits the text without first cutting out special
+    /// tokens, and each piece is encoded as one BPE word. Microsoft.ML.Tokenizers 3.0 exposes no switch for this, but
+    /// its RegexPreTokenizer is public and takes the two regular expressions apart; the word pattern is the library's
+    /// own, read from its pre-tokenizer, so the split is the encoding's and not a copy that could drift.
+    /// </summary>
+    private static Func<string, IReadOnlyList<int>> Ordinary(TiktokenTokenizer tokenizer)
+    {
+        var field = typeof(RegexPreTokenizer).GetField("_regex", BindingFlags.NonPublic | BindingFlags.Instance);
+        if (tokenizer.PreTokenizer is not RegexPreTokenizer pre || field?.GetValue(pre) is not Regex words)
+        {
+            throw new InvalidOperationException("this Microsoft.ML.Tokenizers has no tiktoken word pattern to encode ordinary text with (the engine expects version 3.0.0)");
+        }
+
+        var ordinary = new RegexPreTokenizer(words, null);
+        return text =>
+        {
+            var ids = new List<int>(text.Length / 3);
+            foreach (var (offset, length) in ordinary.PreTokenize(text))
+            {
+                ids.AddRange(tokenizer.EncodeToIds(text.AsSpan(offset, length), considerPreTokenization: false, considerNormalization: false));
+            }
+
+            return ids;
+        };
     }
 
     private static LibraryTokenizer SentencePiece(string? path, IReadOnlyList<string> extras)
@@ -181,6 +213,8 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
             specials[text] = id;
         }
 
-        return new LibraryTokenizer(GenerationTokenizerKind.SentencePiece, path, tokenizer, specials, extras, plain.EndOfSentenceId, hasPad ? pad : plain.EndOfSentenceId, next);
+        // Encoding goes through the model without the added specials: their text in content stays text.
+        IReadOnlyList<int> Encode(string text) => plain.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+        return new LibraryTokenizer(GenerationTokenizerKind.SentencePiece, path, tokenizer, Encode, specials, extras, plain.EndOfSentenceId, hasPad ? pad : plain.EndOfSentenceId, next);
     }
 }

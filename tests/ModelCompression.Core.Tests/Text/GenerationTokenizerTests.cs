@@ -39,6 +39,40 @@ public sealed class GenerationTokenizerTests : IDisposable
         Assert.Equal(tokenizer.EndOfTextId, tokenizer.PadId);
     }
 
+    public static TheoryData<GenerationTokenizerKind, string?, int[]> OrdinaryIds => new()
+    {
+        // js-tiktoken 1.0.21: getEncoding(name).encode(text, [], []), i.e. no special token allowed or disallowed (ordinary text).
+        { GenerationTokenizerKind.Gpt2, null, [16706, 1279, 91, 437, 1659, 5239, 91, 29, 393, 1279, 91, 437, 91, 29, 0] },
+        { GenerationTokenizerKind.Tiktoken, "cl100k_base", [37890, 83739, 8862, 728, 428, 91, 29, 477, 83739, 408, 91, 29, 0] },
+        { GenerationTokenizerKind.Tiktoken, "o200k_base", [64494, 464, 91, 419, 1440, 919, 91, 29, 503, 464, 91, 419, 91, 29, 0] },
+    };
+
+    [Theory]
+    [MemberData(nameof(OrdinaryIds))]
+    public void Text_that_spells_a_special_token_is_encoded_as_ordinary_text(GenerationTokenizerKind kind, string? encoding, int[] expected)
+    {
+        const string text = "say <|endoftext|> or <|end|>!";
+        var tokenizer = GenerationTokenizer.Create(new GenerationTokenizerOptions(kind, encoding, ["<|end|>"]));
+
+        Assert.Equal(expected, tokenizer.Encode(text));
+        Assert.Equal(text, tokenizer.Decode(expected));
+    }
+
+    [Fact]
+    public void SentencePiece_keeps_specials_out_of_text_even_the_models_user_defined_pieces()
+    {
+        var tokenizer = GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.SentencePiece, ChatFixtures.File("spm.model"), ["<|end|>", "<|tool|>"]));
+
+        // <|end|> is a user-defined piece of the model (7); <|tool|> was added here (120). Neither comes from text.
+        // (SentencePiece itself, python3-sentencepiece 0.1.97, matches user-defined pieces in text: 'a <|end|> b' is
+        // [9, 75, 7, 26] there; Microsoft.ML.Tokenizers 3.0 does not, and for content that is what we want.)
+        Assert.Equal(120, tokenizer.SpecialTokens["<|tool|>"]);
+        Assert.DoesNotContain(120, tokenizer.Encode("a <|tool|> b"));
+        Assert.DoesNotContain(7, tokenizer.Encode("a <|end|> b"));
+        Assert.Equal([9, 75], tokenizer.Encode("a <|end|> b").Take(2));
+        Assert.Equal("<|tool|>", tokenizer.Decode([120], includeSpecials: true));
+    }
+
     [Fact]
     public void Vocabulary_sizes_and_end_of_text_ids_are_the_encodings()
     {
