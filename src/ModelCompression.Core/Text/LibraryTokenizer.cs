@@ -154,8 +154,15 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
         }
 
         var ordinary = new RegexPreTokenizer(words, null);
+        var specials = tokenizer.SpecialTokens?.Keys.ToArray() ?? [];
         return text =>
         {
+            // Without a special token's text the library's own encode is the same, and uses its cache (2-3x faster).
+            if (!specials.Any(s => text.Contains(s, StringComparison.Ordinal)))
+            {
+                return tokenizer.EncodeToIds(text);
+            }
+
             var ids = new List<int>(text.Length / 3);
             foreach (var (offset, length) in ordinary.PreTokenize(text))
             {
