@@ -90,6 +90,9 @@ public static class DiagnosticCodes
     /// <summary>Transformer layers to drop do not fit the model (no such layer, none left, not a residual block).</summary>
     public const string LayerDropInvalid = "MC2062";
 
+    /// <summary>Conversations whose last answer alone is longer than the maximum length were not used (a warning; they are counted and named).</summary>
+    public const string ChatAnswerTooLong = "MC2070";
+
     /// <summary>A model given as a decoder does not follow the decoder convention (DecoderConvention: names, element types, cache inputs and outputs in pairs).</summary>
     public const string DecoderNotInConvention = "MC2080";
 

@@ -5,6 +5,9 @@ using static ModelCompression.Recipes.DataKeys;
 
 namespace ModelCompression.Recipes;
 
+// Inside ModelCompression, 'Text' alone is the ModelCompression.Text namespace; the keys are meant here.
+using Text = ModelCompression.Recipes.DataKeys.Text;
+
 /// <summary>The <c>data.text</c> section: how jsonl text becomes token ids.</summary>
 internal static partial class DataSpecReader
 {
