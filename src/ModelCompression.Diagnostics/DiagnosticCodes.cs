@@ -90,6 +90,15 @@ public static class DiagnosticCodes
     /// <summary>Transformer layers to drop do not fit the model (no such layer, none left, not a residual block).</summary>
     public const string LayerDropInvalid = "MC2062";
 
+    /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
+    public const string GoldAnswerUnparsable = "MC2095";
+
+    /// <summary>A data generator cannot make as many distinct examples as the splits ask for (the task's space or the corpus is too small).</summary>
+    public const string GeneratedDataTooSmall = "MC2096";
+
+    /// <summary>A mail corpus folder is missing or holds a file that is not a readable mail record.</summary>
+    public const string MailCorpusUnreadable = "MC2097";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 
