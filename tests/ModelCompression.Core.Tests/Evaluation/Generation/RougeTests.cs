@@ -81,6 +81,8 @@ public sealed class RougeTests
         var r = Rouge.Score("the the the", "the cat").Rouge1;
         Assert.Equal((1.0 / 3, 0.5), (r.Precision, r.Recall));
         Assert.Equal(0.4, r.FMeasure, 1e-12);
+        var reverse = Rouge.Score("the cat", "the the the").Rouge1;
+        Assert.Equal((0.5, 1.0 / 3), (reverse.Precision, reverse.Recall));
 
         // LCS of "a b c d e" and "b e a d" is 2 ("b d" or "b e" or "a d").
         var l = Rouge.Score("b e a d", "a b c d e").RougeL;
