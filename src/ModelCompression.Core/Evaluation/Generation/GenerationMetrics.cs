@@ -85,6 +85,34 @@ public static class GenerationMetrics
         return new CorrectnessScores(correct, failures);
     }
 
+    /// <summary>
+    /// Every gold answer that fails <paramref name="parser"/>, as MC2095 errors naming <paramref name="file"/> and the
+    /// line <paramref name="lineOf"/> gives for the answer's index (1-based lines; without it, index + 1, as for JSONL
+    /// with one record per line). Empty when all parse. Loading test data calls this so that bad gold answers are
+    /// reported all together, with their place, before any model runs.
+    /// </summary>
+    public static IReadOnlyList<Diagnostic> GoldAnswerProblems(
+        IReadOnlyList<string> golds, IAnswerParser parser, string? file = null, Func<int, int>? lineOf = null)
+    {
+        ArgumentNullException.ThrowIfNull(golds);
+        ArgumentNullException.ThrowIfNull(parser);
+        var problems = new List<Diagnostic>();
+        for (var i = 0; i < golds.Count; i++)
+        {
+            var gold = parser.Parse(golds[i]);
+            if (!gold.Succeeded)
+            {
+                problems.Add(Diagnostic.Error(
+                    DiagnosticCodes.GoldAnswerUnparsable,
+                    $"The gold answer fails the task's answer parser ({gold.Failure}): '{Shorten(golds[i])}'.",
+                    file,
+                    file is null ? null : lineOf?.Invoke(i) ?? i + 1));
+            }
+        }
+
+        return problems;
+    }
+
     /// <summary>SQuAD exact match and token F1 of each prediction against its gold answers (the best of them).</summary>
     public static SquadScores Squad(IReadOnlyList<string> predictions, IReadOnlyList<IReadOnlyList<string>> golds)
     {

@@ -42,6 +42,22 @@ public sealed class GenerationMetricsTests
     }
 
     [Fact]
+    public void Bad_gold_answers_are_reported_together_with_file_and_line()
+    {
+        string[] golds = ["#### 4", "four", "#### 5", ""];
+
+        var problems = GenerationMetrics.GoldAnswerProblems(golds, new MathAnswerParser(), "data/test.jsonl");
+        var shifted = GenerationMetrics.GoldAnswerProblems(golds, new MathAnswerParser(), "data/test.jsonl", i => (2 * i) + 10);
+
+        Assert.Equal(new[] { 2, 4 }, problems.Select(p => p.Line!.Value));
+        Assert.All(problems, p => Assert.Equal((DiagnosticCodes.GoldAnswerUnparsable, "data/test.jsonl"), (p.Code, p.File)));
+        Assert.Contains("NoFinalNumber", problems[0].Message, StringComparison.Ordinal);
+        Assert.Equal(new[] { 12, 16 }, shifted.Select(p => p.Line!.Value));
+        Assert.Empty(GenerationMetrics.GoldAnswerProblems(["entailment", "Neutral."], new LabelAnswerParser()));
+        Assert.Null(GenerationMetrics.GoldAnswerProblems(["x"], new LabelAnswerParser()).Single().Line);
+    }
+
+    [Fact]
     public void Squad_and_rouge_summaries_average_the_per_sample_scores()
     {
         var squad = GenerationMetrics.Squad(["Denver Broncos won", "", "Paris"], [["the Denver Broncos"], ["x"], ["Paris", "paris france"]]);
