@@ -54,8 +54,8 @@ internal static class Program
                 splits = SyntheticDataset.Generate(generator, sizes, seed);
             }
 
-            var paths = ChatJsonlWriter.WriteSplits(output, splits, StringArg(args, "--system"));
-            IReadOnlyList<ChatExample>[] parts = [splits.Train, splits.Pool, splits.Validation, splits.Test];
+            var paths = GeneratedSplitsWriter.WriteSplits(output, splits, StringArg(args, "--system"));
+            IReadOnlyList<GeneratedExample>[] parts = [splits.Train, splits.Pool, splits.Validation, splits.Test];
             Console.WriteLine($"task {args[0]}, seed {seed}");
             Console.WriteLine("| file | examples | prompt chars (mean / max) | answer chars (mean / max) | SHA-256 |");
             Console.WriteLine("|---|---|---|---|---|");

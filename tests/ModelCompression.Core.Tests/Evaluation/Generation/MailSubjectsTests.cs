@@ -107,9 +107,9 @@ public sealed class MailSubjectsTests
     {
         var folder = Path.Join(Repo.Root, "tests", "fixtures", "generation", "mail");
         var prompts = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var file in ChatJsonlWriter.SplitFiles)
+        foreach (var file in GeneratedSplitsWriter.SplitFiles)
         {
-            var records = ChatJsonlWriter.Decode(File.ReadAllBytes(Path.Join(folder, file)));
+            var records = GeneratedSplitsWriter.Decode(File.ReadAllBytes(Path.Join(folder, file)));
             Assert.Equal(file == "pool.jsonl" ? 40 : file == "train.jsonl" ? 40 : 20, records.Count);
             foreach (var record in records)
             {

@@ -29,7 +29,7 @@ public sealed class SyntheticDataTests
         var splits = SyntheticDataset.Generate(Generator(name, mathLevel), sizes, seed);
         using var dir = new TempDir();
 
-        var written = ChatJsonlWriter.WriteSplits(dir.Path, splits);
+        var written = GeneratedSplitsWriter.WriteSplits(dir.Path, splits);
 
         foreach (var path in written)
         {
@@ -126,18 +126,18 @@ public sealed class SyntheticDataTests
     [Fact]
     public void Labelled_splits_carry_the_answer_and_the_pool_only_the_prompt()
     {
-        ChatExample[] examples = [new("What is 2+2?", "2+2=4\n#### 4"), new("Say \"<hi>\" & café", "ok")];
+        GeneratedExample[] examples = [new("What is 2+2?", "2+2=4\n#### 4"), new("Say \"<hi>\" & café", "ok")];
 
-        var labelled = ChatJsonlWriter.Encode(examples, labelled: true, system: "Be brief.");
-        var prompts = ChatJsonlWriter.Encode(examples, labelled: false);
+        var labelled = GeneratedSplitsWriter.Encode(examples, labelled: true, system: "Be brief.");
+        var prompts = GeneratedSplitsWriter.Encode(examples, labelled: false);
 
         Assert.Equal(
             "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"What is 2+2?\"},{\"role\":\"assistant\",\"content\":\"2+2=4\\n#### 4\"}]}\n",
             System.Text.Encoding.UTF8.GetString(labelled).Split('\n')[0] + "\n");
-        var decoded = ChatJsonlWriter.Decode(prompts);
+        var decoded = GeneratedSplitsWriter.Decode(prompts);
         Assert.Equal([("user", "What is 2+2?")], decoded[0]);
         Assert.Equal([("user", "Say \"<hi>\" & café")], decoded[1]);
-        Assert.Equal(("assistant", "ok"), ChatJsonlWriter.Decode(labelled)[1][^1]);
+        Assert.Equal(("assistant", "ok"), GeneratedSplitsWriter.Decode(labelled)[1][^1]);
     }
 
     internal static IExampleGenerator Generator(string name, int mathLevel) => name switch
@@ -147,7 +147,7 @@ public sealed class SyntheticDataTests
         _ => new ExtractiveQa(),
     };
 
-    private static IEnumerable<ChatExample> All(GeneratedSplits splits) =>
+    private static IEnumerable<GeneratedExample> All(GeneratedSplits splits) =>
         splits.Train.Concat(splits.Pool).Concat(splits.Validation).Concat(splits.Test);
 
     // Reads the problem as a person would: the first sentence gives the start, each later one an operation named by its

@@ -37,7 +37,7 @@ public sealed class ExtractiveQa : IExampleGenerator
     public string Name => "qa";
 
     /// <inheritdoc />
-    public ChatExample Make(Random random, int index)
+    public GeneratedExample Make(Random random, int index)
     {
         ArgumentNullException.ThrowIfNull(random);
         var names = Distinct(random, Names, 2);
@@ -70,7 +70,7 @@ public sealed class ExtractiveQa : IExampleGenerator
         SyntheticDataset.Shuffle(facts, random);
         var asked = facts[random.Next(facts.Count)];
         var context = string.Join(' ', facts.Select(f => f.Sentence));
-        return new ChatExample($"Context: {context}\nQuestion: {asked.Question}", asked.Answer);
+        return new GeneratedExample($"Context: {context}\nQuestion: {asked.Question}", asked.Answer);
     }
 
     private static string[] Distinct(Random random, string[] words, int count)

@@ -105,7 +105,7 @@ public static class MailSubjects
     }
 
     /// <summary>The example of one raw mail (headers and body), or why it is left out.</summary>
-    public static (ChatExample? Example, MailSkip Skip) FromMail(string raw, int bodyCharacters = DefaultBodyCharacters)
+    public static (GeneratedExample? Example, MailSkip Skip) FromMail(string raw, int bodyCharacters = DefaultBodyCharacters)
     {
         ArgumentNullException.ThrowIfNull(raw);
         ArgumentOutOfRangeException.ThrowIfLessThan(bodyCharacters, 1);
@@ -150,7 +150,7 @@ public static class MailSubjects
             return (null, MailSkip.NoTextBody);
         }
 
-        return (new ChatExample(Instruction + Cut(body, bodyCharacters), subject), MailSkip.None);
+        return (new GeneratedExample(Instruction + Cut(body, bodyCharacters), subject), MailSkip.None);
     }
 
     /// <summary>The task's splits from <paramref name="mails"/> (as <see cref="ReadCorpus"/> gives them).</summary>
@@ -161,7 +161,7 @@ public static class MailSubjects
         sizes.Check();
         var skipped = new SortedDictionary<MailSkip, int>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var examples = new List<ChatExample>();
+        var examples = new List<GeneratedExample>();
         foreach (var (_, raw) in mails.OrderBy(m => m.Source, StringComparer.Ordinal))
         {
             var (example, skip) = FromMail(raw, bodyCharacters);
@@ -188,7 +188,7 @@ public static class MailSubjects
 
         SyntheticDataset.Shuffle(examples, new Random(seed));
         var next = 0;
-        List<ChatExample> Take(int count)
+        List<GeneratedExample> Take(int count)
         {
             var part = examples.GetRange(next, count);
             next += count;

@@ -105,7 +105,7 @@ public sealed class MathProblems(MathDifficulty difficulty) : IExampleGenerator
     public string Name => "math";
 
     /// <inheritdoc />
-    public ChatExample Make(Random random, int index)
+    public GeneratedExample Make(Random random, int index)
     {
         ArgumentNullException.ThrowIfNull(random);
         var d = Difficulty;
@@ -140,7 +140,7 @@ public sealed class MathProblems(MathDifficulty difficulty) : IExampleGenerator
 
         problem.Append(CultureInfo.InvariantCulture, $" How many {objects} does {name} have now?");
         answer.Append(CultureInfo.InvariantCulture, $"{MathAnswerParser.FinalAnswerMarker} {amount}");
-        return new ChatExample(problem.ToString(), answer.ToString());
+        return new GeneratedExample(problem.ToString(), answer.ToString());
     }
 
     private (MathOperations Operation, int Operand) NextOperation(Random random, int amount)

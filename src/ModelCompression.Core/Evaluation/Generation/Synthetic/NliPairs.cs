@@ -36,7 +36,7 @@ public sealed class NliPairs : IExampleGenerator
     public string Name => "nli";
 
     /// <inheritdoc />
-    public ChatExample Make(Random random, int index)
+    public GeneratedExample Make(Random random, int index)
     {
         ArgumentNullException.ThrowIfNull(random);
         ArgumentOutOfRangeException.ThrowIfNegative(index);
@@ -71,7 +71,7 @@ public sealed class NliPairs : IExampleGenerator
                 _ => $"The {place} is {Pick(random, PlaceWords)}.",
             },
         };
-        return new ChatExample(string.Create(CultureInfo.InvariantCulture, $"Premise: {premise}\nHypothesis: {hypothesis}\nentailment, neutral or contradiction?"), label);
+        return new GeneratedExample(string.Create(CultureInfo.InvariantCulture, $"Premise: {premise}\nHypothesis: {hypothesis}\nentailment, neutral or contradiction?"), label);
     }
 
     private static string Pick(Random random, string[] words, string? except = null)

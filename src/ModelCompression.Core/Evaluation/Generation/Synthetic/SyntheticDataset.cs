@@ -5,7 +5,7 @@ namespace ModelCompression.Evaluation;
 /// <summary>One example of a generative task: the user's prompt and the gold assistant answer.</summary>
 /// <param name="Prompt">The user turn.</param>
 /// <param name="Answer">The gold assistant turn (written only to labelled splits).</param>
-public sealed record ChatExample(string Prompt, string Answer);
+public sealed record GeneratedExample(string Prompt, string Answer);
 
 /// <summary>How many examples each split gets.</summary>
 /// <param name="Train">Labelled examples for fine-tuning (the gold answers).</param>
@@ -29,7 +29,7 @@ public readonly record struct SplitSizes(int Train, int Pool, int Validation, in
 
 /// <summary>The four splits of a generated data set.</summary>
 public sealed record GeneratedSplits(
-    IReadOnlyList<ChatExample> Train, IReadOnlyList<ChatExample> Pool, IReadOnlyList<ChatExample> Validation, IReadOnlyList<ChatExample> Test);
+    IReadOnlyList<GeneratedExample> Train, IReadOnlyList<GeneratedExample> Pool, IReadOnlyList<GeneratedExample> Validation, IReadOnlyList<GeneratedExample> Test);
 
 /// <summary>Makes the examples of one synthetic task.</summary>
 public interface IExampleGenerator
@@ -41,7 +41,7 @@ public interface IExampleGenerator
     /// Makes one example from <paramref name="random"/>. <paramref name="index"/> is the example's place in its split
     /// (0, 1, …), for generators that balance something over a split (NLI's labels); others ignore it.
     /// </summary>
-    ChatExample Make(Random random, int index);
+    GeneratedExample Make(Random random, int index);
 }
 
 /// <summary>
@@ -82,13 +82,13 @@ public static class SyntheticDataset
         }
     }
 
-    private static List<ChatExample> Split(IExampleGenerator generator, Random random, HashSet<string> seen, int count, SplitSizes sizes)
+    private static List<GeneratedExample> Split(IExampleGenerator generator, Random random, HashSet<string> seen, int count, SplitSizes sizes)
     {
-        var examples = new List<ChatExample>(count);
+        var examples = new List<GeneratedExample>(count);
         for (var index = 0; index < count; index++)
         {
             var draws = 0;
-            ChatExample example;
+            GeneratedExample example;
             do
             {
                 if (++draws > MaxDrawsPerExample)

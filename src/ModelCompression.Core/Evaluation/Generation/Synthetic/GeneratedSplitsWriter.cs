@@ -10,7 +10,7 @@ namespace ModelCompression.Evaluation;
 /// function of the examples alone (UTF-8 without BOM, '\n' line ends, fixed key order, fixed escaping), so a seeded
 /// generator gives byte-identical files on every machine.
 /// </summary>
-public static class ChatJsonlWriter
+public static class GeneratedSplitsWriter
 {
     /// <summary>The file names of the splits, in the order <see cref="WriteSplits"/> writes them.</summary>
     public static readonly IReadOnlyList<string> SplitFiles = ["train.jsonl", "pool.jsonl", "validation.jsonl", "test.jsonl"];
@@ -26,7 +26,7 @@ public static class ChatJsonlWriter
     {
         ArgumentNullException.ThrowIfNull(splits);
         Directory.CreateDirectory(folder);
-        (IReadOnlyList<ChatExample> Examples, bool Labelled)[] parts =
+        (IReadOnlyList<GeneratedExample> Examples, bool Labelled)[] parts =
             [(splits.Train, true), (splits.Pool, false), (splits.Validation, true), (splits.Test, true)];
         var paths = new List<string>();
         for (var i = 0; i < parts.Length; i++)
@@ -40,7 +40,7 @@ public static class ChatJsonlWriter
     }
 
     /// <summary>The JSONL bytes of <paramref name="examples"/>: with the assistant turn when <paramref name="labelled"/>, without it otherwise.</summary>
-    public static byte[] Encode(IEnumerable<ChatExample> examples, bool labelled, string? system = null)
+    public static byte[] Encode(IEnumerable<GeneratedExample> examples, bool labelled, string? system = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         using var stream = new MemoryStream();
