@@ -41,6 +41,7 @@ public static class PairedBootstrap
         ReadOnlySpan<double> scores, double confidence = 0.95, int resamples = Statistics.BootstrapResamples, int seed = Statistics.BootstrapSeed)
     {
         Check(scores.Length, confidence, resamples);
+        var mean = Average(scores);
         var random = new Random(seed);
         var means = new double[resamples];
         for (var r = 0; r < resamples; r++)
@@ -54,7 +55,7 @@ public static class PairedBootstrap
             means[r] = sum / scores.Length;
         }
 
-        return new MeanInterval(Average(scores), Interval(means, confidence));
+        return new MeanInterval(mean, Interval(means, confidence));
     }
 
     /// <summary>
@@ -73,6 +74,8 @@ public static class PairedBootstrap
 
         Check(baseline.Length, confidence, resamples);
         var n = baseline.Length;
+        var baselineMean = Average(baseline);
+        var candidateMean = Average(candidate);
         var random = new Random(seed);
         var differences = new double[resamples];
         int atOrBelowZero = 0, atOrAboveZero = 0;
@@ -92,8 +95,6 @@ public static class PairedBootstrap
         }
 
         var p = Math.Min(1, 2.0 * (1 + Math.Min(atOrBelowZero, atOrAboveZero)) / (resamples + 1));
-        var baselineMean = Average(baseline);
-        var candidateMean = Average(candidate);
         return new PairedBootstrapResult(baselineMean, candidateMean, candidateMean - baselineMean, Interval(differences, confidence), p);
     }
 
@@ -102,6 +103,12 @@ public static class PairedBootstrap
         var sum = 0.0;
         foreach (var s in scores)
         {
+            // A NaN score would make every resample NaN and the interval meaningless without saying so.
+            if (!double.IsFinite(s))
+            {
+                throw new ArgumentException($"Scores are finite numbers, not {s}.", nameof(scores));
+            }
+
             sum += s;
         }
 

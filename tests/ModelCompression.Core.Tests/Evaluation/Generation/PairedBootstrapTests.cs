@@ -76,6 +76,8 @@ public sealed class PairedBootstrapTests
     {
         Assert.Throws<ArgumentException>(() => PairedBootstrap.Mean([]));
         Assert.Throws<ArgumentException>(() => PairedBootstrap.Compare([1.0], [1.0, 2.0]));
+        Assert.Throws<ArgumentException>(() => PairedBootstrap.Compare([1.0, 0.5], [double.NaN, 0.5]));
+        Assert.Throws<ArgumentException>(() => PairedBootstrap.Mean([double.PositiveInfinity]));
         Assert.Throws<ArgumentOutOfRangeException>(() => PairedBootstrap.Mean([1.0], confidence: 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => PairedBootstrap.Mean([1.0], resamples: 0));
     }
