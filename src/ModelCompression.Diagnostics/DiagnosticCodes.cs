@@ -102,6 +102,15 @@ public static class DiagnosticCodes
     /// <summary>A prompt to generate from is longer than the decoder's position table.</summary>
     public const string GenerationPromptTooLong = "MC2082";
 
+    /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
+    public const string GoldAnswerUnparsable = "MC2095";
+
+    /// <summary>A data generator cannot make as many distinct examples as the splits ask for (the task's space or the corpus is too small).</summary>
+    public const string GeneratedDataTooSmall = "MC2096";
+
+    /// <summary>A mail corpus folder is missing or holds a file that is not a readable mail record.</summary>
+    public const string MailCorpusUnreadable = "MC2097";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 
