@@ -59,6 +59,9 @@ class Gpt(nn.Module):
         self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(context, d)
         self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
         self.ln = nn.LayerNorm(d)
+        # GPT-2's initialisation: with the head tied to N(0, 1) embeddings the first logits are far too large.
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
 
     def forward(self, ids):
         t = ids.shape[1]
@@ -141,6 +144,10 @@ def main():
         optimizer.step()
         step += 1
         tokens += ids.numel()
+        if step % 25 == 0:
+            elapsed = time.time() - start
+            print(f"step {step} min {elapsed / 60:.1f} loss {loss.item():.4f} tokens/s {tokens / elapsed:.0f} "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
         if step % args.eval_every == 0:
             elapsed = time.time() - start
             print(f"step {step} min {elapsed / 60:.1f} loss {loss.item():.4f} tokens/s {tokens / elapsed:.0f} "
