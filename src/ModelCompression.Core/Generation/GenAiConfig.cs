@@ -22,12 +22,9 @@ namespace ModelCompression.Generation;
 /// text have no place in GenAI's config: an app that needs them checks the tokens itself.
 /// </para>
 /// <para>
-/// No tokenizer is written for GenAI. Its tokenizer (onnxruntime-extensions) reads Hugging Face's tokenizer.json and
-/// tokenizer_config.json; this engine's kinds are described by tokenizer.compress.json instead, and the character
-/// and compact kinds have no Hugging Face counterpart whose ids are the same (a byte-level BPE without merges might
-/// express the byte kind; not tried). So GenAI is used with token
-/// ids: an app encodes with <see cref="Text.GenerationTokenizer"/>, appends the ids to GenAI's generator, and decodes
-/// its ids the same way (<see cref="GenerativeModel"/> does both with this engine's generator instead).
+/// GenAI's tokenizer files are written by <see cref="GenAiTokenizerFiles"/> where the tokenizer kind allows (byte);
+/// otherwise GenAI is used with token ids: an app encodes with <see cref="Text.GenerationTokenizer"/>, appends the ids
+/// to GenAI's generator and decodes its ids the same way.
 /// </para>
 /// </summary>
 public static class GenAiConfig

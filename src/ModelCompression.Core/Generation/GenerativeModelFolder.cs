@@ -13,8 +13,9 @@ namespace ModelCompression.Generation;
 /// <item><c>tokenizer.compress.json</c> (<see cref="GenerationTokenizer.Save"/>; a SentencePiece kind's .model file
 /// beside it).</item>
 /// <item><c>generation.json</c>: the decoding defaults and chat template (<see cref="GenerationConfig"/>).</item>
-/// <item><c>genai_config.json</c>: what ONNX Runtime GenAI needs to load the folder (<see cref="GenAiConfig"/>; GenAI is
-/// driven with token ids, as no GenAI tokenizer is written).</item>
+/// <item><c>genai_config.json</c>: what ONNX Runtime GenAI needs to load the folder (<see cref="GenAiConfig"/>).</item>
+/// <item><c>tokenizer.json</c> and <c>tokenizer_config.json</c> for GenAI's tokenizer, for the byte kind only
+/// (<see cref="GenAiTokenizerFiles"/>); with the other kinds GenAI is driven with token ids.</item>
 /// </list>
 /// An app opens it with <see cref="GenerativeModel.Open"/>.
 /// </summary>
@@ -116,6 +117,7 @@ public static class GenerativeModelFolder
             tokenizer.Save(Path.Join(temporary, GenerationTokenizer.DefaultFileName));
             config.Save(Path.Join(temporary, GenerationConfig.FileName));
             GenAiConfig.Save(Path.Join(temporary, GenAiConfig.FileName), model, signature, ModelFile, config);
+            GenAiTokenizerFiles.TryWrite(tokenizer, temporary, config.ContextLength);
             beforeCommit?.Invoke(temporary);
             Commit(temporary, final, old);
         }

@@ -37,6 +37,26 @@ public sealed class GenerativeModelFolderTests
             Assert.Equal(ours[i], genai[i]);
         }
 
+        // GenAI's own tokenizer (the folder's tokenizer.json) encodes and decodes as the engine's does.
+        using (var model = new GenAi.Model(folder))
+        using (var genaiTokenizer = new GenAi.Tokenizer(model))
+        using (var ourModel = GenerativeModel.Open(folder))
+        {
+            for (var i = 0; i < cases.Count; i++)
+            {
+                var text = DecoderFixture.Text(cases[i].Prompt);
+                using var encoded = genaiTokenizer.Encode(text);
+                Assert.Equal(cases[i].Prompt, encoded[0].ToArray());
+                Assert.Equal(ourModel.Answer(text), genaiTokenizer.Decode(genai[i]));
+            }
+
+            using var accented = genaiTokenizer.Encode("é\n\t€");
+            Assert.Equal(DecoderFixture.Bytes("é\n\t€"), accented[0].ToArray());
+        }
+
+        Assert.False(GenAiTokenizerFiles.CanWrite(GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Character), ["abc"])));
+        Assert.False(GenAiTokenizerFiles.CanWrite(GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Byte, Compact: true), ["abc"])));
+
         var config = JsonNode.Parse(File.ReadAllText(Path.Join(folder, GenAiConfig.FileName)))!;
         Assert.Equal(64, (int)config["model"]!["context_length"]!);
         Assert.Equal(64, (int)config["model"]!["decoder"]!["hidden_size"]!);
@@ -73,6 +93,12 @@ public sealed class GenerativeModelFolderTests
         Assert.Equal(ours, GenAiTokens(folder, prompts, defaults.MaxNewTokens));
         Assert.Equal(tokenizer.Decode(ours[1]), model.Answer(conversations[1]));
         Assert.Equal(48, model.Config.ContextLength);
+
+        // GenAI's tokenizer turns the rendered text into the same ids: the markers are its special tokens.
+        using var genaiModel = new GenAi.Model(folder);
+        using var genaiTokenizer = new GenAi.Tokenizer(genaiModel);
+        using var encoded = genaiTokenizer.Encode(new ChatTemplate(template, tokenizer).RenderText(conversations[1], generationPrompt: true));
+        Assert.Equal(prompts[1], encoded[0].ToArray());
     }
 
     [Fact]
