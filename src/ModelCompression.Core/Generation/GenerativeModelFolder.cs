@@ -33,7 +33,9 @@ public static class GenerativeModelFolder
     /// <para>
     /// The folder appears whole or not at all: everything is written into a temporary folder beside it, which then
     /// replaces the old folder by two renames (old aside, new in place) before the old one is deleted. A failure
-    /// before the renames leaves the old folder untouched; between them, the old folder is renamed back.
+    /// before the renames leaves the old folder untouched; between them, the old folder is renamed back. (A process killed
+    /// between the two renames leaves the old folder whole beside it as <c>.NAME.*.old</c>; a kill before them leaves a
+    /// <c>.NAME.*.tmp</c> folder: neither is ever the folder an app opens.)
     /// </para>
     /// <para>
     /// A model that is not a decoder of the convention is MC2080 (and the file checks' MC2001-MC2005); a decoder without
