@@ -90,6 +90,12 @@ public static class DiagnosticCodes
     /// <summary>Transformer layers to drop do not fit the model (no such layer, none left, not a residual block).</summary>
     public const string LayerDropInvalid = "MC2062";
 
+    /// <summary>A generative model folder's generation.json cannot be read or holds a bad value (named with its file and line).</summary>
+    public const string GenerationConfigInvalid = "MC2063";
+
+    /// <summary>A decoder, its tokenizer and its generation settings do not make a deployable folder (vocabulary sizes differ, no cache, no known context length, a file of the folder missing).</summary>
+    public const string GenerativeFolderInvalid = "MC2064";
+
     /// <summary>Conversations whose last answer alone is longer than the maximum length were not used (a warning; they are counted and named).</summary>
     public const string ChatAnswerTooLong = "MC2070";
 
