@@ -3,10 +3,11 @@ using ModelCompression.Diagnostics;
 using ModelCompression.Evaluation;
 using ModelCompression.Generation;
 using ModelCompression.Text;
+using Xunit.Abstractions;
 
 namespace ModelCompression.Core.Tests.Evaluation.Generation;
 
-public sealed class GenerationScoringTests
+public sealed class GenerationScoringTests(ITestOutputHelper output)
 {
     [Fact]
     public void Math_agreement_compares_parsed_answers_and_a_refused_side_disagrees()
@@ -99,6 +100,20 @@ public sealed class GenerationScoringTests
     }
 
     [Fact]
+    public void Footprint_counts_the_fixtures_weights_and_file()
+    {
+        var footprint = ModelFootprint.Measure(DecoderFixture.Cached);
+
+        Assert.Equal(new FileInfo(DecoderFixture.Cached).Length, footprint.SizeBytes);
+        Assert.Equal(footprint.SizeBytes / 1e6, footprint.Metrics["size_mb"]);
+        // Token table 257x64, positions 64x64, per layer two LayerNorms (2x128), c_attn 64x192+192, c_proj 64x64+64,
+        // MLP 64x256+256 and 256x64+64, the final LayerNorm 128 and the exporter's own copy of the tied head 64x257.
+        const long layer = 128 + (64 * 192) + 192 + (64 * 64) + 64 + 128 + (64 * 256) + 256 + (256 * 64) + 64;
+        Assert.Equal((257 * 64) + (64 * 64) + (2 * layer) + 128 + (64 * 257), footprint.Parameters);
+        Assert.InRange(footprint.NonZeroParameters, footprint.Parameters - 100, footprint.Parameters);
+    }
+
+    [Fact]
     public void Speed_counts_a_fixed_number_of_new_tokens_at_batch_1_and_8()
     {
         IReadOnlyList<IReadOnlyList<int>> prompts = [DecoderFixture.Bytes("The red fox "), DecoderFixture.Bytes("1 2 3 ")];
@@ -106,6 +121,7 @@ public sealed class GenerationScoringTests
         var speed = GenerationSpeed.Measure(DecoderFixture.Cached, prompts, new GenerationSpeedOptions { NewTokens = 16, Runs = 1, Threads = 1 });
         var clamped = GenerationSpeed.Measure(DecoderFixture.NoCache, prompts, new GenerationSpeedOptions { NewTokens = 100, Prompts = 2, BatchSize = 2, Runs = 1, Threads = 1 });
 
+        output.WriteLine($"fixture, 1 thread, 8 prompts x 16 new tokens: {speed.TokensPerSecond:0} tokens/s at batch 1, {speed.TokensPerSecondBatch:0} at batch 8");
         Assert.Equal((16, 8, 8, true), (speed.NewTokens, speed.Prompts, speed.BatchSize, speed.UsedCache));
         Assert.True(speed.TokensPerSecond > 0 && double.IsFinite(speed.TokensPerSecond) && speed.TokensPerSecondBatch > 0);
         Assert.Equal([GenerationMetricNames.TokensPerSecond, GenerationMetricNames.TokensPerSecondBatch], speed.Metrics.Keys);
