@@ -37,6 +37,7 @@ public sealed record GenerationSample(int Index, string Location, string Prompt,
 /// <param name="Perplexity">exp of the mean negative log-likelihood of the gold assistant tokens, teacher-forced.</param>
 /// <param name="PerplexityTokens">How many gold tokens <paramref name="Perplexity"/> pools.</param>
 /// <param name="NegativeLogLikelihoods">Per record: the summed negative log-likelihood of its gold tokens (NaN for a record left out of perplexity), for bootstraps.</param>
+/// <param name="GoldTokens">Per record: how many gold tokens its negative log-likelihood sums (0 for a record left out), so a bootstrap can pool tokens as <paramref name="Perplexity"/> does.</param>
 /// <param name="PerplexityExcluded">Records whose answer alone is longer than the maximum length: left out of perplexity (they are still generated and scored).</param>
 /// <param name="Predictions">The model's answer to each record (decoded, the stop marker cut off), in test-split order.</param>
 /// <param name="FinishReasons">Why each answer ended: <see cref="FinishReason.Length"/> means it hit the new-token limit or the position table without an end marker.</param>
@@ -48,6 +49,7 @@ public sealed record GenerationEvaluation(
     double Perplexity,
     long PerplexityTokens,
     IReadOnlyList<double> NegativeLogLikelihoods,
+    IReadOnlyList<int> GoldTokens,
     int PerplexityExcluded,
     IReadOnlyList<string> Predictions,
     IReadOnlyList<FinishReason> FinishReasons,

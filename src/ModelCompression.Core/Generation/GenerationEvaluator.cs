@@ -74,7 +74,8 @@ public static class GenerationEvaluator
         var golds = test.Select(r => r.Answer!).ToList();
         var scores = GenerationScoring.Score(task, predictions, golds, teacherAnswers);
 
-        var (nll, tokens, excluded) = GoldLikelihood(session, template, test, maxLength, generation.BatchSize, cancellationToken);
+        var (nll, counts, excluded) = GoldLikelihood(session, template, test, maxLength, generation.BatchSize, cancellationToken);
+        var tokens = counts.Sum(c => (long)c);
         if (tokens == 0)
         {
             throw CompressionException.Error(
@@ -91,6 +92,7 @@ public static class GenerationEvaluator
             Math.Exp(nll.Where(double.IsFinite).Sum() / tokens),
             tokens,
             nll,
+            counts,
             excluded,
             predictions,
             [.. generated.Select(g => g.FinishReason)],
@@ -183,15 +185,15 @@ public static class GenerationEvaluator
     /// <summary>
     /// Per record, the summed negative log-likelihood of its trained (gold assistant) tokens, teacher-forced with an
     /// empty past: log-softmax of the logits at each position whose label <see cref="ChatTemplate.RenderForTraining"/>
-    /// sets. Records are right-padded into batches (the mask hides the pads, and a causal model's real positions never
+    /// sets, and how many tokens that is. Records are right-padded into batches (the mask hides the pads, and a causal model's real positions never
     /// see what follows them). A record whose answer does not fit is NaN and counted.
     /// </summary>
-    private static (double[] Nll, long Tokens, int Excluded) GoldLikelihood(
+    private static (double[] Nll, int[] Tokens, int Excluded) GoldLikelihood(
         DecoderSession session, ChatTemplate template, IReadOnlyList<ChatRecord> test, int maxLength, int batchSize, CancellationToken cancellationToken)
     {
         var sequences = test.Select(r => template.RenderForTraining(r.Messages, maxLength)).ToList();
         var nll = new double[test.Count];
-        long tokens = 0;
+        var tokens = new int[test.Count];
         var excluded = 0;
         var usable = new List<int>();
         for (var i = 0; i < sequences.Count; i++)
@@ -239,7 +241,7 @@ public static class GenerationEvaluator
                     if (labels[t] != TrainingSet.NoLabel)
                     {
                         sum -= LogSoftmax(logits.AsSpan(((row * width) + t) * vocabulary, vocabulary), (int)labels[t]);
-                        tokens++;
+                        tokens[batch[row]]++;
                     }
                 }
 

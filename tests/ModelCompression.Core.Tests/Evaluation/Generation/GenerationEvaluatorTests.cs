@@ -116,6 +116,7 @@ public sealed class GenerationEvaluatorTests
 
         var tokens = test.Sum(r => r.Answer!.Length + 1);
         Assert.Equal(tokens, result.PerplexityTokens);
+        Assert.Equal(test.Select(r => r.Answer!.Length + 1), result.GoldTokens);
         Assert.Equal(Math.Exp(nll.Sum() / tokens), result.Perplexity, 1e-4);
         Assert.All(nll.Zip(result.NegativeLogLikelihoods), p => Assert.Equal(p.First, p.Second, 1e-3));
         Assert.Equal(result.Perplexity, result.Metrics[GenerationMetricNames.Perplexity]);

@@ -100,6 +100,39 @@ public sealed class GenerationScoringTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Right_or_wrong_metrics_compare_by_McNemar_and_graded_ones_by_bootstrap()
+    {
+        var math = new GenerativeTask(GenerativeTaskType.Math);
+        string[] golds = [.. Enumerable.Range(0, 12).Select(i => $"#### {i}")];
+        var baseline = GenerationScoring.Score(math, [.. golds.Select((g, i) => i < 2 ? g : "#### 99")], golds);
+        var candidate = GenerationScoring.Score(math, golds, golds);
+
+        var exact = GenerationSignificance.Compare(GenerationMetricNames.ExactMatch, baseline, candidate);
+
+        // 10 records only the candidate gets right, none only the baseline: exact two-sided p = 2 / 2^10.
+        Assert.Equal((0, 10), (exact.McNemar!.BaselineOnlyCorrect, exact.McNemar.CandidateOnlyCorrect));
+        Assert.Equal(2.0 / 1024, exact.PValue, 1e-12);
+        Assert.Equal((2.0 / 12, 1.0), (exact.Baseline, exact.Candidate));
+        Assert.True(exact.CandidateSignificantlyBetter());
+        Assert.Null(exact.Bootstrap);
+
+        var summaries = new GenerativeTask(GenerativeTaskType.Summarization);
+        string[] references = ["the cat sat", "a dog ran far", "birds fly south", "rain fell all day"];
+        var worse = GenerationScoring.Score(summaries, ["the cat", "dog", "birds fly", "rain"], references);
+        var better = GenerationScoring.Score(summaries, references, references);
+
+        var rouge = GenerationSignificance.Compare(GenerationMetricNames.RougeL, worse, better);
+
+        var direct = PairedBootstrap.Compare([.. worse.PerSample[GenerationMetricNames.RougeL]], [.. better.PerSample[GenerationMetricNames.RougeL]]);
+        Assert.Equal(direct, rouge.Bootstrap);
+        Assert.Equal((worse.Metrics[GenerationMetricNames.RougeL], 1.0), (rouge.Baseline, rouge.Candidate));
+        Assert.Null(rouge.McNemar);
+        Assert.Throws<ArgumentException>(() => GenerationSignificance.Compare(GenerationMetricNames.Perplexity, worse, better));
+        Assert.Throws<ArgumentException>(() => GenerationSignificance.Compare(GenerationMetricNames.ExactMatch, worse, better));
+        Assert.Throws<ArgumentException>(() => GenerationSignificance.Compare(GenerationMetricNames.ExactMatch, baseline, GenerationScoring.Score(math, ["#### 1"], ["#### 1"])));
+    }
+
+    [Fact]
     public void Footprint_counts_the_fixtures_weights_and_file()
     {
         var footprint = ModelFootprint.Measure(DecoderFixture.Cached);
