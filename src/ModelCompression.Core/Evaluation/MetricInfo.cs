@@ -46,7 +46,7 @@ public sealed record MetricInfo(string Name, string Description, bool HigherIsBe
         new(GenerationMetricNames.ParseFailureRate, "share of generated answers the task's parser refused (no final number, not a label word, empty)", HigherIsBetter: false),
         new(GenerationMetricNames.AgreementWithTeacher, "math, nli: share of answers equal to the teacher's parsed answer; qa, summarization, conversation: mean SQuAD token F1 against the teacher's answer", HigherIsBetter: true, NeedsTeacher: true),
         new(GenerationMetricNames.TokensPerSecond, "generated tokens per second at batch 1, greedy, with the KV cache", HigherIsBetter: true),
-        new(GenerationMetricNames.TokensPerSecondBatch, "generated tokens per second at batch 8, greedy, with the KV cache", HigherIsBetter: true),
+        new(GenerationMetricNames.TokensPerSecondBatch, "generated tokens per second at the larger batch (8 by default), greedy, with the KV cache", HigherIsBetter: true),
     ];
 
     /// <summary>What a model costs, whatever its task.</summary>

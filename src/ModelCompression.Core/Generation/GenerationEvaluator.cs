@@ -135,8 +135,8 @@ public static class GenerationEvaluator
 
     /// <summary>
     /// The end marker of an assistant message: what its template puts right after the content, up to the first special
-    /// token of the tokenizer (that token, when the text after the content starts with one), with trailing whitespace
-    /// dropped from plain text (a newline after the marker is layout, not the marker). Null when nothing follows the
+    /// token of the tokenizer (that token, when only whitespace comes before it), with trailing whitespace dropped from
+    /// plain text (a newline after the marker is layout, not the marker). Null when nothing but whitespace follows the
     /// content.
     /// </summary>
     public static (string Text, bool Special)? EndMarker(ChatTemplate template)
@@ -145,7 +145,8 @@ public static class GenerationEvaluator
         var assistant = template.Options.Assistant;
         var after = assistant[(assistant.IndexOf(ChatTemplateOptions.Placeholder, StringComparison.Ordinal) + ChatTemplateOptions.Placeholder.Length)..];
         var specials = template.Tokenizer.SpecialTokens.Keys;
-        if (specials.Where(s => after.StartsWith(s, StringComparison.Ordinal)).MaxBy(s => s.Length) is { } special)
+        var leading = after.TrimStart();
+        if (specials.Where(s => leading.StartsWith(s, StringComparison.Ordinal)).MaxBy(s => s.Length) is { } special)
         {
             return (special, true);
         }

@@ -85,6 +85,7 @@ public sealed class GenerationScoringTests(ITestOutputHelper output)
         var template = new ChatTemplate(chatml, bytes);
 
         Assert.Equal(("<|end|>", true), GenerationEvaluator.EndMarker(template));
+        Assert.Equal(("<|end|>", true), GenerationEvaluator.EndMarker(new ChatTemplate(chatml with { Assistant = "<|assistant|>\n{content}\n<|end|>\n" }, bytes)));
         var options = GenerationEvaluator.AnswerOptions(template, new GenerativeTask(GenerativeTaskType.Summarization));
         Assert.Equal([256, bytes.SpecialTokens["<|end|>"]], options.StopTokenIds);
         Assert.Equal((1024, 1, true, 256), (options.MaxNewTokens, options.SamplesPerPrompt, options.IsGreedy, options.PadTokenId!.Value));
