@@ -108,6 +108,15 @@ public static class DiagnosticCodes
     /// <summary>A prompt to generate from is longer than the decoder's position table.</summary>
     public const string GenerationPromptTooLong = "MC2082";
 
+    /// <summary>A test split to evaluate a generative model on is empty or holds a record without a final answer (file and line named).</summary>
+    public const string GenerationTestSplitInvalid = "MC2087";
+
+    /// <summary>A generative task's options do not make a parser (an answer pattern without exactly one capture group, fewer than two label words, an option of another task).</summary>
+    public const string GenerativeTaskInvalid = "MC2088";
+
+    /// <summary>A tokenizer makes ids a decoder cannot take (its vocabulary is larger than the model's logits).</summary>
+    public const string TokenizerModelMismatch = "MC2089";
+
     /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
     public const string GoldAnswerUnparsable = "MC2095";
 

@@ -29,6 +29,26 @@ public sealed record MetricInfo(string Name, string Description, bool HigherIsBe
         new("rmse", "root mean squared error (single-output regression models)", HigherIsBetter: false),
     ];
 
+    /// <summary>
+    /// Generative models' metrics (<see cref="GenerationMetricNames"/>; which of the quality metrics a model has depends
+    /// on its <see cref="GenerativeTask"/>). Not in <see cref="All"/> yet: agreement_with_teacher is also a
+    /// classification metric of another meaning, and All feeds gate validation and the schema.
+    /// </summary>
+    public static IReadOnlyList<MetricInfo> Generation { get; } =
+    [
+        new(GenerationMetricNames.ExactMatch, "math: share of answers whose final number equals the gold one; qa: share of SQuAD-normalised answers equal to the gold answer (0 to 1)", HigherIsBetter: true, SupportsSignificance: true),
+        new(GenerationMetricNames.LabelAccuracy, "nli: share of answers that are exactly the gold label word (0 to 1)", HigherIsBetter: true, SupportsSignificance: true),
+        new(GenerationMetricNames.F1, "qa: mean SQuAD token F1 of the answers against the gold answers (0 to 1)", HigherIsBetter: true, SupportsSignificance: true),
+        new(GenerationMetricNames.Rouge1, "summarization: mean ROUGE-1 F-measure against the gold summaries (0 to 1)", HigherIsBetter: true, SupportsSignificance: true),
+        new(GenerationMetricNames.Rouge2, "summarization: mean ROUGE-2 F-measure (0 to 1)", HigherIsBetter: true, SupportsSignificance: true),
+        new(GenerationMetricNames.RougeL, "summarization: mean ROUGE-L (longest common subsequence) F-measure (0 to 1)", HigherIsBetter: true, SupportsSignificance: true),
+        new(GenerationMetricNames.Perplexity, "exp of the mean negative log-likelihood of the gold assistant tokens of the test split (teacher-forced)", HigherIsBetter: false),
+        new(GenerationMetricNames.ParseFailureRate, "share of generated answers the task's parser refused (no final number, not a label word, empty)", HigherIsBetter: false),
+        new(GenerationMetricNames.AgreementWithTeacher, "math, nli: share of answers equal to the teacher's parsed answer; qa, summarization, conversation: mean SQuAD token F1 against the teacher's answer", HigherIsBetter: true, NeedsTeacher: true),
+        new(GenerationMetricNames.TokensPerSecond, "generated tokens per second at batch 1, greedy, with the KV cache", HigherIsBetter: true),
+        new(GenerationMetricNames.TokensPerSecondBatch, "generated tokens per second at the larger batch (8 by default), greedy, with the KV cache", HigherIsBetter: true),
+    ];
+
     /// <summary>What a model costs, whatever its task.</summary>
     public static IReadOnlyList<MetricInfo> Cost { get; } =
     [

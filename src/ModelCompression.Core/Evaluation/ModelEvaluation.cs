@@ -257,7 +257,7 @@ public sealed record ModelEvaluation(
     }
 
     /// <summary>The model file's size plus its external data files' sizes.</summary>
-    private static long SizeOnDisk(string modelPath, Onnx.Proto.ModelProto model)
+    internal static long SizeOnDisk(string modelPath, Onnx.Proto.ModelProto model)
     {
         var folder = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
         var external = OnnxModelFile.GetExternalDataInfo(model)?.Files ?? [];
