@@ -86,19 +86,23 @@ internal static class DecoderThroughput
         using var importedOptimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. imported.parameters()], LearningRate, 0, 0);
         using var writtenOptimizer = new ParameterOptimizer(OptimizerKind.Adam, [.. written.parameters()], LearningRate, 0, 0);
         var importedForward = ImportedForward(imported);
-        var tokens = (double)steps * size.Batch * size.Sequence;
         var (importedProfile, writtenProfile) = (new StepProfile(), new StepProfile());
+        // Tokens per second of the process's CPU time beside the wall-clock rate: on a machine shared with other
+        // builds, wall time includes waiting for a core (and, with 2 threads, for the second thread to be scheduled at
+        // every parallel region); CPU time counts only the work done.
+        var (importedCpuRates, writtenCpuRates) = (new List<double>(), new List<double>());
         var (importedRates, writtenRates) = Program.AlternatingPairs(
             reps,
-            rep => tokens / Steps(importedForward, imported, importedOptimizer, size, corpus, steps, rep, profile && rep > 0 ? importedProfile : null).TotalSeconds,
-            rep => tokens / Steps(written.forward, written, writtenOptimizer, size, corpus, steps, rep, profile && rep > 0 ? writtenProfile : null).TotalSeconds);
+            rep => Rate(importedCpuRates, rep, () => Steps(importedForward, imported, importedOptimizer, size, corpus, steps, rep, profile && rep > 0 ? importedProfile : null)),
+            rep => Rate(writtenCpuRates, rep, () => Steps(written.forward, written, writtenOptimizer, size, corpus, steps, rep, profile && rep > 0 ? writtenProfile : null)));
         var ratios = importedRates.Zip(writtenRates, (x, y) => x / y).ToList();
+        var cpuRatios = importedCpuRates.Zip(writtenCpuRates, (x, y) => x / y).ToList();
         Console.WriteLine();
-        Console.WriteLine("| model | pairs x steps | built-in tokens/s (median) | hand-written tokens/s (median) | built-in / hand-written (median of pairs) |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine("| model | threads | pairs x steps | built-in tokens/s (median) | hand-written tokens/s (median) | built-in / hand-written, wall (median of pairs) | built-in / hand-written, process CPU time (median of pairs) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"| {size.Name} ({parameterCount / 1e6:0.00}M) | {reps} x {steps} | {Program.Median(importedRates):0} | {Program.Median(writtenRates):0} | {Program.Median(ratios):0.000} (min {ratios.Min():0.000}, max {ratios.Max():0.000}) |"));
+            $"| {size.Name} ({parameterCount / 1e6:0.00}M) | {torch.get_num_threads()} | {reps} x {steps} | {Program.Median(importedRates):0} | {Program.Median(writtenRates):0} | {Program.Median(ratios):0.000} (min {ratios.Min():0.000}, max {ratios.Max():0.000}) | {Program.Median(cpuRatios):0.000} (min {cpuRatios.Min():0.000}, max {cpuRatios.Max():0.000}) |"));
         Console.WriteLine($"load average after: {LoadAverage()}");
         if (profile)
         {
@@ -167,6 +171,21 @@ internal static class DecoderThroughput
         }
     }
 
+    /// <summary>Runs <paramref name="steps"/>; returns tokens per wall second and adds tokens per CPU second (after the warm-up pair) to <paramref name="cpuRates"/>.</summary>
+    private static double Rate(List<double> cpuRates, int rep, Func<(TimeSpan Wall, long Tokens)> steps)
+    {
+        using var self = Process.GetCurrentProcess();
+        var cpu = self.TotalProcessorTime;
+        var (wall, tokens) = steps();
+        self.Refresh();
+        if (rep > 0)
+        {
+            cpuRates.Add(tokens / (self.TotalProcessorTime - cpu).TotalSeconds);
+        }
+
+        return tokens / wall.TotalSeconds;
+    }
+
     private static double OneStep(Func<Tensor, Tensor, Tensor, Tensor> forward, nn.Module module, ParameterOptimizer optimizer, DecoderBatch batch)
     {
         using var scope = torch.NewDisposeScope();
@@ -181,9 +200,9 @@ internal static class DecoderThroughput
     /// <summary>
     /// <paramref name="steps"/> training steps of the same loop for both sides: a batch of random byte windows (seeded by
     /// <paramref name="seed"/>, so both sides see the same batches in a pair), forward, next-token cross-entropy, backward,
-    /// Adam; a dispose scope per step. Returns the time, the loss read back once at the end (as a trainer would for its log).
+    /// Adam; a dispose scope per step. Returns the time and the tokens, the loss read back once at the end (as a trainer would for its log).
     /// </summary>
-    private static TimeSpan Steps(Func<Tensor, Tensor, Tensor, Tensor> forward, nn.Module module, ParameterOptimizer optimizer, Size size, byte[] corpus, int steps, int seed, StepProfile? profile)
+    private static (TimeSpan Wall, long Tokens) Steps(Func<Tensor, Tensor, Tensor, Tensor> forward, nn.Module module, ParameterOptimizer optimizer, Size size, byte[] corpus, int steps, int seed, StepProfile? profile)
     {
         var random = new Random(seed);
         module.train();
@@ -215,7 +234,7 @@ internal static class DecoderThroughput
             profile?.Mark(StepPhase.Finish);
         }
 
-        return double.IsFinite(last) ? clock.Elapsed : throw new InvalidOperationException("The loss is not finite.");
+        return double.IsFinite(last) ? (clock.Elapsed, (long)steps * size.Batch * size.Sequence) : throw new InvalidOperationException("The loss is not finite.");
     }
 
     private static Tensor Loss(Tensor logits, Tensor targets) =>
@@ -291,135 +310,4 @@ internal static class DecoderThroughput
     private sealed record Size(string Name, DecoderOptions Options, int Sequence, int Batch);
 
     private sealed record DecoderBatch(Tensor Ids, Tensor Mask, Tensor Positions, Tensor Targets);
-
-    /// <summary>
-    /// DecoderBuilder's graph (learned positions, GELU, dropout 0, tied head) as a TorchSharp user writes a GPT:
-    /// embeddings, pre-LayerNorm layers with causal attention (a fixed lower-triangular buffer times the padding mask,
-    /// turned into an additive -10000 bias), a final LayerNorm and <c>linear(x, embedding.weight)</c> as the head.
-    /// </summary>
-    private sealed class HandDecoder : nn.Module<Tensor, Tensor, Tensor, Tensor>
-    {
-        private readonly Embedding embedding;
-        private readonly Embedding position_embedding;
-        private readonly ModuleList<HandDecoderLayer> layers;
-        private readonly LayerNorm final_norm;
-        private readonly Tensor causal;
-        private readonly int _layerCount;
-
-        public HandDecoder(DecoderOptions options, int vocabulary, int maxLength)
-            : base("hand_decoder")
-        {
-            if (options.Positions != PositionEncoding.Learned || options.Activation != Activation.Gelu || !options.TieEmbeddings || options.Dropout != 0)
-            {
-                throw new ArgumentException("The hand-written decoder is GPT-2's shape: learned positions, GELU, tied head, no dropout.", nameof(options));
-            }
-
-            embedding = nn.Embedding(vocabulary, options.Width);
-            position_embedding = nn.Embedding(maxLength, options.Width);
-            layers = nn.ModuleList([.. Enumerable.Range(0, options.Layers).Select(_ => new HandDecoderLayer(options.Width, options.Heads, options.FeedForward))]);
-            final_norm = nn.LayerNorm(options.Width);
-            causal = torch.ones(maxLength, maxLength).tril();
-            _layerCount = options.Layers;
-            RegisterComponents();
-        }
-
-        public override Tensor forward(Tensor ids, Tensor mask, Tensor positions)
-        {
-            var length = ids.shape[1];
-            var x = embedding.forward(ids).Plus(position_embedding.forward(positions));
-            var allowed = causal.narrow(0, 0, length).narrow(1, 0, length).mul(mask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(1));
-            var scoreBias = allowed.Plus(-1.0).Times(10000);
-            foreach (var layer in layers)
-            {
-                x = layer.forward(x, scoreBias);
-            }
-
-            return nn.functional.linear(final_norm.forward(x), embedding.weight!);
-        }
-
-        /// <summary>Copies the ONNX initializers in (MatMul weights are stored [in, out], nn.Linear's [out, in]).</summary>
-        public void CopyFrom(IReadOnlyDictionary<string, Parameter> onnx)
-        {
-            using var noGrad = torch.no_grad();
-            embedding.weight!.copy_(onnx["embedding.weight"]);
-            position_embedding.weight!.copy_(onnx["position_embedding.weight"]);
-            for (var i = 0; i < _layerCount; i++)
-            {
-                layers[i].CopyFrom(onnx, $"decoder.layer{i}");
-            }
-
-            Norm(final_norm, onnx, "decoder.final_norm");
-        }
-
-        internal static void Norm(LayerNorm norm, IReadOnlyDictionary<string, Parameter> onnx, string name)
-        {
-            norm.weight!.copy_(onnx[$"{name}.weight"]);
-            norm.bias!.copy_(onnx[$"{name}.bias"]);
-        }
-    }
-
-    private sealed class HandDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
-    {
-        private readonly LayerNorm attention_norm;
-        private readonly Linear query;
-        private readonly Linear key;
-        private readonly Linear value;
-        private readonly Linear output;
-        private readonly LayerNorm feed_forward_norm;
-        private readonly Linear fc1;
-        private readonly GELU gelu;
-        private readonly Linear fc2;
-        private readonly int _heads;
-        private readonly int _headWidth;
-        private readonly double _scale;
-
-        public HandDecoderLayer(int width, int heads, int feedForward)
-            : base("layer")
-        {
-            attention_norm = nn.LayerNorm(width);
-            query = nn.Linear(width, width);
-            key = nn.Linear(width, width);
-            value = nn.Linear(width, width);
-            output = nn.Linear(width, width);
-            feed_forward_norm = nn.LayerNorm(width);
-            fc1 = nn.Linear(width, feedForward);
-            gelu = nn.GELU();
-            fc2 = nn.Linear(feedForward, width);
-            _heads = heads;
-            _headWidth = width / heads;
-            _scale = 1 / Math.Sqrt(_headWidth);
-            RegisterComponents();
-        }
-
-        public override Tensor forward(Tensor x, Tensor scoreBias)
-        {
-            var (batch, length, width) = (x.shape[0], x.shape[1], x.shape[2]);
-            var h = attention_norm.forward(x);
-            var q = query.forward(h).view(batch, length, _heads, _headWidth).permute(0, 2, 1, 3);
-            var k = key.forward(h).view(batch, length, _heads, _headWidth).permute(0, 2, 3, 1);
-            var v = value.forward(h).view(batch, length, _heads, _headWidth).permute(0, 2, 1, 3);
-            var probabilities = q.matmul(k).Times(_scale).Plus(scoreBias).softmax(-1);
-            var context = probabilities.matmul(v).permute(0, 2, 1, 3).reshape(batch, length, width);
-            x = x.Plus(output.forward(context));
-            return x.Plus(fc2.forward(gelu.forward(fc1.forward(feed_forward_norm.forward(x)))));
-        }
-
-        public void CopyFrom(IReadOnlyDictionary<string, Parameter> onnx, string layer)
-        {
-            HandDecoder.Norm(attention_norm, onnx, $"{layer}.attention_norm");
-            Copy(query, onnx, $"{layer}.attention.query");
-            Copy(key, onnx, $"{layer}.attention.key");
-            Copy(value, onnx, $"{layer}.attention.value");
-            Copy(output, onnx, $"{layer}.attention.output");
-            HandDecoder.Norm(feed_forward_norm, onnx, $"{layer}.feed_forward_norm");
-            Copy(fc1, onnx, $"{layer}.feed_forward.fc1");
-            Copy(fc2, onnx, $"{layer}.feed_forward.fc2");
-        }
-
-        private static void Copy(Linear linear, IReadOnlyDictionary<string, Parameter> onnx, string name)
-        {
-            linear.weight!.copy_(onnx[$"{name}.weight"].t());
-            linear.bias!.copy_(onnx[$"{name}.bias"]);
-        }
-    }
 }
