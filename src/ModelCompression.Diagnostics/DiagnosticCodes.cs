@@ -102,6 +102,15 @@ public static class DiagnosticCodes
     /// <summary>A prompt to generate from is longer than the decoder's position table.</summary>
     public const string GenerationPromptTooLong = "MC2082";
 
+    /// <summary>Token-level distillation asks for a teacher whose tokenizer is not the student's (their saved descriptions differ): only sequence-level distillation applies.</summary>
+    public const string TeacherTokenizerMismatch = "MC2083";
+
+    /// <summary>No conversation of the chat data has an answer to train within the maximum length.</summary>
+    public const string ChatNothingToTrain = "MC2084";
+
+    /// <summary>A decoder's logits are not as wide as its tokenizer's vocabulary.</summary>
+    public const string DecoderVocabularyMismatch = "MC2085";
+
     /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
     public const string GoldAnswerUnparsable = "MC2095";
 
