@@ -67,7 +67,6 @@ public sealed class DecoderFinetuneTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    [Trait("Category", "Slow")]
     public void A_tiny_decoder_learns_to_reverse_held_out_words()
     {
         var template = Template();
@@ -75,8 +74,9 @@ public sealed class DecoderFinetuneTests(ITestOutputHelper output) : IDisposable
         var heldOut = Reversals(36, seed: 2, skip: 180);
         var model = TinyDecoder();
 
+        // 20 epochs of 12 steps: about 4 s of training here, which reached 100% held-out (40 epochs did too).
         var before = Answers(model, heldOut, _temp, "untrained.onnx");
-        var trained = DecoderFinetune.Run(new DecoderFinetuneJob("finetune", model, "tiny.onnx", train, new LanguageModelObjective(0), Settings(40)));
+        var trained = DecoderFinetune.Run(new DecoderFinetuneJob("finetune", model, "tiny.onnx", train, new LanguageModelObjective(0), Settings(20)));
         var after = Answers(trained.Model, heldOut, _temp);
 
         double Rate(List<string> answers) => answers.Zip(heldOut).Count(p => p.First == p.Second.Answer) / (double)heldOut.Count;
