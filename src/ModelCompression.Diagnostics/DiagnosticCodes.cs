@@ -111,6 +111,9 @@ public static class DiagnosticCodes
     /// <summary>A decoder's logits are not as wide as its tokenizer's vocabulary.</summary>
     public const string DecoderVocabularyMismatch = "MC2085";
 
+    /// <summary>Training sequences are longer than a decoder's position table (raise its max_length or lower the data's).</summary>
+    public const string DecoderSequenceTooLong = "MC2086";
+
     /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
     public const string GoldAnswerUnparsable = "MC2095";
 

@@ -9,7 +9,8 @@ namespace ModelCompression.Generation;
 /// <param name="Origin">The part's name in reports ("gold", "teacher").</param>
 /// <param name="FirstRow">The part's first row in the set.</param>
 /// <param name="Rendering">How its records rendered: the kept sequences and records, and the counts of those that were cut or dropped.</param>
-public sealed record ChatPart(string Origin, int FirstRow, ChatRendering Rendering)
+/// <param name="MaxLength">The maximum length its records were rendered in; null for none.</param>
+public sealed record ChatPart(string Origin, int FirstRow, ChatRendering Rendering, int? MaxLength)
 {
     /// <summary>The sequences the part adds (rows <see cref="FirstRow"/> onwards).</summary>
     public int Sequences => Rendering.Sequences.Count;
@@ -19,6 +20,9 @@ public sealed record ChatPart(string Origin, int FirstRow, ChatRendering Renderi
 
     /// <summary>The records dropped because their answer alone is longer than the maximum (MC2070).</summary>
     public int Dropped => Rendering.AnswerTooLong.Count;
+
+    /// <summary>The MC2070 warning naming the dropped records, or null when none was.</summary>
+    public Diagnostic? DroppedWarning => Rendering.DroppedWarning(MaxLength ?? int.MaxValue);
 }
 
 /// <summary>
@@ -65,11 +69,31 @@ public sealed class ChatTrainingSet
     /// <summary>The maximum length the records were rendered in; null when L is the longest rendered sequence.</summary>
     public int? MaxLength { get; }
 
+    /// <summary>
+    /// The longest prefix any row is run to: up to its last labelled position (tokens after it change no loss, so neither
+    /// training nor a teacher run reads them).
+    /// </summary>
+    public int LongestTrainedPrefix
+    {
+        get
+        {
+            var longest = 0;
+            for (var row = 0; row < Count; row++)
+            {
+                var labels = _labels.AsSpan(row * SequenceLength, SequenceLength);
+                var last = labels.LastIndexOfAnyExcept(TrainingSet.NoLabel);
+                longest = Math.Max(longest, last + 1);
+            }
+
+            return longest;
+        }
+    }
+
     /// <summary>The trained tokens of all parts.</summary>
     public long TrainedTokens => Parts.Sum(p => p.TrainedTokens);
 
     /// <summary>The MC2070 warnings of the parts that dropped records (one per such part).</summary>
-    public IReadOnlyList<Diagnostic> Warnings => [.. Parts.Select(p => p.Rendering.DroppedWarning(MaxLength ?? int.MaxValue)).OfType<Diagnostic>()];
+    public IReadOnlyList<Diagnostic> Warnings => [.. Parts.Select(p => p.DroppedWarning).OfType<Diagnostic>()];
 
     /// <summary>Row-major [N, L] token ids.</summary>
     public ReadOnlySpan<long> InputIds => _ids;
@@ -124,7 +148,7 @@ public sealed class ChatTrainingSet
             }
         }
 
-        return new ChatTrainingSet(ids, mask, labels, length, tokenizer.VocabularySize, tokenizer.PadId, [new ChatPart(origin, 0, rendering)], maxLength);
+        return new ChatTrainingSet(ids, mask, labels, length, tokenizer.VocabularySize, tokenizer.PadId, [new ChatPart(origin, 0, rendering, maxLength)], maxLength);
     }
 
     /// <summary>

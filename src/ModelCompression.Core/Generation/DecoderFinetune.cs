@@ -52,6 +52,12 @@ public static class DecoderFinetune
     {
         ArgumentNullException.ThrowIfNull(job);
         var signature = CheckModel(job.Model, job.ModelPath, job.Train.Vocabulary);
+        CheckLength(signature, job.ModelPath, job.Train);
+        if (job.Validation is { } validation)
+        {
+            CheckLength(signature, job.ModelPath, validation);
+        }
+
         var train = job.Train.ToTrainingSet(job.Teacher);
         var flow = new TrainingJob(job.Name, job.Model, job.ModelPath, train, job.Objective, job.Settings)
         {
@@ -70,6 +76,19 @@ public static class DecoderFinetune
         }
 
         return trained;
+    }
+
+    /// <summary>MC2086 when <paramref name="data"/>'s trained sequences reach past the decoder's position table (when the graph fixes one).</summary>
+    internal static void CheckLength(DecoderSignature signature, string modelPath, ChatTrainingSet data)
+    {
+        var longest = data.LongestTrainedPrefix;
+        if (signature.MaxPositions is { } positions && longest > positions)
+        {
+            throw CompressionException.Error(
+                DiagnosticCodes.DecoderSequenceTooLong,
+                $"The decoder '{modelPath}' has {positions} positions but chat sequences are trained up to {longest} tokens: lower max_length to {positions} or less, or use a decoder with more positions.",
+                modelPath);
+        }
     }
 
     /// <summary>The decoder's signature; MC2080 when <paramref name="model"/> is not in the convention, MC2085 when its logits are not <paramref name="vocabulary"/> wide.</summary>

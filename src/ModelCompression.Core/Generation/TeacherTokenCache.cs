@@ -86,7 +86,7 @@ public static class TeacherTokenCache
     /// and writes the store to <paramref name="path"/> (atomically): the log-softmax of its logits at every trained
     /// position, all of it in fp16 (<see cref="TeacherTokenForm.Full"/>) or the top <paramref name="k"/>. Each batch runs
     /// up to its last trained position, with position ids cumsum(mask) - 1 as the trainer makes them. MC2085 when the
-    /// teacher's logits are not as wide as the data's vocabulary. The caller opens the store
+    /// teacher's logits are not as wide as the data's vocabulary, MC2086 when its position table is shorter than the sequences. The caller opens the store
     /// (<see cref="TeacherTokenStore.Open"/>) and hands <see cref="TeacherTokens.Of"/> of it to training.
     /// </summary>
     public static void Write(DecoderSession teacher, ChatTrainingSet data, string path, TeacherTokenForm form, int k = 0, int batchSize = 8, CancellationToken cancellationToken = default)
@@ -100,6 +100,7 @@ public static class TeacherTokenCache
             throw VocabularyMismatch(teacher.ModelPath, fixedWidth, data.Vocabulary);
         }
 
+        DecoderFinetune.CheckLength(teacher.Signature, teacher.ModelPath, data);
         var length = data.SequenceLength;
         using var writer = TeacherTokenWriter.Create(path, form, data.Vocabulary, form == TeacherTokenForm.TopK ? k : 0);
         var ids = data.InputIds.ToArray();

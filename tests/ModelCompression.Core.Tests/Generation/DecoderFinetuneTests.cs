@@ -54,7 +54,7 @@ public sealed class DecoderFinetuneTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void A_model_over_another_vocabulary_is_MC2085()
+    public void A_model_over_another_vocabulary_is_MC2085_and_data_past_its_positions_MC2086()
     {
         var markers = new ChatTemplateOptions();
         var template = new ChatTemplate(markers, GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Byte, Specials: markers.Markers)));
@@ -64,6 +64,11 @@ public sealed class DecoderFinetuneTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(DiagnosticCodes.DecoderVocabularyMismatch, error.Code);
         Assert.Equal("student.onnx", error.Diagnostics[0].File);
+
+        // The tiny decoder has 32 positions.
+        var tooLong = ChatTrainingSet.Render([Record("abc", new string('z', 40), 1)], Template());
+        var length = Assert.Throws<CompressionException>(() => DecoderFinetune.Run(new DecoderFinetuneJob("finetune", TinyDecoder(), "student.onnx", tooLong, new LanguageModelObjective(0), Settings(1))));
+        Assert.Equal(DiagnosticCodes.DecoderSequenceTooLong, length.Code);
     }
 
     [Fact]

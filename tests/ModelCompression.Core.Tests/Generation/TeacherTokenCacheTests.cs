@@ -117,6 +117,19 @@ public sealed class TeacherTokenCacheTests : IDisposable
     }
 
     [Fact]
+    public void Sequences_longer_than_the_teachers_positions_are_MC2086()
+    {
+        // The fixture has 64 positions; the last answer token is predicted from position 71, so 72 positions are run.
+        var data = ChatTrainingSet.Render([Record("abc", "cba", 1), Record("a", new string('z', 64), 2)], Template());
+
+        var error = Assert.Throws<CompressionException>(() => TeacherTokenCache.Write(_teacher, data, _temp.File("t.tokens"), TeacherTokenForm.Full));
+
+        Assert.Equal(DiagnosticCodes.DecoderSequenceTooLong, error.Code);
+        Assert.Contains("64 positions", error.Message, StringComparison.Ordinal);
+        Assert.Equal(72, data.LongestTrainedPrefix);
+    }
+
+    [Fact]
     public void The_cache_key_changes_with_each_of_its_inputs()
     {
         var bytes = Bytes();
