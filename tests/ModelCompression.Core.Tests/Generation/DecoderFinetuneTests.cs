@@ -48,9 +48,15 @@ public sealed class DecoderFinetuneTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(4, Answers(trained.Model, Reversals(4, seed: 1, skip: 48), _temp).Count);
 
         // No epoch counts as better by 1000 perplexity: patience 1 stops after the second epoch and keeps the first.
-        var stopped = DecoderFinetune.Run(job with { Settings = Settings(4) with { EarlyStoppingPatience = 1, EarlyStoppingMinDelta = 1000 } }).Result;
+        var early = DecoderFinetune.Run(job with { Settings = Settings(4) with { EarlyStoppingPatience = 1, EarlyStoppingMinDelta = 1000 } });
+        var stopped = early.Result;
         Assert.True(stopped.StoppedEarly);
         Assert.Equal((2, 1), (stopped.ValidationAccuracies.Count, stopped.BestEpoch));
+        // The first epoch's weights are the ones written back: ONNX Runtime measures its perplexity, not the second's.
+        var written = Perplexity(early.Model, validation);
+        output.WriteLine($"early stopped: perplexity {string.Join(", ", stopped.ValidationAccuracies.Select(p => p.ToString("F3")))}, written back {written:F3}");
+        Assert.Equal(stopped.ValidationAccuracies[0], written, stopped.ValidationAccuracies[0] * 1e-3);
+        Assert.True(Math.Abs(stopped.ValidationAccuracies[1] - written) > 1);
     }
 
     [Fact]
@@ -115,6 +121,37 @@ public sealed class DecoderFinetuneTests(ITestOutputHelper output) : IDisposable
 
         output.WriteLine($"KL(teacher || student) per trained token: kd_ratio 0 {labelsOnly:F3}, kd_ratio 0.5 {distilled:F3}");
         Assert.True(distilled < labelsOnly * 0.9, $"{distilled:F3} vs {labelsOnly:F3}");
+    }
+
+    /// <summary>exp of the mean negative log-likelihood of the trained tokens, the model run in ONNX Runtime row by row.</summary>
+    private double Perplexity(ModelProto model, ChatTrainingSet data)
+    {
+        var path = _temp.File($"model-{Guid.NewGuid():N}.onnx");
+        OnnxModelFile.Save(model, path);
+        using var session = DecoderSession.Open(path, threads: 1);
+        var L = data.SequenceLength;
+        double nll = 0;
+        long tokens = 0;
+        for (var row = 0; row < data.Count; row++)
+        {
+            var length = data.AttentionMask.Slice(row * L, L).ToArray().Count(m => m == 1);
+            var logits = session.Forward(data.InputIds.Slice(row * L, length).ToArray(), [.. Enumerable.Repeat(1L, length)], [.. Enumerable.Range(0, length).Select(i => (long)i)], 1);
+            for (var t = 0; t < length; t++)
+            {
+                var label = data.Labels[(row * L) + t];
+                if (label == TrainingSet.NoLabel)
+                {
+                    continue;
+                }
+
+                var at = logits.AsSpan(t * 257, 257).ToArray();
+                var max = at.Max();
+                nll -= at[label] - max - Math.Log(at.Sum(l => Math.Exp(l - max)));
+                tokens++;
+            }
+        }
+
+        return Math.Exp(nll / tokens);
     }
 
     /// <summary>The mean over trained tokens of KL(teacher || student), the student run in ONNX Runtime row by row.</summary>
