@@ -108,6 +108,18 @@ public static class DiagnosticCodes
     /// <summary>A prompt to generate from is longer than the decoder's position table.</summary>
     public const string GenerationPromptTooLong = "MC2082";
 
+    /// <summary>Token-level distillation asks for a teacher whose tokenizer is not the student's (their saved descriptions differ): only sequence-level distillation applies.</summary>
+    public const string TeacherTokenizerMismatch = "MC2083";
+
+    /// <summary>No conversation of the chat data has an answer to train within the maximum length.</summary>
+    public const string ChatNothingToTrain = "MC2084";
+
+    /// <summary>A decoder's logits are not as wide as its tokenizer's vocabulary.</summary>
+    public const string DecoderVocabularyMismatch = "MC2085";
+
+    /// <summary>Training sequences are longer than a decoder's position table (raise its max_length or lower the data's).</summary>
+    public const string DecoderSequenceTooLong = "MC2086";
+
     /// <summary>A test split to evaluate a generative model on is empty or holds a record without a final answer (file and line named).</summary>
     public const string GenerationTestSplitInvalid = "MC2087";
 
