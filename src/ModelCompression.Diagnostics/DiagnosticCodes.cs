@@ -114,7 +114,7 @@ public static class DiagnosticCodes
     /// <summary>No conversation of the chat data has an answer to train within the maximum length.</summary>
     public const string ChatNothingToTrain = "MC2084";
 
-    /// <summary>A decoder's logits are not as wide as its tokenizer's vocabulary.</summary>
+    /// <summary>A decoder's logits do not fit its tokenizer's vocabulary (training needs them equal; evaluation needs every id the tokenizer makes to have a logit).</summary>
     public const string DecoderVocabularyMismatch = "MC2085";
 
     /// <summary>Training sequences are longer than a decoder's position table (raise its max_length or lower the data's).</summary>
@@ -125,9 +125,6 @@ public static class DiagnosticCodes
 
     /// <summary>A generative task's options do not make a parser (an answer pattern without exactly one capture group, fewer than two label words, an option of another task).</summary>
     public const string GenerativeTaskInvalid = "MC2088";
-
-    /// <summary>A tokenizer makes ids a decoder cannot take (its vocabulary is larger than the model's logits).</summary>
-    public const string TokenizerModelMismatch = "MC2089";
 
     /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
     public const string GoldAnswerUnparsable = "MC2095";

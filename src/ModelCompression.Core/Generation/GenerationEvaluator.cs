@@ -27,7 +27,7 @@ public static class GenerationEvaluator
     /// MC2087 for an empty test split or a record without a final answer (all such records named with file and line);
     /// MC2095 for gold answers the task's parser refuses (file and line); MC2088 for task options that make no parser;
     /// MC2080 when the model is not a decoder of the convention (MC2001-MC2005 when it is no readable ONNX file);
-    /// MC2089 when the tokenizer's ids exceed the model's vocabulary.
+    /// MC2085 when the tokenizer's ids exceed the model's vocabulary.
     /// </exception>
     public static GenerationEvaluation Evaluate(
         string modelPath,
@@ -60,7 +60,7 @@ public static class GenerationEvaluator
         if (session.Signature.Vocabulary is { } vocabulary && tokenizer.VocabularySize > vocabulary)
         {
             throw CompressionException.Error(
-                DiagnosticCodes.TokenizerModelMismatch,
+                DiagnosticCodes.DecoderVocabularyMismatch,
                 $"The {tokenizer.Kind} tokenizer has {tokenizer.VocabularySize} ids; '{modelPath}' has logits for {vocabulary}. Evaluate a model with the tokenizer it was trained with.",
                 modelPath);
         }

@@ -187,7 +187,7 @@ public sealed class GenerationEvaluatorTests
         // Markers as specials take ids 257 and up, which the fixture's 257 logits cannot give.
         var chatml = new ChatTemplate(new ChatTemplateOptions(), GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Byte, Specials: new ChatTemplateOptions().Markers)));
         var mismatch = Assert.Throws<CompressionException>(() => GenerationEvaluator.Evaluate(DecoderFixture.Cached, chatml, [Record("1 2", "#### 3", 1)], math, Options));
-        Assert.Equal(DiagnosticCodes.TokenizerModelMismatch, mismatch.Code);
+        Assert.Equal(DiagnosticCodes.DecoderVocabularyMismatch, mismatch.Code);
 
         var badTask = Assert.Throws<CompressionException>(() => GenerationEvaluator.Evaluate(DecoderFixture.Cached, template, [Record("1 2", "#### 3", 1)], new GenerativeTask(GenerativeTaskType.Math, AnswerPattern: "[0-9]+"), Options));
         Assert.Equal(DiagnosticCodes.GenerativeTaskInvalid, badTask.Code);
