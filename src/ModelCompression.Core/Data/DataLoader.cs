@@ -13,7 +13,13 @@ namespace ModelCompression.Data;
 public static class DataLoader
 {
     /// <summary>Formats a recipe can name.</summary>
-    public static IReadOnlyList<string> Formats { get; } = ["idx", "npy", "npz", "csv", "jsonl"];
+    public static IReadOnlyList<string> Formats { get; } = ["idx", "npy", "npz", "csv", "jsonl", ChatFormat];
+
+    /// <summary>
+    /// The format of generation data: JSONL conversations (OpenAI's chat fine-tuning format, or prompt/completion), read by
+    /// <c>Text.ChatReader</c> for task: generation; never read into tensors here.
+    /// </summary>
+    public const string ChatFormat = "chat";
 
     /// <summary>The format a file's name tells, or null.</summary>
     public static string? FormatOf(string path)
@@ -36,6 +42,11 @@ public static class DataLoader
     public static LoadedData Load(DataSpec spec, LabelKind labels = LabelKind.Classes)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Format == ChatFormat)
+        {
+            throw new InvalidOperationException("Chat data is read as conversations (task: generation), not as tensors.");
+        }
+
         var tokenizer = spec.Text is { } text ? TextTokenizer.Create(text.Tokenizer) : null;
         var roots = new List<Dataset>();
         try

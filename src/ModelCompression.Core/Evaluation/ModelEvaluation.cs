@@ -54,6 +54,10 @@ public sealed record ModelEvaluation(
         },
     };
 
+    /// <summary>A generative model's task type, metrics, per-record scores and sample generations; null for every other task.</summary>
+    [JsonPropertyOrder(9)]
+    public GenerationFacts? Generation { get; init; }
+
     /// <summary>Bootstrap 95% interval of <see cref="Accuracy"/>: [lower, upper] (percentile method, 1000 resamples, fixed seed).</summary>
     [JsonPropertyOrder(1)]
     public double[]? AccuracyCi95 { get; init; }
@@ -169,9 +173,24 @@ public sealed record ModelEvaluation(
             Add("latency_batch_p95_ms", Latency?.Batch.P95Ms);
             Add("latency_batch_p99_ms", Latency?.Batch.P99Ms);
             Add("peak_memory_mb", PeakMemoryMb);
+            foreach (var (name, value) in Generation?.Metrics ?? new Dictionary<string, double>())
+            {
+                metrics[name] = value;
+            }
+
             return metrics;
         }
     }
+
+    /// <summary>
+    /// The metric a paired test against a baseline compares sample by sample with McNemar's test (accuracy; a generative
+    /// model's correctness metric); null when the model has none.
+    /// </summary>
+    [JsonIgnore]
+    public string? PairedMetric => Generation is null ? (double.IsNaN(Accuracy) ? null : "accuracy") : Generation.CorrectnessMetric;
+
+    /// <summary>The bootstrap 95% interval of <paramref name="metric"/> when it was measured with one; null otherwise.</summary>
+    public double[]? Ci95Of(string metric) => metric == "accuracy" ? AccuracyCi95 : Generation?.Ci95.GetValueOrDefault(metric);
 
     /// <summary>Every metric name <see cref="Metrics"/> can hold, for recipe validation and docs (<see cref="MetricInfo.All"/>).</summary>
     public static IReadOnlyList<string> MetricNames { get; } = [.. MetricInfo.All.Select(m => m.Name)];

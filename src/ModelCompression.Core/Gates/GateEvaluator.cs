@@ -96,6 +96,7 @@ public static class GateEvaluator
 
             // Below the threshold, but is it worse beyond chance?
             if (expression.Reference == "baseline"
+                && expression.Metric == final.PairedMetric
                 && baseline!.DataHash == dataHash
                 && baseline.Evaluation.Predictions is { } before
                 && final.Predictions is { } after
@@ -114,7 +115,27 @@ public static class GateEvaluator
                 continue;
             }
 
-            if (final.AccuracyCi95 is [var low, var high])
+            if (expression.Reference == "baseline"
+                && baseline!.DataHash == dataHash
+                && baseline.Evaluation.Generation?.PerSample.GetValueOrDefault(expression.Metric) is { } baselineScores
+                && final.Generation?.PerSample.GetValueOrDefault(expression.Metric) is { } scores
+                && scores.Length == baselineScores.Length
+                && scores.Length > 0)
+            {
+                // A graded metric (ROUGE, F1, agreement) against the baseline: a paired bootstrap over the test records.
+                var compared = PairedBootstrap.Compare(baselineScores, scores);
+                var higherIsBetter = MetricInfo.Generation.FirstOrDefault(m => m.Name == expression.Metric)?.HigherIsBetter ?? true;
+                var worse = higherIsBetter ? compared.CandidateSignificantlyWorse() : compared.CandidateSignificantlyBetter();
+                results.Add(Result(
+                    !worse,
+                    value,
+                    threshold,
+                    $"{message[..^1]}, and {(worse ? "is" : "is not")} significantly worse than the baseline (paired bootstrap over {scores.Length} test records, p = {compared.PValue.ToString("0.####", invariant)}){(worse ? "." : ": passes as not significant.")}",
+                    compared.PValue));
+                continue;
+            }
+
+            if (final.Ci95Of(expression.Metric) is [var low, var high])
             {
                 var within = high >= threshold;
                 results.Add(Result(

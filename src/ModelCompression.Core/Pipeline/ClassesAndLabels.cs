@@ -5,7 +5,7 @@ namespace ModelCompression.Pipeline;
 
 /// <summary>
 /// The run's output width (a classifier's classes) and the check that every label fits it: the pipeline's side of
-/// the task's <see cref="ITask.OutputWidthFromData"/> and <see cref="ITask.CheckLabels"/>, answered from the cached
+/// the task's <see cref="IPredictionTask.OutputWidthFromData"/> and <see cref="IPredictionTask.CheckLabels"/>, answered from the cached
 /// data summary when it can, so a run with nothing to do reads no data.
 /// </summary>
 internal static class ClassesAndLabels
@@ -14,7 +14,7 @@ internal static class ClassesAndLabels
     /// The output width and what says it: the teacher's output; without a teacher the student file's; else the task's
     /// fixed width (regression: 1), the data summary's classes, or the task reading the data.
     /// </summary>
-    internal static (int Classes, string From) Resolve(ITask task, bool hasTeacher, int teacherClasses, int? studentClasses, DataSummary summary, Func<LoadedData> data)
+    internal static (int Classes, string From) Resolve(IPredictionTask task, bool hasTeacher, int teacherClasses, int? studentClasses, DataSummary summary, Func<LoadedData> data)
     {
         if (hasTeacher)
         {
@@ -32,7 +32,7 @@ internal static class ClassesAndLabels
     /// remembered label ranges say whether they all do; only a failing check (or a model whose width the task does not
     /// take) reads the data, and the task names the bad labels.
     /// </summary>
-    internal static void CheckLabels(ITask task, DataSummary summary, Func<LoadedData> data, int classes, string classesFrom)
+    internal static void CheckLabels(IPredictionTask task, DataSummary summary, Func<LoadedData> data, int classes, string classesFrom)
     {
         if (task.FixedOutputWidth is { } fixedWidth && fixedWidth != classes)
         {

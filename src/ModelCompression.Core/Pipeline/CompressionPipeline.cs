@@ -30,7 +30,8 @@ internal static class CompressionPipeline
 
         // The data is read only when something needs its samples: a stage or an evaluation to run, a check that
         // failed, or a summary not cached yet. A run with nothing to do reads no data file.
-        var task = TaskCatalog.Get(recipe.Task);
+        var task = TaskCatalog.Get(recipe.Task) as IPredictionTask
+            ?? throw new InvalidOperationException($"task: {recipe.Task} does not run through the prediction pipeline.");
         using var data = new LazyData(recipe.Data, task.Labels, reporter);
         var dataHash = task.DataHash(DataHashing.HashData(recipe.Data, hashes));
         var evaluateOptions = Planner.EvaluationOptions(recipe);
@@ -86,13 +87,13 @@ internal static class CompressionPipeline
             PhaseTrace.Mark($"stage {stage.Kind}");
         }
 
-        var gates = CheckGates(recipe, stages[^1].Evaluation, teacher, summary, dataHash, reporter);
+        var gates = CheckGates(recipe, stages[^1].Evaluation, teacher, summary.TestLabels, dataHash, reporter);
         hashes.Save();
         return new PipelineResult(recipe, teacher, stages, gates, null, [], dataHash) { ClassNames = summary.LabelNames, FinalModel = modelPath, Data = summary };
     }
 
     /// <summary>Removes what a stopped run left in the cache (the caller holds the lock) and reads the hash memo.</summary>
-    private static HashMemo OpenCache(ArtifactCache cache, IPipelineReporter reporter)
+    internal static HashMemo OpenCache(ArtifactCache cache, IPipelineReporter reporter)
     {
         foreach (var stale in cache.RemoveStaleTemporaries())
         {
@@ -105,10 +106,11 @@ internal static class CompressionPipeline
     }
 
     /// <summary>An evaluation as the log lines give it: the task's headline ("accuracy 85.00 %"), then the size ("0.1 MB").</summary>
-    private static string Brief(ITask task, ModelEvaluation evaluation) =>
+    private static string Brief(IPredictionTask task, ModelEvaluation evaluation) =>
         $"{task.Describe(evaluation)}, {evaluation.SizeMb.ToString("0.###", CultureInfo.InvariantCulture)} MB";
 
-    private static void UseThreadsAndProvider(Recipe recipe, PipelineOptions options)
+    /// <summary>Sets the run's thread budget and execution provider; returns the threads.</summary>
+    internal static int UseThreadsAndProvider(Recipe recipe, PipelineOptions options)
     {
         var threads = CpuBudget.Resolve(options.Threads, recipe.Threads, CpuBudget.Detect);
         EngineThreads.Use(threads);
@@ -118,6 +120,8 @@ internal static class CompressionPipeline
         {
             options.Reporter.Info($"Teacher runs on CUDA ({OnnxRuntimeGpuBuild.LoadedFrom})");
         }
+
+        return threads.Threads;
     }
 
     /// <summary>
@@ -136,7 +140,7 @@ internal static class CompressionPipeline
     }
 
     /// <summary>The gates on the final evaluation; the labels are for the paired test against a baseline's predictions.</summary>
-    private static IReadOnlyList<GateResult> CheckGates(Recipe recipe, ModelEvaluation final, ModelEvaluation? teacher, DataSummary summary, string dataHash, IPipelineReporter reporter)
+    internal static IReadOnlyList<GateResult> CheckGates(Recipe recipe, ModelEvaluation final, ModelEvaluation? teacher, Func<IReadOnlyList<long>> labels, string dataHash, IPipelineReporter reporter)
     {
         var baselineFile = BaselineFile.Load(recipe.Baseline);
         if (baselineFile is null && recipe.Gates.Any(g => g.Expression.Reference == "baseline"))
@@ -147,7 +151,7 @@ internal static class CompressionPipeline
                 recipe.Path));
         }
 
-        var gates = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher, baselineFile, baselineFile is null ? null : summary.TestLabels(), dataHash);
+        var gates = GateEvaluator.Evaluate(recipe.Gates, recipe.Baseline, final, teacher, baselineFile, baselineFile is null ? null : labels(), dataHash);
         PhaseTrace.Mark("gates");
         return gates;
     }

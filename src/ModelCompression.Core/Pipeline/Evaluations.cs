@@ -9,7 +9,7 @@ namespace ModelCompression.Pipeline;
 /// Evaluations of a run's models on the test split (read from <paramref name="test"/> only when one is not cached),
 /// measured as <paramref name="task"/> measures, with the evaluate options and, when the recipe has a teacher, its test outputs (<paramref name="teacher"/>).
 /// </summary>
-internal sealed class Evaluations(ArtifactCache cache, ITask task, string dataHash, EvaluateOptions options, Func<Dataset> test, TeacherTestOutputs? teacher)
+internal sealed class Evaluations(ArtifactCache cache, IPredictionTask task, string dataHash, EvaluateOptions options, Func<Dataset> test, TeacherTestOutputs? teacher)
 {
     /// <summary>
     /// A stage output's evaluation, cached by model, data, evaluation options and teacher (agreement and KL

@@ -71,4 +71,7 @@ public sealed record PipelineResult(
 
     /// <summary>The run's data summary, whose input contract is published beside the model.</summary>
     internal DataSummary? Data { get; init; }
+
+    /// <summary>A generation run's tokenizer, template and generation defaults, published beside the model; null for other tasks.</summary>
+    internal GenerativeOutput? Generative { get; init; }
 }

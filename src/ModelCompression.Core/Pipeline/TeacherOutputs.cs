@@ -94,7 +94,7 @@ internal sealed class TeacherOutputs
     /// <summary>
     /// The (first) teacher's evaluation on the test split and its outputs there; both null without a teacher.
     /// </summary>
-    public (ModelEvaluation? Evaluation, TeacherTestOutputs? Outputs) Evaluate(ITask task, Func<Dataset> test, EvaluateOptions options)
+    public (ModelEvaluation? Evaluation, TeacherTestOutputs? Outputs) Evaluate(IPredictionTask task, Func<Dataset> test, EvaluateOptions options)
     {
         if (_teachers.Count == 0)
         {
@@ -225,7 +225,7 @@ internal sealed class TeacherOutputs
     /// against. The outputs are cached beside the evaluation (outputs.bin, float32 row-major), so a cached run
     /// does not run the teacher again.
     /// </summary>
-    private (ModelEvaluation Evaluation, float[] Outputs) EvaluateFirst(ITask task, Func<Dataset> test, EvaluateOptions options)
+    private (ModelEvaluation Evaluation, float[] Outputs) EvaluateFirst(IPredictionTask task, Func<Dataset> test, EvaluateOptions options)
     {
         const string OutputsFile = "outputs.bin";
         var (teacherPath, teacherHash) = (_teachers[0].Path, _hashes[0]);

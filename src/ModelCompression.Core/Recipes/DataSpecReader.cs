@@ -36,7 +36,7 @@ internal static partial class DataSpecReader
             return null;
         }
 
-        var labelsInside = format is "csv" or "jsonl" or "npz";
+        var labelsInside = format is "csv" or "jsonl" or "npz" or DataLoader.ChatFormat;
         DataSplit? SplitOf(RecipeKey key, bool labelled) => YamlSource.Get(node, key) is { } splitNode
             ? ReadSplit(splitNode, $"{What}.{key.Name}", labelled, labelsInside, source, directory)
             : null;
@@ -327,7 +327,18 @@ internal static partial class DataSpecReader
 
     private static void CheckSections(YamlMappingNode node, string format, YamlSource source, YamlMappingNode? text, double scale, NormalizeSpec? normalize)
     {
-        if (format == "jsonl")
+        if (format == DataLoader.ChatFormat)
+        {
+            // Conversations are tokenized by the recipe's generation section, and their splits are files of their own.
+            foreach (var key in new[] { TextSection, Scale, Normalization, Classes, DataKeys.File, Carving })
+            {
+                if (YamlSource.Get(node, key) is { } given)
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidValue, $"'{key.Name}' does not apply to chat data: give train, test (and validation, unlabelled) as JSONL files; tokenization is the 'generation' section's.", given);
+                }
+            }
+        }
+        else if (format == "jsonl")
         {
             if (text is null)
             {

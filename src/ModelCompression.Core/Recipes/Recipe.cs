@@ -1,5 +1,6 @@
 using ModelCompression.Data;
 using ModelCompression.Gates;
+using ModelCompression.Generation;
 
 namespace ModelCompression.Recipes;
 
@@ -44,6 +45,9 @@ public sealed record Recipe
 
     /// <summary>The recipe's <c>task:</c>, a <see cref="Tasks.TaskCatalog"/> name (classification when it names none).</summary>
     public string Task { get; init; } = Tasks.TaskCatalog.DefaultName;
+
+    /// <summary>The <c>generation:</c> section of a task: generation recipe; null for every other task.</summary>
+    public GenerationSettings? Generation { get; init; }
 
     /// <summary>Output names.</summary>
     public required OutputSpec Outputs { get; init; }

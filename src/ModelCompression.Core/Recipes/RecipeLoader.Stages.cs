@@ -79,9 +79,10 @@ public static partial class RecipeLoader
         }
 
         // A built-in student starts from random weights: anything but training it first would compress noise.
-        if (studentIsBuiltIn && firstIsKnown && stages.Count > 0 && !stages[0].Descriptor.Trains)
+        // Stages that pass the model through (generate) may come first: they change no weights.
+        if (studentIsBuiltIn && firstIsKnown && stages.FirstOrDefault(s => !s.Descriptor.KeepsModel) is { Descriptor.Trains: false } first)
         {
-            source.Error(DiagnosticCodes.RecipeInvalidValue, $"A built-in student must be trained first: start the stages with 'distill' or 'finetune', not '{stages[0].Kind}'.", node);
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"A built-in student must be trained first: start the stages with 'distill' or 'finetune', not '{first.Kind}'.", node);
         }
 
         return stages;

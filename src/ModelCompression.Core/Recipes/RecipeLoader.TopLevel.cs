@@ -1,6 +1,8 @@
 using ModelCompression.Diagnostics;
 using ModelCompression.Gates;
+using ModelCompression.Generation;
 using ModelCompression.Inference;
+using ModelCompression.Stages;
 using ModelCompression.Tasks;
 using YamlDotNet.RepresentationModel;
 
@@ -28,7 +30,8 @@ public static partial class RecipeLoader
         var stages = ReadStages(YamlSource.Get(root, RecipeKeys.Stages), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
         // The check has held the task to the catalog's names.
         var task = TaskCatalog.TryGet(YamlSource.Text(root, RecipeKeys.Task) ?? TaskCatalog.DefaultName, out var known) ? known : ClassificationTask.Instance;
-        var gates = ReadGates(YamlSource.Get(root, RecipeKeys.Gates), source, hasTeacher, task);
+        var generation = ReadGeneration(root, source, task, data, student, stages);
+        var gates = ReadGates(YamlSource.Get(root, RecipeKeys.Gates), source, hasTeacher, generation is null ? task : GenerationTask.For(generation.Task));
         var outputs = ReadOutputs(YamlSource.Get(root, RecipeKeys.OutputsSection) as YamlMappingNode, source, source.File);
         if (data is null || teachers is null || student is null || source.Problems.Count > 0)
         {
@@ -43,6 +46,7 @@ public static partial class RecipeLoader
             Student = student,
             Stages = stages,
             Task = task.Name,
+            Generation = generation,
             Gates = gates,
             Outputs = outputs,
             // The check has held threads to its range and the provider to its names; a recipe with problems is never returned.
@@ -53,6 +57,80 @@ public static partial class RecipeLoader
                 YamlSource.Text(root, RecipeKeys.Baseline) ?? RecipeStem(source.File) + ".baseline.json")),
         };
     }
+
+    /// <summary>
+    /// The 'generation' section, bound for task: generation (its defaults when the recipe gives none), and the checks
+    /// that tie a task to its data, student and stages: chat data, a decoder and the stages that run on decoders for
+    /// generation; tensor data, no decoder and no 'generation' section for every other task. Null for other tasks.
+    /// </summary>
+    private static GenerationSettings? ReadGeneration(YamlMappingNode root, YamlSource source, ITask task, Data.DataSpec? data, StudentSpec? student, List<StageSpec> stages)
+    {
+        var node = YamlSource.Get(root, RecipeKeys.Generation);
+        var isGeneration = task is GenerationTask;
+        var decoder = student?.Architecture == Architectures.DecoderBuilder.Name;
+        var taskNode = YamlSource.Get(root, RecipeKeys.Task) ?? root;
+        if (!isGeneration)
+        {
+            if (node is not null)
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"'{RecipeKeys.Generation.Name}' applies to task: generation, not {task.Name}.", node);
+            }
+
+            if (data?.Format == Data.DataLoader.ChatFormat)
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"Chat data is for task: generation; task {task.Name} reads tensors (idx, npy, npz, csv, jsonl).", taskNode);
+            }
+
+            if (decoder)
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"The '{Architectures.DecoderBuilder.Name}' architecture writes text (task: generation); a {task.Name} student is one of: {string.Join(", ", Architectures.ArchitectureRegistry.Names.Where(n => n != Architectures.DecoderBuilder.Name))}.", taskNode);
+            }
+
+            return null;
+        }
+
+        if (node is not null and not YamlMappingNode)
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"'{RecipeKeys.Generation.Name}' must be a mapping of options.", node);
+            return null;
+        }
+
+        var settings = OptionsBinder.Bind<GenerationSettings>(node as YamlMappingNode, $"'{RecipeKeys.Generation.Name}'", source);
+        foreach (var (key, problem) in settings.Problems())
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"{RecipeKeys.Generation.Name}.{key}: {problem}", LineNode(node, key) ?? node ?? root);
+        }
+
+        if (settings.Tokenizer == Text.GenerationTokenizerKind.SentencePiece && settings.TokenizerSource is { } model
+            && !File.Exists(Path.Combine(Path.GetDirectoryName(source.File)!, model)))
+        {
+            source.Error(DiagnosticCodes.RecipeFileNotFound, $"{RecipeKeys.Generation.Name}.tokenizer_source '{model}' does not exist.", LineNode(node, "tokenizer_source") ?? root);
+        }
+
+        if (data is not null && data.Format != Data.DataLoader.ChatFormat)
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"task: generation reads conversations: give data 'format: {Data.DataLoader.ChatFormat}' (JSONL in the OpenAI chat format or prompt/completion), not {data.Format}.", taskNode);
+        }
+
+        if (student is { Architecture: { } architecture } && !decoder)
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"task: generation needs a student that writes text: architecture '{Architectures.DecoderBuilder.Name}' or {{ model: decoder.onnx }}, not '{architecture}'.", taskNode);
+        }
+
+        foreach (var stage in stages)
+        {
+            if (StageCatalog.Get(stage.Kind).GenerationProblem(stage.Options) is { } problem)
+            {
+                source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{stage.Kind}' with task: generation: {problem}", source.File, stage.Line, 1));
+            }
+        }
+
+        return settings;
+    }
+
+    /// <summary>The node of <paramref name="key"/>'s value in <paramref name="node"/>, for an error at its line.</summary>
+    private static YamlNode? LineNode(YamlNode? node, string key) =>
+        node is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
 
     /// <summary>The recipe's file name without .compress.yaml: what the default output names start with.</summary>
     private static string RecipeStem(string recipePath) =>

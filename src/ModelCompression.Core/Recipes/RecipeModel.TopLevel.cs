@@ -89,6 +89,12 @@ internal static class RecipeKeys
     /// <summary>'data'.</summary>
     public static readonly RecipeKey Data = new("data", DataKeys.Shape.Description!, DataKeys.Shape) { Required = true };
 
+    /// <summary>'generation'.</summary>
+    public static readonly RecipeKey Generation = new(
+        "generation",
+        "task: generation only: the kind of answers and how they are scored, the tokenizer, the chat template and the lengths.",
+        new ExternalShape(RecipeSchema.GenerationSchema));
+
     /// <summary>'teacher'.</summary>
     public static readonly RecipeKey Teacher = new(
         "teacher",
@@ -129,5 +135,5 @@ internal static class RecipeKeys
     { Default = ExecutionProviderNames.All[0] };
 
     /// <summary>The top level, in the order messages list its keys.</summary>
-    public static readonly MappingShape Shape = new([Task, Data, Teacher, Student, Stages, Gates, Baseline, OutputsSection, Threads, ExecutionProvider]);
+    public static readonly MappingShape Shape = new([Task, Data, Generation, Teacher, Student, Stages, Gates, Baseline, OutputsSection, Threads, ExecutionProvider]);
 }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text;
 using ModelCompression.Architectures;
 using ModelCompression.Common;
+using ModelCompression.Generation;
 using ModelCompression.Stages;
 
 namespace ModelCompression.Recipes;
@@ -83,6 +84,9 @@ public static partial class RecipeSchema
 
         return new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["oneOf"] = stageItems } };
     }
+
+    /// <summary>The schema of 'generation': the <see cref="GenerationSettings"/> options.</summary>
+    internal static JsonObject GenerationSchema() => OptionsObject(typeof(GenerationSettings), null);
 
     /// <summary>The schema of 'student': an ONNX file, or a built-in architecture with its options.</summary>
     internal static JsonObject StudentSchema()

@@ -17,7 +17,7 @@ namespace ModelCompression.Reports;
 public static class JsonReport
 {
     /// <summary>The version of report.json's schema; bumped on any incompatible change.</summary>
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 4;
 
     /// <summary>
     /// Keys of a serialized <see cref="ModelEvaluation"/> that report.json leaves out: the per-sample
@@ -75,6 +75,10 @@ public static class JsonReport
         {
             node.Remove(key);
         }
+
+        // A generative model's per-record scores and answers are kept for baselines, not for reading.
+        (node["generation"] as JsonObject)?.Remove("per_sample");
+        (node["generation"] as JsonObject)?.Remove("answers");
 
         foreach (var entry in (node["per_class"] as JsonArray)?.OfType<JsonObject>() ?? [])
         {

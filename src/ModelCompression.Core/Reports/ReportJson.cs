@@ -11,8 +11,16 @@ namespace ModelCompression.Reports;
 internal static class ReportJson
 {
     /// <summary>The report's task (report.json's "task"; classification for a report written before schema version 3).</summary>
-    public static Tasks.ITask Task(JsonNode report) =>
-        Tasks.TaskCatalog.TryGet(Text(report, "task") ?? Tasks.TaskCatalog.DefaultName, out var task) ? task : Tasks.ClassificationTask.Instance;
+    public static Tasks.ITask Task(JsonNode report)
+    {
+        var task = Tasks.TaskCatalog.TryGet(Text(report, "task") ?? Tasks.TaskCatalog.DefaultName, out var known) ? known : Tasks.ClassificationTask.Instance;
+        // A generation report's headline is its task type's: read it from the first evaluation that says it.
+        return task is Tasks.GenerationTask
+            && Objects(report, "stages").Select(s => Text(Object(Object(s, "evaluation"), "generation"), "task_type")).FirstOrDefault(t => t is not null) is { } type
+            && Evaluation.GenerativeTask.Parse(type) is { } parsed
+                ? Tasks.GenerationTask.For(new Evaluation.GenerativeTask(parsed))
+                : task;
+    }
 
     public static double? Number(JsonNode? node, string key) => AsNumber(node?[key]);
 

@@ -20,7 +20,10 @@ public static class CompressionRun
         Directory.CreateDirectory(options.OutputDirectory);
         var cache = new ArtifactCache(options.CacheDirectory);
         using var outputLock = OutputLock.Acquire(cache.LockFile(Path.Combine(options.OutputDirectory, recipe.Outputs.Model)), options.Reporter, cancellationToken);
-        var result = Publish(CompressionPipeline.Run(recipe, options, cache, cancellationToken), options.OutputDirectory);
+        var pipeline = Tasks.TaskCatalog.Get(recipe.Task) is Tasks.GenerationTask
+            ? GenerationPipeline.Run(recipe, options, cache, cancellationToken)
+            : CompressionPipeline.Run(recipe, options, cache, cancellationToken);
+        var result = Publish(pipeline, options.OutputDirectory);
         PhaseTrace.Mark("model and data description written");
         var reports = ReportWriter.Write(result, options.OutputDirectory, options.Reporter);
         PhaseTrace.Mark("reports written");
@@ -37,6 +40,17 @@ public static class CompressionRun
         if (!result.GatesPassed)
         {
             return result;
+        }
+
+        if (result.Generative is { } generative && result.FinalModel is { } decoder)
+        {
+            // The decoder, and beside it its folder: model, tokenizer, generation.json and genai_config.json, which
+            // GenerativeModel.Open and ONNX Runtime GenAI load.
+            var decoderOutput = Path.Combine(outputDirectory, result.Recipe.Outputs.Model);
+            AtomicFile.Copy(decoder, decoderOutput);
+            var folder = Path.Combine(outputDirectory, Path.GetFileNameWithoutExtension(result.Recipe.Outputs.Model));
+            Generation.GenerativeModelFolder.Write(folder, decoder, generative.Tokenizer, generative.Template, generative.Generation, generative.ContextLength);
+            return result with { OutputModel = decoderOutput, DataDescription = Path.Combine(folder, Generation.GenerationConfig.FileName) };
         }
 
         var (model, data) = (result.FinalModel, result.Data);

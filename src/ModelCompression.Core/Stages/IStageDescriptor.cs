@@ -48,6 +48,9 @@ public interface IStageDescriptor
     /// <summary>Whether the stage trains the student from where it is (a built-in student must start with one).</summary>
     bool Trains { get; }
 
+    /// <summary>Whether the stage passes its input model through unchanged (generate writes data, not a model).</summary>
+    bool KeepsModel { get; }
+
     /// <summary>What the stage reads with <paramref name="options"/>.</summary>
     StageReads Reads(object options);
 
@@ -78,6 +81,18 @@ public interface IStageDescriptor
     /// the stage has none.
     /// </summary>
     IStage? LabelsOnlyTwin(object options, StageResult run);
+
+    /// <summary>
+    /// Why the stage cannot run with <paramref name="options"/> in a task: generation recipe (on a decoder and chat
+    /// data), in words; null when it can (the loader reports the reason at the stage's line).
+    /// </summary>
+    string? GenerationProblem(object options);
+
+    /// <summary>The stage that runs <paramref name="options"/> on a decoder; null for a kind that only sets options of the run (evaluate).</summary>
+    IGenerativeStage? CreateGenerative(object options, StageSite site);
+
+    /// <summary>The labels-only twin of a generative run (the student fine-tuned on the gold answers alone, same steps); null when the stage has none.</summary>
+    IGenerativeStage? GenerativeLabelsOnlyTwin(object options, StageResult run);
 }
 
 /// <summary>
@@ -96,6 +111,9 @@ public abstract class StageDescriptor<TOptions> : IStageDescriptor
 
     /// <inheritdoc />
     public virtual bool Trains => false;
+
+    /// <inheritdoc />
+    public virtual bool KeepsModel => false;
 
     /// <summary>What the stage reads besides the teacher (which <see cref="TeacherUse(TOptions)"/> decides).</summary>
     protected abstract StageReads Reads(TOptions options);
@@ -117,6 +135,16 @@ public abstract class StageDescriptor<TOptions> : IStageDescriptor
 
     /// <summary>The labels-only twin of a run with <paramref name="options"/>; none by default.</summary>
     protected virtual IStage? LabelsOnlyTwin(TOptions options, StageResult run) => null;
+
+    /// <summary>Why the stage cannot run on a decoder for task: generation; by default, that it does not yet.</summary>
+    protected virtual string? GenerationProblem(TOptions options) =>
+        $"{Kind} does not run on decoders yet (stages for task: generation: {string.Join(", ", StageCatalog.All.Where(d => d.CreateGenerative(Activator.CreateInstance(d.OptionsType)!, StageSite.None) is not null).Select(d => d.Kind))}).";
+
+    /// <summary>The stage that runs <paramref name="options"/> on a decoder; none by default.</summary>
+    protected virtual IGenerativeStage? CreateGenerative(TOptions options, StageSite site) => null;
+
+    /// <summary>The labels-only twin of a generative run; none by default.</summary>
+    protected virtual IGenerativeStage? GenerativeLabelsOnlyTwin(TOptions options, StageResult run) => null;
 
     /// <inheritdoc />
     StageReads IStageDescriptor.Reads(object options)
@@ -142,6 +170,15 @@ public abstract class StageDescriptor<TOptions> : IStageDescriptor
 
     /// <inheritdoc />
     IStage? IStageDescriptor.LabelsOnlyTwin(object options, StageResult run) => LabelsOnlyTwin(Cast(options), run);
+
+    /// <inheritdoc />
+    string? IStageDescriptor.GenerationProblem(object options) => GenerationProblem(Cast(options));
+
+    /// <inheritdoc />
+    IGenerativeStage? IStageDescriptor.CreateGenerative(object options, StageSite site) => CreateGenerative(Cast(options), site);
+
+    /// <inheritdoc />
+    IGenerativeStage? IStageDescriptor.GenerativeLabelsOnlyTwin(object options, StageResult run) => GenerativeLabelsOnlyTwin(Cast(options), run);
 
     private TOptions Cast(object options) => options as TOptions
         ?? throw new ArgumentException($"Stage '{Kind}' takes {typeof(TOptions).Name}, not {options?.GetType().Name ?? "null"}.", nameof(options));

@@ -15,6 +15,7 @@ public static class StageCatalog
     public static IReadOnlyList<IStageDescriptor> All { get; } =
     [
         new FinetuneDescriptor(),
+        new GenerateDescriptor(),
         new DistillDescriptor(),
         new SweepDescriptor(),
         new PruneDescriptor(),

@@ -110,7 +110,7 @@ public sealed class StageContext : IDisposable
     public IPipelineReporter Reporter { get; }
 
     /// <summary>The recipe's task: the training objective, how teachers combine (classification unless the recipe says otherwise).</summary>
-    public ITask Task { get; init; } = ClassificationTask.Instance;
+    public IPredictionTask Task { get; init; } = ClassificationTask.Instance;
 
     /// <summary>Cancels the run.</summary>
     public CancellationToken CancellationToken { get; }
@@ -229,7 +229,7 @@ public interface IStageRunner
 }
 
 /// <summary>The one place a training library's progress becomes the engine's.</summary>
-file sealed class ReporterTrainingProgress(IPipelineReporter reporter, string stage, string validationMetric) : IProgress<TrainingProgress>
+internal sealed class ReporterTrainingProgress(IPipelineReporter reporter, string stage, string validationMetric) : IProgress<TrainingProgress>
 {
     public void Report(TrainingProgress value) => reporter.Training(
         stage,

@@ -6,10 +6,11 @@ using ModelCompression.Torch.Training;
 namespace ModelCompression.Tasks;
 
 /// <summary>
-/// What differs between kinds of model (classification, regression; generation next): what the labels are, how
-/// wide the output is, the training objective against labels and teachers, how several teachers combine, how a model
-/// is measured, which metrics gates may name, whether a labels-only twin means anything, and how reports show it.
-/// Stages and the pipeline ask the task instead of branching on its name. One instance per task, listed in
+/// What differs between kinds of model (classification, regression, generation): which metrics gates may name, the
+/// headline, whether a labels-only twin means anything, and how reports show it. Stages and the pipeline ask the task
+/// instead of branching on its name. Tasks whose models map each sample to one output vector (classification,
+/// regression) say more through <see cref="IPredictionTask"/>; generation has its own run
+/// (<c>Pipeline.Generation.GenerationPipeline</c>) over chat records and decoders. One instance per task, listed in
 /// <see cref="TaskCatalog"/>.
 /// </summary>
 public interface ITask
@@ -20,6 +21,33 @@ public interface ITask
     /// <summary>One line for the recipe schema and docs.</summary>
     string Description { get; }
 
+    /// <summary>The metrics gates may name in a recipe of this task: its quality metrics, then <see cref="MetricInfo.Cost"/>.</summary>
+    IReadOnlyList<MetricInfo> Metrics { get; }
+
+    /// <summary>The metric reports and progress lines lead with (accuracy; RMSE).</summary>
+    MetricInfo Headline { get; }
+
+    /// <summary>Whether a distillation run has a labels-only twin (the same student and budget on the labels alone) whose gain means something.</summary>
+    bool HasLabelsOnlyTwin { get; }
+
+    /// <summary>How much distillation gained over the labels-only twin, positive when it helped; null when the task defines no gain.</summary>
+    double? Gain(ModelEvaluation student, ModelEvaluation twin);
+
+    /// <summary>How reports show this task's models: the headline column and chart, and whether there is a confusion matrix.</summary>
+    ReportStyle Report { get; }
+
+    /// <summary>The headline of <paramref name="evaluation"/> for one line of progress, e.g. "accuracy 86.02%" or "RMSE 54.1".</summary>
+    string Describe(ModelEvaluation evaluation);
+
+}
+
+/// <summary>
+/// A task whose model maps each sample to one output vector (classification, regression): what the labels are, how
+/// wide the output is, the training objective against labels and teachers, how several teachers combine and how a
+/// model is measured on the test tensors.
+/// </summary>
+public interface IPredictionTask : ITask
+{
     /// <summary>How the data readers parse labels for this task.</summary>
     LabelKind Labels { get; }
 
@@ -61,31 +89,13 @@ public interface ITask
 
     /// <summary>The quality facts of a model's outputs on the test split (the cost facts are the same for every task).</summary>
     QualityMeasure Quality { get; }
-
-    /// <summary>The metrics gates may name in a recipe of this task: its quality metrics, then <see cref="MetricInfo.Cost"/>.</summary>
-    IReadOnlyList<MetricInfo> Metrics { get; }
-
-    /// <summary>The metric reports and progress lines lead with (accuracy; RMSE).</summary>
-    MetricInfo Headline { get; }
-
-    /// <summary>Whether a distillation run has a labels-only twin (the same student and budget on the labels alone) whose gain means something.</summary>
-    bool HasLabelsOnlyTwin { get; }
-
-    /// <summary>How much distillation gained over the labels-only twin, positive when it helped; null when the task defines no gain.</summary>
-    double? Gain(ModelEvaluation student, ModelEvaluation twin);
-
-    /// <summary>How reports show this task's models: the headline column and chart, and whether there is a confusion matrix.</summary>
-    ReportStyle Report { get; }
-
-    /// <summary>The headline of <paramref name="evaluation"/> for one line of progress, e.g. "accuracy 86.02%" or "RMSE 54.1".</summary>
-    string Describe(ModelEvaluation evaluation);
 }
 
 /// <summary>Task-independent helpers for <see cref="ITask"/>.</summary>
 public static class TaskExtensions
 {
     /// <summary>Measures <paramref name="modelPath"/> on <paramref name="test"/> with the task's quality facts (see <see cref="ModelEvaluation.Measure(string, string, Dataset, EvaluateOptions, float[], QualityMeasure, out float[], ExecutionProvider)"/>).</summary>
-    public static ModelEvaluation Measure(this ITask task, string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, out float[] outputs, ExecutionProvider provider = ExecutionProvider.Cpu)
+    public static ModelEvaluation Measure(this IPredictionTask task, string name, string modelPath, Dataset test, EvaluateOptions options, float[]? teacherOutputs, out float[] outputs, ExecutionProvider provider = ExecutionProvider.Cpu)
     {
         ArgumentNullException.ThrowIfNull(task);
         return ModelEvaluation.Measure(name, modelPath, test, options, teacherOutputs, task.Quality, out outputs, provider);

@@ -9,7 +9,7 @@ public static class TaskCatalog
     public const string DefaultName = "classification";
 
     /// <summary>The tasks, in the order the schema and docs list them.</summary>
-    public static IReadOnlyList<ITask> All { get; } = [ClassificationTask.Instance, RegressionTask.Instance];
+    public static IReadOnlyList<ITask> All { get; } = [ClassificationTask.Instance, RegressionTask.Instance, GenerationTask.Instance];
 
     /// <summary>The names the recipe's <c>task:</c> accepts.</summary>
     public static IReadOnlyList<string> Names { get; } = [.. All.Select(t => t.Name)];

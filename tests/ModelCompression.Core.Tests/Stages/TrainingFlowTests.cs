@@ -246,7 +246,7 @@ public sealed class TrainingFlowTests : IDisposable
         Assert.Null((outcome with { BestValidationAccuracy = null }).RoundedBestValidationAccuracy);
     }
 
-    private StageContext Context(Func<IStage, string, CachedStageRun>? runStage, ITask? task = null) =>
+    private StageContext Context(Func<IStage, string, CachedStageRun>? runStage, IPredictionTask? task = null) =>
         new(_dir.Write("sweep.compress.yaml", "# stands in\n"), null, _data, _data, "data-hash", "teacher-hash", null, 3, NullPipelineReporter.Instance, CancellationToken.None, runStage is null ? null : new DelegateRunner(runStage))
         {
             CheckpointRoot = _dir.Dir("checkpoints"),

@@ -37,4 +37,17 @@ public sealed class DistillDescriptor : StageDescriptor<DistillOptions>
     /// <remarks>Only a run that learned from the teacher (alpha above 0) has something to compare, and baseline: false turns it off.</remarks>
     protected override IStage? LabelsOnlyTwin(DistillOptions options, StageResult run) =>
         options is { Baseline: true, Alpha: > 0 } ? FinetuneStage.LabelsOnlyTwin(options, run) : null;
+
+    /// <inheritdoc />
+    protected override string? GenerationProblem(DistillOptions options) =>
+        options.InitFromTeacher ? "init_from_teacher on decoders is not wired into task: generation yet; start from the student's own weights."
+        : options.Hints.Length > 0 ? "feature hints apply to classifiers; a decoder learns from the teacher's answers and token distributions."
+        : null;
+
+    /// <inheritdoc />
+    protected override IGenerativeStage CreateGenerative(DistillOptions options, StageSite site) => new DecoderDistillStage(options);
+
+    /// <inheritdoc />
+    protected override IGenerativeStage? GenerativeLabelsOnlyTwin(DistillOptions options, StageResult run) =>
+        options.Baseline ? DecoderFinetuneStage.LabelsOnlyTwin(options, run) : null;
 }

@@ -74,6 +74,10 @@ public sealed record DistillOptions : DistillingOptions
     [Option("alpha", "Weight of the teacher's soft targets; the labels get 1 - alpha.", Min = 0, Max = 1)]
     public double Alpha { get; init; } = 0.9;
 
+    /// <summary>Token-level distillation of a decoder: how many of the teacher's most likely tokens are kept per position; 0 for all.</summary>
+    [Option("teacher_top_k", "task: generation, token-level distillation (alpha above 0, teacher and student sharing a tokenizer): keep the teacher's k most likely tokens per answer token, renormalised, instead of its whole distribution in fp16 (0).", Min = 0, Max = 100000)]
+    public int TeacherTopK { get; init; }
+
     /// <summary>Whether to train the labels-only twin too and report the gain from distillation.</summary>
     [Option("baseline", "Also train the same student on the labels alone, with the same budget and seed (cached like any stage), and report the gain from distillation next to it.")]
     public bool Baseline { get; init; } = true;

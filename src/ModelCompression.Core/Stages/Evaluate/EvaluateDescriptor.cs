@@ -21,4 +21,8 @@ public sealed class EvaluateDescriptor : StageDescriptor<EvaluateOptions>
 
     /// <inheritdoc />
     protected override IStage? Create(EvaluateOptions options, StageSite site) => null;
+
+    /// <inheritdoc />
+    /// <remarks>For task: generation every stage's decoder is evaluated on the test conversations; the options here do not apply.</remarks>
+    protected override string? GenerationProblem(EvaluateOptions options) => null;
 }

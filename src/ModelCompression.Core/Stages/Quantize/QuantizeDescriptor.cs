@@ -73,4 +73,10 @@ public sealed class QuantizeDescriptor : StageDescriptor<QuantizeOptions>
 
         return problems.Select(p => site.Error(DiagnosticCodes.RecipeInvalidValue, $"quantize: {p.Why}.", p.Option));
     }
+
+    /// <inheritdoc />
+    protected override string? GenerationProblem(QuantizeOptions options) => DecoderQuantizeStage.Problem(options);
+
+    /// <inheritdoc />
+    protected override IGenerativeStage CreateGenerative(QuantizeOptions options, StageSite site) => new DecoderQuantizeStage(options);
 }

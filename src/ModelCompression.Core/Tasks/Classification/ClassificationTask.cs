@@ -12,7 +12,7 @@ namespace ModelCompression.Tasks;
 /// accuracy as the headline with its bootstrap interval and a McNemar test against a baseline, and a labels-only twin
 /// whose accuracy difference is the gain from distillation.
 /// </summary>
-public sealed class ClassificationTask : ITask
+public sealed class ClassificationTask : IPredictionTask
 {
     private ClassificationTask()
     {

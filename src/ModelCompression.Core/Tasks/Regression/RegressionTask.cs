@@ -14,7 +14,7 @@ namespace ModelCompression.Tasks;
 /// and RMSE for gates. There is no paired significance test and no labels-only twin (a gain in RMSE would need its own
 /// reading; until a report needs it, the task defines none).
 /// </summary>
-public sealed class RegressionTask : ITask
+public sealed class RegressionTask : IPredictionTask
 {
     private RegressionTask()
     {

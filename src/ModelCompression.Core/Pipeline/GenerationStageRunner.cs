@@ -1,0 +1,37 @@
+using ModelCompression.Common;
+using ModelCompression.Stages;
+
+namespace ModelCompression.Pipeline;
+
+/// <summary>
+/// Runs the stages of a generation run through the cache, as <see cref="StageRunner"/> runs the others: the key is the
+/// engine version, the stage kind, the input model's hash and what the stage adds; a hit is taken as it is (with any
+/// file the stage wrote beside its model, such as the teacher's answers), a miss runs the stage with the key as its
+/// checkpoint folder's name. A decoder keeps its graph as trained: no dead-code pass runs on it.
+/// </summary>
+internal sealed class GenerationStageRunner(ArtifactCache cache)
+{
+    /// <summary>Runs <paramref name="stage"/> on <paramref name="inputPath"/>, or takes its output from the cache; <paramref name="label"/> names the run in progress (the kind by default).</summary>
+    public CachedStageRun Run(GenerationContext context, IGenerativeStage stage, string inputPath, string inputHash, string? label = null)
+    {
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", inputHash);
+        stage.AddToKey(key, context);
+        var hash = key.Finish();
+        var entry = cache.TryGet(stage.Kind, hash);
+        var cached = entry is not null;
+        context.Reporter.StageStarted(label ?? stage.Kind, cached);
+        entry ??= cache.Put(stage.Kind, hash, folder =>
+        {
+            context.StageKey = hash;
+            try
+            {
+                return stage.Run(context, inputPath, Path.Combine(folder, ArtifactCache.ModelFile));
+            }
+            finally
+            {
+                context.StageKey = null;
+            }
+        });
+        return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Globalization;
+using ModelCompression.Common;
+using ModelCompression.Diagnostics;
+using ModelCompression.Generation;
+using ModelCompression.Onnx;
+using ModelCompression.Torch.Training;
+using ModelCompression.Training;
+
+namespace ModelCompression.Stages;
+
+/// <summary>
+/// distill for task: generation. Sequence-level: the decoder is fine-tuned on the gold answers plus the teacher's answers
+/// (written by an earlier generate stage). Token-level, when alpha is above 0 and the teacher shares the student's
+/// tokenizer: at every answer token the loss is (1 - alpha) cross-entropy + alpha T² forward KL to the teacher's
+/// distribution (torchtune's kd_ratio), the teacher run once over the training rows and its log-probabilities kept on
+/// disk (fp16 over the whole vocabulary, or its top k renormalised) rather than recomputed every epoch.
+/// </summary>
+/// <param name="options">The stage's options.</param>
+public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeStage
+{
+    /// <inheritdoc />
+    public string Kind => "distill";
+
+    /// <summary>Whether the run is token-level with <paramref name="context"/>'s teacher (alpha above 0 and a shared tokenizer).</summary>
+    private bool TokenLevel(GenerationContext context) => options.Alpha > 0 && context.Teacher is { SharesTokenizer: true };
+
+    /// <inheritdoc />
+    public void AddToKey(ContentHash key, GenerationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(context);
+        key.Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }, options.GetType()))
+            .Add("max_length", context.Settings.MaxLength.ToString(CultureInfo.InvariantCulture))
+            .Add("teacher_answers", context.TeacherAnswersHash)
+            .Add("teacher", context.Teacher?.Hash ?? "none")
+            .Add("token_level", TokenLevel(context) ? "yes" : "no");
+        context.AddDataToKey(key);
+    }
+
+    /// <inheritdoc />
+    public StageResult Run(GenerationContext context, string inputModel, string outputModel)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var clock = Stopwatch.StartNew();
+        var maxLength = context.Settings.MaxLength;
+        var train = ChatTrainingSet.Render(context.Train, context.Template, maxLength);
+        if (context.TeacherAnswers.Count > 0)
+        {
+            train = train.Concat(ChatTrainingSet.Render(context.TeacherAnswers, context.Template, maxLength, origin: "teacher"));
+        }
+
+        var invariant = CultureInfo.InvariantCulture;
+        if (!TokenLevel(context))
+        {
+            var trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(0), options, teacher: null);
+            OnnxModelFile.Save(trained.Model, outputModel);
+            return DecoderTraining.Result(Kind, options, train, trained, $"sequence-level ({context.TeacherAnswers.Count} teacher answers)", clock.Elapsed);
+        }
+
+        var teacher = context.RequireTeacher(Kind);
+        var form = options.TeacherTopK > 0 ? TeacherTokenForm.TopK : TeacherTokenForm.Full;
+        // The store is the run's own scratch file: it lives beside the output while training and is removed after,
+        // so the cache entry keeps only the model (the entry is the cache of this whole run).
+        var storePath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outputModel))!, "teacher-tokens.tmp");
+        try
+        {
+            context.Reporter.Info($"{Kind}: the teacher's token distributions over {train.Count} conversations ({(form == TeacherTokenForm.Full ? "full vocabulary, fp16" : $"top {options.TeacherTopK}, renormalised")})");
+            using (var session = DecoderSession.Open(teacher.Path, context.Threads))
+            {
+                TeacherTokenCache.Write(session, train, storePath, form, options.TeacherTopK, context.Settings.BatchSize, context.CancellationToken);
+            }
+
+            TrainedModel trained;
+            using (var store = TeacherTokenStore.Open(storePath))
+            {
+                trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(options.Alpha, options.Temperature), options, TeacherTokens.Of(store));
+            }
+
+            OnnxModelFile.Save(trained.Model, outputModel);
+            var how = $"token-level, alpha {options.Alpha.ToString(invariant)}, T {options.Temperature.ToString(invariant)}, teacher {(form == TeacherTokenForm.Full ? "full distribution (fp16)" : $"top {options.TeacherTopK} (renormalised)")}, {context.TeacherAnswers.Count} teacher answers";
+            return DecoderTraining.Result(Kind, options, train, trained, how, clock.Elapsed);
+        }
+        finally
+        {
+            File.Delete(storePath);
+        }
+    }
+
+    /// <summary>Whether the stage learns from the teacher's answers alone (alpha 0): it then needs a generate stage before it.</summary>
+    public bool NeedsTeacherAnswers => options.Alpha == 0;
+
+    /// <summary>
+    /// The run-time check of a token-level distill with <paramref name="context"/>'s teacher, before anything trains:
+    /// alpha above 0 with a teacher whose tokenizer differs from the student's is an error (only sequence-level
+    /// distillation applies); null when there is no problem.
+    /// </summary>
+    public Diagnostic? Check(GenerationContext context, StageSite site)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(site);
+        if (options.Alpha > 0 && context.Teacher is { SharesTokenizer: false })
+        {
+            return site.Error(
+                DiagnosticCodes.RecipeInvalidValue,
+                $"distill: the teacher's tokenizer differs from the student's, so only sequence-level distillation applies (training on the teacher's answers); set alpha: 0, or give the student the teacher's tokenizer for token-level distillation (alpha {options.Alpha.ToString(CultureInfo.InvariantCulture)}).",
+                "alpha");
+        }
+
+        return null;
+    }
+}

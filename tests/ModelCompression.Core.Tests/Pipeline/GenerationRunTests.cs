@@ -1,0 +1,193 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ModelCompression.Core.Tests.Generation;
+using ModelCompression.Diagnostics;
+using ModelCompression.Generation;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+using ModelCompression.Runs;
+using ModelCompression.Text;
+using Xunit.Abstractions;
+
+namespace ModelCompression.Core.Tests.Pipeline;
+
+/// <summary>
+/// task: generation through whole runs, on "reverse this word" (3-letter words of a-f): a teacher decoder made by a
+/// finetune-only recipe, then a smaller student distilled from it by a second recipe (the teacher answers a prompt
+/// pool, sequence- and token-level distillation, the labels-only twin, dynamic int8), gated, published as a model and
+/// its folder, reported; and the loader's refusals that tie a task to its data, student and stages.
+/// </summary>
+[Trait("Category", "Slow")] // trains decoders through whole pipeline runs
+public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
+{
+    private const string Template = """
+        generation:
+          task_type: qa
+          tokenizer: byte
+          max_length: 24
+          max_new_tokens: 6
+          system_template: "S: {content}\n"
+          user_template: "Q: {content}\n"
+          assistant_template: "A: {content}<|endoftext|>"
+          generation_prompt: "A: "
+          markers: []
+          samples: 3
+        """;
+
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void A_teacher_made_by_finetune_is_distilled_into_a_smaller_student_that_passes_its_gates()
+    {
+        WriteData();
+        var teacherRun = Run("teacher.compress.yaml", """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {template}
+            student: { architecture: decoder, width: 48, heads: 2, layers: 2, feed_forward: 96, dropout: 0, seed: 3 }
+            stages:
+              - finetune: { epochs: 20, batch_size: 16, learning_rate: 3e-3, seed: 4 }
+            gates:
+              - exact_match >= 0.8
+            outputs: { model: teacher.onnx, report: [json] }
+            """);
+        Assert.True(teacherRun.GatesPassed, string.Join("; ", teacherRun.Gates.Select(g => g.Message)));
+        var teacherEm = teacherRun.Stages[^1].Evaluation.Metrics["exact_match"];
+        output.WriteLine($"teacher: {string.Join(", ", teacherRun.Stages[^1].Evaluation.Metrics.Select(m => $"{m.Key} {m.Value:0.###}"))}");
+
+        // The published folder loads as a generative model and answers as the evaluation did.
+        var teacherFolder = _dir.File("out/teacher");
+        Assert.True(File.Exists(Path.Join(teacherFolder, GenerationConfig.FileName)));
+        Assert.True(File.Exists(Path.Join(teacherFolder, GenerationTokenizer.DefaultFileName)));
+
+        var reporter = new RecordingReporter();
+        var student = Run("student.compress.yaml", """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+            {template}
+            teacher: out/teacher.onnx
+            student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64, dropout: 0, seed: 5 }
+            stages:
+              - generate: { prompts: pool }
+              - distill: { epochs: 12, batch_size: 16, learning_rate: 3e-3, alpha: 0.5, temperature: 1, seed: 4 }
+              - quantize: { mode: dynamic }
+            gates:
+              - exact_match >= teacher.exact_match - 0.5
+              - parameters <= 60000
+            outputs: { model: student.onnx, report: [json, md, html] }
+            """, reporter);
+
+        Assert.True(student.GatesPassed, string.Join("; ", student.Gates.Select(g => g.Message)));
+        Assert.Equal(["generate", "distill", "baseline", "quantize"], reporter.Stages.Select(s => s.Stage));
+        var generate = student.Stages[0];
+        Assert.Equal("30", generate.Result.Details["prompts"]);
+        var kept = int.Parse(generate.Result.Details["kept"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(kept >= 20, $"kept {kept} of 30 teacher answers");
+        var distill = student.Stages[1];
+        Assert.Contains("token-level, alpha 0.5", distill.Result.Summary);
+        Assert.Equal(kept.ToString(System.Globalization.CultureInfo.InvariantCulture), distill.Result.Details["conversations.teacher"]);
+        Assert.NotNull(distill.Baseline);
+        Assert.Equal("150", distill.BaselineResult!.Details["conversations.gold"]);
+        Assert.Equal(distill.Result.Training!.Steps, distill.BaselineResult.Training!.Steps);
+        Assert.NotNull(distill.GainFromDistillation);
+        var final = student.Stages[^1].Evaluation;
+        Assert.True(final.Metrics["tokens_per_second"] > 0);
+        Assert.True(final.Metrics["agreement_with_teacher"] is >= 0 and <= 1);
+        Assert.Equal(3, final.Generation!.Samples.Count);
+        Assert.True(final.Parameters < teacherRun.Stages[^1].Evaluation.Parameters);
+        output.WriteLine($"student: {string.Join(", ", final.Metrics.Select(m => $"{m.Key} {m.Value:0.###}"))}; teacher EM {teacherEm:P0}; gain {distill.GainFromDistillation:+0.000;-0.000}");
+
+        // A second run takes everything from the cache.
+        var again = new RecordingReporter();
+        var rerun = Run("student.compress.yaml", null, again);
+        Assert.All(again.Stages, s => Assert.True(s.Cached, $"{s.Stage} ran again"));
+        Assert.Equal(final.Metrics["exact_match"], rerun.Stages[^1].Evaluation.Metrics["exact_match"]);
+
+        // report.json: schema 4, the task type and every evaluation's generation facts; the HTML shows the samples.
+        var report = JsonNode.Parse(File.ReadAllText(_dir.File("out/student.report.json")))!;
+        Assert.Equal(4, report["schema_version"]!.GetValue<int>());
+        Assert.Equal("generation", report["task"]!.GetValue<string>());
+        Assert.Equal("qa", report["stages"]![0]!["evaluation"]!["generation"]!["task_type"]!.GetValue<string>());
+        var html = File.ReadAllText(_dir.File("out/student.report.html"));
+        Assert.Contains(System.Net.WebUtility.HtmlEncode(final.Generation.Samples[0].Answer), html);
+    }
+
+    [Fact]
+    public void The_loader_ties_each_task_to_its_data_student_and_stages()
+    {
+        WriteData();
+        var wrongData = Refused("""
+            task: generation
+            data: { train: train.jsonl, test: test.jsonl, text: { tokenizer: cl100k_base } }
+            student: { architecture: decoder }
+            stages: [finetune]
+            """);
+        Assert.Contains(wrongData, d => d.Message.Contains("format: chat", StringComparison.Ordinal));
+
+        var decoderForClassification = Refused("""
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            generation: { task_type: math }
+            student: { architecture: decoder }
+            stages: [finetune]
+            """);
+        Assert.Contains(decoderForClassification, d => d.Message.Contains("writes text (task: generation)", StringComparison.Ordinal));
+        Assert.Contains(decoderForClassification, d => d.Message.Contains("'generation' applies to task: generation", StringComparison.Ordinal) && d.Line == 2);
+        Assert.Contains(decoderForClassification, d => d.Message.Contains("Chat data is for task: generation", StringComparison.Ordinal));
+
+        var stages = Refused("""
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            generation: { task_type: nli, answer_pattern: "(\\d+)", tokenizer: tiktoken }
+            student: { architecture: mlp }
+            stages:
+              - finetune
+              - prune: { method: magnitude, sparsity: 0.5 }
+              - quantize: { mode: static }
+            gates:
+              - accuracy >= 0.9
+            """);
+        Assert.Contains(stages, d => d.Line == 7 && d.Message.Contains("prune does not run on decoders yet", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Line == 8 && d.Message.Contains("decoders take mode dynamic, int4 or fp16", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Message.Contains("architecture 'decoder'", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Message.Contains("answer_pattern applies to the math task only", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Message.Contains("tokenizer_source", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Message.Contains("'accuracy' is not a metric of task 'generation'", StringComparison.Ordinal) && d.Message.Contains("label_accuracy", StringComparison.Ordinal));
+    }
+
+    private IReadOnlyList<Diagnostic> Refused(string yaml)
+    {
+        var path = _dir.File($"bad-{Guid.NewGuid():N}.compress.yaml");
+        File.WriteAllText(path, yaml);
+        var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+        output.WriteLine(string.Join("\n", error.Diagnostics.Select(d => $"{d.Line}: {d.Code} {d.Message}")));
+        return error.Diagnostics;
+    }
+
+    private PipelineResult Run(string name, string? yaml, RecordingReporter? reporter = null)
+    {
+        var path = _dir.File(name);
+        if (yaml is not null)
+        {
+            File.WriteAllText(path, yaml.Replace("{template}", Template, StringComparison.Ordinal));
+        }
+
+        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter ?? new RecordingReporter()) { Threads = 1 });
+    }
+
+    /// <summary>150 training and 36 test reversals, and a pool of 30 more words without answers.</summary>
+    private void WriteData()
+    {
+        var all = ChatTrainSupport.Reversals(216, seed: 2);
+        WriteJsonl("train.jsonl", all.Take(150), withAnswer: true);
+        WriteJsonl("test.jsonl", all.Skip(150).Take(36), withAnswer: true);
+        WriteJsonl("pool.jsonl", all.Skip(186).Take(30), withAnswer: false);
+    }
+
+    private void WriteJsonl(string name, IEnumerable<ChatRecord> records, bool withAnswer) =>
+        File.WriteAllLines(_dir.File(name), records.Select(r => JsonSerializer.Serialize(new
+        {
+            messages = (withAnswer ? r.Messages : r.Prompt).Select(m => new { role = m.Role.ToString().ToLowerInvariant(), content = m.Content }),
+        })));
+}
