@@ -99,6 +99,18 @@ public static class DiagnosticCodes
     /// <summary>Conversations whose last answer alone is longer than the maximum length were not used (a warning; they are counted and named).</summary>
     public const string ChatAnswerTooLong = "MC2070";
 
+    /// <summary>A teacher-answer file (or its stats file beside it) is damaged: bad JSON, a field missing or of the wrong type, or fewer answers than its stats count (named with file and line).</summary>
+    public const string TeacherAnswersFileInvalid = "MC2071";
+
+    /// <summary>The teacher cannot answer the prompts: a rendered prompt leaves no room for an answer in the teacher's positions (or max_length), or max_length exceeds the teacher's position table; the longest prompt is named.</summary>
+    public const string TeacherPromptTooLong = "MC2072";
+
+    /// <summary>The teacher-answer options do not go together (several samples per prompt with greedy decoding, samples set in two places) or one is out of range.</summary>
+    public const string TeacherAnswerOptionsInvalid = "MC2073";
+
+    /// <summary>Teacher answers were dropped (unfinished, empty, refused by the task's parser, duplicates; counted by reason): a warning, or an error when no answer at all was kept.</summary>
+    public const string TeacherAnswersDropped = "MC2074";
+
     /// <summary>A model given as a decoder does not follow the decoder convention (DecoderConvention: names, element types, cache inputs and outputs in pairs).</summary>
     public const string DecoderNotInConvention = "MC2080";
 

@@ -156,10 +156,11 @@ public static class GenerationEvaluator
         return text.Length == 0 ? null : (text, false);
     }
 
-    private static string? EndText(ChatTemplate template) => EndMarker(template) is { Special: false } end ? end.Text : null;
+    /// <summary>The end marker's text when it is plain text (a stop string), null when it is a special token or absent.</summary>
+    internal static string? EndText(ChatTemplate template) => EndMarker(template) is { Special: false } end ? end.Text : null;
 
     /// <summary>The answer: the text before a plain-text end marker (a special marker is not decoded at all).</summary>
-    private static string Answer(string text, string? endText)
+    internal static string Answer(string text, string? endText)
     {
         var at = endText is null ? -1 : text.IndexOf(endText, StringComparison.Ordinal);
         return at < 0 ? text : text[..at];
