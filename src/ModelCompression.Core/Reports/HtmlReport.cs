@@ -12,7 +12,7 @@ namespace ModelCompression.Reports;
 /// per-class precision and recall. A section whose data the report lacks says so instead of a chart.
 /// </summary>
 /// <remarks>The markup is also well-formed XML (void elements closed, only numeric character references), so tools and tests can parse it.</remarks>
-public static class HtmlReport
+public static partial class HtmlReport
 {
     /// <summary>Beyond this many classes a heat map has cells too small to read and a page too large to open.</summary>
     private const int MaxHeatMapClasses = 60;
@@ -165,7 +165,7 @@ public static class HtmlReport
         for (var i = 0; i < models.Count; i++)
         {
             var (name, evaluation, stage) = models[i];
-            if (ReportJson.Number(evaluation, headline.Metric) is { } value && ReportJson.Number(evaluation, "size_mb") is { } size)
+            if (ReportJson.Metric(evaluation, headline.Metric) is { } value && ReportJson.Number(evaluation, "size_mb") is { } size)
             {
                 var kind = stage is null ? "teacher" : i == models.Count - 1 ? "final" : "stage";
                 points.Add(new ChartPoint(name, size, value, kind, $"{name}: {format(value)}, {ReportFormat.Significant(size)} MB"));
@@ -206,51 +206,6 @@ public static class HtmlReport
         else
         {
             Note(html, "No confusion matrix in this report (the evaluation did not record one).");
-        }
-
-        EndSection(html);
-    }
-
-    /// <summary>
-    /// A generative model's sample generations side by side (prompt, gold, teacher, the final model), its metrics with
-    /// their 95% intervals, and why answers failed to parse; nothing for other tasks.
-    /// </summary>
-    private static void Generations(StringBuilder html, JsonNode report)
-    {
-        var final = ReportJson.FinalModel(report);
-        if (ReportJson.Object(final?.Evaluation, "generation") is not { } generation)
-        {
-            return;
-        }
-
-        Section(html, "generations", $"Generations of the final model ({final!.Name})");
-        var metrics = ReportJson.Object(generation, "metrics");
-        var intervals = ReportJson.Object(generation, "ci95");
-        html.AppendLine("<table><thead><tr><th>metric</th><th>value</th><th>95% interval</th></tr></thead><tbody>");
-        foreach (var (name, value) in metrics ?? [])
-        {
-            var interval = ReportJson.AsNumbers(intervals?[name]) is [var low, var high] ? $"[{F(low)}, {F(high)}]" : "";
-            html.AppendLine($"<tr><td>{E(name)}</td><td>{F(ReportJson.AsNumber(value) ?? double.NaN)}</td><td>{E(interval)}</td></tr>");
-        }
-
-        html.AppendLine("</tbody></table>");
-        var failures = ReportJson.Object(generation, "parse_failures");
-        if (failures is { Count: > 0 })
-        {
-            Note(html, "Answers the task's parser refused (scored 0, never guessed): " + string.Join(", ", failures.Select(f => $"{f.Value} {f.Key}")) + ".");
-        }
-
-        var samples = ReportJson.Objects(generation, "samples");
-        if (samples.Count > 0)
-        {
-            html.AppendLine("<table class=\"samples\"><thead><tr><th>prompt</th><th>gold</th><th>teacher</th><th>student</th></tr></thead><tbody>");
-            foreach (var sample in samples)
-            {
-                var failure = ReportJson.Text(sample, "parse_failure");
-                html.AppendLine($"<tr><td><pre>{E(ReportJson.Text(sample, "prompt") ?? "")}</pre><small>{E(ReportJson.Text(sample, "location") ?? "")}</small></td><td><pre>{E(ReportJson.Text(sample, "gold") ?? "")}</pre></td><td><pre>{E(ReportJson.Text(sample, "teacher") ?? "")}</pre></td><td><pre>{E(ReportJson.Text(sample, "answer") ?? "")}</pre>{(failure is null ? "" : $"<small>parse failure: {E(failure)}</small>")}</td></tr>");
-            }
-
-            html.AppendLine("</tbody></table>");
         }
 
         EndSection(html);

@@ -24,6 +24,10 @@ internal static class ReportJson
 
     public static double? Number(JsonNode? node, string key) => AsNumber(node?[key]);
 
+    /// <summary>An evaluation's metric: its own key, or a generative model's (under generation.metrics).</summary>
+    public static double? Metric(JsonNode? evaluation, string name) =>
+        Number(evaluation, name) ?? Number(Object(Object(evaluation, "generation"), "metrics"), name);
+
     public static double? AsNumber(JsonNode? value) =>
         value is JsonValue number && number.GetValueKind() == JsonValueKind.Number
             ? double.Parse(number.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)

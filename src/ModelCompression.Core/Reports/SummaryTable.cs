@@ -46,7 +46,7 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
         var rows = new List<IReadOnlyList<string>>();
         foreach (var (name, evaluation, stage) in models)
         {
-            var cells = new List<string> { name, Format(ReportJson.Number(evaluation, headline.Metric), headlineFormat) };
+            var cells = new List<string> { name, Format(ReportJson.Metric(evaluation, headline.Metric), headlineFormat) };
             if (showInterval)
             {
                 cells.Add(Interval(evaluation) is { } ci ? ReportFormat.PercentInterval(ci.Low, ci.High) : Missing);
@@ -63,7 +63,7 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
             if (stage is not null && ReportJson.Number(stage, "gain_from_distillation") is { } gain && stage["baseline"] is { } twin)
             {
                 // The seeds' comparison, said plainly either way.
-                note += $"; labels-only twin {Format(ReportJson.Number(twin, "accuracy"), ReportFormat.Percent)}{TwinSteps(stage)}, gain from distillation {(gain * 100).ToString("+0.00;-0.00", CultureInfo.InvariantCulture)} points{(gain <= 0 ? " (distillation did not help)" : string.Empty)}";
+                note += $"; labels-only twin {Format(ReportJson.Metric(twin, headline.Metric), headlineFormat)}{TwinSteps(stage)}, gain from distillation {(headline.IsFraction ? (gain * 100).ToString("+0.00;-0.00", CultureInfo.InvariantCulture) + " points" : gain.ToString("+0.####;-0.####", CultureInfo.InvariantCulture))}{(gain <= 0 ? " (distillation did not help)" : string.Empty)}";
             }
 
             cells.Add(note);

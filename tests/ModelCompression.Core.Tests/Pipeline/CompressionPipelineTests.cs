@@ -192,7 +192,7 @@ public sealed partial class CompressionPipelineTests(PipelineSliceFixture fixtur
         var result = fixture.First;
         var json = JsonNode.Parse(File.ReadAllText(result.Reports[0]))!;
 
-        Assert.Equal(3, (int)json["schema_version"]!);
+        Assert.Equal(4, (int)json["schema_version"]!);
         Assert.True((bool)json["passed"]!);
         Assert.Equal(result.OutputModel, (string?)json["output_model"]);
         Assert.Equal(fixture.FirstRecipe.Path, (string?)json["recipe"]);

@@ -117,7 +117,7 @@ public sealed class RecipeErrorTests : IDisposable
 
         var byLine = e.Diagnostics.ToDictionary(d => d.Line!.Value, d => d.Message);
         Assert.Equal(3, byLine.Count);
-        Assert.StartsWith("Unknown key 'colour' in the recipe. Known keys: task, data, teacher, student, stages, gates", byLine[3], StringComparison.Ordinal);
+        Assert.StartsWith("Unknown key 'colour' in the recipe. Known keys: task, data, generation, teacher, student, stages, gates", byLine[3], StringComparison.Ordinal);
         Assert.StartsWith("Unknown option 'sharpness' for stage 'distill'. Options: ", byLine[6], StringComparison.Ordinal);
         Assert.Contains("temperature", byLine[6], StringComparison.Ordinal);
         Assert.Equal($"Unknown stage 'sharpen'. Stages: {string.Join(", ", RecipeLoader.StageOptionTypes.Keys)}.", byLine[7]);

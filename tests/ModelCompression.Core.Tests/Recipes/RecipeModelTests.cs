@@ -227,6 +227,7 @@ public sealed class RecipeModelTests : IDisposable
         MapShape map => [.. Examples(map.Value).Select(value => (JsonNode)new JsonObject { ["tensor"] = value })],
         OneOfShape oneOf => [.. oneOf.Choices.SelectMany(Examples)],
         ExternalShape when ReferenceEquals(shape, RecipeKeys.Student.Shape) => [new JsonObject { ["architecture"] = "mlp" }],
+        ExternalShape when ReferenceEquals(shape, RecipeKeys.Generation.Shape) => [new JsonObject { ["task_type"] = "math" }],
         ExternalShape => [new JsonArray("evaluate")],
         MappingShape mapping => Mapping(mapping),
         _ => throw new ArgumentException(shape.GetType().Name),

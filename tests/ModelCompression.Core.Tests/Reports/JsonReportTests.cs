@@ -18,14 +18,14 @@ public sealed class JsonReportTests
         JsonNode.Parse(ReportWriter.Render(JsonReport.Build(result, Created), "json"))!;
 
     [Fact]
-    public void Top_level_keys_are_the_schema_v3_keys_and_null_is_written_not_omitted()
+    public void Top_level_keys_are_the_schema_v4_keys_and_null_is_written_not_omitted()
     {
         var json = Parse(ReportTestData.Run(outputModel: null));
 
         Assert.Equal(
             ["schema_version", "engine_version", "recipe", "task", "passed", "output_model", "created_utc", "class_names", "teacher", "stages", "gates"],
             json.AsObject().Select(p => p.Key));
-        Assert.Equal(3, (int)json["schema_version"]!);
+        Assert.Equal(4, (int)json["schema_version"]!);
         Assert.Equal(EngineInfo.Version, (string?)json["engine_version"]);
         Assert.Equal("/work/recipes/fashion.compress.yaml", (string?)json["recipe"]);
         Assert.Equal("classification", (string?)json["task"]);

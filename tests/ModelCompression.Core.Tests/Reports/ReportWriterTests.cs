@@ -26,7 +26,7 @@ public sealed class ReportWriterTests : IDisposable
 
         // Rendering the report.json that was written gives the very page that was written.
         var json = JsonNode.Parse(File.ReadAllText(written[1]))!;
-        Assert.Equal(3, (int)json["schema_version"]!);
+        Assert.Equal(4, (int)json["schema_version"]!);
         Assert.Equal(HtmlReport.Render(json), File.ReadAllText(written[0]));
     }
 

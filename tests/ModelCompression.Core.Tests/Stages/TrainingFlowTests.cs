@@ -124,7 +124,7 @@ public sealed class TrainingFlowTests : IDisposable
         ];
 
         Assert.Equal(training.Order(), Keys("finetune").Order());
-        Assert.Equal(training.Concat(["temperature", "alpha", "baseline", "hints", "hint_weight"]).Order(), Keys("distill").Order());
+        Assert.Equal(training.Concat(["temperature", "alpha", "baseline", "hints", "hint_weight", "teacher_top_k"]).Order(), Keys("distill").Order());
         Assert.Equal(training.Concat(["alpha", "temperature", "learning_rates", "hints", "hint_weight"]).Order(), Keys("sweep").Order());
 
         static IEnumerable<string> Keys(string kind) => RecipeSchema.Stages()[kind].Select(o => o.Name);

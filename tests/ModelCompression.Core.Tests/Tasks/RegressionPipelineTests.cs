@@ -66,7 +66,7 @@ public sealed class RegressionPipelineTests : IDisposable
 
         var report = JsonNode.Parse(File.ReadAllText(Path.Join(teacherOut, "teacher.student.report.json")))!;
         Assert.Equal("regression", (string?)report["task"]);
-        Assert.Equal(3, (int)report["schema_version"]!);
+        Assert.Equal(4, (int)report["schema_version"]!);
         var evaluation = report["stages"]![0]!["evaluation"]!;
         Assert.Null(evaluation["accuracy"]);
         Assert.Equal(teacherRmse, (double)evaluation["rmse"]!);

@@ -29,10 +29,10 @@ public sealed class RegressionRecipeTests : IDisposable
     [Fact]
     public void An_unknown_task_is_an_error_at_its_line_naming_the_tasks()
     {
-        var e = Assert.Throws<CompressionException>(() => Load("task: generation\n", "accuracy >= 0.5"));
+        var e = Assert.Throws<CompressionException>(() => Load("task: segmentation\n", "accuracy >= 0.5"));
         var d = Assert.Single(e.Diagnostics);
         Assert.Equal((DiagnosticCodes.RecipeInvalidValue, 1), (d.Code, d.Line));
-        Assert.Equal("task 'generation' is not supported. Tasks: classification, regression.", d.Message);
+        Assert.Equal("task 'segmentation' is not supported. Tasks: classification, regression, generation.", d.Message);
     }
 
     [Fact]

@@ -12,11 +12,11 @@ public sealed class TaskTests
     [Fact]
     public void The_catalog_names_every_task_once_and_refuses_an_unknown_one()
     {
-        Assert.Equal(["classification", "regression"], TaskCatalog.Names);
+        Assert.Equal(["classification", "regression", "generation"], TaskCatalog.Names);
         Assert.Same(ClassificationTask.Instance, TaskCatalog.Get(TaskCatalog.DefaultName));
         Assert.Same(RegressionTask.Instance, TaskCatalog.Get("regression"));
-        var error = Assert.Throws<ArgumentException>(() => TaskCatalog.Get("generation"));
-        Assert.Contains("Tasks: classification, regression", error.Message, StringComparison.Ordinal);
+        var error = Assert.Throws<ArgumentException>(() => TaskCatalog.Get("segmentation"));
+        Assert.Contains("Tasks: classification, regression, generation", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -33,7 +33,7 @@ public sealed class TaskTests
         Assert.Equal(MetricInfo.Cost.Select(m => m.Name), regression[2..]);
         // The one list: the names gates parse are the names an evaluation can hold, in the same order.
         Assert.Equal(ModelEvaluation.MetricNames, ModelCompression.Gates.GateExpression.Metrics.Keys);
-        Assert.Equal(["accuracy"], MetricInfo.All.Where(m => m.SupportsSignificance).Select(m => m.Name));
+        Assert.Equal(["accuracy", "exact_match", "label_accuracy", "f1", "rouge1", "rouge2", "rouge_l"], MetricInfo.All.Where(m => m.SupportsSignificance).Select(m => m.Name));
         Assert.Equal(ModelCompression.Gates.GateExpression.TeacherMetrics, MetricInfo.All.Where(m => m.NeedsTeacher).Select(m => m.Name));
     }
 
