@@ -218,6 +218,12 @@ public sealed class DecoderHeadPruningTests : IDisposable
         Assert.Equal("decoder.onnx", problem.File);
         Assert.Contains("keeps 2 of 4 at 'decoder.layer0.attention.context', 3 of 4", uneven.Message, StringComparison.Ordinal);
         Assert.Contains("not a decoder", encoder.Message, StringComparison.Ordinal);
+        // A rotated query read beyond the attention is refused the same way.
+        var rope = Build(Options(PositionEncoding.Rope), withCache: true);
+        rope.Graph.Output.Add(new ValueInfoProto { Name = "decoder.layer2.attention.query.rope" });
+        var rotated = Assert.Throws<CompressionException>(() => DecoderHeadPruner.Find(rope, "rope.onnx"));
+        Assert.Contains("node 'decoder.layer2.attention.context' cannot be pruned: 'decoder.layer2.attention.query.rope' (on the queries' path) is read elsewhere too", rotated.Message, StringComparison.Ordinal);
+
         // Without a cache the layers may keep different numbers of heads.
         var plain = Build(Options(PositionEncoding.Learned), withCache: false);
         var unevenPlain = DecoderHeadPruner.Apply(plain, [.. DecoderHeadPruner.Find(plain).Select((s, i) => new PrunedStructure(s, i == 0 ? [0, 1] : [0, 1, 2]))]);
