@@ -111,6 +111,15 @@ public static class DiagnosticCodes
     /// <summary>Teacher answers were dropped (unfinished, empty, refused by the task's parser, duplicates; counted by reason): a warning, or an error when no answer at all was kept.</summary>
     public const string TeacherAnswersDropped = "MC2074";
 
+    /// <summary>A decoder's attention heads cannot be removed safely (a block in a form the pruner cannot follow, named with its node, or layers left with different head counts while the cache needs one).</summary>
+    public const string DecoderHeadsNotPrunable = "MC2075";
+
+    /// <summary>A decoder student cannot take a decoder teacher's layers: a model is not a decoder, or the layer map does not fit the layers (length, index out of range).</summary>
+    public const string DecoderLayerMapInvalid = "MC2076";
+
+    /// <summary>A decoder student's weights do not fit the teacher weights they would come from (shape, missing twin, tied head, position table, head split).</summary>
+    public const string DecoderInitMismatch = "MC2077";
+
     /// <summary>A model given as a decoder does not follow the decoder convention (DecoderConvention: names, element types, cache inputs and outputs in pairs).</summary>
     public const string DecoderNotInConvention = "MC2080";
 

@@ -32,6 +32,12 @@ internal abstract class AttentionBlockMatcher(GraphIndex graph, NodeProto contex
     /// <summary>The scaling and masking steps between Q·Kᵀ and the softmax, each with its input on that path.</summary>
     protected List<(NodeProto Step, string OnPath)> ScoreSteps { get; } = [];
 
+    /// <summary>Graph inputs and outputs of a decoder's cache whose axis 1 counts the heads.</summary>
+    protected List<string> CacheValues { get; } = [];
+
+    /// <summary>Concats of an empty past and the new keys or values that pruning removes.</summary>
+    protected List<string> EmptyConcats { get; } = [];
+
     /// <summary>The number of heads, once known.</summary>
     protected int HeadCount { get; set; }
 
@@ -52,7 +58,15 @@ internal abstract class AttentionBlockMatcher(GraphIndex graph, NodeProto contex
 
     /// <summary>The structure found, after <see cref="Match"/> returned null.</summary>
     public PrunableStructure Structure() =>
-        new(Context.Name, AttentionHeadFinder.AttentionOp, OutputProjection!.Name, HeadCount, Slices, Fixes, Changed);
+        new(
+            Context.Name,
+            AttentionHeadFinder.AttentionOp,
+            OutputProjection!.Name,
+            HeadCount,
+            Slices,
+            Fixes,
+            Changed,
+            CacheValues.Count + EmptyConcats.Count > 0 ? new HeadCache(CacheValues, EmptyConcats) : null);
 
     /// <summary>The MatMul of queries and keys behind the softmax, through scaling and masking steps.</summary>
     protected NodeProto? ScoresProduct(NodeProto softmax)

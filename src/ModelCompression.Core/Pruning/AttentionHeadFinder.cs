@@ -17,7 +17,10 @@ namespace ModelCompression.Pruning;
 /// result is a <see cref="PrunableStructure"/>, so <see cref="StructuredPruner"/> scores and applies it like any
 /// other structure, including the Reshape targets that hard-code H and H*d. PyTorch's nn.MultiheadAttention, which
 /// packs Wq, Wk and Wv into one projection and folds the heads into the batch, is matched in its own form
-/// (<see cref="PackedAttentionBlock"/>).
+/// (<see cref="PackedAttentionBlock"/>). Decoders are matched too (<see cref="AttentionBlock"/>): keys and values joined
+/// to their cached past (the present, a graph output, or an empty past in an export without cache), rotary steps on
+/// queries and keys, and a packed projection split into queries, keys and values; <see cref="DecoderHeadPruner"/> adds
+/// what a decoder's cache needs.
 /// </summary>
 public static class AttentionHeadFinder
 {

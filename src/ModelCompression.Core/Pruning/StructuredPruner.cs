@@ -144,6 +144,19 @@ public static class StructuredPruner
             }
         }
 
+        foreach (var (structure, kept) in plan.Where(p => p.Structure.Cache is not null))
+        {
+            foreach (var value in structure.Cache!.GraphValues)
+            {
+                SetHeadCount(graph, value, kept.Length);
+            }
+
+            foreach (var concat in structure.Cache.EmptyConcats)
+            {
+                PassThrough(graph, concat);
+            }
+        }
+
         // Shapes recorded for the values in between are stale now.
         var changed = plan.SelectMany(p => p.Structure.ChangedValues).ToHashSet(StringComparer.Ordinal);
         foreach (var info in graph.ValueInfo.Where(v => changed.Contains(v.Name)).ToList())
@@ -155,8 +168,41 @@ public static class StructuredPruner
         return model;
     }
 
+    /// <summary>Sets axis 1 (the heads) of the declared shape of graph input or output <paramref name="name"/> to <paramref name="heads"/>.</summary>
+    private static void SetHeadCount(GraphProto graph, string name, int heads)
+    {
+        var value = graph.Input.Concat(graph.Output).FirstOrDefault(v => v.Name == name)
+            ?? throw new ArgumentException($"'{name}' is not a graph input or output.", nameof(name));
+        if (value.Type?.TensorType?.Shape is { Dim.Count: 4 } shape)
+        {
+            shape.Dim[1] = new TensorShapeProto.Types.Dimension { DimValue = heads };
+        }
+    }
+
     /// <summary>
-    /// Sets element <see cref="ShapeFix.Position"/> of a Reshape's (or Expand's) target shape to <paramref name="width"/>.
+    /// Removes the Concat that makes <paramref name="output"/> from an empty tensor and the new values (input 1): its
+    /// readers read the new values, and what made the empty tensor goes when nothing else reads it.
+    /// </summary>
+    private static void PassThrough(GraphProto graph, string output)
+    {
+        var concat = graph.Node.Single(n => n.OpType == "Concat" && n.Output.Contains(output));
+        foreach (var node in graph.Node)
+        {
+            for (var k = 0; k < node.Input.Count; k++)
+            {
+                if (node.Input[k] == output)
+                {
+                    node.Input[k] = concat.Input[1];
+                }
+            }
+        }
+
+        graph.Node.Remove(concat);
+        RemoveUnread(graph, concat.Input[0]);
+    }
+
+    /// <summary>
+    /// Sets element <see cref="ShapeFix.Position"/> of a Reshape's (or Expand's) target shape, or of a Split's sizes, to <paramref name="width"/>.
     /// The element lives in a constant (the shape itself, or one input of the Concat that assembles a shape computed at
     /// run time), or is a value computed at run time: replaced by the constant, or with <see cref="ShapeFix.Factor"/>,
     /// Mul(dim, count) with the count replaced. Those values (and the Concat) may be shared with nodes elsewhere, so the
@@ -166,8 +212,8 @@ public static class StructuredPruner
     {
         // Indexed afresh for each fix: an earlier fix may have rewired this very shape.
         var index = new GraphIndex(graph);
-        var node = (index.ProducedBy(fix.ReshapeOutput, "Reshape") ?? index.ProducedBy(fix.ReshapeOutput, "Expand"))
-            ?? throw new ArgumentException($"'{fix.ReshapeOutput}' is not made by a Reshape or an Expand.", nameof(fix));
+        var node = (index.ProducedBy(fix.ReshapeOutput, "Reshape") ?? index.ProducedBy(fix.ReshapeOutput, "Expand") ?? index.ProducedBy(fix.ReshapeOutput, "Split"))
+            ?? throw new ArgumentException($"'{fix.ReshapeOutput}' is not made by a Reshape, an Expand or a Split.", nameof(fix));
         if (index.ShapeParts(node.Input[1]) is not { } parts || fix.Position >= parts.Length)
         {
             throw new ArgumentException($"The shape of {node.OpType} '{node.Name}' has no element {fix.Position} that pruning can set.", nameof(fix));

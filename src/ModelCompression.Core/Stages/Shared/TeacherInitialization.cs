@@ -61,6 +61,10 @@ public static partial class TeacherInitialization
         return string.Concat(studentName.AsSpan(0, number.Index), layerMap[layer].ToString(System.Globalization.CultureInfo.InvariantCulture), studentName.AsSpan(number.Index + number.Length));
     }
 
+    /// <summary>The layer number in an initializer's name (as <see cref="TeacherName"/> reads it), or null outside layers.</summary>
+    internal static int? LayerOf(string name) =>
+        LayerNumber().Match(name) is { Success: true } match ? int.Parse(match.Groups["n"].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+
     [GeneratedRegex(@"(?:^|[._/])layers?[._]?(?<n>\d+)(?=[._/])")]
     private static partial Regex LayerNumber();
 }
