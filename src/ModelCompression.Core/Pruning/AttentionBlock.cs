@@ -1,3 +1,6 @@
+// Why this file is long: it is one matcher whose steps (keys, cache joins, rope, head-major reshapes, projections,
+// packed projections, the merge) share the layouts and paths recorded by the steps before them; split, they would
+// pass that state around instead of reading it.
 using ModelCompression.Onnx;
 using ModelCompression.Onnx.Proto;
 

@@ -99,6 +99,29 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         Assert.True(final.Parameters < teacherRun.Stages[^1].Evaluation.Parameters);
         output.WriteLine($"student: {string.Join(", ", final.Metrics.Select(m => $"{m.Key} {m.Value:0.###}"))}; teacher EM {teacherEm:P0}; gain {distill.GainFromDistillation:+0.000;-0.000}");
 
+        // A student of the teacher's width starts from its second layer, loses half its heads with recovery on the
+        // gold answers, and is quantized to 4-bit blocks: still a decoder of the convention, still gated.
+        var pruned = Run("pruned.compress.yaml", """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {template}
+            teacher: out/teacher.onnx
+            student: { architecture: decoder, width: 48, heads: 2, layers: 1, feed_forward: 96, dropout: 0, seed: 6 }
+            stages:
+              - finetune: { init_from_teacher: true, layer_map: [1], epochs: 8, batch_size: 16, learning_rate: 3e-3, seed: 4 }
+              - prune: { method: heads, sparsity: 0.5, recovery_epochs: 4, batch_size: 16, learning_rate: 3e-3 }
+              - quantize: { mode: int4, block_size: 16 }
+            gates:
+              - exact_match >= 0.3
+            outputs: { model: pruned.onnx, report: [json, md] }
+            """);
+        Assert.True(pruned.GatesPassed, string.Join("; ", pruned.Gates.Select(g => g.Message)));
+        Assert.NotEqual("0", pruned.Stages[0].Result.Details["initializers_from_teacher"]);
+        Assert.True(int.Parse(pruned.Stages[1].Result.Details["parameters_after"], System.Globalization.CultureInfo.InvariantCulture) < int.Parse(pruned.Stages[1].Result.Details["parameters_before"], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(pruned.Stages[2].Evaluation.SizeBytes < pruned.Stages[1].Evaluation.SizeBytes);
+        output.WriteLine(string.Join("\n", pruned.Stages.Select(st => $"{st.Result.Stage}: {st.Result.Summary}; EM {st.Evaluation.Metrics["exact_match"]:P0}, {st.Evaluation.SizeBytes} bytes")));
+        Assert.Contains("| finetune |", File.ReadAllText(_dir.File("out/pruned.report.md")), StringComparison.Ordinal);
+
         // A second run takes everything from the cache.
         var again = new RecordingReporter();
         var rerun = Run("student.compress.yaml", null, again);

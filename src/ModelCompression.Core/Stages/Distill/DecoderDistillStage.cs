@@ -51,9 +51,10 @@ public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeSta
         }
 
         var invariant = CultureInfo.InvariantCulture;
+        var (initial, _) = DecoderTraining.StartFromTeacher(Kind, context, inputModel, options);
         if (!TokenLevel(context))
         {
-            var trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(0), options, teacher: null);
+            var trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(0), options, teacher: null, initial);
             OnnxModelFile.Save(trained.Model, outputModel);
             return DecoderTraining.Result(Kind, options, train, trained, $"sequence-level ({context.TeacherAnswers.Count} teacher answers)", clock.Elapsed);
         }
@@ -74,7 +75,7 @@ public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeSta
             TrainedModel trained;
             using (var store = TeacherTokenStore.Open(storePath))
             {
-                trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(options.Alpha, options.Temperature), options, TeacherTokens.Of(store));
+                trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(options.Alpha, options.Temperature), options, TeacherTokens.Of(store), initial);
             }
 
             OnnxModelFile.Save(trained.Model, outputModel);

@@ -40,8 +40,7 @@ public sealed class DistillDescriptor : StageDescriptor<DistillOptions>
 
     /// <inheritdoc />
     protected override string? GenerationProblem(DistillOptions options) =>
-        options.InitFromTeacher ? "init_from_teacher on decoders is not wired into task: generation yet; start from the student's own weights."
-        : options.Hints.Length > 0 ? "feature hints apply to classifiers; a decoder learns from the teacher's answers and token distributions."
+        options.Hints.Length > 0 ? "feature hints apply to classifiers; a decoder learns from the teacher's answers and token distributions."
         : null;
 
     /// <inheritdoc />

@@ -34,7 +34,8 @@ public sealed class DecoderFinetuneStage(FinetuneOptions options, string kind = 
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(context);
         key.Add("options", System.Text.Json.JsonSerializer.Serialize(options with { TensorBoardDirectory = null }, options.GetType()))
-            .Add("max_length", context.Settings.MaxLength.ToString(CultureInfo.InvariantCulture));
+            .Add("max_length", context.Settings.MaxLength.ToString(CultureInfo.InvariantCulture))
+            .Add("teacher", options.InitFromTeacher ? context.RequireTeacher(Kind).Hash : "none");
         context.AddDataToKey(key);
     }
 
@@ -44,8 +45,10 @@ public sealed class DecoderFinetuneStage(FinetuneOptions options, string kind = 
         ArgumentNullException.ThrowIfNull(context);
         var clock = Stopwatch.StartNew();
         var train = ChatTrainingSet.Render(context.Train, context.Template, context.Settings.MaxLength);
-        var trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(0), options, teacher: null);
+        var (initial, copied) = DecoderTraining.StartFromTeacher(Kind, context, inputModel, options);
+        var trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(0), options, teacher: null, initial);
         OnnxModelFile.Save(trained.Model, outputModel);
-        return DecoderTraining.Result(Kind, options, train, trained, null, clock.Elapsed);
+        var result = DecoderTraining.Result(Kind, options, train, trained, null, clock.Elapsed);
+        return copied > 0 ? result with { Details = new Dictionary<string, string>(result.Details) { ["initializers_from_teacher"] = copied.ToString(CultureInfo.InvariantCulture) } } : result;
     }
 }

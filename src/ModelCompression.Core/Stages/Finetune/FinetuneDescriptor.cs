@@ -32,7 +32,7 @@ public sealed class FinetuneDescriptor : StageDescriptor<FinetuneOptions>
 
     /// <inheritdoc />
     protected override string? GenerationProblem(FinetuneOptions options) =>
-        options.InitFromTeacher ? "init_from_teacher on decoders is not wired into task: generation yet; start from the student's own weights." : null;
+        null;
 
     /// <inheritdoc />
     protected override IGenerativeStage CreateGenerative(FinetuneOptions options, StageSite site) => new DecoderFinetuneStage(options);

@@ -98,4 +98,10 @@ public sealed class PruneDescriptor : StageDescriptor<PruneOptions>
                 "layers_to_drop");
         }
     }
+
+    /// <inheritdoc />
+    protected override string? GenerationProblem(PruneOptions options) => DecoderPruneStage.Problem(options);
+
+    /// <inheritdoc />
+    protected override IGenerativeStage CreateGenerative(PruneOptions options, StageSite site) => new DecoderPruneStage(options);
 }

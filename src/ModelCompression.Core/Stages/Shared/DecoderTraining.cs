@@ -1,6 +1,7 @@
 using System.Globalization;
 using ModelCompression.Generation;
 using ModelCompression.Onnx;
+using ModelCompression.Onnx.Proto;
 using ModelCompression.Torch.Training;
 using ModelCompression.Training;
 
@@ -9,8 +10,11 @@ namespace ModelCompression.Stages;
 /// <summary>What the decoder stages (finetune, distill, the twin) share: one training job over chat rows, and its result.</summary>
 internal static class DecoderTraining
 {
-    /// <summary>Trains <paramref name="inputModel"/> on <paramref name="train"/> through the one training flow.</summary>
-    public static TrainedModel Run(string kind, GenerationContext context, string inputModel, ChatTrainingSet train, LanguageModelObjective objective, TrainingStageOptions options, TeacherTokens? teacher)
+    /// <summary>
+    /// Trains <paramref name="inputModel"/> (or <paramref name="initial"/>, its graph with other weights: from the teacher,
+    /// or pruned) on <paramref name="train"/> through the one training flow.
+    /// </summary>
+    public static TrainedModel Run(string kind, GenerationContext context, string inputModel, ChatTrainingSet train, LanguageModelObjective objective, TrainingSettings options, TeacherTokens? teacher, ModelProto? initial = null)
     {
         foreach (var warning in train.Warnings)
         {
@@ -18,7 +22,7 @@ internal static class DecoderTraining
         }
 
         var validation = context.Validation is { Count: > 0 } records ? ChatTrainingSet.Render(records, context.Template, context.Settings.MaxLength) : null;
-        var job = new DecoderFinetuneJob(kind, OnnxModelFile.Load(inputModel), inputModel, train, objective, options)
+        var job = new DecoderFinetuneJob(kind, initial ?? OnnxModelFile.Load(inputModel), inputModel, train, objective, options)
         {
             Validation = validation,
             Teacher = teacher,
@@ -30,8 +34,26 @@ internal static class DecoderTraining
         return DecoderFinetune.Run(job, context.CancellationToken);
     }
 
+    /// <summary>
+    /// The student at <paramref name="studentPath"/>, or with init_from_teacher a copy whose layers start from the teacher's as the layer map
+    /// says (embedding, tied head, positions and final norm by name); MC2076/MC2077 when the map or the weights do not fit.
+    /// </summary>
+    public static (ModelProto Model, int Copied) StartFromTeacher(string kind, GenerationContext context, string studentPath, TrainingStageOptions options)
+    {
+        var student = OnnxModelFile.Load(studentPath);
+        if (!options.InitFromTeacher)
+        {
+            return (student, 0);
+        }
+
+        var teacher = context.RequireTeacher(kind);
+        var (initial, copied) = DecoderTeacherInitialization.Apply(student, OnnxModelFile.Load(teacher.Path), options.LayerMap, studentPath, teacher.Path);
+        context.Reporter.Info($"{kind}: {copied.Count} of {initial.Graph.Initializer.Count} initializers start from the teacher's{(options.LayerMap.Length > 0 ? $" (layer map [{string.Join(", ", options.LayerMap)}])" : "")}");
+        return (initial, copied.Count);
+    }
+
     /// <summary>The stage result of a decoder training run: summary line, details, losses and the training outcome.</summary>
-    public static StageResult Result(string kind, TrainingStageOptions options, ChatTrainingSet train, TrainedModel trained, string? distillation, TimeSpan elapsed)
+    public static StageResult Result(string kind, TrainingSettings options, ChatTrainingSet train, TrainedModel trained, string? distillation, TimeSpan elapsed)
     {
         var invariant = CultureInfo.InvariantCulture;
         var result = trained.Result;
