@@ -13,11 +13,11 @@ internal static class Headline
 {
     /// <summary>"accuracy 85.00%"-style text (<paramref name="accuracy"/> formats the share), or the task's own.</summary>
     public static string Of(Recipe recipe, ModelEvaluation evaluation, Func<double, string> accuracy) =>
-        IsClassification(recipe) ? $"accuracy {accuracy(evaluation.Accuracy)}" : TaskCatalog.Get(recipe.Task).Describe(evaluation);
+        IsClassification(recipe) ? $"accuracy {accuracy(evaluation.Accuracy)}" : recipe.TaskInfo.Describe(evaluation);
 
     /// <summary>As <see cref="Of"/> without the word "accuracy" for a classifier ("92.55 %"), for "(teacher …)".</summary>
     public static string Bare(Recipe recipe, ModelEvaluation evaluation, Func<double, string> accuracy) =>
-        IsClassification(recipe) ? accuracy(evaluation.Accuracy) : TaskCatalog.Get(recipe.Task).Describe(evaluation);
+        IsClassification(recipe) ? accuracy(evaluation.Accuracy) : recipe.TaskInfo.Describe(evaluation);
 
     private static bool IsClassification(Recipe recipe) => TaskCatalog.Get(recipe.Task) is ClassificationTask;
 

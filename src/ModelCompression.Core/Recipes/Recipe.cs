@@ -49,6 +49,9 @@ public sealed record Recipe
     /// <summary>The <c>generation:</c> section of a task: generation recipe; null for every other task.</summary>
     public GenerationSettings? Generation { get; init; }
 
+    /// <summary>The recipe's task as the engine knows it (a generation recipe's with its task type's metrics and headline).</summary>
+    public Tasks.ITask TaskInfo => Generation is { } generation ? Tasks.GenerationTask.For(generation.Task) : Tasks.TaskCatalog.Get(Task);
+
     /// <summary>Output names.</summary>
     public required OutputSpec Outputs { get; init; }
 

@@ -240,11 +240,11 @@ public static partial class HtmlReport
 
             if (accuracies is { Count: > 0 })
             {
-                html.AppendLine($"<figure>{Charts.PerEpoch(accuracies, $"validation {score.Title}", percent: score.IsFraction)}<figcaption>Validation {score.Title} per epoch.</figcaption></figure>");
+                html.AppendLine($"<figure>{Charts.PerEpoch(accuracies, $"validation {score.ValidationTitle}", percent: score.ValidationIsFraction)}<figcaption>Validation {score.ValidationTitle} per epoch.</figcaption></figure>");
             }
             else
             {
-                Note(html, $"No validation {score.Title} chart: this stage trained without a validation split.");
+                Note(html, $"No validation {score.ValidationTitle} chart: this stage trained without a validation split.");
             }
 
             html.AppendLine("</div>");

@@ -23,7 +23,12 @@ public sealed class GenerationTask : ITask
             : [.. MetricInfo.Generation.Where(m => type.QualityMetrics.Contains(m.Name) || Always.Contains(m.Name))];
         Metrics = [.. quality, .. MetricInfo.Cost.Where(m => Cost.Contains(m.Name))];
         Headline = Metrics.First(m => m.Name == (type?.QualityMetrics[0] ?? GenerationMetricNames.Perplexity));
-        Report = new ReportStyle(Headline.Name, Headline.Name.Replace('_', ' '), IsFraction: Headline.Name != GenerationMetricNames.Perplexity, HasConfusionMatrix: false);
+        // Training validates a decoder on the perplexity of held-out answers, whatever the headline.
+        Report = new ReportStyle(Headline.Name, Headline.Name.Replace('_', ' '), IsFraction: Headline.Name != GenerationMetricNames.Perplexity, HasConfusionMatrix: false)
+        {
+            ValidationTitle = GenerationMetricNames.Perplexity,
+            ValidationIsFraction = false,
+        };
     }
 
     /// <summary>The task as the catalog lists it, before a recipe says its type: every generation metric may be named.</summary>
