@@ -13,17 +13,18 @@ public sealed partial class CookbookTests : IDisposable
     public static TheoryData<int> Recipes() => [.. Enumerable.Range(0, Blocks().Count)];
 
     [Fact]
-    public void The_cookbook_has_its_recipes() => Assert.Equal(7, Blocks().Count);
+    public void The_cookbook_has_its_recipes() => Assert.Equal(9, Blocks().Count);
 
     [Theory]
     [MemberData(nameof(Recipes))]
     public void Each_recipe_loads(int index)
     {
-        // Paths into the repository become absolute; the data files the page only names (NPY of a user's own) are
-        // made empty here, as loading checks that they exist and running is not the point.
+        // Paths into the repository become absolute; the files the page only names (NPY of a user's own, a teacher an
+        // earlier recipe writes) are made empty here, as loading checks that they exist and running is not the point.
         var text = RepoPath().Replace(Blocks()[index], $"{Repo.Root}/$1/");
-        foreach (Match file in NamedNpy().Matches(text))
+        foreach (Match file in NamedFile().Matches(text))
         {
+            Directory.CreateDirectory(Path.GetDirectoryName(_dir.File(file.Value))!);
             File.WriteAllBytes(_dir.File(file.Value), []);
         }
 
@@ -41,6 +42,6 @@ public sealed partial class CookbookTests : IDisposable
     [GeneratedRegex(@"(?<=[\s{:,])(samples|tests)/")]
     private static partial Regex RepoPath();
 
-    [GeneratedRegex(@"\b[\w-]+\.npy\b")]
-    private static partial Regex NamedNpy();
+    [GeneratedRegex(@"(?<=[\s:]|^)(?!/)[\w-]+(/[\w-]+)?\.(npy|onnx)\b", RegexOptions.Multiline)]
+    private static partial Regex NamedFile();
 }
