@@ -168,10 +168,12 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
               - finetune
               - prune: { method: magnitude, sparsity: 0.5 }
               - quantize: { mode: static }
+              - factorize
             gates:
               - accuracy >= 0.9
             """);
-        Assert.Contains(stages, d => d.Line == 7 && d.Message.Contains("prune does not run on decoders yet", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Line == 7 && d.Message.Contains("by whole layers or attention heads (method: layers or heads), not magnitude", StringComparison.Ordinal));
+        Assert.Contains(stages, d => d.Line == 9 && d.Message.Contains("factorize does not run on decoders yet (stages for task: generation: finetune, generate, distill, prune, quantize)", StringComparison.Ordinal));
         Assert.Contains(stages, d => d.Line == 8 && d.Message.Contains("decoders take mode dynamic, int4 or fp16", StringComparison.Ordinal));
         Assert.Contains(stages, d => d.Message.Contains("architecture 'decoder'", StringComparison.Ordinal));
         Assert.Contains(stages, d => d.Message.Contains("answer_pattern applies to the math task only", StringComparison.Ordinal));
