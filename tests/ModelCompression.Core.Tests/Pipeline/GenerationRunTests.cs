@@ -138,6 +138,35 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_decoder_exported_by_PyTorch_is_fine_tuned_as_the_student()
+    {
+        // The committed byte-level GPT-2 fixture (257 ids: the byte tokenizer without markers) is both the teacher (as
+        // it is) and the student (imported into the trainable graph, trained, written back with its cache).
+        WriteData();
+        var fixture = Path.Join(Repo.Root, "tests", "fixtures", "decoder", "byte_decoder.onnx");
+        var run = Run("pytorch.compress.yaml", $$"""
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {template}
+            teacher: {{fixture}}
+            student: { model: {{fixture}} }
+            stages:
+              - finetune: { epochs: 3, batch_size: 16, learning_rate: 1e-3, seed: 4 }
+            gates:
+              - perplexity <= teacher.perplexity
+            outputs: { model: pytorch.onnx, report: [json] }
+            """);
+
+        Assert.True(run.GatesPassed, string.Join("; ", run.Gates.Select(g => g.Message)));
+        var (before, after) = (run.Teacher!.Metrics["perplexity"], run.Stages[^1].Evaluation.Metrics["perplexity"]);
+        output.WriteLine($"fixture perplexity on the reversals {before:0.###} -> {after:0.###} after 3 epochs");
+        Assert.True(after < before / 2, $"perplexity {before} -> {after}");
+        // The written-back student keeps the fixture's signature: its cache inputs and outputs, 257 logits.
+        var signature = DecoderSignature.Read(Onnx.OnnxModelFile.Load(run.OutputModel!), run.OutputModel!);
+        Assert.Equal(DecoderSignature.Read(Onnx.OnnxModelFile.Load(fixture), fixture), signature);
+    }
+
+    [Fact]
     public void The_loader_ties_each_task_to_its_data_student_and_stages()
     {
         WriteData();
