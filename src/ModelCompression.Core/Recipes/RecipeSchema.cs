@@ -35,6 +35,7 @@ public static partial class RecipeSchema
     {
         var text = new StringBuilder();
         KeysSection(text);
+        Section(text, "Section", new Dictionary<string, IReadOnlyList<OptionInfo>> { [RecipeKeys.Generation.Name] = Options(typeof(GenerationSettings)) });
         Section(text, "Stage", Stages());
         Section(text, "Student architecture", Architectures());
         return text.ToString();

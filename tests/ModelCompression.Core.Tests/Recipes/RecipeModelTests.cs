@@ -69,6 +69,9 @@ public sealed class RecipeModelTests : IDisposable
 
         Assert.Contains($"| `threads` | a whole number from 0 to {Recipe.MaxThreads} | `0` | {RecipeKeys.Threads.Description} |", markdown, StringComparison.Ordinal);
         Assert.Contains("| `outputs.report` | a list, e.g. [a, b] | `[json, md]` |", markdown, StringComparison.Ordinal);
+        // The generation section is an [Option] record like a stage's: its table follows the recipe keys.
+        Assert.Contains("### Section `generation`", markdown, StringComparison.Ordinal);
+        Assert.Contains("| `task_type` | one of math, nli, qa, summarization, conversation | `conversation` |", markdown, StringComparison.Ordinal);
     }
 
     [Fact]
