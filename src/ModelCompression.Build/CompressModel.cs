@@ -303,7 +303,8 @@ public sealed class CompressModel : ToolTask
         {
             foreach (var file in recipe.CurrentOutputs())
             {
-                var name = Path.GetFileName(file);
+                // A generative student's folder keeps its layout in the output folder (student/model.onnx, ...).
+                var name = Path.GetRelativePath(Path.GetFullPath(recipe.OutputDirectory), file);
                 var publish = recipe.Settings.PublishReports || !RecipeState.IsReport(file);
                 if (!publish)
                 {
@@ -320,7 +321,7 @@ public sealed class CompressModel : ToolTask
                 }
 
                 owners[name] = recipe.Recipe;
-                outputs.Add(new TaskItem(file, new Dictionary<string, string> { ["Recipe"] = recipe.Recipe, ["CompressModelPublish"] = "true" }));
+                outputs.Add(new TaskItem(file, new Dictionary<string, string> { ["Recipe"] = recipe.Recipe, ["CompressModelPublish"] = "true", ["CompressModelTargetPath"] = name }));
             }
         }
 

@@ -135,7 +135,8 @@ internal sealed class RecipeState
 
     /// <summary>The files in <c>out/</c>, less the engine's hidden lock and temporary files.</summary>
     public IEnumerable<string> CurrentOutputs() => Directory.Exists(OutputDirectory)
-        ? Directory.EnumerateFiles(OutputDirectory).Select(Path.GetFullPath).Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToList()
+        ? Directory.EnumerateFiles(OutputDirectory, "*", SearchOption.AllDirectories).Select(Path.GetFullPath)
+            .Where(f => !Path.GetRelativePath(Path.GetFullPath(OutputDirectory), f).Split(Path.DirectorySeparatorChar).Any(part => part.StartsWith('.'))).Order(StringComparer.Ordinal).ToList()
         : [];
 
     private static IEnumerable<string> ReadLines(string path) =>

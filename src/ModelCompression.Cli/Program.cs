@@ -339,7 +339,7 @@ namespace ModelCompression.Cli
                 if (run.StampFile is not null)
                 {
                     // What this run wrote, so a build can remove what an earlier run wrote and this one did not.
-                    string?[] written = [result.OutputModel, result.DataDescription, .. result.Reports];
+                    string?[] written = [result.OutputModel, result.DataDescription, .. result.Reports, .. FolderFiles(result.OutputFolder)];
                     AtomicFile.WriteAllText(run.StampFile, string.Concat(written.OfType<string>().Select(f => f + "\n")));
                 }
             }
@@ -355,6 +355,10 @@ namespace ModelCompression.Cli
 
             return result.GatesPassed || gateFailuresAsWarnings ? ExitCodes.Ok : ExitCodes.GateFailed;
         }
+
+        /// <summary>Every file of a generative student's published folder (none without one).</summary>
+        private static IEnumerable<string> FolderFiles(string? folder) =>
+            folder is not null && Directory.Exists(folder) ? Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal) : [];
 
         /// <summary>Turns engine failures into diagnostics and exit codes; never a raw stack trace for user errors.</summary>
         private static int Guard(Func<int> action)

@@ -49,6 +49,39 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
     }
 
     [Fact]
+    public void A_generation_recipe_builds_a_decoder_whose_folder_reaches_the_output_folder()
+    {
+        var math = Path.Combine(package.RepoRoot, "tests", "fixtures", "generation", "math");
+        var project = CreateProject("generation", ("math.compress.yaml", $$"""
+            task: generation
+            data: { format: chat, train: {{math}}/train.jsonl, validation: {{math}}/validation.jsonl, test: {{math}}/test.jsonl }
+            generation: { task_type: math, tokenizer: character, max_length: 160, max_new_tokens: 40 }
+            student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64 }
+            stages:
+              - finetune: { epochs: 2, batch_size: 8 }
+            gates:
+              - perplexity <= 1000
+            outputs: { model: math.onnx }
+
+            """));
+
+        var build = Build(project, "-p:CompressModelThreads=1");
+
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.Contains("Summary: math.compress.yaml: gates passed (1/1), exact_match ", build.Output, StringComparison.Ordinal);
+        var bin = Path.Combine(project, "bin", "Debug", "net10.0");
+        foreach (var file in new[] { "math.onnx", "math/model.onnx", "math/tokenizer.compress.json", "math/generation.json", "math/genai_config.json" })
+        {
+            Assert.True(File.Exists(Path.Combine(bin, file)), $"{file} missing from the output folder:\n{build}");
+        }
+
+        var second = Build(project);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Contains(NothingToRun(1), second.Output, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(bin, "math", "generation.json")));
+    }
+
+    [Fact]
     public void Impossible_gate_fails_the_build_naming_the_recipe_line_and_keeps_the_last_good_model()
     {
         var project = CreateProject("gate", gate: "accuracy >= 0.5");

@@ -74,4 +74,7 @@ public sealed record PipelineResult(
 
     /// <summary>A generation run's tokenizer, template and generation defaults, published beside the model; null for other tasks.</summary>
     internal GenerativeOutput? Generative { get; init; }
+
+    /// <summary>A generative student's published folder (model, tokenizer, generation.json, genai_config.json); null for other tasks or when nothing was published.</summary>
+    public string? OutputFolder { get; init; }
 }

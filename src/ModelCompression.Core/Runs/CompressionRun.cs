@@ -50,7 +50,7 @@ public static class CompressionRun
             AtomicFile.Copy(decoder, decoderOutput);
             var folder = Path.Combine(outputDirectory, Path.GetFileNameWithoutExtension(result.Recipe.Outputs.Model));
             Generation.GenerativeModelFolder.Write(folder, decoder, generative.Tokenizer, generative.Template, generative.Generation, generative.ContextLength);
-            return result with { OutputModel = decoderOutput, DataDescription = Path.Combine(folder, Generation.GenerationConfig.FileName) };
+            return result with { OutputModel = decoderOutput, OutputFolder = folder, DataDescription = Path.Combine(folder, Generation.GenerationConfig.FileName) };
         }
 
         var (model, data) = (result.FinalModel, result.Data);
