@@ -138,6 +138,41 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Significant_gates_against_a_baseline_use_McNemar_for_exact_match_and_a_paired_bootstrap_for_f1()
+    {
+        WriteData();
+        const string Recipe = """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {template}
+            student: { architecture: decoder, width: 48, heads: 2, layers: 2, feed_forward: 96, dropout: 0, seed: 3 }
+            stages:
+              - finetune: { epochs: {epochs}, batch_size: 16, learning_rate: 3e-3, seed: 4 }
+            gates:
+              - { gate: exact_match >= baseline.exact_match, significant: true }
+              - { gate: f1 >= baseline.f1, significant: true }
+            baseline: reversal.baseline.json
+            outputs: { model: reversal.onnx, report: [json] }
+            """;
+        var good = Run("reversal.compress.yaml", Recipe.Replace("{epochs}", "20", StringComparison.Ordinal));
+        Assert.All(good.Gates, g => Assert.True(g.Skipped, g.Message));
+        new ModelCompression.Gates.BaselineFile(ModelCompression.Gates.BaselineFile.CurrentSchemaVersion, DateTimeOffset.UtcNow, good.DataHash, good.Stages[^1].Evaluation)
+            .Save(_dir.File("reversal.baseline.json"));
+
+        // The same model again: equal to the baseline, both gates hold.
+        Assert.True(Run("reversal.compress.yaml", null).GatesPassed);
+
+        // Two epochs instead of twenty: far worse on the same 36 records, and both tests say so.
+        var worse = Run("reversal.compress.yaml", Recipe.Replace("{epochs}", "2", StringComparison.Ordinal));
+        output.WriteLine(string.Join("\n", worse.Gates.Select(g => g.Message)));
+        Assert.False(worse.GatesPassed);
+        var (exact, f1) = (worse.Gates[0], worse.Gates[1]);
+        Assert.Contains("McNemar exact test", exact.Message, StringComparison.Ordinal);
+        Assert.Contains("paired bootstrap over 36 test records", f1.Message, StringComparison.Ordinal);
+        Assert.All(worse.Gates, g => Assert.True(!g.Passed && g.PValue < 0.05, g.Message));
+    }
+
+    [Fact]
     public void A_decoder_exported_by_PyTorch_is_fine_tuned_as_the_student()
     {
         // The committed byte-level GPT-2 fixture (257 ids: the byte tokenizer without markers) is both the teacher (as
