@@ -19,7 +19,7 @@ namespace ModelCompression.Bench;
 /// Training throughput of imported ONNX graphs (TrainableGraph) against the same architecture written by hand
 /// as a TorchSharp module, on the same data, batch, threads and training loop; and resident memory per epoch
 /// of a 20-epoch run through ClassificationTrainer.
-/// Usage: ModelCompression.Bench [--students (see <see cref="StudentBench"/>)] [--decoder (see <see cref="DecoderThroughput"/>)] [--teacher [--teacher-batch N]] [--reps N] [--samples N] [--cnn-reps N] [--cnn-samples N] [--memory-epochs N] [--threads N] [--data DIR]
+/// Usage: ModelCompression.Bench [--students (see <see cref="StudentBench"/>)] [--decoder (see <see cref="DecoderThroughput"/>)] [--learn-math (see <see cref="LearnMath"/>)] [--teacher [--teacher-batch N]] [--reps N] [--samples N] [--cnn-reps N] [--cnn-samples N] [--memory-epochs N] [--threads N] [--data DIR]
 /// </summary>
 internal static class Program
 {
@@ -37,6 +37,11 @@ internal static class Program
         if (args.Contains(DecoderThroughput.Flag))
         {
             return DecoderThroughput.Run(args);
+        }
+
+        if (args.Contains(LearnMath.Flag))
+        {
+            return LearnMath.Run(args);
         }
 
         if (args.Contains("--students"))
