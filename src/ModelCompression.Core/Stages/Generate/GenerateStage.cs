@@ -86,19 +86,19 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         return new StageResult(Kind, summary, details, null, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Prompts answered so far as progress lines (percent and ETA, through the reporter's training line).</summary>
+    /// <summary>Prompts answered so far as the reporter's progress of a long step (percent and ETA).</summary>
     private sealed class Progress(GenerationContext context, int total) : IProgress<(int Done, int Total)>
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
 
         public void Report((int Done, int Total) value)
         {
-            if (total == 0)
+            if (total == 0 || value.Total == 0)
             {
                 return;
             }
 
-            context.Reporter.Training("generate", new TrainingProgressInfo(1, 1, value.Done, value.Total, double.NaN, _clock.Elapsed, 0, null, "answers"));
+            context.Reporter.Progress($"generate: the teacher answers {value.Total} prompts", value.Done / (double)value.Total, _clock.Elapsed);
         }
     }
 }
