@@ -198,31 +198,8 @@ internal static class GenerationPipeline
             return (file, hashes.Model(file));
         }
 
-        var options = recipe.Student.Options;
         var inputs = new ArchitectureInputs([settings.MaxLength], tokenizer.VocabularySize, tokenizer.VocabularySize);
-        var key = new ContentHash()
-            .Add("engine", EngineInfo.Version)
-            .Add("architecture", recipe.Student.Architecture!)
-            .Add("options", options is null ? string.Empty : JsonSerializer.Serialize(options, options.GetType()))
-            .Add("inputs", JsonSerializer.Serialize(inputs))
-            .Finish();
-        var entry = cache.TryGet("student", key) ?? cache.Put("student", key, folder =>
-        {
-            Onnx.Proto.ModelProto model;
-            try
-            {
-                model = ArchitectureRegistry.Build(recipe.Student.Architecture!, options, inputs);
-            }
-            catch (InvalidArchitectureOptionsException e)
-            {
-                throw new CompressionException(
-                    [.. e.Problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{recipe.Student.Architecture}' for this tokenizer: {p}.", recipe.Path, recipe.Student.Line))]);
-            }
-
-            OnnxModelFile.Save(model, Path.Combine(folder, ArtifactCache.ModelFile));
-            return new StageResult("student", $"built-in decoder for {tokenizer.VocabularySize} token ids and {settings.MaxLength} positions", new Dictionary<string, string>(), null, 0);
-        });
-        var modelPath = Path.Combine(entry, ArtifactCache.ModelFile);
+        var modelPath = StudentFactory.BuiltIn(recipe, cache, inputs, "this tokenizer", $"{tokenizer.VocabularySize} token ids and {settings.MaxLength} positions");
         return (modelPath, hashes.Model(modelPath));
     }
 

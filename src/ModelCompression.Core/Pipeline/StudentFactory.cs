@@ -72,9 +72,20 @@ internal sealed class StudentFactory(Recipe recipe, ArtifactCache cache, HashMem
             return (path, hashes.Model(path));
         }
 
+        var inputs = new ArchitectureInputs([.. summary.SampleShape.Select(d => (int)d)], classes, summary.VocabularySize ?? 0);
+        var modelPath = BuiltIn(recipe, cache, inputs, "this data", $"samples of [{string.Join(", ", inputs.SampleShape)}] and {classes} classes");
+        return (modelPath, hashes.Model(modelPath));
+    }
+
+    /// <summary>
+    /// The recipe's built-in student architecture built for <paramref name="inputs"/>, cached by architecture, options
+    /// and inputs; <paramref name="forWhat"/> ends the errors of options the inputs rule out ("this data"), and
+    /// <paramref name="built"/> the cache entry's summary.
+    /// </summary>
+    internal static string BuiltIn(Recipe recipe, ArtifactCache cache, ArchitectureInputs inputs, string forWhat, string built)
+    {
         var name = recipe.Student.Architecture!;
         var options = recipe.Student.Options;
-        var inputs = new ArchitectureInputs([.. summary.SampleShape.Select(d => (int)d)], classes, summary.VocabularySize ?? 0);
         var key = new ContentHash()
             .Add("engine", EngineInfo.Version)
             .Add("architecture", name)
@@ -91,13 +102,12 @@ internal sealed class StudentFactory(Recipe recipe, ArtifactCache cache, HashMem
             catch (InvalidArchitectureOptionsException e)
             {
                 throw new CompressionException(
-                    [.. e.Problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{name}' for this data: {p}.", recipe.Path, recipe.Student.Line))]);
+                    [.. e.Problems.Select(p => Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"student architecture '{name}' for {forWhat}: {p}.", recipe.Path, recipe.Student.Line))]);
             }
 
             OnnxModelFile.Save(model, Path.Combine(folder, ArtifactCache.ModelFile));
-            return new StageResult("student", $"built-in {name} for samples of [{string.Join(", ", inputs.SampleShape)}] and {classes} classes", new Dictionary<string, string>(), null, 0);
+            return new StageResult("student", $"built-in {name} for {built}", new Dictionary<string, string>(), null, 0);
         });
-        var modelPath = Path.Combine(entry, ArtifactCache.ModelFile);
-        return (modelPath, hashes.Model(modelPath));
+        return Path.Combine(entry, ArtifactCache.ModelFile);
     }
 }
