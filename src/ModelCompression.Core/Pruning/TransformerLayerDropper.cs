@@ -39,16 +39,7 @@ public static partial class TransformerLayerDropper
             problems.Add("the model has no encoder layers (nodes named encoder.layer{i}.* as the built-in transformer names them, or in a /layers.{i}/ or /layer.{i}/ scope as PyTorch exports name them)");
         }
 
-        var missing = drop.Where(i => !layers.Contains(i)).Distinct().Order().ToList();
-        if (layers.Count > 0 && missing.Count > 0)
-        {
-            problems.Add($"layer(s) {string.Join(", ", missing)} do not exist; the model has layers {string.Join(", ", layers)}");
-        }
-
-        if (layers.Count > 0 && layers.All(drop.Contains))
-        {
-            problems.Add($"dropping layers {string.Join(", ", drop.Distinct().Order())} would leave none of the {layers.Count}");
-        }
+        problems.AddRange(DroppedLayers.Problems(layers, drop));
 
         if (problems.Count > 0)
         {
