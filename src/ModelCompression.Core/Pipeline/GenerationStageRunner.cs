@@ -16,22 +16,17 @@ internal sealed class GenerationStageRunner(ArtifactCache cache)
     {
         var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", inputHash);
         stage.AddToKey(key, context);
-        var hash = key.Finish();
-        var entry = cache.TryGet(stage.Kind, hash);
-        var cached = entry is not null;
-        context.Reporter.StageStarted(label ?? stage.Kind, cached);
-        entry ??= cache.Put(stage.Kind, hash, folder =>
+        return StageRunner.Cached(cache, stage.Kind, key.Finish(), context.Reporter, label, (hash, outputPath) =>
         {
             context.StageKey = hash;
             try
             {
-                return stage.Run(context, inputPath, Path.Combine(folder, ArtifactCache.ModelFile));
+                return stage.Run(context, inputPath, outputPath);
             }
             finally
             {
                 context.StageKey = null;
             }
         });
-        return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
     }
 }

@@ -20,15 +20,9 @@ internal sealed class StageRunner(ArtifactCache cache, HashMemo hashes) : IStage
     /// takes its output from the cache; <paramref name="label"/> is what progress calls the run (the stage kind by
     /// default).
     /// </summary>
-    public CachedStageRun Run(StageContext context, IStage stage, string inputPath, string inputHash, string? label = null)
-    {
-        var key = Key(context, stage, inputHash);
-        var entry = cache.TryGet(stage.Kind, key);
-        var cached = entry is not null;
-        context.Reporter.StageStarted(label ?? stage.Kind, cached);
-        entry ??= cache.Put(stage.Kind, key, folder =>
+    public CachedStageRun Run(StageContext context, IStage stage, string inputPath, string inputHash, string? label = null) =>
+        Cached(cache, stage.Kind, Key(context, stage, inputHash), context.Reporter, label, (key, outputPath) =>
         {
-            var outputPath = Path.Combine(folder, ArtifactCache.ModelFile);
             // A sweep runs its trials through this runner from inside its own run: each trial has its key while it
             // runs, and the sweep gets its own back.
             var outer = context.StageKey;
@@ -42,6 +36,18 @@ internal sealed class StageRunner(ArtifactCache cache, HashMemo hashes) : IStage
                 context.StageKey = outer;
             }
         });
+
+    /// <summary>
+    /// The cache entry of a stage run: taken as it is when <paramref name="key"/> is in the cache, else made by
+    /// <paramref name="run"/> (given the key and the output model's path in the new entry); progress hears which.
+    /// Every kind of stage runner goes through here.
+    /// </summary>
+    internal static CachedStageRun Cached(ArtifactCache cache, string kind, string key, IPipelineReporter reporter, string? label, Func<string, string, StageResult> run)
+    {
+        var entry = cache.TryGet(kind, key);
+        var cached = entry is not null;
+        reporter.StageStarted(label ?? kind, cached);
+        entry ??= cache.Put(kind, key, folder => run(key, Path.Combine(folder, ArtifactCache.ModelFile)));
         return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
     }
 
