@@ -88,50 +88,29 @@ public static class GateEvaluator
             var threshold = expression.Threshold(reference?.Metrics);
             var passed = expression.Passes(value, threshold);
             var message = $"Gate '{gate.Text}' {(passed ? "passed" : "failed")}: {expression.Metric} is {value.ToString("0.####", invariant)}, needs {expression.Operator} {threshold.ToString("0.####", invariant)}.";
-            if (passed || !gate.Significant)
+            if (!gate.Significant)
             {
                 results.Add(Result(passed, value, threshold, message));
                 continue;
             }
 
-            // Below the threshold, but is it worse beyond chance?
-            if (expression.Reference == "baseline"
-                && expression.Metric == final.PairedMetric
-                && baseline!.DataHash == dataHash
-                && baseline.Evaluation.Predictions is { } before
-                && final.Predictions is { } after
-                && labels is not null
-                && before.Length == labels.Count
-                && after.Length == labels.Count)
+            // A significant gate against the baseline is compared sample by sample whether or not it met its threshold:
+            // a pass states how the model differs, a miss fails only when the model is worse beyond chance.
+            var paired = expression.Reference == "baseline" && baseline!.DataHash == dataHash ? Paired(expression.Metric, final, baseline, labels) : null;
+            if (passed)
             {
-                var test = Statistics.McNemar(before, after, [.. labels]);
-                var worse = test.CandidateSignificantlyWorse();
-                results.Add(Result(
-                    !worse,
-                    value,
-                    threshold,
-                    $"{message[..^1]}, and {(worse ? "is" : "is not")} significantly worse than the baseline (McNemar exact test on {test.BaselineOnlyCorrect + test.CandidateOnlyCorrect} discordant samples: {test.BaselineOnlyCorrect} right only before, {test.CandidateOnlyCorrect} only now, p = {test.PValue.ToString("0.####", invariant)}){(worse ? "." : ": passes as not significant.")}",
-                    test.PValue));
+                results.Add(Result(true, value, threshold, paired is null ? message : $"{message[..^1]} ({paired.Value.Text}).", paired?.P));
                 continue;
             }
 
-            if (expression.Reference == "baseline"
-                && baseline!.DataHash == dataHash
-                && baseline.Evaluation.Generation?.PerSample.GetValueOrDefault(expression.Metric) is { } baselineScores
-                && final.Generation?.PerSample.GetValueOrDefault(expression.Metric) is { } scores
-                && scores.Length == baselineScores.Length
-                && scores.Length > 0)
+            if (paired is { } test)
             {
-                // A graded metric (ROUGE, F1, agreement) against the baseline: a paired bootstrap over the test records.
-                var compared = PairedBootstrap.Compare(baselineScores, scores);
-                var higherIsBetter = MetricInfo.Generation.FirstOrDefault(m => m.Name == expression.Metric)?.HigherIsBetter ?? true;
-                var worse = higherIsBetter ? compared.CandidateSignificantlyWorse() : compared.CandidateSignificantlyBetter();
                 results.Add(Result(
-                    !worse,
+                    !test.Worse,
                     value,
                     threshold,
-                    $"{message[..^1]}, and {(worse ? "is" : "is not")} significantly worse than the baseline (paired bootstrap over {scores.Length} test records, p = {compared.PValue.ToString("0.####", invariant)}){(worse ? "." : ": passes as not significant.")}",
-                    compared.PValue));
+                    $"{message[..^1]}, and {(test.Worse ? "is" : "is not")} significantly worse than the baseline ({test.Text}){(test.Worse ? "." : ": passes as not significant.")}",
+                    test.P));
                 continue;
             }
 
@@ -151,6 +130,42 @@ public static class GateEvaluator
 
         return results;
     }
+
+    /// <summary>
+    /// The paired comparison of <paramref name="final"/> with the baseline on <paramref name="metric"/>, measured on the
+    /// same data: McNemar's exact test on per-sample correctness for the evaluation's paired metric (accuracy, a
+    /// generative model's exact match or label accuracy), a paired bootstrap over test records for a generative model's
+    /// graded metric; null when neither has the per-sample values it needs.
+    /// </summary>
+    private static (bool Worse, double P, string Text)? Paired(string metric, ModelEvaluation final, BaselineFile baseline, IReadOnlyList<long>? labels)
+    {
+        if (metric == final.PairedMetric
+            && baseline.Evaluation.Predictions is { } before
+            && final.Predictions is { } after
+            && labels is not null
+            && before.Length == labels.Count
+            && after.Length == labels.Count)
+        {
+            var test = Statistics.McNemar(before, after, [.. labels]);
+            return (test.CandidateSignificantlyWorse(), test.PValue, $"McNemar exact test on {test.BaselineOnlyCorrect + test.CandidateOnlyCorrect} discordant samples: {test.BaselineOnlyCorrect} right only before, {test.CandidateOnlyCorrect} only now, p = {P(test.PValue)}");
+        }
+
+        if (baseline.Evaluation.Generation?.PerSample.GetValueOrDefault(metric) is { } baselineScores
+            && final.Generation?.PerSample.GetValueOrDefault(metric) is { } scores
+            && scores.Length == baselineScores.Length
+            && scores.Length > 0)
+        {
+            var compared = PairedBootstrap.Compare(baselineScores, scores);
+            var higherIsBetter = MetricInfo.Generation.FirstOrDefault(m => m.Name == metric)?.HigherIsBetter ?? true;
+            var worse = higherIsBetter ? compared.CandidateSignificantlyWorse() : compared.CandidateSignificantlyBetter();
+            return (worse, compared.PValue, $"paired bootstrap over {scores.Length} test records, p = {P(compared.PValue)}");
+        }
+
+        return null;
+    }
+
+    /// <summary>A p-value as messages write it: four decimals, or in scientific notation below 0.0001 ("2.4E-94").</summary>
+    private static string P(double p) => p is > 0 and < 1e-4 ? p.ToString("0.#E+0", CultureInfo.InvariantCulture) : p.ToString("0.####", CultureInfo.InvariantCulture);
 
     /// <summary>The failed gates as MC3001 errors pointing at their recipe lines.</summary>
     public static IReadOnlyList<Diagnostic> Failures(string recipePath, IEnumerable<GateResult> gates) =>
