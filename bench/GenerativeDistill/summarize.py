@@ -40,6 +40,15 @@ def row(name, seconds, cached, m):
             f"{m['tps1']:.0f} | {m['tps8']:.0f} | {m['mb']:.3f} | {m['params']:,} |")
 
 
+def brief(values):
+    """A per-epoch list, shortened past 8 epochs to its first 3, its lowest (with its epoch) and its last."""
+    rounded = [round(x, 4) for x in values]
+    if len(rounded) <= 8:
+        return rounded
+    lowest = min(range(len(rounded)), key=rounded.__getitem__)
+    return f"{rounded[:3]} ... lowest {rounded[lowest]} (epoch {lowest + 1}) ... last {rounded[-1]} ({len(rounded)} epochs)"
+
+
 def main(out):
     print("| recipe / stage | seconds | exact match [95% CI] | parse failures | perplexity | agreement with teacher | tokens/s batch 1 | tokens/s batch 8 | MB | parameters |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -69,8 +78,8 @@ def main(out):
                 print(f"  {stage['stage']}: {details.get('steps')} steps ({details.get('steps_per_epoch')} per epoch); "
                       f"twin {stage['baseline_details'].get('steps')} steps; gain from distillation {stage['gain_from_distillation']:+.4f}")
             if "epochs" in details:
-                print(f"  {stage['stage']}: epochs {details['epochs']}, steps {details.get('steps')}, epoch losses {[round(x, 4) for x in stage['epoch_losses']]}, "
-                      f"validation {[round(x, 4) for x in (stage.get('validation_accuracies') or [])]}")
+                print(f"  {stage['stage']}: epochs {details['epochs']}, steps {details.get('steps')}, epoch losses {brief(stage['epoch_losses'])}, "
+                      f"validation perplexity {brief(stage.get('validation_accuracies') or [])}")
         for gate in report["gates"]:
             p = "" if gate.get("p_value") is None else f" (p = {gate['p_value']:.4g})"
             print(f"  gate {'PASS' if gate['passed'] else 'FAIL'}: {gate['message']}{p}")
