@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The full-size generation bench (issue 14, math): regenerates the level-1 word problems, then runs the recipes of this
+# folder in order with the engine's own CLI: the teacher (finetune), the labels-only student (accepted as the
+# baseline its significance gate reads), the distilled student (int8) and its int4 variant; then prints the numbers
+# bench/README.md records ("GenerativeDistill"). Everything it writes goes under out/ (ignored by git).
+# Usage: bench/GenerativeDistill/run.sh   (THREADS=2 by default; NO_BUILD=1 skips the two Release builds)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+threads=${THREADS:-2}
+out=$here/out
+data=$out/data
+mkdir -p "$out/reports" "$out/logs"
+
+if [[ -z ${NO_BUILD:-} ]]; then
+  dotnet build -c Release "$root/src/ModelCompression.Cli" -v quiet -nologo
+  dotnet build -c Release "$root/bench/GenerativeData" -v quiet -nologo
+fi
+cli=(dotnet "$root/src/ModelCompression.Cli/bin/Release/net10.0/dotnet-compress.dll")
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD)"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs usable, threads $threads"
+} | tee "$out/machine.txt"
+
+# Data: one seed, one call, so no prompt is in two files; train.jsonl's first 20,000 lines are the teacher's gold,
+# its last 500 the student's (the generator shuffles each split, so the tail is a random part of it).
+dotnet "$root/bench/GenerativeData/bin/Release/net10.0/GenerativeData.dll" math --out "$data" --seed 1 --difficulty 1 \
+  --train 20500 --pool 20000 --validation 500 --test 500 | tee "$out/data.txt"
+head -n 20000 "$data/train.jsonl" > "$data/teacher-train.jsonl"
+tail -n 500 "$data/train.jsonl" > "$data/student-train.jsonl"
+(cd "$data" && wc -lc teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl && sha256sum teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl) | tee -a "$out/data.txt"
+
+# The load average every 30 seconds while the recipes run (the machine may be shared).
+(while true; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 30; done) > "$out/load.txt" &
+sampler=$!
+trap 'kill "$sampler" 2>/dev/null || true' EXIT
+
+# Runs one recipe, keeps its log and report, and prints its wall time; returns the CLI's exit code.
+run_recipe() {
+  local recipe=$1 start rc=0
+  start=$(date +%s)
+  echo "== $recipe: start $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  "${cli[@]}" run "$here/$recipe.compress.yaml" --output "$out/models" --cache "$out/cache" --threads "$threads" > "$out/logs/$recipe.log" 2>&1 || rc=$?
+  grep -v ' ETA ' "$out/logs/$recipe.log" | tail -n 25
+  cp "$out/models/$recipe.report.json" "$out/reports/" 2>/dev/null || true
+  echo "== $recipe: exit $rc, $(( $(date +%s) - start )) s wall, end $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  return "$rc"
+}
+
+# The teacher must pass its gate: a model that fails one is not published, and the students read its folder.
+run_recipe math-teacher
+run_recipe math-labels-only
+"${cli[@]}" baseline accept "$here/math-labels-only.compress.yaml" --output "$out/models" --cache "$out/cache" | tail -n 1
+# A student that misses a gate is still reported; the int4 variant runs either way.
+student_rc=0
+run_recipe math-student || student_rc=$?
+int4_rc=0
+run_recipe math-student-int4 || int4_rc=$?
+python3 "$here/summarize.py" "$out" | tee "$out/summary.md"
+echo "math-student exit $student_rc, math-student-int4 exit $int4_rc"
