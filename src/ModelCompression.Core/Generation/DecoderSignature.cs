@@ -115,11 +115,22 @@ public sealed record DecoderSignature(int CachedLayers, int KeyValueHeads, int H
     }
 
     /// <summary>The rows of the initializer that a Gather indexes with <c>position_ids</c> (a learned position table), or null.</summary>
+    /// <summary>
+    /// The rows of the smallest table the position ids index: a learned position embedding (an initializer) or the
+    /// rotary cos/sin tables (Constant nodes, as the built-in decoder writes them); null when no Gather reads a table
+    /// by the position ids.
+    /// </summary>
     private static int? PositionTableRows(GraphProto graph, HashSet<string> initializers)
     {
-        var gather = graph.Node.FirstOrDefault(n => n.OpType == "Gather" && n.Input.Count == 2 && n.Input[1] == DecoderConvention.PositionIds && initializers.Contains(n.Input[0]));
-        var table = gather is null ? null : graph.Initializer.First(i => i.Name == gather.Input[0]);
-        return table is { Dims.Count: 2 } && table.Dims[0] > 0 ? checked((int)table.Dims[0]) : null;
+        var constants = graph.Node.Where(n => n.OpType == "Constant" && n.Output.Count == 1 && n.Attribute.Any(a => a.Name == "value" && a.T is not null))
+            .ToDictionary(n => n.Output[0], n => n.Attribute.First(a => a.Name == "value").T, StringComparer.Ordinal);
+        var rows = graph.Node
+            .Where(n => n.OpType == "Gather" && n.Input.Count == 2 && n.Input[1] == DecoderConvention.PositionIds)
+            .Select(n => initializers.Contains(n.Input[0]) ? graph.Initializer.First(i => i.Name == n.Input[0]) : constants.GetValueOrDefault(n.Input[0]))
+            .Where(t => t is { Dims.Count: 2 } && t.Dims[0] > 0)
+            .Select(t => checked((int)t!.Dims[0]))
+            .ToList();
+        return rows.Count > 0 ? rows.Min() : null;
     }
 
     private static TensorProto.Types.DataType ElementType(ValueInfoProto value) => (TensorProto.Types.DataType)(value.Type?.TensorType?.ElemType ?? 0);

@@ -133,7 +133,9 @@ public sealed class Generator
                 var nextPositions = new long[batch.Length];
                 for (var row = 0; row < batch.Length; row++)
                 {
-                    nextPositions[row] = batch[row].Prompt.Count + generated;
+                    // A finished row is still fed (the batch moves together) but its output is dropped: its position
+                    // stays inside the model's table rather than running past it.
+                    nextPositions[row] = Math.Min(batch[row].Prompt.Count + generated, maxPositions - 1);
                 }
 
                 DecoderStep following;

@@ -87,7 +87,7 @@ public sealed class DecoderHeadPruningTests : IDisposable
         var pruned = DecoderHeadPruner.Prune(model, sparsity: 0.5, "decoder.onnx");
 
         Assert.Empty(OnnxChecker.Check(pruned));
-        Assert.Equal(new DecoderSignature(withCache ? 3 : 0, withCache ? 2 : 0, withCache ? HeadWidth : 0, true, 23, positions == PositionEncoding.Learned ? 16 : null), DecoderSignature.Read(pruned, "pruned"));
+        Assert.Equal(new DecoderSignature(withCache ? 3 : 0, withCache ? 2 : 0, withCache ? HeadWidth : 0, true, 23, 16), DecoderSignature.Read(pruned, "pruned"));
         Assert.Equal([options.Width, 2 * HeadWidth], Dims(pruned, "decoder.layer0.attention.key.weight"));
         Assert.Equal([2 * HeadWidth, options.Width], Dims(pruned, "decoder.layer2.attention.output.weight"));
         // Per layer, two heads' query, key and value columns and biases, and their output rows.
