@@ -30,7 +30,7 @@ public static partial class RecipeLoader
         var stages = ReadStages(YamlSource.Get(root, RecipeKeys.Stages), source, root, studentIsBuiltIn: student?.ModelPath is null, hasTeacher);
         // The check has held the task to the catalog's names.
         var task = TaskCatalog.TryGet(YamlSource.Text(root, RecipeKeys.Task) ?? TaskCatalog.DefaultName, out var known) ? known : ClassificationTask.Instance;
-        var generation = ReadGeneration(root, source, task, data, student, stages);
+        var generation = ReadGeneration(root, source, task, data, student, stages, teachers);
         var gates = ReadGates(YamlSource.Get(root, RecipeKeys.Gates), source, hasTeacher, generation is null ? task : GenerationTask.For(generation.Task));
         var outputs = ReadOutputs(YamlSource.Get(root, RecipeKeys.OutputsSection) as YamlMappingNode, source, source.File);
         if (data is null || teachers is null || student is null || source.Problems.Count > 0)
@@ -63,7 +63,7 @@ public static partial class RecipeLoader
     /// that tie a task to its data, student and stages: chat data, a decoder and the stages that run on decoders for
     /// generation; tensor data, no decoder and no 'generation' section for every other task. Null for other tasks.
     /// </summary>
-    private static GenerationSettings? ReadGeneration(YamlMappingNode root, YamlSource source, ITask task, Data.DataSpec? data, StudentSpec? student, List<StageSpec> stages)
+    private static GenerationSettings? ReadGeneration(YamlMappingNode root, YamlSource source, ITask task, Data.DataSpec? data, StudentSpec? student, List<StageSpec> stages, List<TeacherSpec>? teachers)
     {
         var node = YamlSource.Get(root, RecipeKeys.Generation);
         var isGeneration = task is GenerationTask;
@@ -125,7 +125,56 @@ public static partial class RecipeLoader
             }
         }
 
+        CheckTeacherTokenizer(source, settings, stages, teachers);
+
         return settings;
+    }
+
+    /// <summary>
+    /// Token-level distillation (distill with alpha above 0) needs the teacher's tokenizer to be the student's. A teacher
+    /// that carries its own (a tokenizer.compress.json beside it) of another kind than the recipe's, or with a compact
+    /// vocabulary the recipe's lacks (or the reverse), cannot be: said here, at load time, at each such distill's line.
+    /// Tokenizers of one kind built from different text (character, compact) are compared when the run has made the
+    /// student's, still before anything trains.
+    /// </summary>
+    private static void CheckTeacherTokenizer(YamlSource source, GenerationSettings settings, List<StageSpec> stages, List<TeacherSpec>? teachers)
+    {
+        if (teachers is not [var teacher, ..]
+            || Path.Combine(Path.GetDirectoryName(teacher.Path)!, Text.GenerationTokenizer.DefaultFileName) is not { } file
+            || !File.Exists(file)
+            || stages.All(s => s.Options is not DistillOptions { Alpha: > 0 }))
+        {
+            return;
+        }
+
+        Text.GenerationTokenizer own;
+        try
+        {
+            own = Text.GenerationTokenizer.Load(file);
+        }
+        catch (CompressionException e)
+        {
+            source.Problems.AddRange(e.Diagnostics);
+            return;
+        }
+
+        var compact = own.CompactVocabulary is not null;
+        if (own.Kind == settings.Tokenizer && compact == settings.CompactVocabulary)
+        {
+            return;
+        }
+
+        var theirs = $"{own.Kind.ToString().ToLowerInvariant()}{(compact ? ", compact" : "")}";
+        var ours = $"{settings.Tokenizer.ToString().ToLowerInvariant()}{(settings.CompactVocabulary ? ", compact" : "")}";
+        foreach (var stage in stages.Where(s => s.Options is DistillOptions { Alpha: > 0 }))
+        {
+            source.Problems.Add(Diagnostic.Error(
+                DiagnosticCodes.RecipeInvalidValue,
+                $"Stage 'distill': the teacher's tokenizer ({theirs}, {file}) is not the student's ({ours}), so only sequence-level distillation applies (the student learns the teacher's answers as text): set alpha: 0 and put a generate stage before it, or give the student the teacher's tokenizer.",
+                source.File,
+                stage.OptionLines.TryGetValue("alpha", out var line) ? line : stage.Line,
+                1));
+        }
     }
 
     /// <summary>The node of <paramref name="key"/>'s value in <paramref name="node"/>, for an error at its line.</summary>

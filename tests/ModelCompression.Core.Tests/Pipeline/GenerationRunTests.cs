@@ -255,6 +255,44 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(stages, d => d.Message.Contains("'accuracy' is not a metric of task 'generation'", StringComparison.Ordinal) && d.Message.Contains("label_accuracy", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void A_teacher_with_a_tokenizer_of_another_kind_is_refused_token_level_distillation_at_load_time()
+    {
+        WriteData();
+        // A teacher folder as this tool writes it: the model (its content is not read at load time) and its tokenizer.
+        var folder = _dir.Dir("char-teacher");
+        File.WriteAllBytes(Path.Join(folder, "model.onnx"), []);
+        GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Character), ["abc def"]).Save(Path.Join(folder, GenerationTokenizer.DefaultFileName));
+
+        var refused = Refused("""
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+            generation: { task_type: qa, tokenizer: byte }
+            teacher: char-teacher/model.onnx
+            student: { architecture: decoder }
+            stages:
+              - generate
+              - distill: { epochs: 1,
+                  alpha: 0.5 }
+            """);
+        var error = Assert.Single(refused);
+        Assert.Equal(9, error.Line);
+        Assert.Contains("the teacher's tokenizer (character,", error.Message, StringComparison.Ordinal);
+        Assert.Contains("is not the student's (byte), so only sequence-level distillation applies", error.Message, StringComparison.Ordinal);
+
+        // Sequence-level distillation (alpha 0) from the same teacher loads.
+        var path = _dir.File("sequence-level.compress.yaml");
+        File.WriteAllText(path, """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+            generation: { task_type: qa, tokenizer: byte }
+            teacher: char-teacher/model.onnx
+            student: { architecture: decoder }
+            stages: [generate, { distill: { alpha: 0 } }]
+            """);
+        Assert.Equal(["generate", "distill"], RecipeLoader.Load(path).Stages.Select(s => s.Kind));
+    }
+
     private IReadOnlyList<Diagnostic> Refused(string yaml)
     {
         var path = _dir.File($"bad-{Guid.NewGuid():N}.compress.yaml");
