@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ModelCompression.Common;
 using ModelCompression.Diagnostics;
 using ModelCompression.Text;
@@ -38,11 +39,19 @@ public static class TeacherTokenCache
     /// <summary>
     /// The tokenizer's saved description (<see cref="GenerationTokenizer.Save"/>: kind, encoding, characters, specials,
     /// compact ids), plus the SentencePiece model's bytes when it has one: two tokenizers with one description give every
-    /// text the same ids.
+    /// text the same ids. A tokenizer does not change once made, so its description is written once and remembered:
+    /// cache keys of every stage and evaluation of a run ask for it.
     /// </summary>
     public static string Description(GenerationTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
+        return Descriptions.GetValue(tokenizer, Describe);
+    }
+
+    private static readonly ConditionalWeakTable<GenerationTokenizer, string> Descriptions = new();
+
+    private static string Describe(GenerationTokenizer tokenizer)
+    {
         var folder = Path.Join(Path.GetTempPath(), $"mc-tokenizer-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         try

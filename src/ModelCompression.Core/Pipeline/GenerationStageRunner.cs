@@ -14,7 +14,7 @@ internal sealed class GenerationStageRunner(ArtifactCache cache)
     /// <summary>Runs <paramref name="stage"/> on <paramref name="inputPath"/>, or takes its output from the cache; <paramref name="label"/> names the run in progress (the kind by default).</summary>
     public CachedStageRun Run(GenerationContext context, IGenerativeStage stage, string inputPath, string inputHash, string? label = null)
     {
-        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", inputHash);
+        var key = StageRunner.KeyOf(stage.Kind, inputHash);
         stage.AddToKey(key, context);
         return StageRunner.Cached(cache, stage.Kind, key.Finish(), context.Reporter, label, (hash, outputPath) =>
         {

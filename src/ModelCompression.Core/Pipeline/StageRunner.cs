@@ -54,8 +54,12 @@ internal sealed class StageRunner(ArtifactCache cache, HashMemo hashes) : IStage
     /// <summary>The cache key of <paramref name="stage"/> run on the model whose hash is <paramref name="inputHash"/>.</summary>
     internal static string Key(StageContext context, IStage stage, string inputHash)
     {
-        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("stage", stage.Kind).Add("input", inputHash);
+        var key = KeyOf(stage.Kind, inputHash);
         stage.AddToKey(key, context);
         return key.Finish();
     }
+
+    /// <summary>What every stage's cache key starts with: the engine version, the stage kind and the input model's hash.</summary>
+    internal static ContentHash KeyOf(string kind, string inputHash) =>
+        new ContentHash().Add("engine", EngineInfo.Version).Add("stage", kind).Add("input", inputHash);
 }

@@ -43,12 +43,7 @@ public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeSta
     {
         ArgumentNullException.ThrowIfNull(context);
         var clock = Stopwatch.StartNew();
-        var maxLength = context.Settings.MaxLength;
-        var train = ChatTrainingSet.Render(context.Train, context.Template, maxLength);
-        if (context.TeacherAnswers.Count > 0)
-        {
-            train = train.Concat(ChatTrainingSet.Render(context.TeacherAnswers, context.Template, maxLength, origin: "teacher"));
-        }
+        var train = DecoderTraining.GoldAndTeacherRows(context);
 
         var invariant = CultureInfo.InvariantCulture;
         var (initial, _) = DecoderTraining.StartFromTeacher(Kind, context, inputModel, options);

@@ -68,23 +68,19 @@ public sealed class DecoderPruneStage(PruneOptions options) : IGenerativeStage
             return new StageResult(Kind, summary + ", no recovery", details, null, clock.Elapsed.TotalSeconds);
         }
 
-        var maxLength = context.Settings.MaxLength;
-        var train = ChatTrainingSet.Render(context.Train, context.Template, maxLength);
-        if (context.TeacherAnswers.Count > 0)
-        {
-            train = train.Concat(ChatTrainingSet.Render(context.TeacherAnswers, context.Template, maxLength, origin: "teacher"));
-        }
+        var train = DecoderTraining.GoldAndTeacherRows(context);
 
         var settings = options.Recovery(options.RecoveryEpochs).Training;
         var trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(0), settings, teacher: null, pruned);
         OnnxModelFile.Save(trained.Model, outputModel);
         var recovery = DecoderTraining.Result(Kind, settings, train, trained, context.TeacherAnswers.Count > 0 ? $"recovery on {context.TeacherAnswers.Count} teacher answers too" : null, clock.Elapsed);
+        var merged = new Dictionary<string, string>(recovery.Details, StringComparer.Ordinal);
         foreach (var (name, value) in details)
         {
-            ((Dictionary<string, string>)recovery.Details)[name] = value;
+            merged[name] = value;
         }
 
-        return recovery with { Summary = $"{summary}; recovery {recovery.Summary}" };
+        return recovery with { Summary = $"{summary}; recovery {recovery.Summary}", Details = merged };
     }
 
     /// <summary>Why <paramref name="options"/> cannot prune a decoder; null when they can.</summary>

@@ -11,6 +11,19 @@ namespace ModelCompression.Stages;
 internal static class DecoderTraining
 {
     /// <summary>
+    /// The training rows of a stage that learns from the teacher's answers: the gold conversations, then the teacher's
+    /// answers of an earlier generate stage (none before one), rendered with the student's template.
+    /// </summary>
+    public static ChatTrainingSet GoldAndTeacherRows(GenerationContext context)
+    {
+        var maxLength = context.Settings.MaxLength;
+        var train = ChatTrainingSet.Render(context.Train, context.Template, maxLength);
+        return context.TeacherAnswers.Count > 0
+            ? train.Concat(ChatTrainingSet.Render(context.TeacherAnswers, context.Template, maxLength, origin: "teacher"))
+            : train;
+    }
+
+    /// <summary>
     /// Trains <paramref name="inputModel"/> (or <paramref name="initial"/>, its graph with other weights: from the teacher,
     /// or pruned) on <paramref name="train"/> through the one training flow.
     /// </summary>
