@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the numbers bench/README.md records for GenerativeDistill, read from the runs' report.json files.
 
-Usage: summarize.py OUT_DIR   (OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
+Usage: summarize.py OUT_DIR [math|mail]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
 `baseline accept` replays the labels-only recipe from the cache and rewrites its report)
 Nothing here is computed anew except sums and ratios of what the engine reported; every metric, p-value and
 count is the engine's own.
@@ -10,15 +10,20 @@ import json
 import os
 import sys
 
-RECIPES = ["math-teacher", "math-labels-only", "math-student", "math-student-int4"]
+RECIPES = {
+    "math": ["math-teacher", "math-labels-only", "math-student", "math-student-int4"],
+    "mail": ["mail-teacher", "mail-labels-only", "mail-student"],
+}
+# The headline metric of each task: exact match of the final number; ROUGE-L F1 of the subject line.
+HEADLINE = {"math": "exact_match", "mail": "rouge_l"}
 
 
-def metrics(evaluation):
+def metrics(evaluation, headline):
     generation = evaluation["generation"]
     m = generation["metrics"]
-    interval = generation.get("ci95", {}).get("exact_match")
+    interval = generation.get("ci95", {}).get(headline)
     return {
-        "em": m.get("exact_match"),
+        "em": m.get(headline),
         "ci": interval,
         "parse": m.get("parse_failure_rate"),
         "ppl": m.get("perplexity"),
@@ -49,22 +54,23 @@ def brief(values):
     return f"{rounded[:3]} ... lowest {rounded[lowest]} (epoch {lowest + 1}) ... last {rounded[-1]} ({len(rounded)} epochs)"
 
 
-def main(out):
-    print("| recipe / stage | seconds | exact match [95% CI] | parse failures | perplexity | agreement with teacher | tokens/s batch 1 | tokens/s batch 8 | MB | parameters |")
+def main(out, task):
+    headline = HEADLINE[task]
+    print(f"| recipe / stage | seconds | {headline} [95% CI] | parse failures | perplexity | agreement with teacher | tokens/s batch 1 | tokens/s batch 8 | MB | parameters |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     reports = {}
-    for recipe in RECIPES:
+    for recipe in RECIPES[task]:
         path = os.path.join(out, "reports", f"{recipe}.report.json")
         if not os.path.exists(path):
             continue
         report = json.load(open(path, encoding="utf-8"))
         reports[recipe] = report
-        if report.get("teacher") and recipe == "math-labels-only":
-            print(row("teacher (evaluated by the student recipes)", None, False, metrics(report["teacher"])))
+        if report.get("teacher") and recipe == f"{task}-labels-only":
+            print(row("teacher (evaluated by the student recipes)", None, False, metrics(report["teacher"], headline)))
         for stage in report["stages"]:
-            print(row(f"{recipe} / {stage['stage']}", stage["seconds"], stage["cached"], metrics(stage["evaluation"])))
+            print(row(f"{recipe} / {stage['stage']}", stage["seconds"], stage["cached"], metrics(stage["evaluation"], headline)))
             if stage.get("baseline"):
-                print(row(f"{recipe} / {stage['stage']}: labels-only twin", None, False, metrics(stage["baseline"])))
+                print(row(f"{recipe} / {stage['stage']}: labels-only twin", None, False, metrics(stage["baseline"], headline)))
 
     for recipe, report in reports.items():
         print(f"\n{recipe}: passed {report['passed']}, wall seconds of the stages {sum(s['seconds'] for s in report['stages'] if not s['cached']):.0f}")
@@ -86,4 +92,5 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
+         sys.argv[2] if len(sys.argv) > 2 else "math")

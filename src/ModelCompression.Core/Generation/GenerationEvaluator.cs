@@ -67,7 +67,8 @@ public static class GenerationEvaluator
 
         var maxLength = options.MaxLength ?? session.Signature.MaxPositions ?? DefaultMaxLength;
         var generation = AnswerOptions(template, task, options.Generation);
-        var prompts = test.Select(r => template.RenderForGeneration(r.Prompt, maxLength)).ToList();
+        var promptLimit = PromptLimit(template, maxLength, generation.MaxNewTokens);
+        var prompts = test.Select(r => template.RenderForGeneration(r.Prompt, promptLimit)).ToList();
         var generated = new Generator(session).Generate([.. prompts.Select(p => (IReadOnlyList<int>)p.Ids)], generation, cancellationToken);
         var endText = EndText(template);
         var predictions = generated.Select(g => Answer(tokenizer.Decode(g.ContentTokens), endText)).ToList();
@@ -99,6 +100,17 @@ public static class GenerationEvaluator
             prompts.Count(p => p.CutTokens > 0),
             generated.Sum(g => (long)g.Tokens.Count),
             samples);
+    }
+
+    /// <summary>
+    /// The most tokens a prompt keeps (its start is cut, as training cuts a conversation) so that an answer of
+    /// <paramref name="answerTokens"/> still fits <paramref name="maxLength"/>: a prompt that filled the maximum would get
+    /// no answer at all and be scored as an empty one. Never less than the generation prompt and one token.
+    /// </summary>
+    public static int PromptLimit(ChatTemplate template, int maxLength, int answerTokens)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        return Math.Max(template.GenerationPromptLength + 1, maxLength - answerTokens);
     }
 
     /// <summary>

@@ -140,8 +140,11 @@ public sealed class GenerativeModel : IDisposable
     /// <inheritdoc />
     public void Dispose() => _session.Dispose();
 
-    /// <summary>Room for the prompt: the context less one position, so that at least one token can be generated.</summary>
-    private int PromptLimit => Config.ContextLength - 1;
+    /// <summary>
+    /// Room for the prompt: the context less generation.json's answer length, so a long prompt still gets a whole answer
+    /// (training cut conversations from the left the same way); never less than the generation prompt and one token.
+    /// </summary>
+    private int PromptLimit => Math.Max((_template?.GenerationPromptLength ?? 0) + 1, Config.ContextLength - Defaults.MaxNewTokens);
 
     private string Answer(IReadOnlyList<int> promptIds, GenerationOptions? options, CancellationToken cancellationToken)
     {

@@ -40,7 +40,7 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
             Threads = threads,
         };
         var evaluation = GenerationEvaluator.Evaluate(modelPath, template, test, task, options, teacherAnswers, cancellationToken);
-        var prompts = test.Take(Speed.Prompts).Select(r => (IReadOnlyList<int>)template.RenderForGeneration(r.Prompt, settings.MaxLength).Ids).ToList();
+        var prompts = test.Take(Speed.Prompts).Select(r => (IReadOnlyList<int>)template.RenderForGeneration(r.Prompt, GenerationEvaluator.PromptLimit(template, settings.MaxLength, Speed.NewTokens)).Ids).ToList();
         var speed = GenerationSpeed.Measure(modelPath, prompts, Speed with { Threads = threads });
         var footprint = ModelFootprint.Measure(modelPath);
 

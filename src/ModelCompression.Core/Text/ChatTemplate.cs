@@ -215,6 +215,9 @@ public sealed class ChatTemplate
         return new ChatRendering(sequences, kept, whole, promptCut, tooLong, nothing);
     }
 
+    /// <summary>Tokens of the generation prompt (the start of an assistant message) every prompt for generation ends in.</summary>
+    public int GenerationPromptLength => _generationPrompt.Length;
+
     /// <summary>
     /// Renders <paramref name="messages"/> (the conversation so far, e.g. <see cref="ChatRecord.Prompt"/>) and the
     /// generation prompt, in at most <paramref name="maxLength"/> tokens: longer prompts lose tokens from the left; the

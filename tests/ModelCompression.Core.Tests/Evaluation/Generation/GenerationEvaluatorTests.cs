@@ -165,6 +165,23 @@ public sealed class GenerationEvaluatorTests
     }
 
     [Fact]
+    public void A_prompt_that_fills_the_maximum_length_is_cut_to_leave_room_for_the_answer()
+    {
+        // The fixture has 64 positions. This prompt renders to all 64 (with the generation prompt's space): kept whole,
+        // it left no position to answer in, and was scored as an empty answer. Now it keeps its last 64 - 30 tokens.
+        var prompt = new string('.', 51) + " The red fox";
+        Assert.Equal(63, prompt.Length);
+        var options = Options with { MaxLength = 64, Generation = new GenerationOptions { MaxNewTokens = 30 } };
+
+        var result = GenerationEvaluator.Evaluate(DecoderFixture.Cached, Template(), [Record(prompt, "jumps over the lazy dog.", 1)], new GenerativeTask(GenerativeTaskType.Qa), options);
+
+        // What the fixture writes after 34 positions of dots is not what it learned; that it writes at all is the point.
+        Assert.Equal(1, result.PromptsCut);
+        Assert.InRange(result.GeneratedTokens, 1, 30);
+        Assert.NotEqual("", result.Predictions[0]);
+    }
+
+    [Fact]
     public void Bad_input_is_refused_with_a_code()
     {
         var template = Template();
