@@ -31,7 +31,8 @@ public static class DynamicQuantizer
     /// <param name="perChannel">One weight scale per output column instead of one per tensor.</param>
     /// <param name="include">Which MatMul, Gemm and embedding Gather nodes to quantize (null: all); the others are reported as excluded.</param>
     /// <param name="target">The CPUs the model must be exact on: <see cref="Int8Target.Any"/> bounds the weights' pair sums, <see cref="Int8Target.Vnni"/> uses the full int8 range.</param>
-    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel, Func<NodeProto, bool>? include = null, Int8Target target = Int8Target.Any)
+    /// <param name="activationScale">One activation scale and zero point per run (ONNX Runtime's fused DynamicQuantizeLinear) or one per row (token): see <see cref="ActivationScale"/>.</param>
+    public static (ModelProto Model, DynamicQuantizationReport Report) Quantize(ModelProto source, bool perChannel, Func<NodeProto, bool>? include = null, Int8Target target = Int8Target.Any, ActivationScale activationScale = ActivationScale.Tensor)
     {
         ArgumentNullException.ThrowIfNull(source);
         var model = source.Clone();
@@ -45,6 +46,8 @@ public static class DynamicQuantizer
         var skipped = new List<string>();
         var nodes = new List<NodeProto>();
         var quantizedActivations = new Dictionary<string, (string Q, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
+        var opset = source.OpsetImport.FirstOrDefault(o => OnnxVersions.IsDefaultDomain(o.Domain))?.Version ?? OnnxVersions.DefaultOpset;
+        var columnSums = new Dictionary<string, string>(StringComparer.Ordinal);
         var names = new UniqueNames(graph);
         var producers = GraphEdit.Producers(graph);
         // Lookups left float for a reason a quantized tied head may remove (the head's Transpose also read the table).
@@ -130,18 +133,40 @@ public static class DynamicQuantizer
             var input = node.Input[0];
             if (!quantizedActivations.TryGetValue(input, out var activation))
             {
-                var activationPrefix = names.Make($"{input}.quantized", string.Empty, ".scale", ".zero_point", ".DynamicQuantizeLinear");
-                activation = ($"{activationPrefix}", $"{activationPrefix}.scale", $"{activationPrefix}.zero_point");
-                nodes.Add(GraphEdit.Node("DynamicQuantizeLinear", $"{activationPrefix}.DynamicQuantizeLinear", [input], [activation.Q, activation.Scale, activation.ZeroPoint]));
+                activation = activationScale == ActivationScale.Row
+                    ? RowQuantizedActivation.Add(graph, nodes, names, input, opset)
+                    : TensorQuantizedActivation(nodes, names, input);
                 quantizedActivations[input] = activation;
             }
 
             var output = node.Output[0];
             var scaledOutput = plan.Value.Bias is null ? output : $"{prefix}.scaled";
-            nodes.Add(GraphEdit.Node("MatMulInteger", $"{prefix}.MatMulInteger", [activation.Q, weightName, activation.ZeroPoint, zeroPointName], [$"{prefix}.int32"]));
-            nodes.Add(GraphEdit.Node("Cast", $"{prefix}.Cast", [$"{prefix}.int32"], [$"{prefix}.float"], new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float }));
-            nodes.Add(GraphEdit.Node("Mul", $"{prefix}.ScaleProduct", [activation.Scale, scaleName], [$"{prefix}.scale"]));
-            nodes.Add(GraphEdit.Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
+            var toFloat = new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float };
+            if (activationScale == ActivationScale.Row)
+            {
+                // Per-row zero points cannot be MatMulInteger's a_zero_point on every provider, so the product runs
+                // without one and the zero point comes off afterwards, exactly: sum_k (q - z) w = sum_k q w - z sum_k w.
+                if (!columnSums.TryGetValue(weightName, out var sums))
+                {
+                    sums = $"{weightName}.column_sums";
+                    graph.Initializer.Add(TensorData.FromFloats(sums, ColumnSums(graph.Initializer.First(i => i.Name == weightName), k, n), [n]));
+                    columnSums[weightName] = sums;
+                }
+
+                nodes.Add(GraphEdit.Node("MatMulInteger", $"{prefix}.MatMulInteger", [activation.Q, weightName, string.Empty, zeroPointName], [$"{prefix}.int32"]));
+                nodes.Add(GraphEdit.Node("Cast", $"{prefix}.Cast", [$"{prefix}.int32"], [$"{prefix}.float"], toFloat));
+                nodes.Add(GraphEdit.Node("Mul", $"{prefix}.ZeroPointTerm", [activation.ZeroPoint, sums], [$"{prefix}.zero_point_term"]));
+                nodes.Add(GraphEdit.Node("Sub", $"{prefix}.Centre", [$"{prefix}.float", $"{prefix}.zero_point_term"], [$"{prefix}.centred"]));
+                nodes.Add(GraphEdit.Node("Mul", $"{prefix}.RowScale", [$"{prefix}.centred", activation.Scale], [$"{prefix}.row_scaled"]));
+                nodes.Add(GraphEdit.Node("Mul", $"{prefix}.Rescale", [$"{prefix}.row_scaled", scaleName], [scaledOutput]));
+            }
+            else
+            {
+                nodes.Add(GraphEdit.Node("MatMulInteger", $"{prefix}.MatMulInteger", [activation.Q, weightName, activation.ZeroPoint, zeroPointName], [$"{prefix}.int32"]));
+                nodes.Add(GraphEdit.Node("Cast", $"{prefix}.Cast", [$"{prefix}.int32"], [$"{prefix}.float"], toFloat));
+                nodes.Add(GraphEdit.Node("Mul", $"{prefix}.ScaleProduct", [activation.Scale, scaleName], [$"{prefix}.scale"]));
+                nodes.Add(GraphEdit.Node("Mul", $"{prefix}.Rescale", [$"{prefix}.float", $"{prefix}.scale"], [scaledOutput]));
+            }
             if (plan.Value.Bias is { } bias)
             {
                 // A Gemm's bias as the Add needs it (beta applied, one value per column): the initializer itself
@@ -177,6 +202,31 @@ public static class DynamicQuantizer
         GraphEdit.RemoveUnreadAliases(graph);
         GraphEdit.RemoveUnusedInitializers(graph);
         return (model, new DynamicQuantizationReport(quantized, skipped));
+    }
+
+    /// <summary>The activation through ONNX Runtime's DynamicQuantizeLinear: one uint8 scale and zero point for the whole tensor.</summary>
+    private static (string Q, string Scale, string ZeroPoint) TensorQuantizedActivation(List<NodeProto> nodes, UniqueNames names, string input)
+    {
+        var activationPrefix = names.Make($"{input}.quantized", string.Empty, ".scale", ".zero_point", ".DynamicQuantizeLinear");
+        var activation = ($"{activationPrefix}", $"{activationPrefix}.scale", $"{activationPrefix}.zero_point");
+        nodes.Add(GraphEdit.Node("DynamicQuantizeLinear", $"{activationPrefix}.DynamicQuantizeLinear", [input], [activation.Item1, activation.Item2, activation.Item3]));
+        return activation;
+    }
+
+    /// <summary>Each output column's sum of the int8 weight codes (what a zero point of 1 adds to that column).</summary>
+    private static float[] ColumnSums(TensorProto weight, int rows, int columns)
+    {
+        var codes = TensorData.ToInt8s(weight);
+        var sums = new float[columns];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var c = 0; c < columns; c++)
+            {
+                sums[c] += codes[(r * columns) + c];
+            }
+        }
+
+        return sums;
     }
 
     private readonly record struct WeightPlan(float[] Weight, int Rows, int Columns, bool Transposed, float[]? Bias, float Alpha, float Beta, bool TiedHead = false);

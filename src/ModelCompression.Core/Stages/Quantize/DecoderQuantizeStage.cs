@@ -53,11 +53,14 @@ public sealed class DecoderQuantizeStage(QuantizeOptions options) : IGenerativeS
                 summary = $"fp16: {halfReport.Float16Initializers} initializers stored as float16";
                 break;
             default:
-                var (int8, int8Report) = DynamicQuantizer.Quantize(source, options.PerChannel, Included, options.Target);
+                // Per row unless asked otherwise: with one scale per run, a prompt's answer depended on its batch.
+                var activations = options.ActivationScale == ActivationScaleChoice.Tensor ? ActivationScale.Tensor : ActivationScale.Row;
+                var (int8, int8Report) = DynamicQuantizer.Quantize(source, options.PerChannel, Included, options.Target, activations);
                 model = int8;
                 details["quantized_nodes"] = int8Report.QuantizedNodes.Count.ToString(invariant);
                 details["per_channel"] = options.PerChannel ? "true" : "false";
-                summary = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")}): {int8Report.QuantizedNodes.Count} MatMul/Gemm nodes, {int8Report.SkippedNodes.Count} left float";
+                details["activation_scale"] = activations.ToString().ToLowerInvariant();
+                summary = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")} weights, activations per {activations.ToString().ToLowerInvariant()}): {int8Report.QuantizedNodes.Count} MatMul/Gemm nodes, {int8Report.SkippedNodes.Count} left float";
                 break;
         }
 

@@ -19,6 +19,19 @@ public enum QuantizeMode
     Int4,
 }
 
+/// <summary>The quantize stage's choice of <see cref="ActivationScale"/> for dynamic int8.</summary>
+public enum ActivationScaleChoice
+{
+    /// <summary>Per row for decoders (task: generation), per tensor for the other tasks.</summary>
+    Auto,
+
+    /// <summary><see cref="ActivationScale.Tensor"/>.</summary>
+    Tensor,
+
+    /// <summary><see cref="ActivationScale.Row"/>.</summary>
+    Row,
+}
+
 /// <summary>Options of the quantize stage.</summary>
 public sealed record QuantizeOptions : ICheckedOptions
 {
@@ -33,6 +46,10 @@ public sealed record QuantizeOptions : ICheckedOptions
     /// <summary>The CPUs the int8 model must compute correctly on.</summary>
     [Option("target", "dynamic and static: the x86-64 CPUs the int8 model must be exact on. any: every CPU ONNX Runtime runs on; the int8 weights are scaled so that no two in an output channel sum to more than 128 in magnitude, because CPUs without VNNI (AVX2-only, AVX-512 without VNNI) add pairs of u8 x s8 products into a saturating int16, and the stage proves it for every layer (MC2054/MC2055). vnni: only CPUs with AVX-512 VNNI or AVX-VNNI; full-range int8 weights (-127..127), which can be badly wrong on other CPUs.")]
     public Int8Target Target { get; init; } = Int8Target.Any;
+
+    /// <summary>How dynamic mode scales activations at run time.</summary>
+    [Option("activation_scale", "dynamic: tensor (one scale and zero point per run for each quantized activation, ONNX Runtime's fused kernel; fastest, but a row's result depends on the other rows of its batch), row (one per row, i.e. per token of a decoder: a prompt gets the same answer alone as in any batch; unfused standard operators, slower) or auto (row for task: generation, tensor otherwise).")]
+    public ActivationScaleChoice ActivationScale { get; init; } = ActivationScaleChoice.Auto;
 
     /// <summary>Inputs per 4-bit block (int4 mode).</summary>
     [Option("block_size", "int4: inputs (along K) per 4-bit block, each with its own scale: 16, 32, 64, 128 or 256 (MatMulNBits takes powers of two from 16). Smaller blocks are more accurate and larger: per block of 32 the float scale adds 1 bit per weight (4.0 bits of codes + 1.0), per block of 128 a quarter bit. The product is computed in float32 (accuracy_level 1), so the model gives the same results on every x86-64 CPU up to float rounding: there are no int8 pair sums to saturate on AVX2.", Min = 16, Max = 256)]

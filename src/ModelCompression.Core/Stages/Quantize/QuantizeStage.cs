@@ -176,7 +176,7 @@ public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = nul
     private (ModelProto? Model, string Description) Dynamic(ModelProto source, CheckSlice slice, QuantizeDetails details, StageContext context, string inputModel)
     {
         details.PerChannel = options.PerChannel;
-        var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n), options.Target);
+        var (_, report) = DynamicQuantizer.Quantize(source, options.PerChannel, n => !IsExcluded(n), options.Target, Activations);
         details.Skipped = report.SkippedNodes;
         var description = $"dynamic int8 ({(options.PerChannel ? "per channel" : "per tensor")}, {Representation})";
         if (report.QuantizedNodes.Count == 0)
@@ -185,7 +185,7 @@ public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = nul
             return (null, $"{description}: nothing to quantize");
         }
 
-        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name), options.Target).Model, slice, details);
+        var (selection, sensitivity) = SelectLayers(report.QuantizedNodes, layers => DynamicQuantizer.Quantize(source, options.PerChannel, n => layers.Contains(n.Name), options.Target, Activations).Model, slice, details);
         return (selection.Model, $"{description}: {Layers(selection, sensitivity, report.QuantizedNodes.Count, report.SkippedNodes)}");
     }
 
@@ -315,6 +315,9 @@ public sealed class QuantizeStage(QuantizeOptions options, StageSite? site = nul
     private string Representation => options.Target == Int8Target.Any
         ? $"target any: s8 weights with |q_a| + |q_b| <= {SaturationCheck.MaxPairSum} per output channel, exact on every x86-64 CPU"
         : "target vnni: full-range s8 weights, exact only on VNNI CPUs";
+
+    /// <summary>A classifier's activations: per tensor (ONNX Runtime's fused kernel) unless the recipe asks for rows.</summary>
+    private ActivationScale Activations => options.ActivationScale == ActivationScaleChoice.Row ? ActivationScale.Row : ActivationScale.Tensor;
 
     private bool IsExcluded(NodeProto node) =>
         options.ExcludedNodes.Contains(node.Name) || options.ExcludedOpTypes.Contains(node.OpType);
