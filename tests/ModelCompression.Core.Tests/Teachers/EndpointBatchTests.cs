@@ -125,6 +125,29 @@ public sealed class EndpointBatchTests
     }
 
     [Fact]
+    public async Task A_stats_file_written_before_the_endpoint_drop_reasons_reads_them_as_none()
+    {
+        using var dir = new TempDir();
+        using var server = new ScriptedChatServer(r => ScriptedChatServer.Ok(RightAnswer(NumberOf(r))));
+        var result = await EndpointTeacher.AnswerAsync(MathPrompts(1, 2), MathTask, Options(server), dir.Dir("cache"));
+        var path = dir.File("answers.jsonl");
+        EndpointTeacher.ExportDistilled(result, path);
+        var statsPath = TeacherAnswers.StatsPath(path);
+        var stats = JsonNode.Parse(File.ReadAllText(statsPath))!;
+        var counts = stats["dropped"]!.AsObject();
+        Assert.True(counts.Remove("request_failed") && counts.Remove("not_answer_json") && counts.Remove("not_asked"));
+        File.WriteAllText(statsPath, stats.ToJsonString());
+
+        var read = TeacherAnswers.Read(path);
+
+        Assert.Equal(2, read.Stats.Kept);
+        Assert.Equal(0, read.Stats.Dropped[TeacherAnswerDropReason.NotAsked]);
+        counts.Remove("duplicate");
+        File.WriteAllText(statsPath, stats.ToJsonString());
+        Assert.Equal(DiagnosticCodes.TeacherAnswersFileInvalid, Assert.Throws<CompressionException>(() => TeacherAnswers.Read(path)).Code);
+    }
+
+    [Fact]
     public async Task The_key_is_in_no_file_written_and_no_exception_message()
     {
         using var dir = new TempDir();
