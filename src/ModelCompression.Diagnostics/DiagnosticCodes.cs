@@ -147,6 +147,24 @@ public static class DiagnosticCodes
     /// <summary>A generative task's options do not make a parser (an answer pattern without exactly one capture group, fewer than two label words, an option of another task).</summary>
     public const string GenerativeTaskInvalid = "MC2088";
 
+    /// <summary>The endpoint teacher's options are out of range or do not go together (EndpointTeacherOptions.Problems: an endpoint that is not an http(s) URL or holds credentials, a prompt template without {content}, ...).</summary>
+    public const string EndpointTeacherOptionsInvalid = "MC2089";
+
+    /// <summary>The endpoint teacher cannot be called: api_key_env names an unset variable, or the endpoint refused the key (401, 403) or knows no such route or model (404).</summary>
+    public const string EndpointTeacherUnreachable = "MC2090";
+
+    /// <summary>offline: true, and the answer cache lacks requests the prompts need (their count and the first prompts' file and line are named).</summary>
+    public const string EndpointAnswersMissingOffline = "MC2091";
+
+    /// <summary>Fewer of the endpoint teacher's answers were usable than min_success_ratio asks (the counts by reason are given; the answers so far stay cached).</summary>
+    public const string EndpointSuccessRatioTooLow = "MC2092";
+
+    /// <summary>A warning: an answer-cache entry is damaged (cut, edited, not the request its name says) and is treated as missing.</summary>
+    public const string EndpointCacheEntryInvalid = "MC2093";
+
+    /// <summary>A batch requests or results file (OpenAI/Azure batch JSONL) has a line that cannot be read or matched (file and line named).</summary>
+    public const string EndpointBatchFileInvalid = "MC2094";
+
     /// <summary>A reference (gold) answer fails its task's answer parser (no final number, not a label word, empty): the data is bad, not the model.</summary>
     public const string GoldAnswerUnparsable = "MC2095";
 

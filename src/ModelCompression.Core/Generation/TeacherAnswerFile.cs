@@ -193,7 +193,10 @@ internal static class TeacherAnswerFile
                 var generated = Count(root, "generated");
                 var kept = Count(root, "kept");
                 var droppedCounts = Field(root, "dropped", JsonValueKind.Object);
-                var byReason = Enum.GetValues<TeacherAnswerDropReason>().ToDictionary(r => r, r => Count(droppedCounts, TeacherAnswers.ReasonName(r)));
+                // The endpoint teachers' reasons came later: a stats file written before them counts none.
+                var byReason = Enum.GetValues<TeacherAnswerDropReason>().ToDictionary(
+                    r => r,
+                    r => r >= TeacherAnswerDropReason.RequestFailed && !droppedCounts.TryGetProperty(TeacherAnswers.ReasonName(r), out _) ? 0 : Count(droppedCounts, TeacherAnswers.ReasonName(r)));
                 var tokens = Field(root, "generated_tokens", JsonValueKind.Number).TryGetInt64(out var t) && t >= 0 ? t : throw new FormatException("\"generated_tokens\" is not a count");
                 var seconds = Field(root, "seconds", JsonValueKind.Number).GetDouble();
                 int[] keptPerPrompt = [.. Field(root, "kept_per_prompt", JsonValueKind.Array).EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var c) && c >= 0 ? c : throw new FormatException("\"kept_per_prompt\" holds something else than counts"))];

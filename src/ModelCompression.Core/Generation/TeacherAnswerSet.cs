@@ -86,6 +86,15 @@ public enum TeacherAnswerDropReason
 
     /// <summary>The same text as an answer already kept for the same prompt (unless duplicates are kept).</summary>
     Duplicate,
+
+    /// <summary>Endpoint teachers: no usable reply came (an HTTP error after the retries, a timeout, a dropped connection, a reply that is not a chat completion).</summary>
+    RequestFailed,
+
+    /// <summary>Endpoint teachers with chain of thought: the reply is not the JSON object <c>{"reason": ..., "answer": ...}</c> it was asked for.</summary>
+    NotAnswerJson,
+
+    /// <summary>Endpoint teachers: the request budget or token budget ran out before this prompt was asked.</summary>
+    NotAsked,
 }
 
 /// <summary>One kept answer: the prompt's messages and the teacher's answer as the final assistant message.</summary>
@@ -181,6 +190,9 @@ public sealed record TeacherAnswerSet(IReadOnlyList<TeacherAnswer> Answers, Teac
         TeacherAnswerDropReason.NoFinalNumber => " No final number: the teacher does not end on '#### n' (or the task's answer_pattern).",
         TeacherAnswerDropReason.NotALabel => " Not a label: the teacher answers other words than the task's labels.",
         TeacherAnswerDropReason.Duplicate => " Duplicates: raise the temperature or keep duplicates.",
+        TeacherAnswerDropReason.RequestFailed => " Failed requests: the endpoint gave no usable reply after its retries (see the endpoint's failure counts).",
+        TeacherAnswerDropReason.NotAnswerJson => " Not answer JSON: with chain_of_thought the teacher must reply {\"reason\": ..., \"answer\": ...}.",
+        TeacherAnswerDropReason.NotAsked => " Not asked: the budget ran out; raise budget_requests or budget_tokens, or run again to go on.",
         _ => "",
     };
 

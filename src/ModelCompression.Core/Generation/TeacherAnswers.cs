@@ -290,13 +290,19 @@ public static class TeacherAnswers
     /// </summary>
     public static TeacherAnswerSet Read(string path) => TeacherAnswerFile.Read(path);
 
-    /// <summary>The stats file's name of a drop reason: unfinished, empty, no_final_number, not_a_label, duplicate.</summary>
+    /// <summary>
+    /// The stats file's name of a drop reason: unfinished, empty, no_final_number, not_a_label, duplicate, and for endpoint
+    /// teachers request_failed, not_answer_json, not_asked.
+    /// </summary>
     public static string ReasonName(TeacherAnswerDropReason reason) => reason switch
     {
         TeacherAnswerDropReason.Unfinished => "unfinished",
         TeacherAnswerDropReason.Empty => "empty",
         TeacherAnswerDropReason.NoFinalNumber => "no_final_number",
         TeacherAnswerDropReason.NotALabel => "not_a_label",
+        TeacherAnswerDropReason.RequestFailed => "request_failed",
+        TeacherAnswerDropReason.NotAnswerJson => "not_answer_json",
+        TeacherAnswerDropReason.NotAsked => "not_asked",
         _ => "duplicate",
     };
 

@@ -53,6 +53,7 @@ public sealed class NamespaceDirectionTests(ITestOutputHelper output)
         ["ModelCompression.Quantization"] = 5,
         ["ModelCompression.Factorization"] = 5,
         ["ModelCompression.Gates"] = 5,
+        ["ModelCompression.Teachers"] = 5,
         ["ModelCompression.Stages"] = 6,
         ["ModelCompression.Recipes"] = 7,
         ["ModelCompression.Pipeline"] = 8,
