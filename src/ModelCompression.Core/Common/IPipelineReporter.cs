@@ -94,3 +94,20 @@ internal sealed class ReporterProgress(IPipelineReporter reporter, string task) 
 
     public void Report(double value) => reporter.Progress(task, value, _clock.Elapsed);
 }
+
+/// <summary>
+/// Forwards (done, total) counts to <see cref="IPipelineReporter.Progress"/> as a fraction, synchronously, with the time
+/// since it was made; <paramref name="task"/> gets the total (e.g. "the teacher answers {0} prompts").
+/// </summary>
+internal sealed class ReporterCountProgress(IPipelineReporter reporter, string task) : IProgress<(int Done, int Total)>
+{
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+    public void Report((int Done, int Total) value)
+    {
+        if (value.Total > 0)
+        {
+            reporter.Progress(string.Format(System.Globalization.CultureInfo.InvariantCulture, task, value.Total), value.Done / (double)value.Total, _clock.Elapsed);
+        }
+    }
+}

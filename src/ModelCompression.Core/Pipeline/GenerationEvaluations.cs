@@ -29,6 +29,61 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 
+    /// <summary>
+    /// The evaluation of an endpoint teacher: its answers to the test prompts (through its answer cache, so offline
+    /// replays them) parsed and scored as a decoder's are; an answer it dropped (failed request, unfinished, refused
+    /// by the parser) scores as that text or as empty. There is no model here to measure: no perplexity, speed, size
+    /// or parameters (0), so 'teacher.' gates should name quality metrics.
+    /// </summary>
+    public ModelEvaluation OfEndpoint(string name, Teachers.EndpointTeacherOptions endpoint, string answerCache, IPipelineReporter reporter)
+    {
+        var task = settings.Task;
+        var prompts = test.Select(r => r with { Messages = r.Prompt }).ToList();
+        var answered = Teachers.EndpointTeacher.Answer(prompts, task, endpoint, answerCache, new ReporterCountProgress(reporter, $"{name}: the endpoint answers {{0}} test requests"), cancellationToken);
+        foreach (var warning in answered.Warnings)
+        {
+            reporter.Report(warning);
+        }
+
+        var byRecord = new Dictionary<(string File, int Line), string>();
+        foreach (var kept in answered.Answers.Answers.Where(a => a.Sample == 0))
+        {
+            byRecord[(kept.Record.File, kept.Record.Line)] = kept.Record.Answer ?? string.Empty;
+        }
+
+        foreach (var dropped in answered.Answers.Dropped.Where(d => d.Sample == 0))
+        {
+            byRecord.TryAdd((dropped.File, dropped.Line), dropped.Text);
+        }
+
+        var predictions = test.Select(r => byRecord.GetValueOrDefault((r.File, r.Line), string.Empty)).ToList();
+        var scores = GenerationScoring.Score(task, predictions, [.. test.Select(r => r.Answer!)]);
+        var perSample = scores.PerSample.ToDictionary(p => p.Key, p => p.Value.ToArray(), StringComparer.Ordinal);
+        var facts = new GenerationFacts(
+            GenerativeTask.Name(task.Type),
+            new Dictionary<string, double>(scores.Metrics, StringComparer.Ordinal),
+            Ci95(perSample),
+            perSample,
+            scores.ParseFailuresByReason.ToDictionary(p => p.Key.ToString().ToLowerInvariant(), p => p.Value, StringComparer.Ordinal),
+            answered.Answers.Dropped.Count(d => d.Reason == TeacherAnswerDropReason.Unfinished),
+            answered.Usage.CompletionTokens,
+            0,
+            [.. Enumerable.Range(0, Math.Min(settings.Samples, test.Count)).Select(i => new GenerationSampleRow(
+                test[i].Location, test[i].Prompt[^1].Content, test[i].Answer!, null, predictions[i], scores.Failures[i] == AnswerParseFailure.None ? null : scores.Failures[i].ToString().ToLowerInvariant()))],
+            predictions);
+        reporter.Info($"{name}: the endpoint {answered.Usage.Describe()}");
+        return new ModelEvaluation(name, double.NaN, 0, 0, test.Count)
+        {
+            Generation = facts,
+            Predictions = scores.Correct is { } correct ? [.. correct.Select(c => c ? 1 : 0)] : null,
+        };
+    }
+
+    private static Dictionary<string, double[]> Ci95(Dictionary<string, double[]> perSample) => perSample.Where(p => p.Value.Length > 0).ToDictionary(
+        p => p.Key,
+        p => PairedBootstrap.Mean(p.Value) is var mean ? new[] { mean.Interval.Lower, mean.Interval.Upper } : [],
+        StringComparer.Ordinal);
+
     private ModelEvaluation Measure(string name, string modelPath, ChatTemplate template, IReadOnlyList<string>? teacherAnswers)
     {
         var task = settings.Task;
@@ -51,10 +106,7 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
         }
 
         var perSample = evaluation.Scores.PerSample.ToDictionary(p => p.Key, p => p.Value.ToArray(), StringComparer.Ordinal);
-        var ci95 = perSample.Where(p => p.Value.Length > 0).ToDictionary(
-            p => p.Key,
-            p => PairedBootstrap.Mean(p.Value) is var mean ? new[] { mean.Interval.Lower, mean.Interval.Upper } : [],
-            StringComparer.Ordinal);
+        var ci95 = Ci95(perSample);
         var samples = evaluation.Samples.Select(s => new GenerationSampleRow(
             s.Location, s.Prompt, s.Gold, s.Teacher, s.Prediction, s.Failure == AnswerParseFailure.None ? null : s.Failure.ToString().ToLowerInvariant())).ToList();
         var facts = new GenerationFacts(

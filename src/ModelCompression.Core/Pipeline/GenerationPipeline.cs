@@ -22,6 +22,9 @@ namespace ModelCompression.Pipeline;
 /// </summary>
 internal static class GenerationPipeline
 {
+    /// <summary>The folder under the cache root that holds an endpoint teacher's answers, one file per request.</summary>
+    public const string EndpointAnswersFolder = "endpoint-answers";
+
     /// <summary>Runs <paramref name="recipe"/> with <paramref name="cache"/>, whose lock on the recipe's outputs the caller holds.</summary>
     internal static PipelineResult Run(Recipe recipe, PipelineOptions options, ArtifactCache cache, CancellationToken cancellationToken)
     {
@@ -37,7 +40,7 @@ internal static class GenerationPipeline
         var tokenizer = GenerationTokenizer.Create(settings.TokenizerOptions(recipe.Directory), ChatTemplate.Texts(settings.Template, [.. data.Train, .. data.Pool, .. data.Validation ?? []]));
         var template = new ChatTemplate(settings.Template, tokenizer);
         reporter.Info($"Tokenizer: {tokenizer.Kind.ToString().ToLowerInvariant()}, {tokenizer.VocabularySize} ids");
-        var teacher = recipe.HasTeacher ? Teacher(recipe, settings, tokenizer, hashes) : null;
+        var teacher = recipe.HasTeacher ? Teacher(recipe, settings, tokenizer, hashes, cache, data.Test) : null;
         hashes.Save();
 
         var (modelPath, modelHash) = InitialStudent(recipe, settings, tokenizer, cache, hashes);
@@ -60,7 +63,9 @@ internal static class GenerationPipeline
         PhaseTrace.Mark("generation plan checked");
 
         var evaluations = new GenerationEvaluations(cache, settings, dataHash, data.Test, threads, cancellationToken);
-        var teacherEvaluation = teacher is null ? null : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, null);
+        var teacherEvaluation = teacher is null ? null
+            : teacher.Endpoint is { } endpoint ? evaluations.OfEndpoint("teacher", endpoint, teacher.AnswerCache!, reporter)
+            : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, null);
         reporter.Info(teacherEvaluation is null ? "No teacher: the evaluations measure no agreement with one" : $"Teacher: {Brief(task, teacherEvaluation)}");
         var teacherAnswers = teacherEvaluation?.Generation?.Answers;
 
@@ -142,7 +147,7 @@ internal static class GenerationPipeline
         }
 
         CheckVocabulary(studentPath, context.Template.Tokenizer, "student", problems);
-        if (context.Teacher is { } teacher)
+        if (context.Teacher is { Endpoint: null } teacher)
         {
             CheckVocabulary(teacher.Path, teacher.Template.Tokenizer, "teacher", problems);
         }
@@ -179,10 +184,24 @@ internal static class GenerationPipeline
 
     /// <summary>
     /// The teacher: its file, hash, and its own tokenizer when a tokenizer.compress.json lies beside it (a generative
-    /// model folder), else the student's; token-level distillation needs the two to be the same.
+    /// model folder), else the student's; token-level distillation needs the two to be the same. An endpoint teacher
+    /// answers as text: its hash is that of the requests its test answers take (model, messages, settings: never the
+    /// URL or the key), and its answers are cached one file per request under the cache's endpoint-answers folder,
+    /// which outlives stage entries so that a run killed mid-pool resumes without asking anything twice.
     /// </summary>
-    private static GenerationTeacher Teacher(Recipe recipe, GenerationSettings settings, GenerationTokenizer student, HashMemo hashes)
+    private static GenerationTeacher Teacher(Recipe recipe, GenerationSettings settings, GenerationTokenizer student, HashMemo hashes, ArtifactCache cache, IReadOnlyList<ChatRecord> test)
     {
+        if (recipe.EndpointTeacher is { } endpoint)
+        {
+            var requests = Teachers.EndpointTeacher.Requests([.. test.Select(r => r with { Messages = r.Prompt })], settings.Task, endpoint);
+            var hash = new ContentHash().Add("endpoint-requests", string.Join('\n', requests.Select(r => r.Key))).Finish();
+            return new GenerationTeacher(recipe.Teacher, hash, new ChatTemplate(settings.Template, student), SharesTokenizer: false)
+            {
+                Endpoint = endpoint,
+                AnswerCache = Path.Combine(cache.Root, EndpointAnswersFolder),
+            };
+        }
+
         var path = recipe.Teacher;
         var ownFile = Path.Combine(Path.GetDirectoryName(path)!, GenerationTokenizer.DefaultFileName);
         var tokenizer = File.Exists(ownFile) ? GenerationTokenizer.Load(ownFile) : student;

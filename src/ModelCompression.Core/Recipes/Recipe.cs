@@ -34,6 +34,9 @@ public sealed record Recipe
         ? Teachers[0].Path
         : throw new InvalidOperationException($"The recipe '{Path}' has no teacher; only stages that train on labels alone can run it.");
 
+    /// <summary>The endpoint that answers as the teacher (teacher: { endpoint: … }), or null when the teacher is an ONNX file or there is none.</summary>
+    public Teachers.EndpointTeacherOptions? EndpointTeacher => HasTeacher ? Teachers[0].Endpoint : null;
+
     /// <summary>The student: a built-in architecture or an ONNX file.</summary>
     public required StudentSpec Student { get; init; }
 
@@ -80,7 +83,7 @@ public sealed record Recipe
     public IEnumerable<string> InputFiles()
     {
         yield return Path;
-        foreach (var teacher in Teachers)
+        foreach (var teacher in Teachers.Where(t => t.Endpoint is null))
         {
             yield return teacher.Path;
         }
@@ -98,9 +101,10 @@ public sealed record Recipe
 }
 
 /// <summary>A teacher model and the weight of its soft targets among several teachers.</summary>
-/// <param name="Path">Absolute path of the ONNX model.</param>
+/// <param name="Path">Absolute path of the ONNX model; for an endpoint teacher, its URL and model name (no file).</param>
 /// <param name="Weight">Relative weight, above 0.</param>
-public sealed record TeacherSpec(string Path, double Weight);
+/// <param name="Endpoint">The OpenAI-compatible endpoint that answers as the teacher, or null for an ONNX file.</param>
+public sealed record TeacherSpec(string Path, double Weight, Teachers.EndpointTeacherOptions? Endpoint = null);
 
 /// <summary>The student model: a built-in architecture, or an ONNX file the user brings.</summary>
 /// <param name="Architecture">Built-in architecture name (see <see cref="Architectures.ArchitectureRegistry"/>), or null when <paramref name="ModelPath"/> is set.</param>

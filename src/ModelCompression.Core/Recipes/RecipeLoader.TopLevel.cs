@@ -4,6 +4,7 @@ using ModelCompression.Generation;
 using ModelCompression.Inference;
 using ModelCompression.Stages;
 using ModelCompression.Tasks;
+using ModelCompression.Teachers;
 using YamlDotNet.RepresentationModel;
 
 namespace ModelCompression.Recipes;
@@ -81,6 +82,11 @@ public static partial class RecipeLoader
                 source.Error(DiagnosticCodes.RecipeInvalidValue, $"Chat data is for task: generation; task {task.Name} reads tensors (idx, npy, npz, csv, jsonl).", taskNode);
             }
 
+            if (teachers is [{ Endpoint: not null }, ..])
+            {
+                source.Error(DiagnosticCodes.RecipeInvalidValue, $"An endpoint teacher answers prompts as text, which task: generation learns from; task {task.Name} distils an ONNX teacher's soft targets. Give 'teacher:' an ONNX file, or make the recipe task: generation.", YamlSource.Get(root, RecipeKeys.Teacher) ?? taskNode);
+            }
+
             if (decoder)
             {
                 source.Error(DiagnosticCodes.RecipeInvalidValue, $"The '{Architectures.DecoderBuilder.Name}' architecture writes text (task: generation); a {task.Name} student is one of: {string.Join(", ", Architectures.ArchitectureRegistry.Names.Where(n => n != Architectures.DecoderBuilder.Name))}.", taskNode);
@@ -126,6 +132,7 @@ public static partial class RecipeLoader
         }
 
         CheckTeacherTokenizer(source, settings, stages, teachers);
+        CheckEndpointTeacher(source, stages, teachers);
 
         return settings;
     }
@@ -139,7 +146,7 @@ public static partial class RecipeLoader
     /// </summary>
     private static void CheckTeacherTokenizer(YamlSource source, GenerationSettings settings, List<StageSpec> stages, List<TeacherSpec>? teachers)
     {
-        if (teachers is not [var teacher, ..]
+        if (teachers is not [{ Endpoint: null } teacher, ..]
             || Path.Combine(Path.GetDirectoryName(teacher.Path)!, Text.GenerationTokenizer.DefaultFileName) is not { } file
             || !File.Exists(file)
             || stages.All(s => s.Options is not DistillOptions { Alpha: > 0 }))
@@ -177,6 +184,40 @@ public static partial class RecipeLoader
         }
     }
 
+    /// <summary>
+    /// An endpoint teacher gives answers as text (the generate stage), never logits or weights: token-level distillation
+    /// (distill alpha above 0), init_from_teacher and recovery training on the teacher's soft targets are refused at
+    /// their lines.
+    /// </summary>
+    private static void CheckEndpointTeacher(YamlSource source, List<StageSpec> stages, List<TeacherSpec>? teachers)
+    {
+        if (teachers is not [{ Endpoint: not null }, ..])
+        {
+            return;
+        }
+
+        var sampling = new[] { "temperature", "top_k", "top_p", "samples_per_prompt", "max_new_tokens", "seed" };
+        foreach (var stage in stages)
+        {
+            if (stage.Options is GenerateOptions && sampling.FirstOrDefault(stage.OptionLines.ContainsKey) is { } given)
+            {
+                source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage 'generate': {given} is the local teacher's; an endpoint teacher samples as the teacher mapping says (temperature, top_p, max_tokens, samples_per_prompt, seed there).", source.File, stage.OptionLines[given], 1));
+            }
+
+            var (key, why) = stage.Options switch
+            {
+                DistillOptions { Alpha: > 0 } => ("alpha", "token-level distillation (alpha above 0) learns the teacher's logits, and an endpoint teacher gives answers as text: set alpha: 0 (sequence-level, after a generate stage)"),
+                TrainingStageOptions { InitFromTeacher: true } => ("init_from_teacher", "init_from_teacher copies the teacher's weights, and an endpoint teacher has none here"),
+                RecoveryOptions { ReadsTeacher: true } => ("alpha", "recovery training with alpha above 0 learns the teacher's soft targets, and an endpoint teacher gives answers as text: set alpha: 0 or recovery_teacher: dense"),
+                _ => (null, null),
+            };
+            if (why is not null)
+            {
+                source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{stage.Kind}': {why}.", source.File, stage.OptionLines.TryGetValue(key!, out var line) ? line : stage.Line, 1));
+            }
+        }
+    }
+
     /// <summary>The node of <paramref name="key"/>'s value in <paramref name="node"/>, for an error at its line.</summary>
     private static YamlNode? LineNode(YamlNode? node, string key) =>
         node is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
@@ -186,7 +227,8 @@ public static partial class RecipeLoader
         Path.GetFileNameWithoutExtension(recipePath).Replace(".compress", string.Empty, StringComparison.Ordinal);
 
     /// <summary>
-    /// 'teacher: file', or a list of files or of { model: file, weight: w } whose soft targets are averaged; none
+    /// 'teacher: file', a mapping with 'endpoint' (an OpenAI-compatible server that answers as the teacher), or a list
+    /// of files or of { model: file, weight: w } whose soft targets are averaged; none
     /// when the recipe has no 'teacher' (it trains on labels alone). Null when one is missing or malformed (reported).
     /// </summary>
     private static List<TeacherSpec>? ReadTeachers(YamlMappingNode root, YamlSource source, string directory)
@@ -201,6 +243,14 @@ public static partial class RecipeLoader
                     ? source.ExistingFile(text, node, $"{RecipeKeys.Teacher.Name} in {RecipeModelChecker.Root}", directory)
                     : null;
                 return file is null ? null : [new TeacherSpec(file, 1)];
+            case YamlMappingNode endpoint:
+                var options = OptionsBinder.Bind<EndpointTeacherOptions>(endpoint, $"'{RecipeKeys.Teacher.Name}'", source);
+                foreach (var (key, problem) in options.Problems())
+                {
+                    source.Error(DiagnosticCodes.RecipeInvalidValue, $"{RecipeKeys.Teacher.Name}.{key}: {problem}", LineNode(endpoint, key) ?? endpoint);
+                }
+
+                return [new TeacherSpec($"{options.Endpoint} ({options.Model})", 1, options)];
             case YamlSequenceNode { Children.Count: > 0 } list:
                 var teachers = new List<TeacherSpec>();
                 foreach (var item in list)

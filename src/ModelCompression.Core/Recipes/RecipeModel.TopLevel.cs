@@ -98,8 +98,11 @@ internal static class RecipeKeys
     /// <summary>'teacher'.</summary>
     public static readonly RecipeKey Teacher = new(
         "teacher",
-        "One ONNX file, or several whose soft targets are averaged by weight; without one, the recipe trains on the labels alone.",
-        new OneOfShape([OnnxFile(), new ListShape(new OneOfShape([OnnxFile(), TeacherEntry.Shape])) { MinItems = 1, Description = "Several teachers." }]));
+        "One ONNX file, or several whose soft targets are averaged by weight, or (task: generation) an OpenAI-compatible endpoint that answers the prompts; without one, the recipe trains on the labels alone.",
+        new OneOfShape([
+            OnnxFile(),
+            new ListShape(new OneOfShape([OnnxFile(), TeacherEntry.Shape])) { MinItems = 1, Description = "Several teachers." },
+            new ExternalShape(RecipeSchema.EndpointTeacherSchema) { MappingOnly = true }]));
 
     /// <summary>'student'.</summary>
     public static readonly RecipeKey Student = new("student", "A built-in architecture with its options, or { model: file.onnx }.", new ExternalShape(RecipeSchema.StudentSchema)) { Required = true };

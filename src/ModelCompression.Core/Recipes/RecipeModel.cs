@@ -113,4 +113,8 @@ internal sealed record OneOfShape(IReadOnlyList<ValueShape> Choices) : ValueShap
 /// reader, and the schema asks <paramref name="Schema"/> for it.
 /// </summary>
 /// <param name="Schema">Writes the value's JSON Schema.</param>
-internal sealed record ExternalShape(Func<System.Text.Json.Nodes.JsonObject> Schema) : ValueShape;
+internal sealed record ExternalShape(Func<System.Text.Json.Nodes.JsonObject> Schema) : ValueShape
+{
+    /// <summary>The value is always a mapping: among alternatives (<see cref="OneOfShape"/>) it takes mappings only.</summary>
+    public bool MappingOnly { get; init; }
+}

@@ -146,7 +146,7 @@ internal static class RecipeModelChecker
         MappingShape or MapShape => node is YamlMappingNode,
         ListShape => node is YamlSequenceNode,
         OneOfShape oneOf => oneOf.Choices.Any(c => Fits(c, node)),
-        ExternalShape => true,
+        ExternalShape external => !external.MappingOnly || node is YamlMappingNode,
         _ => node is YamlScalarNode,
     };
 

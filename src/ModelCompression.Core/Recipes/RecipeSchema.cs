@@ -89,6 +89,9 @@ public static partial class RecipeSchema
     /// <summary>The schema of 'generation': the <see cref="GenerationSettings"/> options.</summary>
     internal static JsonObject GenerationSchema() => OptionsObject(typeof(GenerationSettings), null);
 
+    /// <summary>The schema of an endpoint 'teacher': the <see cref="Teachers.EndpointTeacherOptions"/> options.</summary>
+    internal static JsonObject EndpointTeacherSchema() => OptionsObject(typeof(Teachers.EndpointTeacherOptions), null);
+
     /// <summary>The schema of 'student': an ONNX file, or a built-in architecture with its options.</summary>
     internal static JsonObject StudentSchema()
     {

@@ -82,12 +82,19 @@ public sealed class GenerationContext
     }
 }
 
-/// <summary>A decoder teacher of a generation run.</summary>
-/// <param name="Path">The ONNX file.</param>
-/// <param name="Hash">Its content hash.</param>
-/// <param name="Template">The chat template over the teacher's own tokenizer (the student's when the teacher has none of its own).</param>
-/// <param name="SharesTokenizer">Whether the teacher's tokenizer is the student's: only then can token-level distillation apply.</param>
-public sealed record GenerationTeacher(string Path, string Hash, ChatTemplate Template, bool SharesTokenizer);
+/// <summary>A decoder teacher of a generation run: an ONNX file, or an OpenAI-compatible endpoint that answers as text.</summary>
+/// <param name="Path">The ONNX file; for an endpoint, its URL and model name (no file).</param>
+/// <param name="Hash">The file's content hash; for an endpoint, a hash of its model name and the settings that change answers.</param>
+/// <param name="Template">The chat template over the teacher's own tokenizer (the student's when the teacher has none of its own, or is an endpoint).</param>
+/// <param name="SharesTokenizer">Whether the teacher's tokenizer is the student's: only then can token-level distillation apply (never for an endpoint).</param>
+public sealed record GenerationTeacher(string Path, string Hash, ChatTemplate Template, bool SharesTokenizer)
+{
+    /// <summary>The endpoint that answers as the teacher, or null for an ONNX file.</summary>
+    public Teachers.EndpointTeacherOptions? Endpoint { get; init; }
+
+    /// <summary>The folder of the endpoint's answer cache (one file per request, kept across runs), or null for an ONNX file.</summary>
+    public string? AnswerCache { get; init; }
+}
 
 /// <summary>A stage of a task: generation run: reads a decoder (and the run's conversations), writes a decoder.</summary>
 public interface IGenerativeStage

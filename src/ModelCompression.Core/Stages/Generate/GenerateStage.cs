@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using ModelCompression.Common;
 using ModelCompression.Generation;
+using ModelCompression.Teachers;
 using ModelCompression.Text;
 
 namespace ModelCompression.Stages;
@@ -36,6 +37,15 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(context);
         var teacher = context.RequireTeacher(Kind);
+        if (teacher.Endpoint is { } endpoint)
+        {
+            // The requests themselves (model, messages, every setting that changes an answer): never the URL or the key.
+            key.Add("endpoint-requests", string.Join('\n', EndpointTeacher.Requests(Prompts(context), context.Task, endpoint).Select(r => r.Key)));
+            // What decides which answers are kept beyond the requests themselves (retries and timeouts do not).
+            key.Add("endpoint-keeping", FormattableString.Invariant($"{endpoint.BudgetRequests} {endpoint.BudgetTokens} {endpoint.MinSuccessRatio} {endpoint.KeepDuplicates}"));
+            return;
+        }
+
         key.Add("answers", TeacherAnswers.Key(teacher.Hash, teacher.Template, Prompts(context), context.Task, options.AnswerOptions(context.Settings)));
     }
 
@@ -46,8 +56,25 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         var clock = Stopwatch.StartNew();
         var teacher = context.RequireTeacher(Kind);
         var prompts = Prompts(context);
-        var progress = new Progress(context, prompts.Count);
-        var set = TeacherAnswers.Generate(teacher.Path, teacher.Template, prompts, context.Task, options.AnswerOptions(context.Settings), progress, context.Threads, context.CancellationToken);
+        var progress = new ReporterCountProgress(context.Reporter, "generate: the teacher answers {0} " + (teacher.Endpoint is null ? "prompts" : "requests"));
+        EndpointUsage? usage = null;
+        TeacherAnswerSet set;
+        if (teacher.Endpoint is { } endpoint)
+        {
+            var answered = EndpointTeacher.Answer(prompts, context.Task, endpoint, teacher.AnswerCache!, progress, context.CancellationToken);
+            foreach (var warning in answered.Warnings)
+            {
+                context.Reporter.Report(warning);
+            }
+
+            (set, usage) = (answered.Answers, answered.Usage);
+            context.Reporter.Info($"generate: the endpoint {usage.Describe()}");
+        }
+        else
+        {
+            set = TeacherAnswers.Generate(teacher.Path, teacher.Template, prompts, context.Task, options.AnswerOptions(context.Settings), progress, context.Threads, context.CancellationToken);
+        }
+
         if (set.DroppedDiagnostic() is { } dropped)
         {
             if (dropped.Severity == Diagnostics.DiagnosticSeverity.Error)
@@ -72,13 +99,18 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
             ["prompts_without_answer"] = stats.PromptsWithoutAnswer.ToString(invariant),
             ["generated_tokens"] = stats.GeneratedTokens.ToString(invariant),
             ["teacher_tokens_per_second"] = stats.TokensPerSecond.ToString("0.#", invariant),
-            ["temperature"] = options.Temperature.ToString(invariant),
-            ["top_k"] = options.TopK.ToString(invariant),
-            ["top_p"] = options.TopP.ToString(invariant),
+            ["temperature"] = (teacher.Endpoint?.Temperature ?? options.Temperature).ToString(invariant),
+            ["top_k"] = teacher.Endpoint is null ? options.TopK.ToString(invariant) : "n/a",
+            ["top_p"] = (teacher.Endpoint?.TopP ?? options.TopP).ToString(invariant),
         };
         foreach (var (reason, count) in stats.Dropped)
         {
             details[$"dropped.{TeacherAnswers.ReasonName(reason)}"] = count.ToString(invariant);
+        }
+
+        if (usage is not null)
+        {
+            AddUsage(details, usage);
         }
 
         var summary = $"the teacher answered {stats.Prompts} prompts ({stats.Generated} answers): {stats.Kept} kept, {stats.DroppedCount} dropped"
@@ -86,19 +118,31 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         return new StageResult(Kind, summary, details, null, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Prompts answered so far as the reporter's progress of a long step (percent and ETA).</summary>
-    private sealed class Progress(GenerationContext context, int total) : IProgress<(int Done, int Total)>
+    /// <summary>What the endpoint cost and how it went: requests, cache hits, retries and failures by cause, tokens.</summary>
+    private static void AddUsage(Dictionary<string, string> details, EndpointUsage usage)
     {
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-
-        public void Report((int Done, int Total) value)
+        var invariant = CultureInfo.InvariantCulture;
+        details["endpoint.requests"] = usage.Requests.ToString(invariant);
+        details["endpoint.cache_hits"] = usage.CacheHits.ToString(invariant);
+        details["endpoint.sent"] = usage.Sent.ToString(invariant);
+        details["endpoint.attempts"] = usage.Attempts.ToString(invariant);
+        details["endpoint.retries"] = usage.RetryCount.ToString(invariant);
+        details["endpoint.failures"] = usage.FailureCount.ToString(invariant);
+        details["endpoint.not_asked"] = usage.NotAsked.ToString(invariant);
+        details["endpoint.stopped_on_budget"] = usage.StoppedOnBudget ? "true" : "false";
+        details["endpoint.prompt_tokens"] = usage.PromptTokens.ToString(invariant);
+        details["endpoint.completion_tokens"] = usage.CompletionTokens.ToString(invariant);
+        details["endpoint.sent_prompt_tokens"] = usage.SentPromptTokens.ToString(invariant);
+        details["endpoint.sent_completion_tokens"] = usage.SentCompletionTokens.ToString(invariant);
+        details["endpoint.success_ratio"] = usage.SuccessRatio.ToString("0.####", invariant);
+        foreach (var (cause, count) in usage.Retries)
         {
-            if (total == 0 || value.Total == 0)
-            {
-                return;
-            }
+            details[$"endpoint.retries.{cause}"] = count.ToString(invariant);
+        }
 
-            context.Reporter.Progress($"generate: the teacher answers {value.Total} prompts", value.Done / (double)value.Total, _clock.Elapsed);
+        foreach (var (reason, count) in usage.Failures)
+        {
+            details[$"endpoint.failures.{reason}"] = count.ToString(invariant);
         }
     }
 }

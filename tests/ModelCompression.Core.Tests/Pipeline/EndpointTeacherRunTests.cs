@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Text.Json;
+using ModelCompression.Core.Tests.Generation;
+using ModelCompression.Core.Tests.Teachers;
+using ModelCompression.Diagnostics;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+using ModelCompression.Runs;
+using ModelCompression.Text;
+using Xunit.Abstractions;
+
+namespace ModelCompression.Core.Tests.Pipeline;
+
+/// <summary>
+/// task: generation with a teacher behind an OpenAI-compatible endpoint, through whole runs: an "oracle" server on
+/// 127.0.0.1 reverses words (what a large model would answer), the generate stage asks it for the pool's answers
+/// (cached one file per request), the student learns them sequence-level; the teacher row is the endpoint's own answers
+/// to the test prompts. A rerun with an empty stage cache sends nothing; offline replay fails with the list of what is
+/// missing; the loader refuses what an endpoint cannot give (logits, weights).
+/// </summary>
+[Trait("Category", "Slow")] // trains a decoder through whole pipeline runs
+public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void A_student_learns_from_an_endpoint_teachers_answers_and_a_rerun_asks_nothing_again()
+    {
+        WriteData();
+        using var server = new ScriptedChatServer(request => ScriptedChatServer.Ok(Reverse(request.LastMessage), completionTokens: 3));
+        var recipe = Recipe(server.BaseUrl, offline: false);
+
+        var reporter = new RecordingReporter();
+        var run = Run("student.compress.yaml", recipe, "cache", reporter);
+
+        Assert.True(run.GatesPassed, string.Join("; ", run.Gates.Select(g => g.Message)));
+        // 36 test prompts for the teacher's row, 30 pool prompts for the generate stage: each asked once.
+        Assert.Equal(66, server.Requests.Count);
+        Assert.Equal(66, server.Requests.Select(r => r.Body).Distinct().Count());
+        Assert.Equal(1.0, run.Teacher!.Metrics["exact_match"]);
+        var generate = run.Stages[0].Result.Details;
+        Assert.Equal(("30", "30", "30", "0"), (generate["kept"], generate["endpoint.requests"], generate["endpoint.sent"], generate["endpoint.cache_hits"]));
+        Assert.Equal("90", generate["endpoint.sent_completion_tokens"]);
+        Assert.Equal(66, Directory.GetFiles(Path.Join(_dir.Dir("cache"), GenerationPipeline.EndpointAnswersFolder), "*.json", SearchOption.AllDirectories).Length);
+        var distill = run.Stages[1];
+        Assert.Equal("30", distill.Result.Details["conversations.teacher"]);
+        output.WriteLine($"student: {string.Join(", ", run.Stages[^1].Evaluation.Metrics.Select(m => $"{m.Key} {m.Value:0.###}"))}");
+
+        // Offline, with a fresh stage cache but the same answers: every answer replays and nothing is sent.
+        var answers = Path.Join(_dir.Dir("cache"), GenerationPipeline.EndpointAnswersFolder);
+        CopyFolder(answers, Path.Join(_dir.Dir("cache2"), GenerationPipeline.EndpointAnswersFolder));
+        var replay = Run("offline.compress.yaml", Recipe(server.BaseUrl, offline: true), "cache2");
+        Assert.Equal(66, server.Requests.Count);
+        Assert.Equal(run.Stages[1].Evaluation.Metrics["exact_match"], replay.Stages[1].Evaluation.Metrics["exact_match"]);
+        Assert.Equal("30", replay.Stages[0].Result.Details["endpoint.cache_hits"]);
+
+        // Offline with answers missing: a clear error that names what is missing, and nothing sent.
+        File.Delete(Directory.GetFiles(answers, "*.json", SearchOption.AllDirectories)[0]);
+        var missing = Assert.Throws<CompressionException>(() => Run("offline2.compress.yaml", Recipe(server.BaseUrl, offline: true), "cache3", copyAnswersFrom: "cache"));
+        Assert.Equal(DiagnosticCodes.EndpointAnswersMissingOffline, missing.Code);
+        Assert.Contains("1 ", missing.Message, StringComparison.Ordinal);
+        Assert.Equal(66, server.Requests.Count);
+    }
+
+    [Fact]
+    public void The_loader_refuses_what_an_endpoint_teacher_cannot_give()
+    {
+        WriteData();
+        const string Head = """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+            generation: { task_type: qa, tokenizer: byte }
+            teacher: { endpoint: "http://127.0.0.1:9/v1", model: oracle, temperature: 0 }
+            student: { architecture: decoder }
+            """;
+        var tokenLevel = Refused(Head + "\nstages:\n  - generate\n  - distill: { epochs: 1,\n      alpha: 0.5 }\n");
+        Assert.Equal(9, Assert.Single(tokenLevel).Line);
+        Assert.Contains("an endpoint teacher gives answers as text", tokenLevel[0].Message, StringComparison.Ordinal);
+
+        var weights = Refused(Head + "\nstages:\n  - finetune: { init_from_teacher: true }\n");
+        Assert.Contains("init_from_teacher copies the teacher's weights", Assert.Single(weights).Message, StringComparison.Ordinal);
+
+        var sampling = Refused(Head + "\nstages:\n  - generate: { temperature: 0.7 }\n  - distill: { alpha: 0 }\n");
+        Assert.Contains("temperature is the local teacher's", Assert.Single(sampling).Message, StringComparison.Ordinal);
+
+        var noModel = Refused(Head.Replace("model: oracle, ", string.Empty, StringComparison.Ordinal) + "\nstages: [generate, { distill: { alpha: 0 } }]\n");
+        Assert.Contains("model is missing", Assert.Single(noModel).Message, StringComparison.Ordinal);
+
+        var classification = Refused("""
+            data: { train: train.csv, test: train.csv, label: y }
+            teacher: { endpoint: "http://127.0.0.1:9/v1", model: oracle }
+            student: { architecture: mlp }
+            stages: [finetune]
+            """);
+        Assert.Contains(classification, d => d.Message.Contains("An endpoint teacher answers prompts as text", StringComparison.Ordinal));
+
+        // Sequence-level distillation from an endpoint loads, with its options bound.
+        var path = _dir.File("ok.compress.yaml");
+        File.WriteAllText(path, Head + "\nstages: [generate, { distill: { alpha: 0 } }]\n");
+        var recipe = RecipeLoader.Load(path);
+        Assert.Equal(("http://127.0.0.1:9/v1", "oracle", 0.0), (recipe.EndpointTeacher!.Endpoint, recipe.EndpointTeacher.Model, recipe.EndpointTeacher.Temperature));
+        Assert.DoesNotContain(recipe.InputFiles(), f => f.Contains("127.0.0.1", StringComparison.Ordinal));
+    }
+
+    /// <summary>The oracle: the reversed word of the prompt's last line.</summary>
+    private static string Reverse(string prompt) => new([.. prompt.Split('\n')[0].Trim().Reverse()]);
+
+    private static string Recipe(string url, bool offline) => $$"""
+        task: generation
+        data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+        generation:
+          task_type: qa
+          tokenizer: byte
+          max_length: 24
+          max_new_tokens: 6
+          user_template: "Q: {content}\n"
+          assistant_template: "A: {content}<|endoftext|>"
+          generation_prompt: "A: "
+          markers: []
+          samples: 2
+        teacher: { endpoint: "{{url}}", model: oracle, temperature: 0, top_p: 1, prompt_template: "{content}", retry_delay_seconds: 0, offline: {{(offline ? "true" : "false")}} }
+        student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64, dropout: 0, seed: 5 }
+        stages:
+          - generate: { prompts: pool }
+          - distill: { epochs: 12, batch_size: 16, learning_rate: 3e-3, alpha: 0, baseline: false, seed: 4 }
+        gates:
+          - exact_match >= 0.3
+        outputs: { model: student.onnx, report: [json] }
+        """;
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Join(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    private IReadOnlyList<Diagnostic> Refused(string yaml)
+    {
+        var path = _dir.File($"bad-{Guid.NewGuid():N}.compress.yaml");
+        File.WriteAllText(path, yaml);
+        var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
+        output.WriteLine(string.Join("\n", error.Diagnostics.Select(d => $"{d.Line}: {d.Code} {d.Message}")));
+        return error.Diagnostics;
+    }
+
+    private PipelineResult Run(string name, string yaml, string cache, RecordingReporter? reporter = null, string? copyAnswersFrom = null)
+    {
+        var path = _dir.File(name);
+        File.WriteAllText(path, yaml);
+        if (copyAnswersFrom is not null)
+        {
+            CopyFolder(Path.Join(_dir.Dir(copyAnswersFrom), GenerationPipeline.EndpointAnswersFolder), Path.Join(_dir.Dir(cache), GenerationPipeline.EndpointAnswersFolder));
+        }
+
+        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir(cache), _dir.Dir("out"), reporter ?? new RecordingReporter()) { Threads = 1 });
+    }
+
+    /// <summary>150 training and 36 test reversals, a pool of 30 more words without answers, and a CSV for the classification refusal.</summary>
+    private void WriteData()
+    {
+        var all = ChatTrainSupport.Reversals(216, seed: 2);
+        WriteJsonl("train.jsonl", all.Take(150), withAnswer: true);
+        WriteJsonl("test.jsonl", all.Skip(150).Take(36), withAnswer: true);
+        WriteJsonl("pool.jsonl", all.Skip(186).Take(30), withAnswer: false);
+        File.WriteAllLines(_dir.File("train.csv"), ["a,b,y", "1,2,0", "3,4,1"]);
+    }
+
+    private void WriteJsonl(string name, IEnumerable<ChatRecord> records, bool withAnswer) =>
+        File.WriteAllLines(_dir.File(name), records.Select(r => JsonSerializer.Serialize(new
+        {
+            messages = (withAnswer ? r.Messages : r.Prompt).Select(m => new { role = m.Role.ToString().ToLowerInvariant(), content = m.Content }),
+        })));
+}
