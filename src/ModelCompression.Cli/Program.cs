@@ -36,6 +36,7 @@ namespace ModelCompression.Cli
             root.Add(BaselineCommand());
             root.Add(InspectCommand());
             root.Add(SchemaCommand());
+            root.Add(TeacherCommand.Create());
             CommandLineUsage.Configure(root);
             var parse = root.Parse(args);
             var problems = CommandLineUsage.Problems(parse);
@@ -361,7 +362,7 @@ namespace ModelCompression.Cli
             folder is not null && Directory.Exists(folder) ? Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal) : [];
 
         /// <summary>Turns engine failures into diagnostics and exit codes; never a raw stack trace for user errors.</summary>
-        private static int Guard(Func<int> action)
+        internal static int Guard(Func<int> action)
         {
             try
             {

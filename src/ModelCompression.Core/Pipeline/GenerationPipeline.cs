@@ -22,6 +22,9 @@ namespace ModelCompression.Pipeline;
 /// </summary>
 internal static class GenerationPipeline
 {
+    /// <summary>The environment variable that, set to 1 or true, makes every endpoint teacher offline (replay only), whatever its recipe says.</summary>
+    public const string OfflineVariable = "MODELCOMPRESSION_TEACHER_OFFLINE";
+
     /// <summary>The folder under the cache root that holds an endpoint teacher's answers, one file per request.</summary>
     public const string EndpointAnswersFolder = "endpoint-answers";
 
@@ -193,6 +196,12 @@ internal static class GenerationPipeline
     {
         if (recipe.EndpointTeacher is { } endpoint)
         {
+            // CI replays what a trusted run paid for, with the recipe as it is: the variable forces offline.
+            if (Environment.GetEnvironmentVariable(OfflineVariable) is "1" or "true")
+            {
+                endpoint = endpoint with { Offline = true };
+            }
+
             var requests = Teachers.EndpointTeacher.Requests([.. test.Select(r => r with { Messages = r.Prompt })], settings.Task, endpoint);
             var hash = new ContentHash().Add("endpoint-requests", string.Join('\n', requests.Select(r => r.Key))).Finish();
             return new GenerationTeacher(recipe.Teacher, hash, new ChatTemplate(settings.Template, student), SharesTokenizer: false)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using ModelCompression.Core.Tests.Generation;
 using ModelCompression.Core.Tests.Teachers;
 using ModelCompression.Diagnostics;
@@ -62,6 +63,51 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
         Assert.Equal(DiagnosticCodes.EndpointAnswersMissingOffline, missing.Code);
         Assert.Contains("1 ", missing.Message, StringComparison.Ordinal);
         Assert.Equal(66, server.Requests.Count);
+
+        // The distilled data set: the 150 gold conversations, then the teacher's 30, replayed from the answer cache.
+        var exported = _dir.File("distilled.jsonl");
+        Assert.Equal((150, 30), EndpointTeacherJobs.ExportData(_dir.File("student.compress.yaml"), _dir.Dir("cache"), exported));
+        var distilled = ChatReader.Read(exported).Labelled;
+        Assert.Equal(180, distilled.Count);
+        Assert.All(distilled.Skip(150), r => Assert.Equal(Reverse(r.Prompt[^1].Content), r.Answer));
+        Assert.Equal(66, server.Requests.Count);
+    }
+
+    [Fact]
+    public void A_batch_requests_file_answered_elsewhere_fills_the_answer_cache_and_the_run_replays_it_offline()
+    {
+        WriteData();
+        using var server = new ScriptedChatServer(request => ScriptedChatServer.Ok(Reverse(request.LastMessage), completionTokens: 3));
+        var recipe = _dir.File("offline.compress.yaml");
+        File.WriteAllText(recipe, Recipe(server.BaseUrl, offline: true));
+
+        // What a run would ask: 36 test prompts and 30 pool prompts.
+        var requests = _dir.File("batch-requests.jsonl");
+        Assert.Equal(66, EndpointTeacherJobs.WriteRequests(recipe, _dir.Dir("cache"), requests));
+
+        // "Elsewhere" (a batch API, vllm run-batch): every line answered by the oracle, in the batch output format.
+        var results = File.ReadAllLines(requests).Select(line =>
+        {
+            var request = JsonNode.Parse(line)!;
+            var prompt = request["body"]!["messages"]!.AsArray()[^1]!["content"]!.GetValue<string>();
+            return new JsonObject
+            {
+                ["id"] = "batch_req_" + request["custom_id"]!.GetValue<string>()[..8],
+                ["custom_id"] = request["custom_id"]!.GetValue<string>(),
+                ["response"] = new JsonObject { ["status_code"] = 200, ["request_id"] = "r", ["body"] = JsonNode.Parse(ScriptedChatServer.Completion([Reverse(prompt)], completionTokens: 3)) },
+                ["error"] = null,
+            }.ToJsonString();
+        });
+        var output = _dir.File("batch-output.jsonl");
+        File.WriteAllLines(output, results);
+        var imported = EndpointTeacherJobs.ImportResults(recipe, _dir.Dir("cache"), output, requests);
+        Assert.Equal((66, 66, 0), (imported.Lines, imported.Imported, imported.ErrorCount));
+        Assert.Equal(0, EndpointTeacherJobs.WriteRequests(recipe, _dir.Dir("cache"), _dir.File("nothing-left.jsonl")));
+
+        var run = CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), new RecordingReporter()) { Threads = 1 });
+        Assert.True(run.GatesPassed, string.Join("; ", run.Gates.Select(g => g.Message)));
+        Assert.Equal(("30", "0"), (run.Stages[0].Result.Details["endpoint.cache_hits"], run.Stages[0].Result.Details["endpoint.sent"]));
+        Assert.Empty(server.Requests);
     }
 
     [Fact]
