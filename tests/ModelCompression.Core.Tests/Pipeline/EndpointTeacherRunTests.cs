@@ -111,6 +111,38 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
     }
 
     [Fact]
+    public void The_api_key_goes_in_the_header_and_nowhere_else_even_when_requests_fail()
+    {
+        WriteData();
+        const string Key = "sk-test-7f3a9c1e5d2b8046-SECRET";
+        var variable = "MC_TEST_KEY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        Environment.SetEnvironmentVariable(variable, Key);
+        try
+        {
+            // Every request's first attempt gets a 500 whose message echoes the Authorization header (servers do such
+            // things); the retry answers.
+            var attempts = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+            using var server = new ScriptedChatServer(request => attempts.AddOrUpdate(request.Body, 1, (_, n) => n + 1) == 1
+                ? new ScriptedReply.Http(500, "{\"error\":{\"message\":\"busy: " + request.Headers["authorization"] + "\"}}")
+                : ScriptedChatServer.Ok(Reverse(request.LastMessage)));
+            var yaml = Recipe(server.BaseUrl, offline: false).Replace("model: oracle,", $"model: oracle, api_key_env: {variable},", StringComparison.Ordinal);
+            var reporter = new RecordingReporter();
+            var run = Run("keyed.compress.yaml", yaml, "cache", reporter);
+
+            Assert.All(server.Requests, r => Assert.Equal($"Bearer {Key}", r.Headers["authorization"]));
+            Assert.NotEqual("0", run.Stages[0].Result.Details["endpoint.retries"]);
+            var written = Directory.GetFiles(_dir.Path, "*", SearchOption.AllDirectories);
+            Assert.True(written.Length > 70, $"{written.Length} files");
+            Assert.All(written, f => Assert.DoesNotContain(Key, File.ReadAllText(f), StringComparison.Ordinal));
+            Assert.All(reporter.Infos.Concat(reporter.Diagnostics.Select(d => d.ToString())), m => Assert.DoesNotContain(Key, m, StringComparison.Ordinal));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    [Fact]
     public void The_loader_refuses_what_an_endpoint_teacher_cannot_give()
     {
         WriteData();
