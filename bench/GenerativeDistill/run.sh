@@ -31,22 +31,9 @@ head -n 20000 "$data/train.jsonl" > "$data/teacher-train.jsonl"
 tail -n 500 "$data/train.jsonl" > "$data/student-train.jsonl"
 (cd "$data" && wc -lc teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl && sha256sum teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl) | tee -a "$out/data.txt"
 
-# The load average every 30 seconds while the recipes run (the machine may be shared).
-(while true; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 30; done) > "$out/load.txt" &
-sampler=$!
-trap 'kill "$sampler" 2>/dev/null || true' EXIT
-
-# Runs one recipe, keeps its log and report, and prints its wall time; returns the CLI's exit code.
-run_recipe() {
-  local recipe=$1 start rc=0
-  start=$(date +%s)
-  echo "== $recipe: start $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  "${cli[@]}" run "$here/$recipe.compress.yaml" --output "$out/models" --cache "$out/cache" --threads "$threads" > "$out/logs/$recipe.log" 2>&1 || rc=$?
-  grep -v ' ETA ' "$out/logs/$recipe.log" | tail -n 25
-  cp "$out/models/$recipe.report.json" "$out/reports/" 2>/dev/null || true
-  echo "== $recipe: exit $rc, $(( $(date +%s) - start )) s wall, end $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  return "$rc"
-}
+# shellcheck source=common.sh
+source "$here/common.sh"
+start_load_sampler "$out/load.txt"
 
 # The teacher must pass its gate: a model that fails one is not published, and the students read its folder.
 run_recipe math-teacher

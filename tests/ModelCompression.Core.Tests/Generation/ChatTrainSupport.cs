@@ -29,6 +29,25 @@ internal static class ChatTrainSupport
     public static ChatRecord Record(string question, string answer, int line, string file = "chat.jsonl") =>
         new([new ChatMessage(ChatRole.User, question), new ChatMessage(ChatRole.Assistant, answer)], file, line);
 
+    /// <summary>
+    /// The reversal task's files for whole runs, in <paramref name="dir"/>: train.jsonl (150 conversations), test.jsonl
+    /// (36) and pool.jsonl (30 more prompts without answers).
+    /// </summary>
+    public static void WriteReversalSplits(TempDir dir)
+    {
+        var all = Reversals(216, seed: 2);
+        WriteJsonl(dir.File("train.jsonl"), all.Take(150), withAnswer: true);
+        WriteJsonl(dir.File("test.jsonl"), all.Skip(150).Take(36), withAnswer: true);
+        WriteJsonl(dir.File("pool.jsonl"), all.Skip(186).Take(30), withAnswer: false);
+    }
+
+    /// <summary>Conversations in OpenAI's chat format, one a line; without their answers when <paramref name="withAnswer"/> is false.</summary>
+    public static void WriteJsonl(string path, IEnumerable<ChatRecord> records, bool withAnswer) =>
+        File.WriteAllLines(path, records.Select(r => System.Text.Json.JsonSerializer.Serialize(new
+        {
+            messages = (withAnswer ? r.Messages : r.Prompt).Select(m => new { role = m.Role.ToString().ToLowerInvariant(), content = m.Content }),
+        })));
+
     /// <summary>"reverse this word": 3-letter words of a-f, in a seeded order.</summary>
     public static List<ChatRecord> Reversals(int count, int seed, int skip = 0)
     {

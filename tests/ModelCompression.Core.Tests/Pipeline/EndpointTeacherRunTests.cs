@@ -239,19 +239,10 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
         return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir(cache), _dir.Dir("out"), reporter ?? new RecordingReporter()) { Threads = 1 });
     }
 
-    /// <summary>150 training and 36 test reversals, a pool of 30 more words without answers, and a CSV for the classification refusal.</summary>
+    /// <summary>The reversal splits, and a CSV for the classification refusal.</summary>
     private void WriteData()
     {
-        var all = ChatTrainSupport.Reversals(216, seed: 2);
-        WriteJsonl("train.jsonl", all.Take(150), withAnswer: true);
-        WriteJsonl("test.jsonl", all.Skip(150).Take(36), withAnswer: true);
-        WriteJsonl("pool.jsonl", all.Skip(186).Take(30), withAnswer: false);
+        ChatTrainSupport.WriteReversalSplits(_dir);
         File.WriteAllLines(_dir.File("train.csv"), ["a,b,y", "1,2,0", "3,4,1"]);
     }
-
-    private void WriteJsonl(string name, IEnumerable<ChatRecord> records, bool withAnswer) =>
-        File.WriteAllLines(_dir.File(name), records.Select(r => JsonSerializer.Serialize(new
-        {
-            messages = (withAnswer ? r.Messages : r.Prompt).Select(m => new { role = m.Role.ToString().ToLowerInvariant(), content = m.Content }),
-        })));
 }

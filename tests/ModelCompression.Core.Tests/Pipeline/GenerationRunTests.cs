@@ -313,18 +313,5 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir("cache"), _dir.Dir("out"), reporter ?? new RecordingReporter()) { Threads = 1 });
     }
 
-    /// <summary>150 training and 36 test reversals, and a pool of 30 more words without answers.</summary>
-    private void WriteData()
-    {
-        var all = ChatTrainSupport.Reversals(216, seed: 2);
-        WriteJsonl("train.jsonl", all.Take(150), withAnswer: true);
-        WriteJsonl("test.jsonl", all.Skip(150).Take(36), withAnswer: true);
-        WriteJsonl("pool.jsonl", all.Skip(186).Take(30), withAnswer: false);
-    }
-
-    private void WriteJsonl(string name, IEnumerable<ChatRecord> records, bool withAnswer) =>
-        File.WriteAllLines(_dir.File(name), records.Select(r => JsonSerializer.Serialize(new
-        {
-            messages = (withAnswer ? r.Messages : r.Prompt).Select(m => new { role = m.Role.ToString().ToLowerInvariant(), content = m.Content }),
-        })));
+    private void WriteData() => ChatTrainSupport.WriteReversalSplits(_dir);
 }
