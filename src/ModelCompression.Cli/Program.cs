@@ -36,6 +36,7 @@ namespace ModelCompression.Cli
             root.Add(BaselineCommand());
             root.Add(InspectCommand());
             root.Add(SchemaCommand());
+            root.Add(CacheCommand.Create());
             CommandLineUsage.Configure(root);
             var parse = root.Parse(args);
             var problems = CommandLineUsage.Problems(parse);
@@ -72,6 +73,12 @@ namespace ModelCompression.Cli
             var quiet = new Option<bool>("--quiet", "-q") { Description = "Write only errors, warnings and one line per recipe with its result." };
             var provider = ExecutionProviderCommandLine.Option("Where ONNX Runtime runs the teacher: cpu or cuda (overrides the recipe's 'execution_provider'; default cpu).");
             var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads, json, quiet, provider };
+            foreach (var option in single.Remote.All)
+            {
+                // With --recipes, the command's remote cache is the default of lines that set none.
+                command.Add(option);
+            }
+
             command.Validators.Add(result =>
             {
                 var hasList = result.GetResult(recipes) is not null;
@@ -91,7 +98,7 @@ namespace ModelCompression.Cli
                 using var cancel = CancelOnCtrlC();
                 if (parse.GetValue(recipes) is { } list)
                 {
-                    var code = Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
+                    var code = Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName, single.Remote.Bind(parse)) is { } runs
                         ? RunRecipes(runs, warnings, parse.GetValue(threads), output, cancel.Token, parse.GetValue(provider))
                         : ExitCodes.Usage);
                     // A list that could not be read ran nothing: no document, as for any usage error.
@@ -313,7 +320,7 @@ namespace ModelCompression.Cli
             var options = new PipelineOptions(
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
-                reporter) { Threads = threads, ExecutionProvider = provider };
+                reporter) { Threads = threads, ExecutionProvider = provider, RemoteCache = run.RemoteCache };
             var result = CompressionRun.Run(recipe, options, cancellationToken);
             if (!output.Quiet)
             {
@@ -361,7 +368,7 @@ namespace ModelCompression.Cli
             folder is not null && Directory.Exists(folder) ? Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal) : [];
 
         /// <summary>Turns engine failures into diagnostics and exit codes; never a raw stack trace for user errors.</summary>
-        private static int Guard(Func<int> action)
+        internal static int Guard(Func<int> action)
         {
             try
             {
