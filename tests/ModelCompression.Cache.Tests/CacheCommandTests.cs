@@ -6,6 +6,7 @@ namespace ModelCompression.Cache.Tests;
 /// <c>dotnet compress cache ls | stats | prune | push | pull</c>, run as a CI step runs them, on cache folders whose
 /// entries the engine's own cache wrote (no training: the verbs move and count entries, whatever is in them).
 /// </summary>
+[Trait("Category", "Slow")] // child processes
 public sealed class CacheCommandTests : IDisposable
 {
     private readonly TempDir _dir = new();

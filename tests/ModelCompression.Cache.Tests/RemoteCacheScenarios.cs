@@ -234,6 +234,7 @@ public abstract class RemoteCacheScenarios(StoreHarness harness)
 public sealed class FolderScenarios(FolderHarness harness) : RemoteCacheScenarios(harness), IClassFixture<FolderHarness>;
 
 /// <summary>The scenarios on blob storage (Azurite).</summary>
+[Trait("Category", "Slow")] // starts Azurite (node) as a child process, even for the tests that train nothing
 public sealed class AzuriteScenarios(AzuriteHarness harness) : RemoteCacheScenarios(harness), IClassFixture<AzuriteHarness>
 {
     [Fact]
