@@ -62,6 +62,8 @@ fi
 need python3-numpy "NpyWriterTests read the engine's .npy files back with numpy" python_imports numpy
 need chromium "HtmlReportInChromiumTests render report.html in headless Chromium" has_command chromium chromium-browser
 need binutils "ElfImageTests check the patched libLibTorchSharp.so with readelf" has_command readelf
+need nodejs "the stage cache tests start Azurite, Azure Storage's emulator, an npm package" has_command node nodejs
+need npm "installs Azurite (below)" has_command npm
 
 if ((${#missing[@]} > 0)); then
   command -v apt-get >/dev/null 2>&1 \
@@ -85,6 +87,23 @@ if ((${#missing[@]} > 0)); then
   fi
 else
   echo "== everything the tests need is installed"
+fi
+
+# Azurite (npm), the Azure Blob Storage emulator the stage cache tests start and stop, in a folder of its own (not the
+# system's npm prefix, and ignored by git). AZURITE_PREFIX moves it; the tests look in .tools/azurite by default.
+azurite_version=3.37.0
+azurite_prefix=${AZURITE_PREFIX:-.tools/azurite}
+if [[ -x "${azurite_prefix}/node_modules/.bin/azurite-blob" ]] \
+  && grep -q "\"version\": \"${azurite_version}\"" "${azurite_prefix}/node_modules/azurite/package.json" 2>/dev/null; then
+  echo "== azurite ${azurite_version} is installed (${azurite_prefix})"
+else
+  npm_install=(npm install --prefix "${azurite_prefix}" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "azurite@${azurite_version}")
+  if ${dry_run}; then
+    echo "== would run: ${npm_install[*]}"
+  else
+    echo "== installing azurite ${azurite_version} into ${azurite_prefix} with npm"
+    "${npm_install[@]}" || fail "npm could not install azurite ${azurite_version} (see above); the stage cache tests need it"
+  fi
 fi
 
 test_command=(dotnet test ModelCompression.sln -nologo "$@")

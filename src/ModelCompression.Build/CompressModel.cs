@@ -22,7 +22,8 @@ public sealed class CompressModel : ToolTask
 
     /// <summary>
     /// The recipe files (the project's <c>CompressModel</c> items). Their metadata <c>GateFailuresAsWarnings</c>,
-    /// <c>CacheDirectory</c>, <c>Threads</c> and <c>PublishReports</c> override the project's <c>CompressModel*</c> properties for that recipe.
+    /// <c>CacheDirectory</c>, <c>Threads</c>, <c>PublishReports</c>, <c>RemoteCache</c>, <c>RemoteCacheMode</c> and
+    /// <c>RemoteCacheCredentialEnv</c> override the project's <c>CompressModel*</c> properties for that recipe.
     /// </summary>
     public ITaskItem[] Recipes { get; set; } = [];
 
@@ -71,6 +72,15 @@ public sealed class CompressModel : ToolTask
 
     /// <summary>Where the engine runs the teacher (CompressModelExecutionProvider: cpu or cuda); empty leaves it to each recipe.</summary>
     public string? ExecutionProvider { get; set; }
+
+    /// <summary>The remote stage cache (CompressModelRemoteCache: a shared folder, relative to the project, or a blob URL), for recipes without their own; empty leaves it to the recipe.</summary>
+    public string? RemoteCache { get; set; }
+
+    /// <summary>What runs may do with the remote cache (CompressModelRemoteCacheMode: read, read-write or off), for recipes without their own; empty leaves it to the recipe.</summary>
+    public string? RemoteCacheMode { get; set; }
+
+    /// <summary>The name of the environment variable holding the remote cache's credential (CompressModelRemoteCacheCredentialEnv); empty leaves it to the recipe.</summary>
+    public string? RemoteCacheCredentialEnv { get; set; }
 
     /// <summary>The dotnet host to run the engine with; defaults to the one running this build.</summary>
     public string? DotnetHost { get; set; }
@@ -148,8 +158,14 @@ public sealed class CompressModel : ToolTask
     {
         // Relative to the project, not to whatever folder the MSBuild node runs in.
         StateDirectory = Path.GetFullPath(StateDirectory, ProjectDirectory);
-        var defaults = new RecipeSettings(GateFailuresAsWarnings, Path.GetFullPath(CacheDirectory, ProjectDirectory), Threads, PublishReports);
         var projectFile = string.IsNullOrEmpty(ProjectFile) ? ProjectDirectory : ProjectFile!;
+        var remote = RemoteCacheSettings.Read(RemoteCache, RemoteCacheMode, RemoteCacheCredentialEnv, ProjectDirectory, "CompressModelRemoteCache", projectFile, Log);
+        if (remote is null)
+        {
+            return false;
+        }
+
+        var defaults = new RecipeSettings(GateFailuresAsWarnings, Path.GetFullPath(CacheDirectory, ProjectDirectory), Threads, PublishReports) { Remote = remote };
         var recipes = new List<RecipeState>();
         var valid = true;
         foreach (var item in Recipes.GroupBy(r => r.GetMetadata("FullPath"), StringComparer.Ordinal).Select(g => g.First()))
@@ -230,6 +246,11 @@ public sealed class CompressModel : ToolTask
             {
                 line.AppendSwitch("--gate-failures-as-warnings");
             }
+
+            // The variable's name goes on the line, never its value: the engine reads the credential itself.
+            line.AppendSwitchIfNotNull("--remote-cache ", recipe.Settings.Remote.Location);
+            line.AppendSwitchIfNotNull("--remote-cache-mode ", recipe.Settings.Remote.Mode);
+            line.AppendSwitchIfNotNull("--remote-cache-credential-env ", recipe.Settings.Remote.CredentialVariable);
 
             list.Append(line).Append('\n');
         }

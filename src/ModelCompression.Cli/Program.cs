@@ -37,6 +37,7 @@ namespace ModelCompression.Cli
             root.Add(InspectCommand());
             root.Add(SchemaCommand());
             root.Add(TeacherCommand.Create());
+            root.Add(CacheCommand.Create());
             CommandLineUsage.Configure(root);
             var parse = root.Parse(args);
             var problems = CommandLineUsage.Problems(parse);
@@ -73,6 +74,12 @@ namespace ModelCompression.Cli
             var quiet = new Option<bool>("--quiet", "-q") { Description = "Write only errors, warnings and one line per recipe with its result." };
             var provider = ExecutionProviderCommandLine.Option("Where ONNX Runtime runs the teacher: cpu or cuda (overrides the recipe's 'execution_provider'; default cpu).");
             var command = new Command("run", "Run a recipe: train, compress, evaluate, check the gates.") { recipe, single.Cache, single.Output, single.DependencyFile, single.StampFile, recipes, gatesAsWarnings, threads, json, quiet, provider };
+            foreach (var option in single.Remote.All)
+            {
+                // With --recipes, the command's remote cache is the default of lines that set none.
+                command.Add(option);
+            }
+
             command.Validators.Add(result =>
             {
                 var hasList = result.GetResult(recipes) is not null;
@@ -92,7 +99,7 @@ namespace ModelCompression.Cli
                 using var cancel = CancelOnCtrlC();
                 if (parse.GetValue(recipes) is { } list)
                 {
-                    var code = Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName) is { } runs
+                    var code = Guard(() => RecipeList.Read(list.FullName, parse.GetValue(single.Cache)?.FullName, single.Remote.Bind(parse)) is { } runs
                         ? RunRecipes(runs, warnings, parse.GetValue(threads), output, cancel.Token, parse.GetValue(provider))
                         : ExitCodes.Usage);
                     // A list that could not be read ran nothing: no document, as for any usage error.
@@ -314,7 +321,7 @@ namespace ModelCompression.Cli
             var options = new PipelineOptions(
                 run.CacheDirectory ?? ArtifactCache.DefaultRoot(recipe.Path),
                 run.OutputDirectory ?? recipe.Directory,
-                reporter) { Threads = threads, ExecutionProvider = provider };
+                reporter) { Threads = threads, ExecutionProvider = provider, RemoteCache = run.RemoteCache };
             var result = CompressionRun.Run(recipe, options, cancellationToken);
             if (!output.Quiet)
             {

@@ -13,7 +13,11 @@ namespace ModelCompression.Cli;
 /// <param name="StampFile">Deleted when the run starts, written (listing the files written) when every gate passed; null for none.</param>
 /// <param name="GateFailuresAsWarnings">This recipe's gate mode when its line sets one; null for the command's.</param>
 /// <param name="Threads">This recipe's thread count when its line sets one; null for the command's.</param>
-internal sealed record RecipeRun(string Recipe, string? CacheDirectory, string? OutputDirectory, string? DependencyFile, string? StampFile, bool? GateFailuresAsWarnings = null, int? Threads = null);
+internal sealed record RecipeRun(string Recipe, string? CacheDirectory, string? OutputDirectory, string? DependencyFile, string? StampFile, bool? GateFailuresAsWarnings = null, int? Threads = null)
+{
+    /// <summary>The remote cache settings the command line (and this recipe's line) gives, over the recipe's 'cache'; null when it gives none.</summary>
+    public Common.RemoteCacheOptions? RemoteCache { get; init; }
+}
 
 /// <summary>
 /// The options one recipe's run takes. The same definitions serve `run recipe.yaml …` and each line of a
@@ -32,13 +36,22 @@ internal sealed class RecipeRunOptions
         Description = "Deleted when the run starts; written when it succeeds with every gate passed, listing the files it wrote (for incremental builds).",
     };
 
-    /// <summary>The run that <paramref name="parse"/> asks for on <paramref name="recipe"/>.</summary>
-    public RecipeRun Bind(ParseResult parse, FileInfo recipe, string? defaultCache = null) => new(
+    /// <summary>--remote-cache, --remote-cache-mode and --remote-cache-credential-env.</summary>
+    public RemoteCacheCommandLine Remote { get; } = new();
+
+    /// <summary>
+    /// The run that <paramref name="parse"/> asks for on <paramref name="recipe"/>; <paramref name="defaultCache"/> and
+    /// <paramref name="defaultRemote"/> are the command's, for what the line does not set.
+    /// </summary>
+    public RecipeRun Bind(ParseResult parse, FileInfo recipe, string? defaultCache = null, Common.RemoteCacheOptions? defaultRemote = null) => new(
         recipe.FullName,
         parse.GetValue(Cache)?.FullName ?? defaultCache,
         parse.GetValue(Output)?.FullName,
         parse.GetValue(DependencyFile)?.FullName,
-        parse.GetValue(StampFile)?.FullName);
+        parse.GetValue(StampFile)?.FullName)
+    {
+        RemoteCache = Remote.Bind(parse, defaultRemote),
+    };
 }
 
 /// <summary>Reads the file of `run --recipes`: one recipe per line with its own options; blank lines and # comments are skipped.</summary>
@@ -95,7 +108,7 @@ internal static class RecipeList
     /// The runs <paramref name="path"/> lists, or null after printing every problem (usage errors naming the file
     /// and line). Relative paths are taken from the current folder, as on the command line.
     /// </summary>
-    public static IReadOnlyList<RecipeRun>? Read(string path, string? defaultCache)
+    public static IReadOnlyList<RecipeRun>? Read(string path, string? defaultCache, Common.RemoteCacheOptions? defaultRemote = null)
     {
         if (!File.Exists(path))
         {
@@ -109,6 +122,11 @@ internal static class RecipeList
         var gatesAsWarnings = new Option<bool>("--gate-failures-as-warnings");
         var threads = CompressCommand.ThreadsOption();
         var line = new Command("run") { recipe, options.Cache, options.Output, options.DependencyFile, options.StampFile, gatesAsWarnings, threads };
+        foreach (var option in options.Remote.All)
+        {
+            line.Add(option);
+        }
+
         CommandLineUsage.Configure(line);
         var runs = new List<RecipeRun>();
         var valid = true;
@@ -131,7 +149,7 @@ internal static class RecipeList
 
             if (problems.Count == 0)
             {
-                runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache) with
+                runs.Add(options.Bind(parse, parse.GetValue(recipe)!, defaultCache, defaultRemote) with
                 {
                     GateFailuresAsWarnings = parse.GetResult(gatesAsWarnings) is null ? null : parse.GetValue(gatesAsWarnings),
                     Threads = parse.GetResult(threads) is null ? null : parse.GetValue(threads),

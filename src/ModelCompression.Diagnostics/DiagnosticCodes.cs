@@ -174,6 +174,9 @@ public static class DiagnosticCodes
     /// <summary>A mail corpus folder is missing or holds a file that is not a readable mail record.</summary>
     public const string MailCorpusUnreadable = "MC2097";
 
+    /// <summary>A warning: a stage cache entry (local or remote) failed its check against its manifest (a file's hash or size, a file missing or added, an unreadable manifest, another engine's entry): treated as a miss and rebuilt.</summary>
+    public const string CacheEntryDamaged = "MC2098";
+
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";
 
@@ -209,6 +212,15 @@ public static class DiagnosticCodes
 
     /// <summary>The CUDA execution provider was asked for but ONNX Runtime's GPU build is not in the NuGet packages folder.</summary>
     public const string OnnxRuntimeGpuBuildMissing = "MC4009";
+
+    /// <summary>The remote stage cache cannot be reached or refused a request (network, authorization, a missing folder or container): a run goes on with its local cache only; a cache command fails.</summary>
+    public const string RemoteCacheUnavailable = "MC4020";
+
+    /// <summary>The remote stage cache needs a credential (a connection string or SAS token) and the environment variable named for it is not set: a run goes on with its local cache only.</summary>
+    public const string RemoteCacheCredentialMissing = "MC4021";
+
+    /// <summary>The remote stage cache's credential variable holds something that is not a connection string or SAS token (its value is never shown).</summary>
+    public const string RemoteCacheCredentialInvalid = "MC4022";
 
     /// <summary>An unexpected internal error (a bug: please report it).</summary>
     public const string Internal = "MC5001";

@@ -220,14 +220,25 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         // The project's properties say otherwise; each item's metadata wins for its recipe.
         SetProperty(project, "CompressModelGateFailuresAsWarnings", "false");
         SetProperty(project, "CompressModelThreads", "0");
+        // A shared folder as the remote cache, read-write for the project; the plain recipe's metadata makes it read-only.
+        var share = Directory.CreateDirectory(Path.Combine(package.Root, "metadata-share")).FullName;
+        SetProperty(project, "CompressModelRemoteCache", "../metadata-share");
+        SetProperty(project, "CompressModelRemoteCacheMode", "read-write");
+        SetProperty(project, "CompressModelRemoteCacheCredentialEnv", "CI_CACHE_CREDENTIAL");
         SetMetadata(project, "strict.compress.yaml", """GateFailuresAsWarnings="true" Threads="1" CacheDirectory="../metadata-cache" """);
-        SetMetadata(project, "plain.compress.yaml", """PublishReports="true" """);
+        SetMetadata(project, "plain.compress.yaml", """PublishReports="true" RemoteCacheMode="read" """);
 
         var first = Build(project);
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Contains("warning MC3001", first.Output, StringComparison.Ordinal);
         Assert.Contains("Threads: 1 (--threads)", first.Output, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(package.Root, "metadata-cache")), first.ToString());
+        // The settings reach each recipe's line (the variable's name, never a value), and the engine used the share.
+        var lines = File.ReadAllLines(Path.Combine(project, "obj", "Debug", "net10.0", "compress", "recipes.rsp"));
+        Assert.Contains(lines, l => l.Contains("strict.compress.yaml", StringComparison.Ordinal) && l.Contains($"--remote-cache {share} --remote-cache-mode read-write --remote-cache-credential-env CI_CACHE_CREDENTIAL", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("plain.compress.yaml", StringComparison.Ordinal) && l.Contains("--remote-cache-mode read ", StringComparison.Ordinal));
+        Assert.Contains($"Remote cache: {share} (read-write)", first.Output, StringComparison.Ordinal);
+        Assert.NotEmpty(Directory.GetDirectories(share, "distill-*"));
         var bin = Path.Combine(project, "bin", "Debug", "net10.0");
         Assert.Equal(["plain.student.data.json", "plain.student.onnx", "plain.student.report.json"], ModelFiles(bin));
         var plainStamp = File.GetLastWriteTimeUtc(Path.Combine(StateFolder(project, "plain.compress.yaml"), "stamp"));
@@ -243,10 +254,11 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
         Assert.Equal(plainStamp, File.GetLastWriteTimeUtc(Path.Combine(StateFolder(project, "plain.compress.yaml"), "stamp")));
 
         // A value the metadata cannot take: an error at the project naming the item and the metadata, and no engine.
-        SetMetadata(project, "strict.compress.yaml", """Threads="many" """);
+        SetMetadata(project, "strict.compress.yaml", """Threads="many" RemoteCacheMode="sometimes" """);
         var invalid = Build(project);
         Assert.True(invalid.ExitCode != 0, invalid.ToString());
         Assert.True(invalid.Output.Contains("App.csproj : error MC4007: <CompressModel Include=\"strict.compress.yaml\"> has Threads=\"many\"", StringComparison.Ordinal), invalid.ToString());
+        Assert.True(invalid.Output.Contains("App.csproj : error MC4007: <CompressModel Include=\"strict.compress.yaml\"> metadata RemoteCacheMode is \"sometimes\": it must be read, read-write or off.", StringComparison.Ordinal), invalid.ToString());
         Assert.Equal(0, EngineStarts(invalid));
     }
 

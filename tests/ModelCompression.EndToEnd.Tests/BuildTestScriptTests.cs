@@ -41,6 +41,10 @@ public sealed class BuildTestScriptTests : IDisposable
             for p in $FAKE_INSTALLED; do [ "$p" = "${@: -1}" ] && { printf 'install ok installed'; exit 0; }; done
             printf 'unknown ok not-installed'; exit 1
             """);
+        // npm is there (node is not, until apt-get installs nodejs); it records how it was asked to install Azurite.
+        Shim("npm", """
+            echo "npm $*" >> "$CALLS"
+            """);
         // Two assemblies' result lines as dotnet test prints them; the script must sum them.
         Shim("dotnet", """
             echo "dotnet $*" >> "$CALLS"
@@ -58,10 +62,13 @@ public sealed class BuildTestScriptTests : IDisposable
         Assert.True(exitCode == 1, $"the exit status is dotnet test's\n{output}");
         Assert.Contains("not root: installing with sudo", output, StringComparison.Ordinal);
         var install = Assert.Single(calls, c => c.StartsWith("apt-get install", StringComparison.Ordinal));
-        foreach (var package in new[] { "python3-torch", "chromium", "binutils" })
+        foreach (var package in new[] { "python3-torch", "chromium", "binutils", "nodejs" })
         {
             Assert.Contains($" {package}", install, StringComparison.Ordinal);
         }
+
+        // Azurite, which the stage cache tests start, from npm into its own folder, after the packages and before the tests.
+        Assert.Equal($"npm install --prefix {AzuritePrefix} --no-save --no-package-lock --no-audit --no-fund --loglevel=error azurite@3.37.0", calls[^2]);
 
         // Each apt-get goes through sudo, the package lists are refreshed before the install, and the tests run after.
         Assert.Equal(["sudo", "apt-get update -qq", "sudo"], calls.TakeWhile(c => !c.StartsWith("apt-get install", StringComparison.Ordinal)));
@@ -74,11 +81,20 @@ public sealed class BuildTestScriptTests : IDisposable
     {
         Shim("chromium", "exit 0");
         Shim("readelf", "exit 0");
+        Shim("node", "exit 0");
+        // Azurite already installed at the version the tests want.
+        Directory.CreateDirectory(Path.Join(AzuritePrefix, "node_modules", ".bin"));
+        Directory.CreateDirectory(Path.Join(AzuritePrefix, "node_modules", "azurite"));
+        File.WriteAllText(Path.Join(AzuritePrefix, "node_modules", "azurite", "package.json"), "{\n  \"name\": \"azurite\",\n  \"version\": \"3.37.0\"\n}\n");
+        var azurite = Path.Join(AzuritePrefix, "node_modules", ".bin", "azurite-blob");
+        File.WriteAllText(azurite, "#!/bin/bash\n");
+        File.SetUnixFileMode(azurite, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
         var (exitCode, output, calls) = RunScript(uid: 1000, installed: "python3-torch", arguments: ["--filter", "Category!=Slow"]);
 
         Assert.True(exitCode == 1, output);
         Assert.Contains("everything the tests need is installed", output, StringComparison.Ordinal);
+        Assert.Contains("azurite 3.37.0 is installed", output, StringComparison.Ordinal);
         Assert.Equal(["dotnet test ModelCompression.sln -nologo --filter Category!=Slow"], calls);
     }
 
@@ -91,6 +107,7 @@ public sealed class BuildTestScriptTests : IDisposable
         Assert.Empty(calls);
         Assert.Contains("would run: apt-get update -qq", output, StringComparison.Ordinal);
         Assert.Contains("would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch", output, StringComparison.Ordinal);
+        Assert.Contains($"would run: npm install --prefix {AzuritePrefix} --no-save --no-package-lock --no-audit --no-fund --loglevel=error azurite@3.37.0", output, StringComparison.Ordinal);
         Assert.Contains("would run: dotnet test ModelCompression.sln -nologo", output, StringComparison.Ordinal);
     }
 
@@ -140,6 +157,9 @@ public sealed class BuildTestScriptTests : IDisposable
         }
     }
 
+    /// <summary>Where the script installs Azurite in these runs (AZURITE_PREFIX): not the repository's .tools folder.</summary>
+    private string AzuritePrefix => Path.Join(_root, "azurite");
+
     private void Shim(string name, string body)
     {
         var path = Path.Join(_bin, name);
@@ -169,6 +189,7 @@ public sealed class BuildTestScriptTests : IDisposable
         start.Environment["CALLS"] = calls;
         start.Environment["FAKE_UID"] = uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["FAKE_INSTALLED"] = installed;
+        start.Environment["AZURITE_PREFIX"] = AzuritePrefix;
         using var process = Process.Start(start)!;
         var errors = process.StandardError.ReadToEndAsync();
         var output = process.StandardOutput.ReadToEnd();

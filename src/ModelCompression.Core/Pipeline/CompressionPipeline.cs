@@ -83,7 +83,7 @@ internal static class CompressionPipeline
             var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
             var twin = task.HasLabelsOnlyTwin ? twins.For(planned.Spec.Descriptor, planned.Spec.Options, run, evaluation, inputPath, inputHash) : null;
-            stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Baseline = twin?.Evaluation, BaselineResult = twin?.Result, GainFromDistillation = twin?.Gain });
+            stages.Add(new StageReport(run.Result, run.Cached, evaluation) { Cache = run.Use, Baseline = twin?.Evaluation, BaselineResult = twin?.Result, GainFromDistillation = twin?.Gain });
             PhaseTrace.Mark($"stage {stage.Kind}");
         }
 

@@ -87,7 +87,7 @@ internal static class GenerationPipeline
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
             var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash, template, teacherAnswers);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
-            var report = new StageReport(run.Result, run.Cached, evaluation);
+            var report = new StageReport(run.Result, run.Cached, evaluation) { Cache = run.Use };
             if (spec.Descriptor.GenerativeLabelsOnlyTwin(spec.Options, run.Result) is { } twinStage)
             {
                 var twin = runner.Run(context, twinStage, inputPath, inputHash, "baseline");

@@ -19,6 +19,9 @@ public sealed record PipelineOptions(string CacheDirectory, string OutputDirecto
 
     /// <summary>Where teacher runs go (<c>--execution-provider</c>); when set it overrides the recipe's 'execution_provider'.</summary>
     public ExecutionProvider? ExecutionProvider { get; init; }
+
+    /// <summary>The remote cache as the command line or project sets it (<c>--remote-cache</c>, <c>CompressModelRemoteCache</c>); each part set overrides the recipe's 'cache'.</summary>
+    public RemoteCacheOptions? RemoteCache { get; init; }
 }
 
 /// <summary>One stage as run (or taken from the cache), with the evaluation of its output.</summary>
@@ -38,6 +41,9 @@ public sealed record StageReport(StageResult Result, bool Cached, ModelEvaluatio
     /// negative when distillation hurt; null without a twin.
     /// </summary>
     public double? GainFromDistillation { get; init; }
+
+    /// <summary>Where the stage's output came from (local cache, remote cache, or trained in this run) and the bytes moved; null when not known.</summary>
+    public CacheUse? Cache { get; init; }
 }
 
 /// <summary>Everything a run found.</summary>
@@ -74,6 +80,9 @@ public sealed record PipelineResult(
 
     /// <summary>A generation run's tokenizer, template and generation defaults, published beside the model; null for other tasks.</summary>
     internal GenerativeOutput? Generative { get; init; }
+
+    /// <summary>What the run took from the local and remote caches and what it uploaded, by kind of entry; null before the run has finished.</summary>
+    public CacheSummary? Cache { get; init; }
 
     /// <summary>A generative student's published folder (model, tokenizer, generation.json, genai_config.json); null for other tasks or when nothing was published.</summary>
     public string? OutputFolder { get; init; }

@@ -48,7 +48,7 @@ internal sealed class StageRunner(ArtifactCache cache, HashMemo hashes) : IStage
         var cached = entry is not null;
         reporter.StageStarted(label ?? kind, cached);
         entry ??= cache.Put(kind, key, folder => run(key, Path.Combine(folder, ArtifactCache.ModelFile)));
-        return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached);
+        return new CachedStageRun(Path.Combine(entry, ArtifactCache.ModelFile), ArtifactCache.ReadResult<StageResult>(entry), cached) { Use = cache.UseOf(kind, key) };
     }
 
     /// <summary>The cache key of <paramref name="stage"/> run on the model whose hash is <paramref name="inputHash"/>.</summary>

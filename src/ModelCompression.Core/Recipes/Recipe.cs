@@ -58,6 +58,9 @@ public sealed record Recipe
     /// <summary>Output names.</summary>
     public required OutputSpec Outputs { get; init; }
 
+    /// <summary>The recipe's 'cache: { remote, mode, credential_env }' (a folder made absolute against the recipe's); null without one.</summary>
+    public Common.RemoteCacheOptions? Cache { get; init; }
+
     /// <summary>The most threads a recipe or the command line may ask for.</summary>
     public const int MaxThreads = 1024;
 

@@ -34,6 +34,7 @@ public static partial class RecipeLoader
         var generation = ReadGeneration(root, source, task, data, student, stages, teachers);
         var gates = ReadGates(YamlSource.Get(root, RecipeKeys.Gates), source, hasTeacher, generation is null ? task : GenerationTask.For(generation.Task));
         var outputs = ReadOutputs(YamlSource.Get(root, RecipeKeys.OutputsSection) as YamlMappingNode, source, source.File);
+        var cache = ReadCache(YamlSource.Get(root, RecipeKeys.Cache) as YamlMappingNode, source, directory);
         if (data is null || teachers is null || student is null || source.Problems.Count > 0)
         {
             return null;
@@ -50,6 +51,7 @@ public static partial class RecipeLoader
             Generation = generation,
             Gates = gates,
             Outputs = outputs,
+            Cache = cache,
             // The check has held threads to its range and the provider to its names; a recipe with problems is never returned.
             Threads = (int)(YamlSource.Number(root, RecipeKeys.Threads) ?? 0),
             ExecutionProvider = ExecutionProviderNames.TryParse(YamlSource.Text(root, RecipeKeys.ExecutionProvider), out var provider) ? provider : ExecutionProvider.Cpu,
@@ -316,6 +318,34 @@ public static partial class RecipeLoader
         }
 
         return gates;
+    }
+
+    /// <summary>
+    /// 'cache: { remote, mode, credential_env }', or null without it. The location is checked here, at its line (a
+    /// container name, no SAS token in a URL); a folder is made absolute against the recipe's folder.
+    /// </summary>
+    private static Common.RemoteCacheOptions? ReadCache(YamlMappingNode? node, YamlSource source, string directory)
+    {
+        if (node is null || YamlSource.Text(node, RecipeKeys.CacheSection.Remote) is not { } remote)
+        {
+            return null;
+        }
+
+        var remoteNode = YamlSource.Get(node, RecipeKeys.CacheSection.Remote)!;
+        if (Common.RemoteCacheOptions.LocationProblem(remote) is { } problem)
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"{RecipeKeys.Cache.Name}.{RecipeKeys.CacheSection.Remote.Name}: {problem}.", remoteNode);
+        }
+
+        var variable = YamlSource.Text(node, RecipeKeys.CacheSection.CredentialEnv);
+        if (variable is not null && !System.Text.RegularExpressions.Regex.IsMatch(variable, "^[A-Za-z_][A-Za-z0-9_]*$"))
+        {
+            source.Error(DiagnosticCodes.RecipeInvalidValue, $"{RecipeKeys.Cache.Name}.{RecipeKeys.CacheSection.CredentialEnv.Name} '{variable}' is not an environment variable's name (letters, digits and '_'): name the variable, never put the credential itself in a recipe.", YamlSource.Get(node, RecipeKeys.CacheSection.CredentialEnv)!);
+        }
+
+        // The check has held the mode to its names.
+        Common.RemoteCacheMode? mode = Common.RemoteCacheOptions.TryParseMode(YamlSource.Text(node, RecipeKeys.CacheSection.Mode), out var parsed) ? parsed : null;
+        return new Common.RemoteCacheOptions(Common.RemoteCacheOptions.Absolute(remote, directory), mode, variable);
     }
 
     private static OutputSpec ReadOutputs(YamlMappingNode? node, YamlSource source, string recipePath)

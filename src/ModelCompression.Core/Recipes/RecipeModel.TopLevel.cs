@@ -77,6 +77,34 @@ internal static class RecipeKeys
         public static readonly MappingShape Shape = new([Model, Report]);
     }
 
+    /// <summary>'cache: { remote, mode, credential_env }': the remote stage cache behind the local one.</summary>
+    public static class CacheSection
+    {
+        /// <summary>'remote'.</summary>
+        public static readonly RecipeKey Remote = new(
+            "remote",
+            "Where the shared stage cache is: a folder (a network share; relative to the recipe), azure://container/prefix (the credential variable holds a connection string), or https://account.blob.core.windows.net/container/prefix (it holds a SAS token, or nothing for a public container). 'dotnet compress run --remote-cache' overrides it.",
+            new TextShape())
+        { Required = true };
+
+        /// <summary>'mode'.</summary>
+        public static readonly RecipeKey Mode = new(
+            "mode",
+            "read: take entries, never write (pull requests: a fork cannot poison the cache); read-write: also upload what this run builds (trusted builds); off. '--remote-cache-mode' overrides it.",
+            new EnumShape(() => Common.RemoteCacheOptions.ModeNames) { IgnoreCase = true })
+        { Default = Common.RemoteCacheOptions.ModeName(Common.RemoteCacheOptions.DefaultMode) };
+
+        /// <summary>'credential_env'.</summary>
+        public static readonly RecipeKey CredentialEnv = new(
+            "credential_env",
+            "The environment variable holding the connection string or SAS token; the value itself is never written anywhere.",
+            new TextShape())
+        { Default = Common.RemoteCacheOptions.DefaultCredentialVariable };
+
+        /// <summary>The mapping.</summary>
+        public static readonly MappingShape Shape = new([Remote, Mode, CredentialEnv]) { Description = "The remote stage cache, shared by a CI fleet: local first, then remote." };
+    }
+
     private static TextShape OnnxFile() => new() { Description = "An ONNX file." };
 
     /// <summary>'task'.</summary>
@@ -137,6 +165,9 @@ internal static class RecipeKeys
         new EnumShape(() => ExecutionProviderNames.All) { IgnoreCase = true })
     { Default = ExecutionProviderNames.All[0] };
 
+    /// <summary>'cache'.</summary>
+    public static readonly RecipeKey Cache = new("cache", CacheSection.Shape.Description!, CacheSection.Shape);
+
     /// <summary>The top level, in the order messages list its keys.</summary>
-    public static readonly MappingShape Shape = new([Task, Data, Generation, Teacher, Student, Stages, Gates, Baseline, OutputsSection, Threads, ExecutionProvider]);
+    public static readonly MappingShape Shape = new([Task, Data, Generation, Teacher, Student, Stages, Gates, Baseline, OutputsSection, Threads, ExecutionProvider, Cache]);
 }

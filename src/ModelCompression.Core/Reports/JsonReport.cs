@@ -61,8 +61,39 @@ public static class JsonReport
             ["teacher"] = result.Teacher is null ? null : Evaluation(result.Teacher, names),
             ["stages"] = new JsonArray([.. result.Stages.Select(s => Stage(s, names))]),
             ["gates"] = new JsonArray([.. result.Gates.Select(Gate)]),
+            ["cache"] = result.Cache is null ? null : Cache(result.Cache),
         };
     }
+
+    /// <summary>The run's cache use: the folder, the remote cache and its mode, and the counts and bytes by kind of entry.</summary>
+    private static JsonObject Cache(CacheSummary cache) => new()
+    {
+        ["folder"] = cache.Folder,
+        ["remote"] = cache.Remote,
+        ["mode"] = RemoteCacheOptions.ModeName(cache.Mode),
+        ["remote_available"] = cache.RemoteAvailable,
+        ["total"] = CacheCounts(cache.Total),
+        ["kinds"] = new JsonArray([.. cache.Kinds.Select(k => (JsonNode)CacheCounts(k))]),
+    };
+
+    private static JsonObject CacheCounts(CacheKindStatistics counts) => new()
+    {
+        ["kind"] = counts.Kind,
+        ["local_hits"] = counts.LocalHits,
+        ["remote_hits"] = counts.RemoteHits,
+        ["built"] = counts.Built,
+        ["damaged"] = counts.Damaged,
+        ["bytes_down"] = counts.BytesDown,
+        ["bytes_up"] = counts.BytesUp,
+    };
+
+    /// <summary>How the report names a cache source.</summary>
+    internal static string SourceName(CacheSource source) => source switch
+    {
+        CacheSource.Local => "local",
+        CacheSource.Remote => "remote",
+        _ => "built",
+    };
 
     /// <summary>
     /// One evaluation as report.json holds it: every property of <paramref name="evaluation"/>, snake_case, minus
@@ -94,6 +125,12 @@ public static class JsonReport
         ["stage"] = stage.Result.Stage,
         ["summary"] = stage.Result.Summary,
         ["cached"] = stage.Cached,
+        ["cache"] = stage.Cache is not { } use ? null : new JsonObject
+        {
+            ["source"] = SourceName(use.Source),
+            ["bytes_down"] = use.BytesDown,
+            ["bytes_up"] = use.BytesUp,
+        },
         ["seconds"] = Number(stage.Result.Seconds),
         ["details"] = new JsonObject([.. stage.Result.Details.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value))]),
         ["epoch_losses"] = Numbers(stage.Result.EpochLosses),

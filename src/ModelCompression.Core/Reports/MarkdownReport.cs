@@ -43,6 +43,12 @@ public static class MarkdownReport
             text.AppendLine(NoTeacher);
         }
 
+        if (CacheLine(report) is { } cache)
+        {
+            text.AppendLine();
+            text.AppendLine(cache);
+        }
+
         var gates = ReportJson.Objects(report, "gates");
         if (gates.Count > 0)
         {
@@ -125,6 +131,28 @@ public static class MarkdownReport
 
         text.AppendLine();
         text.AppendLine("</details>");
+    }
+
+    /// <summary>
+    /// With a remote cache, one line of what the run took from each layer and uploaded ("**Cache**: 2 local hits, 9 remote
+    /// hits (1.93 MB down), 0 built; nothing uploaded (read-only) — `azure://…`"); null for a run without one, whose
+    /// "(cached)" notes say it all.
+    /// </summary>
+    internal static string? CacheLine(JsonNode report)
+    {
+        var cache = ReportJson.Object(report, "cache");
+        if (ReportJson.Text(cache, "remote") is not { } remote)
+        {
+            return null;
+        }
+
+        var total = ReportJson.Object(cache, "total");
+        long Count(string key) => (long)(ReportJson.Number(total, key) ?? 0);
+        var mode = ReportJson.Text(cache, "mode");
+        var uploaded = mode == "read-write" ? $"{Common.CacheSummary.Size(Count("bytes_up"))} uploaded" : "nothing uploaded (read-only)";
+        var damaged = Count("damaged") > 0 ? $", {Count("damaged")} damaged and made again" : string.Empty;
+        var failed = ReportJson.Flag(cache, "remote_available") == false ? "; the remote cache failed during the run, which went on locally" : string.Empty;
+        return $"**Cache**: {Common.CacheSummary.Count((int)Count("local_hits"), "local hit")}, {Common.CacheSummary.Count((int)Count("remote_hits"), "remote hit")} ({Common.CacheSummary.Size(Count("bytes_down"))} down), {Count("built").ToString(CultureInfo.InvariantCulture)} built{damaged}; {uploaded} — {Code(remote)}{failed}";
     }
 
     /// <summary>What report.md and report.html say in place of the teacher's row when the recipe had none.</summary>

@@ -59,7 +59,7 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
                 cells.Add(Format(LatencyP50(evaluation), ReportFormat.Significant));
             }
 
-            var note = stage is null ? string.Empty : (ReportJson.Flag(stage, "cached") == true ? "(cached) " : string.Empty) + ReportJson.Text(stage, "summary");
+            var note = stage is null ? string.Empty : CacheNote(stage) + ReportJson.Text(stage, "summary");
             if (stage is not null && ReportJson.Number(stage, "gain_from_distillation") is { } gain && stage["baseline"] is { } twin)
             {
                 // The seeds' comparison, said plainly either way.
@@ -84,6 +84,18 @@ internal sealed record SummaryTable(IReadOnlyList<string> Headers, IReadOnlyList
         return student is null || twin is null ? string.Empty
             : student == twin ? $" after {twin} optimizer steps (as many as the student)"
             : $" after {twin} optimizer steps (the student took {student}: not the same budget)";
+    }
+
+    /// <summary>"(cached) " for an output the local cache had, "(remote cache, 1.2 MB) " for one fetched from the remote cache, else nothing.</summary>
+    private static string CacheNote(JsonNode stage)
+    {
+        var cache = ReportJson.Object(stage, "cache");
+        if (ReportJson.Text(cache, "source") == "remote")
+        {
+            return $"(remote cache, {Common.CacheSummary.Size((long)(ReportJson.Number(cache, "bytes_down") ?? 0))}) ";
+        }
+
+        return ReportJson.Flag(stage, "cached") == true ? "(cached) " : string.Empty;
     }
 
     /// <summary>The bootstrap 95% interval of accuracy, when the evaluation has one.</summary>

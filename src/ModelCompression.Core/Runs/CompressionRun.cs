@@ -18,12 +18,23 @@ public static class CompressionRun
     {
         PhaseTrace.Mark("pipeline entered (command line and recipe read)");
         Directory.CreateDirectory(options.OutputDirectory);
-        var cache = new ArtifactCache(options.CacheDirectory);
+        var remote = RemoteCache.Open(RemoteCacheOptions.Resolve(recipe.Cache, options.RemoteCache), options.Reporter);
+        if (remote is not null)
+        {
+            options.Reporter.Info($"Remote cache: {remote.Store.Location} ({RemoteCacheOptions.ModeName(remote.Mode)})");
+        }
+
+        var cache = new ArtifactCache(options.CacheDirectory, remote, options.Reporter);
         using var outputLock = OutputLock.Acquire(cache.LockFile(Path.Combine(options.OutputDirectory, recipe.Outputs.Model)), options.Reporter, cancellationToken);
         var pipeline = Tasks.TaskCatalog.Get(recipe.Task) is Tasks.GenerationTask
             ? GenerationPipeline.Run(recipe, options, cache, cancellationToken)
             : CompressionPipeline.Run(recipe, options, cache, cancellationToken);
-        var result = Publish(pipeline, options.OutputDirectory);
+        var result = Publish(pipeline with { Cache = cache.Summary() }, options.OutputDirectory);
+        if (remote is not null)
+        {
+            options.Reporter.Info(result.Cache!.Describe());
+        }
+
         PhaseTrace.Mark("model and data description written");
         var reports = ReportWriter.Write(result, options.OutputDirectory, options.Reporter);
         PhaseTrace.Mark("reports written");

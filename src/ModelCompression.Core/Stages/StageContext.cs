@@ -240,4 +240,8 @@ internal sealed class ReporterTrainingProgress(IPipelineReporter reporter, strin
 /// <param name="ModelPath">The output model in the cache.</param>
 /// <param name="Result">What the stage did.</param>
 /// <param name="Cached">True when it came from the cache without running.</param>
-public sealed record CachedStageRun(string ModelPath, StageResult Result, bool Cached);
+public sealed record CachedStageRun(string ModelPath, StageResult Result, bool Cached)
+{
+    /// <summary>Where the entry came from (the local folder, the remote cache, or this run) and the bytes it moved.</summary>
+    public CacheUse? Use { get; init; }
+}

@@ -23,7 +23,7 @@ public sealed class JsonReportTests
         var json = Parse(ReportTestData.Run(outputModel: null));
 
         Assert.Equal(
-            ["schema_version", "engine_version", "recipe", "task", "passed", "output_model", "created_utc", "class_names", "teacher", "stages", "gates"],
+            ["schema_version", "engine_version", "recipe", "task", "passed", "output_model", "created_utc", "class_names", "teacher", "stages", "gates", "cache"],
             json.AsObject().Select(p => p.Key));
         Assert.Equal(4, (int)json["schema_version"]!);
         Assert.Equal(EngineInfo.Version, (string?)json["engine_version"]);
@@ -57,7 +57,7 @@ public sealed class JsonReportTests
         foreach (var stage in stages)
         {
             Assert.Equal(
-                ["stage", "summary", "cached", "seconds", "details", "epoch_losses", "validation_accuracies", "sweep", "evaluation", "baseline", "baseline_details", "gain_from_distillation"],
+                ["stage", "summary", "cached", "cache", "seconds", "details", "epoch_losses", "validation_accuracies", "sweep", "evaluation", "baseline", "baseline_details", "gain_from_distillation"],
                 stage!.AsObject().Select(p => p.Key));
         }
 
