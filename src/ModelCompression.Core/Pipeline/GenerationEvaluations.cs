@@ -35,7 +35,21 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
     /// by the parser) scores as that text or as empty. There is no model here to measure: no perplexity, speed, size
     /// or parameters (0), so 'teacher.' gates should name quality metrics.
     /// </summary>
-    public ModelEvaluation OfEndpoint(string name, Teachers.EndpointTeacherOptions endpoint, string answerCache, IPipelineReporter reporter)
+    /// <remarks>
+    /// The result is a stage-cache entry like any evaluation, keyed by <paramref name="teacherHash"/> (the test
+    /// requests' hash): a machine that shares the stage cache (a CI fleet's remote cache) replays it without the
+    /// endpoint and without the answer files.
+    /// </remarks>
+    public ModelEvaluation OfEndpoint(string name, string teacherHash, Teachers.EndpointTeacherOptions endpoint, string answerCache, IPipelineReporter reporter)
+    {
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("name", name).Add("endpoint-teacher", teacherHash).Add("data", dataHash)
+            .Add("settings", JsonSerializer.Serialize(settings))
+            .Finish();
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => MeasureEndpoint(name, endpoint, answerCache, reporter));
+        return ArtifactCache.ReadResult<ModelEvaluation>(entry);
+    }
+
+    private ModelEvaluation MeasureEndpoint(string name, Teachers.EndpointTeacherOptions endpoint, string answerCache, IPipelineReporter reporter)
     {
         var task = settings.Task;
         var prompts = test.Select(r => r with { Messages = r.Prompt }).ToList();

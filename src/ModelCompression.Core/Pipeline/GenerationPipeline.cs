@@ -67,7 +67,7 @@ internal static class GenerationPipeline
 
         var evaluations = new GenerationEvaluations(cache, settings, dataHash, data.Test, threads, cancellationToken);
         var teacherEvaluation = teacher is null ? null
-            : teacher.Endpoint is { } endpoint ? evaluations.OfEndpoint("teacher", endpoint, teacher.AnswerCache!, reporter)
+            : teacher.Endpoint is { } endpoint ? evaluations.OfEndpoint("teacher", teacher.Hash, endpoint, teacher.AnswerCache!, reporter)
             : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, null);
         reporter.Info(teacherEvaluation is null ? "No teacher: the evaluations measure no agreement with one" : $"Teacher: {Brief(task, teacherEvaluation)}");
         var teacherAnswers = teacherEvaluation?.Generation?.Answers;
