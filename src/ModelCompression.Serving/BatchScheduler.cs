@@ -203,6 +203,10 @@ internal sealed class BatchScheduler : IDisposable
             var failure = new ServeRequestException(400, e.Diagnostics[0].Code, e.Diagnostics[0].Message, "prompt");
             batch.ForEach(j => j.Fail(failure));
         }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            batch.ForEach(j => j.Fail(new ServeRequestException(503, "server_stopping", "The server is stopping.", type: "server_error")));
+        }
         catch (Exception e)
         {
             batch.ForEach(j => j.Fail(e));

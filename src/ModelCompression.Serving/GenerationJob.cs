@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Threading.Channels;
 using ModelCompression.Generation;
 
@@ -70,13 +71,13 @@ internal sealed class GenerationJob
     private static string BatchKey(GenerationOptions o) => string.Join(
         '\u001f',
         o.MaxNewTokens,
-        o.Temperature.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        o.Temperature.ToString("R", CultureInfo.InvariantCulture),
         o.TopK,
-        o.TopP.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        o.TopP.ToString("R", CultureInfo.InvariantCulture),
         o.IsGreedy ? 0 : o.Seed,
         o.SamplesPerPrompt,
-        o.FrequencyPenalty.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-        o.PresencePenalty.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        o.FrequencyPenalty.ToString("R", CultureInfo.InvariantCulture),
+        o.PresencePenalty.ToString("R", CultureInfo.InvariantCulture),
         string.Join(',', o.StopTokenIds),
         string.Join(';', o.StopSequences.Select(s => string.Join(',', s))),
         string.Join('\u001e', o.StopStrings),

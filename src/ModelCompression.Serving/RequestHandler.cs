@@ -292,6 +292,11 @@ internal sealed class RequestHandler(ServeOptions options, IReadOnlyList<ServedM
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
         }
+        else if (error.Status == 503)
+        {
+            // A full queue drains in about a batch's time.
+            context.Response.Headers.RetryAfter = "1";
+        }
 
         await WriteJson(context, error.Status, OpenAiJson.Error(error)).ConfigureAwait(false);
     }

@@ -74,6 +74,32 @@ public sealed class BatchingTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(2, server.Stats.BatchedRequests[4]);
     }
 
+    [Fact]
+    public async Task A_full_queue_refuses_with_503_and_Retry_After()
+    {
+        var server = OpenAiServer.Start(new ServeOptions { Models = [new(Folders.Text(_dir))], MaxQueuedRequests = 1, BatchWait = TimeSpan.FromSeconds(30) });
+        using var http = Http.Client(server);
+        // The first request waits for company (30 s) and fills the queue.
+        const string First = """{"model": "text", "prompt": "Hello"}""";
+        var waiting = http.PostAsync("/v1/completions", Http.Json(First));
+        while (!server.Stats.Bodies.ContainsKey(RequestHash.Of(First)))
+        {
+            await Task.Delay(20);
+        }
+
+        await Task.Delay(300);
+        using var refused = await http.PostAsync("/v1/completions", Http.Json("""{"model": "text", "prompt": "q"}"""));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+        Assert.Equal("server_overloaded", Http.Error(JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement).GetProperty("code").GetString());
+        Assert.Equal(1, server.Stats.Rejected);
+
+        // Stopping fails the waiting request rather than waiting out its batch.
+        await server.StopAsync();
+        var outcome = await Record.ExceptionAsync(async () => Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, (await waiting).StatusCode));
+        Assert.True(outcome is null or HttpRequestException, outcome?.ToString());
+    }
+
     /// <summary>Each prompt's answer from a server that batches nothing, one request at a time.</summary>
     private static async Task<string[]> AnswersAlone(string folder)
     {
