@@ -15,9 +15,9 @@ internal sealed record AnswerToken(int TokenId, string Text, int Offset, float L
 /// Turns one sequence's tokens, as they arrive, into answer text that is safe to send: text is released token by
 /// token, except what could still turn out to be part of a stop token sequence (the last tokens, as many as the longest
 /// stop sequence less one) or the start of a stop text (the last characters, as many as the longest stop text less
-/// one). When the sequence ends, <see cref="Finish"/> releases the rest as <see cref="GenerativeModel.AnswerText"/>
+/// one), and tokens without text of their own wait for a token with text. When the sequence ends, <see cref="Finish"/> releases the rest as <see cref="GenerativeModel.AnswerText"/>
 /// has it: the content tokens decoded, cut before the first stop text. So the streamed pieces always join to the
-/// answer a non-streamed request gets, which is this class fed nothing but <see cref="Finish"/>.
+/// answer a non-streamed request gets, which is this class fed nothing but <see cref="Finish"/>, token for token.
 /// </summary>
 internal sealed class ChoiceStream
 {
@@ -31,7 +31,6 @@ internal sealed class ChoiceStream
     private int _released;
     private int _releasedCharacters;
     private int _decodedCharacters;
-    private int _lastWithText = -1;
 
     public ChoiceStream(GenerationTokenizer tokenizer, GenerationOptions options)
     {
@@ -49,15 +48,25 @@ internal sealed class ChoiceStream
         var piece = _decoder.Push(token.TokenId);
         _pieces.Add(piece);
         _decodedCharacters += piece.Length;
-        if (piece.Length > 0)
+
+        // The last token that may go: not one that could belong to a stop sequence, and none whose text reaches into
+        // what could start a stop text.
+        var last = _released - 1;
+        var end = _releasedCharacters;
+        while (last + 1 < _tokens.Count - _heldTokens && end + _pieces[last + 1].Length <= _decodedCharacters - _heldCharacters)
         {
-            _lastWithText = _tokens.Count - 1;
+            end += _pieces[++last].Length;
         }
 
-        // Tokens after the last one with text hold part of a character (or are special): the end of the answer may still
-        // flush them as text, so they wait.
+        // Tokens without text (part of a character, or special) go only with a token with text after them: the end
+        // of the answer may still turn them into text, or leave them out with what follows a stop text.
+        while (last >= _released && _pieces[last].Length == 0)
+        {
+            last--;
+        }
+
         var released = new List<AnswerToken>();
-        while (_released < _tokens.Count - _heldTokens && _released <= _lastWithText && _releasedCharacters + _pieces[_released].Length <= _decodedCharacters - _heldCharacters)
+        while (_released <= last)
         {
             released.Add(Release(_released, _pieces[_released]));
         }
