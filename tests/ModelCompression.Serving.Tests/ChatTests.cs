@@ -172,6 +172,43 @@ public sealed class ChatTests : IDisposable
         Assert.Equal(answer[..3], cut.Content[0].Text);
     }
 
+    [Fact]
+    public async Task Raw_chat_responses_and_chunks_have_OpenAIs_shape_and_n_with_a_seed_repeats()
+    {
+        using var http = Http.Client(_server);
+        const string Request = """{"model": "chat", "messages": [{"role": "user", "content": "The red fox"}], "n": 3, "temperature": 1.5, "seed": 5, "logprobs": true, "top_logprobs": 1}""";
+        var (status, body) = await Http.Post(http, "/v1/chat/completions", Request);
+        Assert.Equal(200, status);
+        Assert.Equal("chat.completion", body.GetProperty("object").GetString());
+        Assert.True(body.GetProperty("created").GetInt64() > 1_700_000_000);
+        var choices = body.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.All(choices, c => Assert.Equal("assistant", c.GetProperty("message").GetProperty("role").GetString()));
+        var answers = choices.Select(c => c.GetProperty("message").GetProperty("content").GetString()).ToList();
+        // The entries' bytes make the content (a sampled byte that is no character alone decodes as U+FFFD in both).
+        Assert.All(choices, c => Assert.Equal(
+            c.GetProperty("message").GetProperty("content").GetString(),
+            System.Text.Encoding.UTF8.GetString([.. c.GetProperty("logprobs").GetProperty("content").EnumerateArray().SelectMany(t => t.GetProperty("bytes").EnumerateArray().Select(b => (byte)b.GetInt32()))])));
+        var usage = body.GetProperty("usage");
+        Assert.Equal(usage.GetProperty("prompt_tokens").GetInt32() + usage.GetProperty("completion_tokens").GetInt32(), usage.GetProperty("total_tokens").GetInt32());
+
+        // The same seed draws the same samples; the stream sends them too.
+        var (_, again) = await Http.Post(http, "/v1/chat/completions", Request);
+        Assert.Equal(answers, again.GetProperty("choices").EnumerateArray().Select(c => c.GetProperty("message").GetProperty("content").GetString()));
+        var events = await Http.Events(http, "/v1/chat/completions", Request.Replace("\"n\": 3", "\"n\": 3, \"stream\": true", StringComparison.Ordinal));
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events.SkipLast(1).Select(e => System.Text.Json.JsonDocument.Parse(e).RootElement).ToList();
+        Assert.All(chunks, c => Assert.Equal("chat.completion.chunk", c.GetProperty("object").GetString()));
+        for (var i = 0; i < 3; i++)
+        {
+            var mine = chunks.Select(c => c.GetProperty("choices")[0]).Where(c => c.GetProperty("index").GetInt32() == i).ToList();
+            Assert.Equal("assistant", mine[0].GetProperty("delta").GetProperty("role").GetString());
+            Assert.Equal(answers[i], string.Concat(mine.Select(c => c.GetProperty("delta").TryGetProperty("content", out var content) ? content.GetString() : "")));
+            Assert.Equal(choices[i].GetProperty("finish_reason").GetString(), mine[^1].GetProperty("finish_reason").GetString());
+            Assert.Empty(mine[^1].GetProperty("delta").EnumerateObject());
+        }
+    }
+
     private static List<ChatMessage> Messages(IEnumerable<EngineMessage> conversation) =>
     [
         .. conversation.Select<EngineMessage, ChatMessage>(m => m.Role switch
