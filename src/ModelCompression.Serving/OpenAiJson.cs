@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using ModelCompression.Text;
 
@@ -18,7 +19,8 @@ internal readonly record struct Usage(int PromptTokens, int CompletionTokens);
 /// </summary>
 internal static class OpenAiJson
 {
-    private static readonly JsonWriterOptions Compact = new() { Indented = false };
+    // Relaxed escaping: the JSON goes to API clients, not into HTML, so text stays readable UTF-8 ("it's", "é").
+    private static readonly JsonWriterOptions Compact = new() { Indented = false, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>The error body <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
     public static byte[] Error(ServeRequestException error) => Write(w =>
