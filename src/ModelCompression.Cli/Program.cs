@@ -38,6 +38,7 @@ namespace ModelCompression.Cli
             root.Add(SchemaCommand());
             root.Add(TeacherCommand.Create());
             root.Add(CacheCommand.Create());
+            root.Add(ServeCommandLine.Command());
             CommandLineUsage.Configure(root);
             var parse = root.Parse(args);
             var problems = CommandLineUsage.Problems(parse);

@@ -96,6 +96,21 @@ public static class DiagnosticCodes
     /// <summary>A decoder, its tokenizer and its generation settings do not make a deployable folder (vocabulary sizes differ, no cache, no known context length, a file of the folder missing).</summary>
     public const string GenerativeFolderInvalid = "MC2064";
 
+    /// <summary>`serve`: a request's body cannot be read as a request (not JSON, not an object, larger than the server takes).</summary>
+    public const string ServeRequestUnreadable = "MC2065";
+
+    /// <summary>`serve`: a request field has the wrong type, a value out of range, or asks for what the server does not do.</summary>
+    public const string ServeRequestInvalid = "MC2066";
+
+    /// <summary>`serve`: a request names a model the server does not serve.</summary>
+    public const string ServeModelNotFound = "MC2067";
+
+    /// <summary>`serve`: a model cannot be served (not a generative model folder or decoder file, no tokenizer, two models of one name, a bad address).</summary>
+    public const string ServeModelUnusable = "MC2068";
+
+    /// <summary>`serve`: a fault-injection rule cannot be parsed.</summary>
+    public const string ServeFaultRuleInvalid = "MC2069";
+
     /// <summary>Conversations whose last answer alone is longer than the maximum length were not used (a warning; they are counted and named).</summary>
     public const string ChatAnswerTooLong = "MC2070";
 

@@ -55,6 +55,24 @@ public sealed record GenerationOptions
     /// <summary>The token fed where a row has no token (left padding, rows already finished); null: the first stop token id, or 0.</summary>
     public int? PadTokenId { get; init; }
 
+    /// <summary>
+    /// OpenAI's frequency penalty (-2 to 2; 0 is off): before each choice, a token's logit is lowered by this times the
+    /// number of times the sequence has generated it. Log-probabilities stay the model's own.
+    /// </summary>
+    public double FrequencyPenalty { get; init; }
+
+    /// <summary>
+    /// OpenAI's presence penalty (-2 to 2; 0 is off): before each choice, a token's logit is lowered by this once if the
+    /// sequence has generated it at all. Log-probabilities stay the model's own.
+    /// </summary>
+    public double PresencePenalty { get; init; }
+
+    /// <summary>
+    /// Called on the generating thread with every token as it is chosen, in step order (a server streams them); it
+    /// must return quickly and not throw. Null: nobody listens.
+    /// </summary>
+    public Action<GeneratedToken>? OnToken { get; init; }
+
     /// <summary>Whether decoding is greedy (temperature 0 or top-k 1): no random draw is made.</summary>
     public bool IsGreedy => Temperature == 0 || TopK == 1;
 
@@ -72,6 +90,8 @@ public sealed record GenerationOptions
         Check(SamplesPerPrompt >= 1, $"samples per prompt must be at least 1, got {SamplesPerPrompt}");
         Check(TopLogprobs >= 0, $"top_logprobs must be 0 (none) or more, got {TopLogprobs}");
         Check(BatchSize >= 1, $"batch size must be at least 1, got {BatchSize}");
+        Check(double.IsFinite(FrequencyPenalty) && Math.Abs(FrequencyPenalty) <= 2, $"frequency_penalty must be in [-2, 2], got {FrequencyPenalty}");
+        Check(double.IsFinite(PresencePenalty) && Math.Abs(PresencePenalty) <= 2, $"presence_penalty must be in [-2, 2], got {PresencePenalty}");
         Check(StopSequences.All(s => s.Count > 0), $"a stop sequence is empty");
         Check(StopStrings.All(s => s.Length > 0), $"a stop string is empty");
         Check(StopStrings.Count == 0 || Decode is not null, $"stop strings need a decode function to turn tokens into text");
@@ -102,6 +122,15 @@ public enum FinishReason
 
 /// <summary>A token and its log-probability under the model (log-softmax of the raw logits, before temperature and filtering).</summary>
 public readonly record struct TokenLogprob(int TokenId, float Logprob);
+
+/// <summary>A token as <see cref="Generator"/> chooses it (<see cref="GenerationOptions.OnToken"/>).</summary>
+/// <param name="PromptIndex">The prompt its sequence continues.</param>
+/// <param name="SampleIndex">Which of the prompt's samples.</param>
+/// <param name="TokenId">The token.</param>
+/// <param name="Logprob">Its log-probability under the model (as <see cref="GeneratedSequence.Logprobs"/>).</param>
+/// <param name="TopLogprobs">The step's most likely tokens; null when not asked for.</param>
+/// <param name="Finished">The whole sequence when this token ended it (as <see cref="Generator.Generate"/> returns it); null while it goes on.</param>
+public sealed record GeneratedToken(int PromptIndex, int SampleIndex, int TokenId, float Logprob, IReadOnlyList<TokenLogprob>? TopLogprobs, GeneratedSequence? Finished);
 
 /// <summary>One generated sequence.</summary>
 /// <param name="PromptIndex">The prompt it continues.</param>

@@ -28,7 +28,7 @@ public sealed class GenerativeModel : IDisposable
         _template = config.ChatTemplate is { } template ? new ChatTemplate(template, tokenizer) : null;
     }
 
-    /// <summary>The folder.</summary>
+    /// <summary>The folder (for <see cref="OpenDecoder"/>, the folder of the model file).</summary>
     public string Folder { get; }
 
     /// <summary>The tokenizer (tokenizer.compress.json).</summary>
@@ -42,6 +42,13 @@ public sealed class GenerativeModel : IDisposable
 
     /// <summary>Whether prompts go through a chat template (else the model continues plain text).</summary>
     public bool IsChat => _template is not null;
+
+    /// <summary>
+    /// Most tokens of a prompt (longer ones lose tokens from the left): the context less generation.json's answer length,
+    /// so a long prompt still gets a whole answer (training cut conversations from the left the same way); never less
+    /// than the generation prompt and one token.
+    /// </summary>
+    public int PromptLimit => Math.Max((_template?.GenerationPromptLength ?? 0) + 1, Config.ContextLength - Defaults.MaxNewTokens);
 
     /// <summary>
     /// Opens <paramref name="folder"/>. A missing file is MC2064; the tokenizer MC2024, generation.json MC2063, the
@@ -63,36 +70,58 @@ public sealed class GenerativeModel : IDisposable
         var config = GenerationConfig.Load(configPath);
         var modelPath = Path.Join(root, GenerativeModelFolder.ModelFile);
         var session = DecoderSession.Open(modelPath, threads, provider);
-        try
-        {
-            var problems = new List<string>();
-            if (session.Signature.Vocabulary is { } vocabulary && vocabulary != tokenizer.VocabularySize)
-            {
-                problems.Add(Invariant($"the model's logits cover {vocabulary} token ids; the tokenizer has {tokenizer.VocabularySize}"));
-            }
+        return Checked(root, $"Generative model folder '{root}'", configPath, session, tokenizer, config);
+    }
 
-            if (config.EndOfTextId != tokenizer.EndOfTextId || config.PadId >= tokenizer.VocabularySize)
-            {
-                problems.Add(Invariant($"{GenerationConfig.FileName} says end of text {config.EndOfTextId} and pad {config.PadId}; the tokenizer's end of text is {tokenizer.EndOfTextId} in a vocabulary of {tokenizer.VocabularySize}"));
-            }
-
-            if (config.ChatTemplate is { } template && template.Markers.FirstOrDefault(m => !tokenizer.TryGetSpecialId(m, out _)) is { } marker)
-            {
-                problems.Add($"the chat template's marker '{marker}' is not a special token of the tokenizer");
-            }
-
-            if (problems.Count > 0)
-            {
-                throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.GenerativeFolderInvalid, $"Generative model folder '{root}': {p}.", configPath))]);
-            }
-
-            return new GenerativeModel(root, session, tokenizer, config);
-        }
-        catch
+    /// <summary>
+    /// Opens a bare decoder file <paramref name="modelPath"/> with <paramref name="tokenizer"/>, for plain text
+    /// continuation: no chat template, greedy decoding ending at the tokenizer's end of text of up to half the context
+    /// (at most 128 new tokens; a longer prompt loses tokens from the left), and the model's position table as the context. A decoder without a position table (rotary) has no context length
+    /// to read: write a folder for it (<see cref="GenerativeModelFolder"/>). Problems are MC2064 with the model
+    /// file; the model's own checks as in <see cref="Open"/>.
+    /// </summary>
+    public static GenerativeModel OpenDecoder(string modelPath, GenerationTokenizer tokenizer, int threads = 0, ExecutionProvider provider = ExecutionProvider.Cpu)
+    {
+        ArgumentNullException.ThrowIfNull(modelPath);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var path = Path.GetFullPath(modelPath);
+        var session = DecoderSession.Open(path, threads, provider);
+        if (session.Signature.MaxPositions is not { } positions)
         {
             session.Dispose();
-            throw;
+            throw CompressionException.Error(DiagnosticCodes.GenerativeFolderInvalid, $"Decoder '{path}': its context length cannot be read from the graph (no learned position table); write a generative model folder with the context length and open that.", path);
         }
+
+        var config = new GenerationConfig { EndOfTextId = tokenizer.EndOfTextId, PadId = tokenizer.PadId, ContextLength = positions, MaxNewTokens = Math.Clamp(positions / 2, 1, 128) };
+        return Checked(Path.GetDirectoryName(path)!, $"Decoder '{path}'", path, session, tokenizer, config);
+    }
+
+    /// <summary>
+    /// The token ids the model continues for plain <paramref name="text"/>, without the chat template even when the
+    /// model has one (a completion rather than a conversation), cut from the left as <see cref="PromptIds(string)"/> cuts.
+    /// </summary>
+    public IReadOnlyList<int> TextIds(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return Cut(Tokenizer.Encode(text));
+    }
+
+    /// <summary>
+    /// Generates for token-id prompts as <see cref="Generator.Generate"/> does (prompt 0's samples first), with
+    /// <paramref name="options"/> (null: <see cref="Defaults"/>); stop texts without a decoder decode with the folder's
+    /// tokenizer. <see cref="AnswerText"/> turns a sequence into the answer <see cref="Answer(string, GenerationOptions?, CancellationToken)"/> gives.
+    /// </summary>
+    public IReadOnlyList<GeneratedSequence> Generate(IReadOnlyList<IReadOnlyList<int>> promptIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(promptIds);
+        return _generator.Generate(promptIds, Effective(options), cancellationToken);
+    }
+
+    /// <summary>The answer's text of <paramref name="sequence"/>: its content tokens decoded, cut before the first of <paramref name="options"/>' stop texts it holds (null: the defaults').</summary>
+    public string AnswerText(GeneratedSequence sequence, GenerationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(sequence);
+        return Text(sequence, Effective(options));
     }
 
     /// <summary>
@@ -140,12 +169,6 @@ public sealed class GenerativeModel : IDisposable
     /// <inheritdoc />
     public void Dispose() => _session.Dispose();
 
-    /// <summary>
-    /// Room for the prompt: the context less generation.json's answer length, so a long prompt still gets a whole answer
-    /// (training cut conversations from the left the same way); never less than the generation prompt and one token.
-    /// </summary>
-    private int PromptLimit => Math.Max((_template?.GenerationPromptLength ?? 0) + 1, Config.ContextLength - Defaults.MaxNewTokens);
-
     private string Answer(IReadOnlyList<int> promptIds, GenerationOptions? options, CancellationToken cancellationToken)
     {
         var effective = Effective(options);
@@ -167,4 +190,39 @@ public sealed class GenerativeModel : IDisposable
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The model over <paramref name="session"/> when the tokenizer and config fit it (else MC2064 naming <paramref name="what"/> at <paramref name="file"/>; the session is disposed).</summary>
+    private static GenerativeModel Checked(string folder, string what, string file, DecoderSession session, GenerationTokenizer tokenizer, GenerationConfig config)
+    {
+        try
+        {
+            var problems = new List<string>();
+            if (session.Signature.Vocabulary is { } vocabulary && vocabulary != tokenizer.VocabularySize)
+            {
+                problems.Add(Invariant($"the model's logits cover {vocabulary} token ids; the tokenizer has {tokenizer.VocabularySize}"));
+            }
+
+            if (config.EndOfTextId != tokenizer.EndOfTextId || config.PadId >= tokenizer.VocabularySize)
+            {
+                problems.Add(Invariant($"{GenerationConfig.FileName} says end of text {config.EndOfTextId} and pad {config.PadId}; the tokenizer's end of text is {tokenizer.EndOfTextId} in a vocabulary of {tokenizer.VocabularySize}"));
+            }
+
+            if (config.ChatTemplate is { } template && template.Markers.FirstOrDefault(m => !tokenizer.TryGetSpecialId(m, out _)) is { } marker)
+            {
+                problems.Add($"the chat template's marker '{marker}' is not a special token of the tokenizer");
+            }
+
+            if (problems.Count > 0)
+            {
+                throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.GenerativeFolderInvalid, $"{what}: {p}.", file))]);
+            }
+
+            return new GenerativeModel(folder, session, tokenizer, config);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
 }

@@ -120,7 +120,14 @@ public sealed class Generator
                 for (var row = 0; row < batch.Length; row++)
                 {
                     var sequence = batch[row];
-                    next[row] = sequence.Finished ? pad : sequence.Append(step.LastLogits(row), options, maxPositions);
+                    if (sequence.Finished)
+                    {
+                        next[row] = pad;
+                        continue;
+                    }
+
+                    next[row] = sequence.Append(step.LastLogits(row), options, maxPositions);
+                    options.OnToken?.Invoke(sequence.LastToken());
                 }
 
                 if (batch.All(s => s.Finished))
@@ -184,6 +191,7 @@ public sealed class Generator
         private readonly List<int> _tokens = [];
         private readonly List<float> _logprobs = [];
         private readonly List<IReadOnlyList<TokenLogprob>>? _top = options.TopLogprobs > 0 ? [] : null;
+        private readonly Dictionary<int, int>? _counts = options.FrequencyPenalty != 0 || options.PresencePenalty != 0 ? [] : null;
         private FinishReason _reason = FinishReason.Length;
         private int _stopLength;
 
@@ -194,7 +202,12 @@ public sealed class Generator
         /// <summary>Chooses the next token from <paramref name="logits"/>, records it and decides whether the sequence ends; returns the token.</summary>
         public int Append(ReadOnlySpan<float> logits, GenerationOptions options, int maxPositions)
         {
-            var token = TokenSampler.Choose(logits, options, _random);
+            var token = TokenSampler.Choose(_counts is { Count: > 0 } ? TokenSampler.Penalize(logits, _counts, options.FrequencyPenalty, options.PresencePenalty) : logits, options, _random);
+            if (_counts is not null)
+            {
+                _counts[token] = _counts.GetValueOrDefault(token) + 1;
+            }
+
             _tokens.Add(token);
             _logprobs.Add(TokenSampler.Logprob(logits, token));
             _top?.Add(TokenSampler.Top(logits, options.TopLogprobs));
@@ -218,6 +231,9 @@ public sealed class Generator
 
             return token;
         }
+
+        /// <summary>The token <see cref="Append"/> chose last, with the whole sequence when it ended there.</summary>
+        public GeneratedToken LastToken() => new(promptIndex, sampleIndex, _tokens[^1], _logprobs[^1], _top?[^1], Finished ? Result() : null);
 
         public GeneratedSequence Result() => new(promptIndex, sampleIndex, [.. _tokens], _reason, _stopLength, [.. _logprobs], _top is null ? null : [.. _top]);
 

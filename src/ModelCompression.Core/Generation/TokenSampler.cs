@@ -118,6 +118,25 @@ public static class TokenSampler
         return last;
     }
 
+    /// <summary>
+    /// A copy of <paramref name="logits"/> with OpenAI's repetition penalties applied: each token generated
+    /// <c>count</c> times (<paramref name="counts"/>) loses <c>count * frequency + presence</c>.
+    /// </summary>
+    public static float[] Penalize(ReadOnlySpan<float> logits, IReadOnlyDictionary<int, int> counts, double frequency, double presence)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        var penalized = logits.ToArray();
+        foreach (var (token, count) in counts)
+        {
+            if (count > 0)
+            {
+                penalized[token] = (float)(penalized[token] - (count * frequency) - presence);
+            }
+        }
+
+        return penalized;
+    }
+
     /// <summary>log-softmax of <paramref name="logits"/> at <paramref name="token"/>: the model's own log-probability (temperature 1, no filtering).</summary>
     public static float Logprob(ReadOnlySpan<float> logits, int token) => (float)(logits[token] - LogSumExp(logits));
 
