@@ -116,8 +116,12 @@ internal sealed class EndpointClient
         }
     }
 
-    private static Exception Unwrap(Exception e) =>
-        e is AggregateException { InnerExceptions.Count: > 0 } aggregate ? Unwrap(aggregate.InnerExceptions[^1]) : e;
+    private static Exception Unwrap(Exception e) => e switch
+    {
+        AggregateException { InnerExceptions.Count: > 0 } aggregate => Unwrap(aggregate.InnerExceptions[^1]),
+        ClientResultException { Status: 0, InnerException: { } inner } => Unwrap(inner),
+        _ => e,
+    };
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
@@ -257,6 +261,9 @@ internal sealed class EndpointRetryPolicy : ClientRetryPolicy
     /// <summary>The retry cause of an exception a try ended in (timeout, connection, malformed_reply), or null for one that is not retried.</summary>
     public static string? CauseOf(Exception exception) => exception switch
     {
+        // The transport wraps a failure before any response (a connection reset while the headers were awaited, as
+        // a server that drops the connection gives) in a ClientResultException without a status.
+        ClientResultException { Status: 0, InnerException: { } inner } => CauseOf(inner),
         MalformedReplyException => "malformed_reply",
         OperationCanceledException or TimeoutException => "timeout",
         HttpRequestException or IOException or ObjectDisposedException => "connection",

@@ -1,3 +1,4 @@
+// Why this file is long: one request flow (render, cache lookup, budget, concurrent sending with retries, judging, usage) reads top to bottom here; its parts are private steps of that flow.
 using System.Diagnostics;
 using System.Globalization;
 using ModelCompression.Diagnostics;

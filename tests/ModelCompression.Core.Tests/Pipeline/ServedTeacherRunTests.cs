@@ -1,0 +1,169 @@
+using ModelCompression.Core.Tests.Generation;
+using ModelCompression.Pipeline;
+using ModelCompression.Recipes;
+using ModelCompression.Runs;
+using ModelCompression.Serving;
+using Xunit.Abstractions;
+
+namespace ModelCompression.Core.Tests.Pipeline;
+
+/// <summary>
+/// The endpoint teacher against the real server: a teacher decoder published by a finetune recipe is distilled once as
+/// a local file and once served by <c>dotnet compress serve</c>'s library on 127.0.0.1. At temperature 0 the two runs
+/// get the same answers and train byte-identical students; with faults injected (429 with Retry-After, 500, dropped
+/// connections, malformed bodies, replies past the timeout) every request still gets its answer, the client's retry
+/// counts equal the server's fault counts, and the student is again the same; a run killed part-way through the pool
+/// resumes and the server sees no request body twice.
+/// </summary>
+[Trait("Category", "Slow")] // trains decoders through whole pipeline runs
+public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposable
+{
+    private const string Generation = """
+        generation:
+          task_type: qa
+          tokenizer: byte
+          max_length: 24
+          max_new_tokens: 6
+          user_template: "Q: {content}\n"
+          assistant_template: "A: {content}<|endoftext|>"
+          generation_prompt: "A: "
+          markers: []
+          samples: 2
+        """;
+
+    private const string StudentAndStages = """
+        student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64, dropout: 0, seed: 5 }
+        stages:
+          - generate: { prompts: pool }
+          - distill: { epochs: 6, batch_size: 16, learning_rate: 3e-3, alpha: 0, baseline: false, seed: 4 }
+        outputs: { report: [json] }
+        """;
+
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void A_served_teacher_teaches_the_student_the_local_file_teaches_even_through_faults_and_a_kill()
+    {
+        ChatTrainSupport.WriteReversalSplits(_dir);
+        var teacher = Run("teacher.compress.yaml", $$"""
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {{Generation}}
+            student: { architecture: decoder, width: 48, heads: 2, layers: 2, feed_forward: 96, dropout: 0, seed: 3 }
+            stages:
+              - finetune: { epochs: 20, batch_size: 16, learning_rate: 3e-3, seed: 4 }
+            outputs: { model: teacher.onnx, report: [json] }
+            """, "cache");
+        output.WriteLine($"teacher exact match {teacher.Stages[^1].Evaluation.Metrics["exact_match"]:P0}");
+
+        var local = Run("local.compress.yaml", Student("teacher: out/teacher.onnx"), "cache-local");
+        var localStudent = File.ReadAllBytes(_dir.File("out/local.student.onnx"));
+
+        // Served, no faults: the same answers, so the same student, byte for byte.
+        using (var server = Serve())
+        {
+            var served = Run("served.compress.yaml", Student(Endpoint(server)), "cache-served");
+            Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/served.student.onnx")));
+            Assert.Equal(local.Stages[0].Result.Details["kept"], served.Stages[0].Result.Details["kept"]);
+            Assert.Equal(local.Teacher!.Metrics["exact_match"], served.Teacher!.Metrics["exact_match"]);
+            Assert.Equal(66L, server.Stats.Requests);
+            Assert.All(server.Stats.Bodies.Values, count => Assert.Equal(1L, count));
+        }
+
+        // Faults on chosen requests, and a 429 on every other request's first attempt: nothing lost, retries counted.
+        using (var server = Serve("500@request:1-4", "drop@request:5-8", "malformed@request:9-12", "slow:3s@request:13-14", "429:0@first:1"))
+        {
+            var faulty = Run("faulty.compress.yaml", Student(Endpoint(server)), "cache-faulty");
+            Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/faulty.student.onnx")));
+            var stats = server.Stats;
+            output.WriteLine($"faults {string.Join(", ", stats.Faults.Select(f => $"{f.Key} {f.Value}"))}; requests {stats.Requests}");
+            Assert.Equal(new[] { "429", "500", "drop", "malformed", "slow" }.Order(), stats.Faults.Keys.Order());
+            Assert.Equal(66, stats.Bodies.Count);
+            Assert.Equal(stats.Requests - 66, stats.Faults.Values.Sum());
+            // The client's retries of the pool (the teacher row's are the rest): as many as the server's faults on them.
+            var details = faulty.Stages[0].Result.Details;
+            Assert.Equal("30", details["endpoint.sent"]);
+            Assert.Equal("0", details["endpoint.failures"]);
+            Assert.True(int.Parse(details["endpoint.retries"], System.Globalization.CultureInfo.InvariantCulture) >= 30, details["endpoint.retries"]);
+        }
+
+        // Killed part-way through the pool (one request in flight at a time, so none is cut mid-way), then run again:
+        // every request body reached the server once.
+        using (var server = Serve())
+        {
+            using var kill = new CancellationTokenSource();
+            var recipe = Write("resumed.compress.yaml", Student(Endpoint(server, "request_batch_size: 1, ")));
+            var killer = new KillWhen(kill, () => server.Stats.Requests >= 36 + 10);
+            Assert.ThrowsAny<OperationCanceledException>(() => CompressionRun.Run(RecipeLoader.Load(recipe), new PipelineOptions(_dir.Dir("cache-resumed"), _dir.Dir("out"), killer) { Threads = 1 }, kill.Token));
+            var before = server.Stats.Requests;
+            Assert.InRange(before, 46, 65);
+
+            Run("resumed.compress.yaml", null, "cache-resumed");
+            Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/resumed.student.onnx")));
+            Assert.Equal(66, server.Stats.Bodies.Count);
+            Assert.All(server.Stats.Bodies.Values, count => Assert.Equal(1L, count));
+            output.WriteLine($"killed after {before} requests; the rerun sent {server.Stats.Requests - before}");
+        }
+    }
+
+    private static string Endpoint(RunningServer server, string more = "") =>
+        $"teacher: {{ endpoint: \"{server.OpenAiEndpoint}\", model: teacher, {more}temperature: 0, top_p: 1, max_tokens: 6, prompt_template: \"{{content}}\", timeout_seconds: 1, retry_delay_seconds: 0, max_retries: 3 }}";
+
+    private static string Student(string teacher) => $$"""
+        task: generation
+        data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+        {{Generation}}
+        {{teacher}}
+        {{StudentAndStages}}
+        """;
+
+    private RunningServer Serve(params string[] faults) => OpenAiServer.Start(new ServeOptions
+    {
+        Models = [new ServedModelSource(_dir.File("out/teacher")) { Name = "teacher" }],
+        Faults = [.. faults.Select(FaultRule.Parse)],
+        Threads = 1,
+    });
+
+    private string Write(string name, string yaml)
+    {
+        var path = _dir.File(name);
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    private PipelineResult Run(string name, string? yaml, string cache)
+    {
+        var path = yaml is null ? _dir.File(name) : Write(name, yaml);
+        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir(cache), _dir.Dir("out"), new RecordingReporter()) { Threads = 1 });
+    }
+
+    /// <summary>A reporter that cancels the run at the first progress report after <paramref name="enough"/> holds.</summary>
+    private sealed class KillWhen(CancellationTokenSource kill, Func<bool> enough) : Common.IPipelineReporter
+    {
+        public void StageStarted(string stage, bool cached)
+        {
+        }
+
+        public void Training(string stage, Common.TrainingProgressInfo progress)
+        {
+        }
+
+        public void Info(string message)
+        {
+        }
+
+        public void Report(Diagnostics.Diagnostic diagnostic)
+        {
+        }
+
+        public void Progress(string task, double fraction, TimeSpan elapsed)
+        {
+            if (enough())
+            {
+                kill.Cancel();
+            }
+        }
+    }
+}
