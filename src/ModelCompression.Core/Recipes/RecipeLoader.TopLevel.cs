@@ -245,6 +245,12 @@ public static partial class RecipeLoader
                     ? source.ExistingFile(text, node, $"{RecipeKeys.Teacher.Name} in {RecipeModelChecker.Root}", directory)
                     : null;
                 return file is null ? null : [new TeacherSpec(file, 1)];
+            case YamlMappingNode mapping when !mapping.Children.ContainsKey(new YamlScalarNode("endpoint")):
+                source.Error(
+                    DiagnosticCodes.RecipeInvalidValue,
+                    $"'{RecipeKeys.Teacher.Name}' as a mapping is a teacher behind an endpoint and needs 'endpoint: URL' (an OpenAI-compatible server) with 'model: NAME'; an ONNX teacher is a file ('{RecipeKeys.Teacher.Name}: teacher.onnx') or a list ('{RecipeKeys.Teacher.Name}: [{{ model: a.onnx, weight: 2 }}, b.onnx]').",
+                    mapping);
+                return null;
             case YamlMappingNode endpoint:
                 var options = OptionsBinder.Bind<EndpointTeacherOptions>(endpoint, $"'{RecipeKeys.Teacher.Name}'", source);
                 foreach (var (key, problem) in options.Problems())

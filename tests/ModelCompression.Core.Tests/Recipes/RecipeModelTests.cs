@@ -167,7 +167,7 @@ public sealed class RecipeModelTests : IDisposable
 
     [Theory]
     [InlineData("teacher: []\n", "'teacher' must be a list of at least one value, not an empty list.")]
-    [InlineData("teacher: { model: teacher.onnx }\n", "'teacher' must be an ONNX file or several teachers, not a mapping.")]
+    [InlineData("teacher: { model: teacher.onnx }\n", "'teacher' as a mapping is a teacher behind an endpoint and needs 'endpoint: URL' (an OpenAI-compatible server) with 'model: NAME'; an ONNX teacher is a file ('teacher: teacher.onnx') or a list ('teacher: [{ model: a.onnx, weight: 2 }, b.onnx]').")]
     [InlineData("teacher:\n  - { model: teacher.onnx, weight: 0 }\n", "'weight' in teacher[0] must be a number above 0, not '0'.")]
     [InlineData("threads: 2000\n", "'threads' must be a whole number from 0 to 1024, not '2000'.")]
     [InlineData("outputs: { model: [a.onnx] }\n", "'model' in outputs must be a text value, not a list.")]
