@@ -33,6 +33,9 @@ public sealed record TeacherAnswerOptions
     /// <summary>Whether identical answers to one prompt are all kept; by default the first is kept and the others are dropped and counted.</summary>
     public bool KeepDuplicates { get; init; }
 
+    /// <summary>Prompts that leave no room for an answer are dropped and counted (prompt_too_long) instead of refusing the run (MC2072).</summary>
+    public bool SkipLongPrompts { get; init; }
+
     /// <summary>
     /// Every problem with these options, in the recipe's words ('samples_per_prompt 3 with greedy decoding ...'); empty
     /// when they are usable. The recipe reports each at its key; <see cref="TeacherAnswers"/> refuses them with MC2073.
@@ -95,6 +98,9 @@ public enum TeacherAnswerDropReason
 
     /// <summary>Endpoint teachers: the request budget or token budget ran out before this prompt was asked.</summary>
     NotAsked,
+
+    /// <summary>With skip_long_prompts: the prompt alone leaves no room for an answer in the maximum length, so it was not asked (never cut).</summary>
+    PromptTooLong,
 }
 
 /// <summary>One kept answer: the prompt's messages and the teacher's answer as the final assistant message.</summary>
@@ -193,6 +199,7 @@ public sealed record TeacherAnswerSet(IReadOnlyList<TeacherAnswer> Answers, Teac
         TeacherAnswerDropReason.RequestFailed => " Failed requests: the endpoint gave no usable reply after its retries (see the endpoint's failure counts).",
         TeacherAnswerDropReason.NotAnswerJson => " Not answer JSON: with chain_of_thought the teacher must reply {\"reason\": ..., \"answer\": ...}.",
         TeacherAnswerDropReason.NotAsked => " Not asked: the budget ran out; raise budget_requests or budget_tokens, or run again to go on.",
+        TeacherAnswerDropReason.PromptTooLong => " Not asked: the prompt alone fills max_length (skip_long_prompts); shorten these prompts to have them answered.",
         _ => "",
     };
 

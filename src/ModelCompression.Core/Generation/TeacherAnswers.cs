@@ -83,12 +83,12 @@ public static class TeacherAnswers
         ThrowIfInvalid(options);
         var parser = task.CreateParser();
         var clock = Stopwatch.StartNew();
-        var (ids, maxLength) = RenderPrompts(teacher.Signature, teacher.ModelPath, template, prompts, options.MaxLength);
+        var (ids, maxLength) = RenderPrompts(teacher.Signature, teacher.ModelPath, template, prompts, options.MaxLength, options.SkipLongPrompts);
         var generation = AnswerOptions(template, task, options);
         var samples = options.SamplesPerPrompt;
 
         // Longest first: batches of similar lengths pad little, and the slowest batches come while the ETA is young.
-        var order = Enumerable.Range(0, prompts.Count).OrderByDescending(i => ids[i].Length).ToArray();
+        var order = Enumerable.Range(0, prompts.Count).Where(i => ids[i].Length < maxLength).OrderByDescending(i => ids[i].Length).ToArray();
         var results = new GeneratedSequence[prompts.Count][];
         var generator = new Generator(teacher);
         progress?.Report((0, prompts.Count));
@@ -114,6 +114,14 @@ public static class TeacherAnswers
             var record = prompts[p];
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var keptHere = 0;
+            if (results[p] is null)
+            {
+                // Skipped: no room for an answer (only with skip_long_prompts; RenderPrompts refused it otherwise).
+                dropped.AddRange(Enumerable.Range(0, samples).Select(s => new DroppedAnswer(record.File, record.Line, s, TeacherAnswerDropReason.PromptTooLong, string.Empty)));
+                keptPerPrompt[0]++;
+                continue;
+            }
+
             foreach (var sequence in results[p])
             {
                 generatedTokens += sequence.Tokens.Count;
@@ -152,7 +160,7 @@ public static class TeacherAnswers
         ArgumentNullException.ThrowIfNull(options);
         ThrowIfInvalid(options);
         var model = OnnxModelFile.LoadChecked(teacherModelPath, new OnnxLoadOptions { LoadExternalData = false });
-        return RenderPrompts(DecoderSignature.Read(model, teacherModelPath), teacherModelPath, template, prompts, options.MaxLength).MaxLength;
+        return RenderPrompts(DecoderSignature.Read(model, teacherModelPath), teacherModelPath, template, prompts, options.MaxLength, options.SkipLongPrompts).MaxLength;
     }
 
     /// <summary>
@@ -162,7 +170,7 @@ public static class TeacherAnswers
     /// (file and line) and how many do not fit, or a <paramref name="maxLength"/> beyond the position table; MC2085 when
     /// the template's tokenizer has more ids than the teacher's logits (its ids would mean other tokens to the teacher).
     /// </summary>
-    public static (IReadOnlyList<int[]> Ids, int MaxLength) RenderPrompts(DecoderSignature teacher, string teacherModelPath, ChatTemplate template, IReadOnlyList<ChatRecord> prompts, int? maxLength = null)
+    public static (IReadOnlyList<int[]> Ids, int MaxLength) RenderPrompts(DecoderSignature teacher, string teacherModelPath, ChatTemplate template, IReadOnlyList<ChatRecord> prompts, int? maxLength = null, bool skipLong = false)
     {
         ArgumentNullException.ThrowIfNull(teacher);
         ArgumentNullException.ThrowIfNull(teacherModelPath);
@@ -199,14 +207,14 @@ public static class TeacherAnswers
         }
 
         var tooLong = Enumerable.Range(0, ids.Length).Where(i => ids[i].Length >= limit).ToList();
-        if (tooLong.Count > 0)
+        if (tooLong.Count > 0 && !skipLong)
         {
             var longest = tooLong.MaxBy(i => ids[i].Length);
             var record = prompts[longest];
             var what = maxLength is null ? $"the teacher's {limit} positions" : $"max_length {limit}";
             throw CompressionException.Error(
                 DiagnosticCodes.TeacherPromptTooLong,
-                Invariant($"{tooLong.Count} of {prompts.Count} prompts leave no room for an answer in {what} ('{teacherModelPath}'); the longest, {record.Location}, renders to {ids[longest].Length} tokens. Shorten or remove these prompts from the pool{(maxLength is null ? "" : ", or raise max_length")}."),
+                Invariant($"{tooLong.Count} of {prompts.Count} prompts leave no room for an answer in {what} ('{teacherModelPath}'); the longest, {record.Location}, renders to {ids[longest].Length} tokens. Shorten or remove these prompts from the pool{(maxLength is null ? "" : ", or raise max_length")}, or set skip_long_prompts: true on the generate stage to drop and count them."),
                 record.File,
                 record.Line);
         }
@@ -252,7 +260,7 @@ public static class TeacherAnswers
             .Add("stop_sequences", string.Join(";", generation.StopSequences.Select(s => string.Join(",", s))))
             .Add("stop_strings", string.Join("\u0001", generation.StopStrings))
             .Add("max_length", options.MaxLength is { } length ? Invariant($"{length}") : "model")
-            .Add("keep_duplicates", options.KeepDuplicates ? "yes" : "no")
+            .Add("keep_duplicates", (options.KeepDuplicates ? "yes" : "no") + (options.SkipLongPrompts ? ", skip long prompts" : ""))
             .Add("prompts", Invariant($"{prompts.Count}"));
         foreach (var record in prompts)
         {
@@ -292,7 +300,7 @@ public static class TeacherAnswers
 
     /// <summary>
     /// The stats file's name of a drop reason: unfinished, empty, no_final_number, not_a_label, duplicate, and for endpoint
-    /// teachers request_failed, not_answer_json, not_asked.
+    /// teachers request_failed, not_answer_json, not_asked, and prompt_too_long (skip_long_prompts).
     /// </summary>
     public static string ReasonName(TeacherAnswerDropReason reason) => reason switch
     {
@@ -303,6 +311,7 @@ public static class TeacherAnswers
         TeacherAnswerDropReason.RequestFailed => "request_failed",
         TeacherAnswerDropReason.NotAnswerJson => "not_answer_json",
         TeacherAnswerDropReason.NotAsked => "not_asked",
+        TeacherAnswerDropReason.PromptTooLong => "prompt_too_long",
         _ => "duplicate",
     };
 

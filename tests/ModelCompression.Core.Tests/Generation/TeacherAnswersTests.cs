@@ -334,6 +334,13 @@ public sealed class TeacherAnswersTests : IDisposable
             Assert.Contains("91 tokens", error.Message, StringComparison.Ordinal);
         }
 
+        // skip_long_prompts: the two are not asked (never cut) and are counted; the others are answered as alone.
+        var skipped = Answer(prompts, task, options with { SkipLongPrompts = true });
+        Assert.Equal([2, 4], skipped.Dropped.Where(d => d.Reason == TeacherAnswerDropReason.PromptTooLong).Select(d => d.Line));
+        Assert.Equal(2, skipped.Stats.Dropped[TeacherAnswerDropReason.PromptTooLong]);
+        Assert.Equal(Answer(Prompts(["Ben has", "5 6"]), task, options).Answers.Select(a => a.Text), skipped.Answers.Select(a => a.Text));
+        Assert.Equal(64, TeacherAnswers.Check(DecoderFixture.Cached, Template(), prompts, options with { SkipLongPrompts = true }));
+
         Assert.Equal(64, TeacherAnswers.Check(DecoderFixture.Cached, Template(), Prompts(Texts), options));
         // max_length: beyond the position table, and too short for a prompt ("Ben has " is 8 tokens).
         Assert.Contains("more than the teacher", Assert.Throws<CompressionException>(() => TeacherAnswers.Check(DecoderFixture.Cached, Template(), Prompts(Texts), options with { MaxLength = 65 })).Message, StringComparison.Ordinal);

@@ -79,9 +79,12 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
             Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/faulty.student.onnx")));
             var stats = server.Stats;
             output.WriteLine($"faults {string.Join(", ", stats.Faults.Select(f => $"{f.Key} {f.Value}"))}; requests {stats.Requests}");
-            Assert.Equal(new[] { "429", "500", "drop", "malformed", "slow" }.Order(), stats.Faults.Keys.Order());
+            // Each rule fired as written (the ordinal rules on exactly their ordinals, 429 on the other first attempts), and
+            // every request body was answered. (Exact retry counts per fault are the unit tests' job, on a scripted server:
+            // here a reply that takes longer than the 1 s timeout on a loaded machine is retried too.)
+            Assert.Equal((4L, 4L, 4L, 2L), (stats.Faults["500"], stats.Faults["drop"], stats.Faults["malformed"], stats.Faults["slow"]));
+            Assert.InRange(stats.Faults["429"], 66 - 14, 66);
             Assert.Equal(66, stats.Bodies.Count);
-            Assert.Equal(stats.Requests - 66, stats.Faults.Values.Sum());
             // The client's retries of the pool (the teacher row's are the rest): as many as the server's faults on them.
             var details = faulty.Stages[0].Result.Details;
             Assert.Equal("30", details["endpoint.sent"]);

@@ -47,6 +47,10 @@ public sealed record GenerateOptions
     [Option("seed", "Seed of the sampling (the same seed, teacher and prompts give the same answers).", Min = 0)]
     public int Seed { get; init; }
 
+    /// <summary>Drop and count prompts that leave no room for an answer instead of refusing the run.</summary>
+    [Option("skip_long_prompts", "A prompt that alone fills max_length (or the teacher's positions) is never cut (a teacher that does not see the whole question cannot answer it): the run stops with MC2072 naming it, or with this option the prompt is not asked and is counted as dropped (prompt_too_long).")]
+    public bool SkipLongPrompts { get; init; }
+
     /// <summary>The teacher-answer options these stage options and the generation section make.</summary>
     internal TeacherAnswerOptions AnswerOptions(GenerationSettings settings) => new()
     {
@@ -61,5 +65,6 @@ public sealed record GenerateOptions
         },
         SamplesPerPrompt = SamplesPerPrompt,
         MaxLength = settings.MaxLength,
+        SkipLongPrompts = SkipLongPrompts,
     };
 }
