@@ -36,42 +36,51 @@ internal static class RowQuantizedActivation
     /// </summary>
     public static (string Q, string Scale, string ZeroPoint) Add(GraphProto graph, List<NodeProto> nodes, UniqueNames names, string input, long opset)
     {
-        var p = names.Make($"{input}.row_quantized", string.Empty, ".max", ".min", ".high", ".low", ".range", ".safe_range", ".scale", ".negated_low",
-            ".zero_point_float", ".zero_point", ".divided", ".rounded", ".shifted", ".clipped", ".axes", ".zero", ".smallest", ".levels", ".top");
-        graph.Initializer.Add(TensorData.FromFloats($"{p}.zero", [0f], []));
-        graph.Initializer.Add(TensorData.FromFloats($"{p}.smallest", [SmallestRange], []));
-        graph.Initializer.Add(TensorData.FromFloats($"{p}.levels", [255f], []));
-        nodes.Add(Reduce("ReduceMax", $"{p}.ReduceMax", input, $"{p}.max", $"{p}.axes", graph, opset));
-        nodes.Add(Reduce("ReduceMin", $"{p}.ReduceMin", input, $"{p}.min", $"{p}.axes", graph, opset));
-        nodes.Add(GraphEdit.Node("Max", $"{p}.High", [$"{p}.max", $"{p}.zero"], [$"{p}.high"]));
-        nodes.Add(GraphEdit.Node("Min", $"{p}.Low", [$"{p}.min", $"{p}.zero"], [$"{p}.low"]));
-        nodes.Add(GraphEdit.Node("Sub", $"{p}.Range", [$"{p}.high", $"{p}.low"], [$"{p}.range"]));
-        nodes.Add(GraphEdit.Node("Max", $"{p}.SafeRange", [$"{p}.range", $"{p}.smallest"], [$"{p}.safe_range"]));
-        nodes.Add(GraphEdit.Node("Div", $"{p}.Scale", [$"{p}.safe_range", $"{p}.levels"], [$"{p}.scale"]));
-        nodes.Add(GraphEdit.Node("Neg", $"{p}.NegatedLow", [$"{p}.low"], [$"{p}.negated_low"]));
-        nodes.Add(GraphEdit.Node("Div", $"{p}.ZeroPointFloat", [$"{p}.negated_low", $"{p}.scale"], [$"{p}.zero_point_float"]));
-        nodes.Add(GraphEdit.Node("Round", $"{p}.ZeroPoint", [$"{p}.zero_point_float"], [$"{p}.zero_point"]));
-        nodes.Add(GraphEdit.Node("Div", $"{p}.Divide", [input, $"{p}.scale"], [$"{p}.divided"]));
-        nodes.Add(GraphEdit.Node("Round", $"{p}.Round", [$"{p}.divided"], [$"{p}.rounded"]));
-        nodes.Add(GraphEdit.Node("Add", $"{p}.Shift", [$"{p}.rounded", $"{p}.zero_point"], [$"{p}.shifted"]));
-        nodes.Add(GraphEdit.Node("Clip", $"{p}.Clip", [$"{p}.shifted", $"{p}.zero", $"{p}.levels"], [$"{p}.clipped"]));
-        nodes.Add(GraphEdit.Cast($"{p}.Cast", $"{p}.clipped", p, TensorProto.Types.DataType.Uint8));
-        return (p, $"{p}.scale", $"{p}.zero_point");
+        // Short names: a small decoder has a dozen of these chains, and long value names cost more bytes than its scales.
+        var p = names.Make("rowq", string.Empty, ".max", ".min", ".high", ".low", ".range", ".safe", ".scale", ".neg", ".zpf", ".zp", ".div", ".round", ".shift", ".clip");
+        var (zero, smallest, levels, axes) = Constants(graph);
+        nodes.Add(Reduce("ReduceMax", $"{p}.max", input, $"{p}.max", axes, opset));
+        nodes.Add(Reduce("ReduceMin", $"{p}.min", input, $"{p}.min", axes, opset));
+        nodes.Add(GraphEdit.Node("Max", $"{p}.high", [$"{p}.max", zero], [$"{p}.high"]));
+        nodes.Add(GraphEdit.Node("Min", $"{p}.low", [$"{p}.min", zero], [$"{p}.low"]));
+        nodes.Add(GraphEdit.Node("Sub", $"{p}.range", [$"{p}.high", $"{p}.low"], [$"{p}.range"]));
+        nodes.Add(GraphEdit.Node("Max", $"{p}.safe", [$"{p}.range", smallest], [$"{p}.safe"]));
+        nodes.Add(GraphEdit.Node("Div", $"{p}.scale", [$"{p}.safe", levels], [$"{p}.scale"]));
+        nodes.Add(GraphEdit.Node("Neg", $"{p}.neg", [$"{p}.low"], [$"{p}.neg"]));
+        nodes.Add(GraphEdit.Node("Div", $"{p}.zpf", [$"{p}.neg", $"{p}.scale"], [$"{p}.zpf"]));
+        nodes.Add(GraphEdit.Node("Round", $"{p}.zp", [$"{p}.zpf"], [$"{p}.zp"]));
+        nodes.Add(GraphEdit.Node("Div", $"{p}.div", [input, $"{p}.scale"], [$"{p}.div"]));
+        nodes.Add(GraphEdit.Node("Round", $"{p}.round", [$"{p}.div"], [$"{p}.round"]));
+        nodes.Add(GraphEdit.Node("Add", $"{p}.shift", [$"{p}.round", $"{p}.zp"], [$"{p}.shift"]));
+        nodes.Add(GraphEdit.Node("Clip", $"{p}.clip", [$"{p}.shift", zero, levels], [$"{p}.clip"]));
+        nodes.Add(GraphEdit.Cast(p, $"{p}.clip", p, TensorProto.Types.DataType.Uint8));
+        return (p, $"{p}.scale", $"{p}.zp");
+    }
+
+    /// <summary>The chains' shared constants (0, the smallest range, 255, the last axis), added to the graph once.</summary>
+    private static (string Zero, string Smallest, string Levels, string Axes) Constants(GraphProto graph)
+    {
+        (string Name, TensorProto Tensor)[] constants =
+        [
+            ("rowq.zero", TensorData.FromFloats("rowq.zero", [0f], [])),
+            ("rowq.smallest", TensorData.FromFloats("rowq.smallest", [SmallestRange], [])),
+            ("rowq.levels", TensorData.FromFloats("rowq.levels", [255f], [])),
+            ("rowq.axes", TensorData.FromInt64s("rowq.axes", [-1L], [1])),
+        ];
+        foreach (var (name, tensor) in constants)
+        {
+            if (!graph.Initializer.Any(i => i.Name == name))
+            {
+                graph.Initializer.Add(tensor);
+            }
+        }
+
+        return ("rowq.zero", "rowq.smallest", "rowq.levels", "rowq.axes");
     }
 
     /// <summary>A reduction over the last axis, keeping it: axes as an attribute before opset 18, as an input from 18 on.</summary>
-    private static NodeProto Reduce(string opType, string name, string input, string output, string axes, GraphProto graph, long opset)
-    {
-        if (opset < 18)
-        {
-            return GraphEdit.Node(opType, name, [input], [output], Attr.Ints("axes", -1), Attr.Int("keepdims", 1));
-        }
-
-        if (!graph.Initializer.Any(i => i.Name == axes))
-        {
-            graph.Initializer.Add(TensorData.FromInt64s(axes, [-1L], [1]));
-        }
-
-        return GraphEdit.Node(opType, name, [input, axes], [output], Attr.Int("keepdims", 1));
-    }
+    private static NodeProto Reduce(string opType, string name, string input, string output, string axes, long opset) =>
+        opset < 18
+            ? GraphEdit.Node(opType, name, [input], [output], Attr.Ints("axes", -1), Attr.Int("keepdims", 1))
+            : GraphEdit.Node(opType, name, [input, axes], [output], Attr.Int("keepdims", 1));
 }
