@@ -36,6 +36,7 @@ public static partial class RecipeSchema
         var text = new StringBuilder();
         KeysSection(text);
         Section(text, "Section", new Dictionary<string, IReadOnlyList<OptionInfo>> { [RecipeKeys.Generation.Name] = Options(typeof(GenerationSettings)) });
+        Section(text, "Teacher", new Dictionary<string, IReadOnlyList<OptionInfo>> { ["endpoint"] = Options(typeof(Teachers.EndpointTeacherOptions)) });
         Section(text, "Stage", Stages());
         Section(text, "Student architecture", Architectures());
         return text.ToString();

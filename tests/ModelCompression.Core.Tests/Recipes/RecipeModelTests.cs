@@ -72,6 +72,9 @@ public sealed class RecipeModelTests : IDisposable
         // The generation section is an [Option] record like a stage's: its table follows the recipe keys.
         Assert.Contains("### Section `generation`", markdown, StringComparison.Ordinal);
         Assert.Contains("| `task_type` | one of math, nli, qa, summarization, conversation | `conversation` |", markdown, StringComparison.Ordinal);
+        // So is an endpoint teacher's mapping.
+        Assert.Contains("### Teacher `endpoint`", markdown, StringComparison.Ordinal);
+        Assert.Contains("| `min_success_ratio` |", markdown, StringComparison.Ordinal);
     }
 
     [Fact]
