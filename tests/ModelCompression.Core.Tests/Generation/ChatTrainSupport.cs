@@ -30,6 +30,23 @@ internal static class ChatTrainSupport
         new([new ChatMessage(ChatRole.User, question), new ChatMessage(ChatRole.Assistant, answer)], file, line);
 
     /// <summary>
+    /// The recipe's generation section for the reversal task's whole runs (an endpoint or served teacher answers with
+    /// this template): plain-text turns, byte tokens, answers of at most 6 tokens.
+    /// </summary>
+    public const string ReversalGeneration = """
+        generation:
+          task_type: qa
+          tokenizer: byte
+          max_length: 24
+          max_new_tokens: 6
+          user_template: "Q: {content}\n"
+          assistant_template: "A: {content}<|endoftext|>"
+          generation_prompt: "A: "
+          markers: []
+          samples: 2
+        """;
+
+    /// <summary>
     /// The reversal task's files for whole runs, in <paramref name="dir"/>: train.jsonl (150 conversations), test.jsonl
     /// (36) and pool.jsonl (30 more prompts without answers).
     /// </summary>

@@ -188,16 +188,7 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
     private static string Recipe(string url, bool offline) => $$"""
         task: generation
         data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
-        generation:
-          task_type: qa
-          tokenizer: byte
-          max_length: 24
-          max_new_tokens: 6
-          user_template: "Q: {content}\n"
-          assistant_template: "A: {content}<|endoftext|>"
-          generation_prompt: "A: "
-          markers: []
-          samples: 2
+        {{ChatTrainSupport.ReversalGeneration}}
         teacher: { endpoint: "{{url}}", model: oracle, temperature: 0, top_p: 1, prompt_template: "{content}", retry_delay_seconds: 0, offline: {{(offline ? "true" : "false")}} }
         student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64, dropout: 0, seed: 5 }
         stages:

@@ -18,19 +18,6 @@ namespace ModelCompression.Core.Tests.Pipeline;
 [Trait("Category", "Slow")] // trains decoders through whole pipeline runs
 public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposable
 {
-    private const string Generation = """
-        generation:
-          task_type: qa
-          tokenizer: byte
-          max_length: 24
-          max_new_tokens: 6
-          user_template: "Q: {content}\n"
-          assistant_template: "A: {content}<|endoftext|>"
-          generation_prompt: "A: "
-          markers: []
-          samples: 2
-        """;
-
     private const string StudentAndStages = """
         student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64, dropout: 0, seed: 5 }
         stages:
@@ -50,7 +37,7 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
         var teacher = Run("teacher.compress.yaml", $$"""
             task: generation
             data: { format: chat, train: train.jsonl, test: test.jsonl }
-            {{Generation}}
+            {{ChatTrainSupport.ReversalGeneration}}
             student: { architecture: decoder, width: 48, heads: 2, layers: 2, feed_forward: 96, dropout: 0, seed: 3 }
             stages:
               - finetune: { epochs: 20, batch_size: 16, learning_rate: 3e-3, seed: 4 }
@@ -117,7 +104,7 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
     private static string Student(string teacher) => $$"""
         task: generation
         data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
-        {{Generation}}
+        {{ChatTrainSupport.ReversalGeneration}}
         {{teacher}}
         {{StudentAndStages}}
         """;
