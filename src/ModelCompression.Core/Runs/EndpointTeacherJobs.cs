@@ -63,8 +63,7 @@ public static class EndpointTeacherJobs
     private static List<ChatRecord> GeneratePrompts(Recipe recipe, ChatSplits splits) => Distinct(recipe.Stages
         .Select(s => s.Options)
         .OfType<GenerateOptions>()
-        .SelectMany(o => (o.Prompts == Stages.GeneratePrompts.Train ? [] : splits.Pool)
-            .Concat(o.Prompts == Stages.GeneratePrompts.Pool ? [] : splits.Train.Select(r => r with { Messages = r.Prompt }))));
+        .SelectMany(o => o.SelectPrompts(splits.Pool, splits.Train)));
 
     private static List<ChatRecord> Distinct(IEnumerable<ChatRecord> prompts) =>
         [.. prompts.DistinctBy(r => string.Join('\u0000', r.Messages.Select(m => $"{m.Role}\u0001{m.Content}")))];

@@ -1,5 +1,6 @@
 using ModelCompression.Common;
 using ModelCompression.Generation;
+using ModelCompression.Text;
 
 namespace ModelCompression.Stages;
 
@@ -52,6 +53,14 @@ public sealed record GenerateOptions
     public bool SkipLongPrompts { get; init; }
 
     /// <summary>The teacher-answer options these stage options and the generation section make.</summary>
+    /// <summary>The prompts <see cref="Prompts"/> selects: the pool's, then the training conversations' prompts (their gold answers left out).</summary>
+    internal IReadOnlyList<ChatRecord> SelectPrompts(IReadOnlyList<ChatRecord> pool, IReadOnlyList<ChatRecord> train)
+    {
+        IEnumerable<ChatRecord> fromPool = Prompts == GeneratePrompts.Train ? [] : pool;
+        IEnumerable<ChatRecord> fromTrain = Prompts == GeneratePrompts.Pool ? [] : train.Select(r => r with { Messages = r.Prompt });
+        return [.. fromPool.Concat(fromTrain)];
+    }
+
     internal TeacherAnswerOptions AnswerOptions(GenerationSettings settings) => new()
     {
         Sampling = new Generation.GenerationOptions

@@ -26,9 +26,7 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
     public IReadOnlyList<ChatRecord> Prompts(GenerationContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        IEnumerable<ChatRecord> pool = options.Prompts == GeneratePrompts.Train ? [] : context.Pool;
-        IEnumerable<ChatRecord> train = options.Prompts == GeneratePrompts.Pool ? [] : context.Train.Select(r => r with { Messages = r.Prompt });
-        return [.. pool.Concat(train)];
+        return options.SelectPrompts(context.Pool, context.Train);
     }
 
     /// <inheritdoc />
