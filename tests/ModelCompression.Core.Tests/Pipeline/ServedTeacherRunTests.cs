@@ -60,15 +60,15 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
         }
 
         // Faults on chosen requests, and a 429 on every other request's first attempt: nothing lost, retries counted.
-        using (var server = Serve("500@request:1-4", "drop@request:5-8", "malformed@request:9-12", "slow:3s@request:13-14", "429:0@first:1"))
+        using (var server = Serve("500@request:1-4", "drop@request:5-8", "malformed@request:9-12", "slow:6s@request:13-14", "429:0@first:1"))
         {
-            var faulty = Run("faulty.compress.yaml", Student(Endpoint(server)), "cache-faulty");
+            var faulty = Run("faulty.compress.yaml", Student(Endpoint(server, timeoutSeconds: 2)), "cache-faulty");
             Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/faulty.student.onnx")));
             var stats = server.Stats;
             output.WriteLine($"faults {string.Join(", ", stats.Faults.Select(f => $"{f.Key} {f.Value}"))}; requests {stats.Requests}");
             // Each rule fired as written (the ordinal rules on exactly their ordinals, 429 on the other first attempts), and
             // every request body was answered. (Exact retry counts per fault are the unit tests' job, on a scripted server:
-            // here a reply that takes longer than the 1 s timeout on a loaded machine is retried too.)
+            // here a reply that takes longer than the 2 s timeout on a loaded machine is retried too.)
             Assert.Equal((4L, 4L, 4L, 2L), (stats.Faults["500"], stats.Faults["drop"], stats.Faults["malformed"], stats.Faults["slow"]));
             Assert.InRange(stats.Faults["429"], 66 - 14, 66);
             Assert.Equal(66, stats.Bodies.Count);
@@ -98,8 +98,12 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
         }
     }
 
-    private static string Endpoint(RunningServer server, string more = "") =>
-        $"teacher: {{ endpoint: \"{server.OpenAiEndpoint}\", model: teacher, {more}temperature: 0, top_p: 1, max_tokens: 6, prompt_template: \"{{content}}\", timeout_seconds: 1, retry_delay_seconds: 0, max_retries: 3 }}";
+    /// <summary>
+    /// The teacher section for <paramref name="server"/>. The timeout is generous unless a run injects slow replies: a reply
+    /// past it is retried, so a short one on a loaded machine would send a body twice where the test counts each once.
+    /// </summary>
+    private static string Endpoint(RunningServer server, string more = "", int timeoutSeconds = 60) =>
+        $"teacher: {{ endpoint: \"{server.OpenAiEndpoint}\", model: teacher, {more}temperature: 0, top_p: 1, max_tokens: 6, prompt_template: \"{{content}}\", timeout_seconds: {timeoutSeconds}, retry_delay_seconds: 0, max_retries: 3 }}";
 
     private static string Student(string teacher) => $$"""
         task: generation
