@@ -135,6 +135,9 @@ public static class DiagnosticCodes
     /// <summary>A decoder student's weights do not fit the teacher weights they would come from (shape, missing twin, tied head, position table, head split).</summary>
     public const string DecoderInitMismatch = "MC2077";
 
+    /// <summary>An endpoint teacher declared to share the student's tokenizer gave, on its probe request, no log-probabilities or tokens that are not the student's.</summary>
+    public const string EndpointTokenizerMismatch = "MC2078";
+
     /// <summary>A model given as a decoder does not follow the decoder convention (DecoderConvention: names, element types, cache inputs and outputs in pairs).</summary>
     public const string DecoderNotInConvention = "MC2080";
 

@@ -139,9 +139,11 @@ internal static class GenerationPipeline
                 {
                     problems.Add(problem);
                 }
-                else if (distill.NeedsTeacherAnswers && !generated)
+                else if (distill.NeedsTeacherAnswers(context) && !generated)
                 {
-                    problems.Add(spec.Site.Error(DiagnosticCodes.RecipeInvalidValue, "distill with alpha 0 learns from the teacher's answers only, and no generate stage comes before it: add '- generate' before distill, or set alpha above 0 for token-level distillation."));
+                    problems.Add(spec.Site.Error(DiagnosticCodes.RecipeInvalidValue, context.Teacher is { Endpoint: not null }
+                        ? "distill learns from an endpoint teacher's answers (and, with alpha above 0, the top_logprobs kept with them), and no generate stage comes before it: add '- generate' before distill."
+                        : "distill with alpha 0 learns from the teacher's answers only, and no generate stage comes before it: add '- generate' before distill, or set alpha above 0 for token-level distillation."));
                 }
             }
 
@@ -182,7 +184,19 @@ internal static class GenerationPipeline
         var file = Path.Combine(Path.GetDirectoryName(stageOutput)!, GenerateStage.AnswersFile);
         var set = TeacherAnswers.Read(file);
         context.TeacherAnswers = set.Kept;
-        context.TeacherAnswersHash = new ContentHash().AddFile("answers", file).Finish();
+        var tokens = Path.Combine(Path.GetDirectoryName(stageOutput)!, Teachers.EndpointAnswerTokens.FileName);
+        var hash = new ContentHash().AddFile("answers", file);
+        if (File.Exists(tokens))
+        {
+            context.TeacherAnswerTokens = Teachers.EndpointAnswerTokens.Read(tokens, file, set.Answers.Count);
+            hash.AddFile("tokens", tokens);
+        }
+        else
+        {
+            context.TeacherAnswerTokens = null;
+        }
+
+        context.TeacherAnswersHash = hash.Finish();
     }
 
     /// <summary>
@@ -204,7 +218,8 @@ internal static class GenerationPipeline
 
             var requests = Teachers.EndpointTeacher.Requests([.. test.Select(r => r with { Messages = r.Prompt })], settings.Task, endpoint);
             var hash = new ContentHash().Add("endpoint-requests", string.Join('\n', requests.Select(r => r.Key))).Finish();
-            return new GenerationTeacher(recipe.Teacher, hash, new ChatTemplate(settings.Template, student), SharesTokenizer: false)
+            // Declared, and checked on the generate stage's probe request: the endpoint's tokens are the student's.
+            return new GenerationTeacher(recipe.Teacher, hash, new ChatTemplate(settings.Template, student), SharesTokenizer: endpoint is { SharesTokenizer: true, TopLogprobs: > 0 })
             {
                 Endpoint = endpoint,
                 AnswerCache = Path.Combine(cache.Root, EndpointAnswersFolder),

@@ -187,13 +187,13 @@ public static partial class RecipeLoader
     }
 
     /// <summary>
-    /// An endpoint teacher gives answers as text (the generate stage), never logits or weights: token-level distillation
-    /// (distill alpha above 0), init_from_teacher and recovery training on the teacher's soft targets are refused at
-    /// their lines.
+    /// An endpoint teacher gives answers as text (the generate stage), never logits or weights: init_from_teacher and
+    /// recovery training on the teacher's soft targets are refused at their lines, and token-level distillation (distill
+    /// alpha above 0) unless the teacher is declared to share the student's tokenizer (its top_logprobs then teach).
     /// </summary>
     private static void CheckEndpointTeacher(YamlSource source, List<StageSpec> stages, List<TeacherSpec>? teachers)
     {
-        if (teachers is not [{ Endpoint: not null }, ..])
+        if (teachers is not [{ Endpoint: { } endpoint }, ..])
         {
             return;
         }
@@ -208,7 +208,8 @@ public static partial class RecipeLoader
 
             var (key, why) = stage.Options switch
             {
-                DistillOptions { Alpha: > 0 } => ("alpha", "token-level distillation (alpha above 0) learns the teacher's logits, and an endpoint teacher gives answers as text: set alpha: 0 (sequence-level, after a generate stage)"),
+                DistillOptions { Alpha: > 0 } when !endpoint.SharesTokenizer => ("alpha", "token-level distillation (alpha above 0) learns the teacher's token distributions, and this endpoint teacher gives answers as text: set alpha: 0 (sequence-level, after a generate stage), or, when the endpoint's model tokenizes as the student does, declare it in the teacher mapping with shares_tokenizer: true and top_logprobs: N"),
+                DistillOptions when stage.OptionLines.ContainsKey("teacher_top_k") => ("teacher_top_k", "teacher_top_k is how many of a local teacher's tokens are kept; an endpoint teacher's are the top_logprobs it gives (set top_logprobs in the teacher mapping)"),
                 TrainingStageOptions { InitFromTeacher: true } => ("init_from_teacher", "init_from_teacher copies the teacher's weights, and an endpoint teacher has none here"),
                 RecoveryOptions { ReadsTeacher: true } => ("alpha", "recovery training with alpha above 0 learns the teacher's soft targets, and an endpoint teacher gives answers as text: set alpha: 0 or recovery_teacher: dense"),
                 _ => (null, null),

@@ -49,6 +49,12 @@ public sealed class GenerationContext
     /// <summary>The hash of <see cref="TeacherAnswers"/> (what later stages' cache keys take); empty when there are none.</summary>
     public string TeacherAnswersHash { get; internal set; } = string.Empty;
 
+    /// <summary>
+    /// The endpoint teacher's tokens of each of <see cref="TeacherAnswers"/> (same order), when it shares the student's
+    /// tokenizer and a generate stage kept them (<see cref="Teachers.EndpointAnswerTokens"/>); null otherwise.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<Teachers.EndpointTurnTokens>>? TeacherAnswerTokens { get; internal set; }
+
     /// <summary>Threads for ONNX Runtime sessions (0: the run's budget).</summary>
     public int Threads { get; init; }
 

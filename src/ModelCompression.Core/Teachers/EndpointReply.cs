@@ -115,24 +115,7 @@ public sealed record EndpointReply(IReadOnlyList<EndpointChoice> Choices, long P
             WriteOptional(writer, "reasoning_content", choice.Reasoning);
             if (choice.Logprobs is { } logprobs)
             {
-                writer.WriteStartArray("logprobs");
-                foreach (var token in logprobs)
-                {
-                    writer.WriteStartObject();
-                    WriteToken(writer, token.Token, token.Logprob, token.Bytes);
-                    writer.WriteStartArray("top_logprobs");
-                    foreach (var alternative in token.Top)
-                    {
-                        writer.WriteStartObject();
-                        WriteToken(writer, alternative.Token, alternative.Logprob, alternative.Bytes);
-                        writer.WriteEndObject();
-                    }
-
-                    writer.WriteEndArray();
-                    writer.WriteEndObject();
-                }
-
-                writer.WriteEndArray();
+                WriteLogprobs(writer, "logprobs", logprobs);
             }
 
             writer.WriteEndObject();
@@ -187,6 +170,32 @@ public sealed record EndpointReply(IReadOnlyList<EndpointChoice> Choices, long P
             : null;
         return (index, new EndpointChoice(text, OptionalString(choice, "finish_reason"), OptionalString(message, "reasoning_content"), logprobs));
     }
+
+    /// <summary>Writes <paramref name="tokens"/> as the array <paramref name="name"/> of the cache's form: <c>[{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]</c>.</summary>
+    internal static void WriteLogprobs(Utf8JsonWriter writer, string name, IReadOnlyList<TokenLogprob> tokens)
+    {
+        writer.WriteStartArray(name);
+        foreach (var token in tokens)
+        {
+            writer.WriteStartObject();
+            WriteToken(writer, token.Token, token.Logprob, token.Bytes);
+            writer.WriteStartArray("top_logprobs");
+            foreach (var alternative in token.Top)
+            {
+                writer.WriteStartObject();
+                WriteToken(writer, alternative.Token, alternative.Logprob, alternative.Bytes);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+    }
+
+    /// <summary>Reads an array <see cref="WriteLogprobs"/> wrote (or a chat completion's <c>logprobs.content</c>).</summary>
+    internal static List<TokenLogprob> ReadLogprobs(JsonElement tokens) => ReadLogprobs(tokens, "top_logprobs");
 
     private static List<TokenLogprob> ReadLogprobs(JsonElement tokens, string alternativesName) =>
         [.. tokens.EnumerateArray().Select(token => new TokenLogprob(

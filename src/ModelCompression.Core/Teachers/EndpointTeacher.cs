@@ -154,6 +154,46 @@ public static class EndpointTeacher
     }
 
     /// <summary>
+    /// The probe of a teacher declared to share the student's tokenizer: the first request <paramref name="prompt"/> needs,
+    /// from the answer cache or sent alone before the pool (and cached, so the pool does not send it again), and whether
+    /// its answer's tokens are the student's. Null when they are, or when no reply can be had (offline without the entry,
+    /// or the request failed: the pool's own counts then tell); else MC2078 with the first tokens that differ.
+    /// </summary>
+    public static CompressionException? Probe(ChatRecord prompt, GenerativeTask task, EndpointTeacherOptions options, string cacheFolder, EndpointTokenAlignment alignment, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(cacheFolder);
+        ArgumentNullException.ThrowIfNull(alignment);
+        ThrowIfInvalid(options);
+        var request = Plan([prompt], task, options)[0].Requests[0];
+        var cache = new EndpointAnswerCache(cacheFolder);
+        var reply = cache.TryRead(request, out _);
+        if (reply is null && !options.Offline)
+        {
+            EndpointClient.CheckKey(options);
+            var client = new EndpointClient(options, (delay, token) => Task.Delay(delay, token), new EndpointCounters());
+            reply = client.SendAsync(request, cancellationToken).GetAwaiter().GetResult().Reply;
+            if (reply is not null)
+            {
+                cache.Write(request, reply);
+            }
+        }
+
+        if (reply is not { Choices.Count: > 0 } || alignment.Mismatch(reply.Choices[0]) is not { } mismatch)
+        {
+            return null;
+        }
+
+        return CompressionException.Error(
+            DiagnosticCodes.EndpointTokenizerMismatch,
+            Invariant($"teacher.shares_tokenizer says the endpoint's model '{options.Model}' splits text as the student's tokenizer does, but on the probe request (the prompt at {prompt.Location}) {mismatch}. The pool was not asked. Remove shares_tokenizer and set distill alpha: 0 to learn from its answers alone, or give the student the teacher's tokenizer."),
+            prompt.File,
+            prompt.Line);
+    }
+
+    /// <summary>
     /// The requests <paramref name="prompts"/> need, one per distinct request, in the order of first use: what a batch
     /// file holds and what the cache is keyed by. Checks the options (MC2089) and the task (MC2088).
     /// </summary>
@@ -275,7 +315,7 @@ public static class EndpointTeacher
                 }
 
                 kept.Add(new TeacherAnswer(Rewrite(prompt, answers), sample));
-                keptTurns.Add([.. prompt.Requests.Select((r, turn) => Turn(r, replies[r.Key].Choices[sample], answers[turn]))]);
+                keptTurns.Add([.. prompt.Requests.Select((r, turn) => Turn(r, replies[r.Key].Choices[sample], answers[turn], prompt.Slots[turn]))]);
                 keptHere++;
             }
 
@@ -343,8 +383,8 @@ public static class EndpointTeacher
         return new ChatRecord(messages, prompt.Record.File, prompt.Record.Line);
     }
 
-    private static EndpointTurn Turn(EndpointRequest request, EndpointChoice choice, Judged judged) =>
-        new(request.Key, choice.Text, judged.CotReason, choice.Reasoning, choice.FinishReason, choice.Logprobs);
+    private static EndpointTurn Turn(EndpointRequest request, EndpointChoice choice, Judged judged, int message) =>
+        new(request.Key, choice.Text, judged.CotReason, choice.Reasoning, choice.FinishReason, choice.Logprobs, message);
 
     /// <summary>At most <see cref="DroppedAnswer.MaxTextLength"/> characters, never half a surrogate pair.</summary>
     private static string Start(string text)

@@ -87,6 +87,13 @@ public sealed record EndpointTeacherOptions
     [Option("top_logprobs", "Alternatives per answer token whose log-probabilities are asked for and kept with every answer (0: none; at most 20), for token-level distillation.", Min = 0, Max = MaxTopLogprobs)]
     public int TopLogprobs { get; init; }
 
+    /// <summary>
+    /// Declares that the endpoint's model splits text into the student's tokens, so its top_logprobs can teach the student
+    /// token by token (distill alpha above 0). Checked on a probe request before the pool is asked.
+    /// </summary>
+    [Option("shares_tokenizer", "Declare that the endpoint's model splits text into the same tokens as the student's tokenizer (a Qwen teacher for a Qwen student, an o200k_base model for a tiktoken o200k_base student), so distill alpha above 0 learns its top_logprobs token by token. The first request is a probe: its answer's tokens must be the student's, or the run stops before the pool is asked (MC2078).")]
+    public bool SharesTokenizer { get; init; }
+
     /// <summary>Answers per prompt, asked as <c>n</c> in one request.</summary>
     [Option("samples_per_prompt", "Answers per prompt, asked in one request as n (more than one needs a temperature above 0).", Min = 1, Max = 128)]
     public int SamplesPerPrompt { get; init; } = 1;
@@ -158,7 +165,7 @@ public sealed record EndpointTeacherOptions
     /// What is wrong with the options, each with the key it is about (empty when nothing): a missing or non-http(s)
     /// endpoint or one with credentials in it, a missing model, a variable or header name that cannot be one, several
     /// samples with greedy sampling, an empty stop sequence, a prompt template without <c>{content}</c>, reasoning words
-    /// without chain of thought, a budget with offline replay. Ranges of single values are the binder's to check.
+    /// without chain of thought, a budget with offline replay, a shared tokenizer without top_logprobs. Ranges of single values are the binder's to check.
     /// </summary>
     public IEnumerable<(string Key, string Problem)> Problems()
     {
@@ -218,6 +225,11 @@ public sealed record EndpointTeacherOptions
         if (!ChainOfThought && ReasoningWords != new EndpointTeacherOptions().ReasoningWords)
         {
             yield return ("reasoning_words", "reasoning_words applies with chain_of_thought: true only.");
+        }
+
+        if (SharesTokenizer && TopLogprobs == 0)
+        {
+            yield return ("shares_tokenizer", "shares_tokenizer lets the student learn the teacher's token distributions, which come as top_logprobs: set top_logprobs (1 to 20; 5 is usual).");
         }
 
         if (Offline && (BudgetRequests > 0 || BudgetTokens > 0))

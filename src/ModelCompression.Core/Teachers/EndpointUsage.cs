@@ -105,7 +105,8 @@ public sealed record EndpointUsage
 /// <param name="Reasoning">The server's own <c>reasoning_content</c>, when it gave one; else null.</param>
 /// <param name="FinishReason">The server's finish_reason.</param>
 /// <param name="Logprobs">The answer tokens with their log-probabilities and alternatives, when top_logprobs asked for them.</param>
-public sealed record EndpointTurn(string Key, string RawText, string? Reason, string? Reasoning, string? FinishReason, IReadOnlyList<TokenLogprob>? Logprobs);
+/// <param name="Message">The index of the message the turn's answer is in the kept record (the answer slot).</param>
+public sealed record EndpointTurn(string Key, string RawText, string? Reason, string? Reasoning, string? FinishReason, IReadOnlyList<TokenLogprob>? Logprobs, int Message);
 
 /// <summary>What answering a pool through an endpoint gave.</summary>
 /// <param name="Answers">The kept and dropped answers, as a local teacher gives them (so the generate stage and distillation take them alike).</param>

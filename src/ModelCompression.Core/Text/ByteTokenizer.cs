@@ -56,6 +56,9 @@ internal sealed class ByteTokenizer : GenerationTokenizer
         return ids;
     }
 
+    /// <remarks>Ids 0-255 are their byte, whole character or not.</remarks>
+    public override byte[]? TokenBytes(int id) => id is >= 0 and < Bytes ? [(byte)id] : null;
+
     public override string Decode(IEnumerable<int> ids, bool includeSpecials = false)
     {
         ArgumentNullException.ThrowIfNull(ids);

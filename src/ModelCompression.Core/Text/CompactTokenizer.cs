@@ -69,6 +69,9 @@ internal sealed class CompactTokenizer : GenerationTokenizer
 
     public override IReadOnlyList<int> Encode(string text) => [.. Inner.Encode(text).Select(Vocabulary.Map)];
 
+    /// <remarks>The inner tokenizer's bytes of the id this one stands for; padding and unknown have none.</remarks>
+    public override byte[]? TokenBytes(int id) => id >= 2 && id < VocabularySize ? Inner.TokenBytes(Vocabulary.TokenizerIds[id - 2]) : null;
+
     public override string Decode(IEnumerable<int> ids, bool includeSpecials = false)
     {
         ArgumentNullException.ThrowIfNull(ids);

@@ -90,6 +90,23 @@ public abstract class GenerationTokenizer
     /// </summary>
     public abstract string Decode(IEnumerable<int> ids, bool includeSpecials = false);
 
+    /// <summary>
+    /// The bytes of text the token <paramref name="id"/> stands for (a SentencePiece piece's '▁' as a space), or null for a
+    /// special token, an unknown-character id, or a token whose bytes cannot be told from its text (a byte-level BPE token
+    /// holding part of a character). An endpoint gives each answer token's bytes: equal bytes are how its tokens are
+    /// matched to this tokenizer's ids (<see cref="Teachers.EndpointTokenAlignment"/>).
+    /// </summary>
+    public virtual byte[]? TokenBytes(int id)
+    {
+        if (id < 0 || id >= VocabularySize || SpecialTokens.Values.Contains(id))
+        {
+            return null;
+        }
+
+        var text = Decode([id]);
+        return text.Length == 0 || text.Contains('\uFFFD', StringComparison.Ordinal) ? null : System.Text.Encoding.UTF8.GetBytes(text);
+    }
+
     /// <summary>The id of the special token <paramref name="text"/>, when it is one.</summary>
     public bool TryGetSpecialId(string text, out int id) => SpecialTokens.TryGetValue(text, out id);
 

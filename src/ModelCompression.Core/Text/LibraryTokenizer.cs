@@ -21,6 +21,7 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
     private readonly Func<string, IReadOnlyList<int>> _encode;
     private readonly Dictionary<string, int> _specials;
     private readonly HashSet<int> _specialIds;
+    private Dictionary<int, string>? _pieces;
 
     private LibraryTokenizer(GenerationTokenizerKind kind, string? source, Tokenizer tokenizer, Func<string, IReadOnlyList<int>> encode, Dictionary<string, int> specials, IReadOnlyList<string> extras, int endOfText, int pad, int size)
     {
@@ -103,6 +104,34 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
         return _tokenizer is SentencePieceTokenizer sentencePiece
             ? sentencePiece.Decode(list, considerSpecialTokens: includeSpecials)
             : _tokenizer.Decode(list);
+    }
+
+    /// <remarks>
+    /// A SentencePiece id is its piece's text with '▁' as a space (decoding one piece alone would drop a leading space),
+    /// a byte-fallback piece (<c>&lt;0xNN&gt;</c>) its byte; the BPE kinds' is their text when it is whole characters.
+    /// </remarks>
+    public override byte[]? TokenBytes(int id)
+    {
+        if (_tokenizer is not SentencePieceTokenizer sentencePiece)
+        {
+            return base.TokenBytes(id);
+        }
+
+        if (_specialIds.Contains(id))
+        {
+            return null;
+        }
+
+        _pieces ??= sentencePiece.Vocabulary.GroupBy(p => p.Value).ToDictionary(g => g.Key, g => g.First().Key);
+        if (!_pieces.TryGetValue(id, out var piece))
+        {
+            return null;
+        }
+
+        return piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>'
+            && byte.TryParse(piece.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            ? [value]
+            : System.Text.Encoding.UTF8.GetBytes(piece.Replace('\u2581', ' '));
     }
 
     private static LibraryTokenizer Tiktoken(GenerationTokenizerKind kind, string? encoding, IReadOnlyList<string> extras)

@@ -155,7 +155,22 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
             """;
         var tokenLevel = Refused(Head + "\nstages:\n  - generate\n  - distill: { epochs: 1,\n      alpha: 0.5 }\n");
         Assert.Equal(9, Assert.Single(tokenLevel).Line);
-        Assert.Contains("an endpoint teacher gives answers as text", tokenLevel[0].Message, StringComparison.Ordinal);
+        Assert.Contains("this endpoint teacher gives answers as text", tokenLevel[0].Message, StringComparison.Ordinal);
+        Assert.Contains("shares_tokenizer: true and top_logprobs", tokenLevel[0].Message, StringComparison.Ordinal);
+
+        // Token-level needs the declaration with top_logprobs, and k is the endpoint's.
+        var shared = Head.Replace("temperature: 0 }", "temperature: 0, shares_tokenizer: true }", StringComparison.Ordinal);
+        Assert.Contains("set top_logprobs", Assert.Single(Refused(shared + "\nstages: [generate, { distill: { alpha: 0.5 } }]\n")).Message, StringComparison.Ordinal);
+        var withTop = shared.Replace("shares_tokenizer: true", "shares_tokenizer: true, top_logprobs: 5", StringComparison.Ordinal);
+        Assert.Contains("teacher_top_k is how many of a local teacher's tokens", Assert.Single(Refused(withTop + "\nstages: [generate, { distill: { alpha: 0.5, teacher_top_k: 8 } }]\n")).Message, StringComparison.Ordinal);
+        var tokenRecipe = _dir.File("tokens.compress.yaml");
+        File.WriteAllText(tokenRecipe, withTop + "\nstages: [generate, { distill: { alpha: 0.5 } }]\n");
+        Assert.True(RecipeLoader.Load(tokenRecipe).EndpointTeacher!.SharesTokenizer);
+
+        // It learns from the answers' tokens, so a generate stage must come first (checked before anything is asked).
+        File.WriteAllText(tokenRecipe, withTop + "\nstages: [{ distill: { alpha: 0.5 } }]\n");
+        var plan = Assert.Throws<CompressionException>(() => CompressionRun.Run(RecipeLoader.Load(tokenRecipe), new PipelineOptions(_dir.Dir("cache-plan"), _dir.Dir("out-plan"), new RecordingReporter()) { Threads = 1 }));
+        Assert.Contains("no generate stage comes before it", Assert.Single(plan.Diagnostics).Message, StringComparison.Ordinal);
 
         var weights = Refused(Head + "\nstages:\n  - finetune: { init_from_teacher: true }\n");
         Assert.Contains("init_from_teacher copies the teacher's weights", Assert.Single(weights).Message, StringComparison.Ordinal);

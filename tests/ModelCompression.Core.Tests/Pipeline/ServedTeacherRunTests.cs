@@ -16,7 +16,7 @@ namespace ModelCompression.Core.Tests.Pipeline;
 /// resumes and the server sees no request body twice.
 /// </summary>
 [Trait("Category", "Slow")] // trains decoders through whole pipeline runs
-public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposable
+public sealed class ServedTeacherRunTests : IDisposable
 {
     private const string StudentAndStages = """
         student: { architecture: decoder, width: 32, heads: 2, layers: 1, feed_forward: 64, dropout: 0, seed: 5 }
@@ -26,24 +26,24 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
         outputs: { report: [json] }
         """;
 
-    private readonly TempDir _dir = new();
+    private readonly ITestOutputHelper _output;
+    private readonly TempDir _dir;
+    private readonly ServedTeacherSupport _served;
+
+    public ServedTeacherRunTests(ITestOutputHelper output)
+    {
+        _output = output;
+        _dir = new TempDir();
+        _served = new ServedTeacherSupport(_dir);
+    }
 
     public void Dispose() => _dir.Dispose();
 
     [Fact]
     public void A_served_teacher_teaches_the_student_the_local_file_teaches_even_through_faults_and_a_kill()
     {
-        ChatTrainSupport.WriteReversalSplits(_dir);
-        var teacher = Run("teacher.compress.yaml", $$"""
-            task: generation
-            data: { format: chat, train: train.jsonl, test: test.jsonl }
-            {{ChatTrainSupport.ReversalGeneration}}
-            student: { architecture: decoder, width: 48, heads: 2, layers: 2, feed_forward: 96, dropout: 0, seed: 3 }
-            stages:
-              - finetune: { epochs: 20, batch_size: 16, learning_rate: 3e-3, seed: 4 }
-            outputs: { model: teacher.onnx, report: [json] }
-            """, "cache");
-        output.WriteLine($"teacher exact match {teacher.Stages[^1].Evaluation.Metrics["exact_match"]:P0}");
+        var teacher = _served.TrainTeacher();
+        _output.WriteLine($"teacher exact match {teacher.Stages[^1].Evaluation.Metrics["exact_match"]:P0}");
 
         var local = Run("local.compress.yaml", Student("teacher: out/teacher.onnx"), "cache-local");
         var localStudent = File.ReadAllBytes(_dir.File("out/local.student.onnx"));
@@ -65,7 +65,7 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
             var faulty = Run("faulty.compress.yaml", Student(Endpoint(server, timeoutSeconds: 2)), "cache-faulty");
             Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/faulty.student.onnx")));
             var stats = server.Stats;
-            output.WriteLine($"faults {string.Join(", ", stats.Faults.Select(f => $"{f.Key} {f.Value}"))}; requests {stats.Requests}");
+            _output.WriteLine($"faults {string.Join(", ", stats.Faults.Select(f => $"{f.Key} {f.Value}"))}; requests {stats.Requests}");
             // Each rule fired as written (the ordinal rules on exactly their ordinals, 429 on the other first attempts), and
             // every request body was answered. (Exact retry counts per fault are the unit tests' job, on a scripted server:
             // here a reply that takes longer than the 2 s timeout on a loaded machine is retried too.)
@@ -94,16 +94,11 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
             Assert.Equal(localStudent, File.ReadAllBytes(_dir.File("out/resumed.student.onnx")));
             Assert.Equal(66, server.Stats.Bodies.Count);
             Assert.All(server.Stats.Bodies.Values, count => Assert.Equal(1L, count));
-            output.WriteLine($"killed after {before} requests; the rerun sent {server.Stats.Requests - before}");
+            _output.WriteLine($"killed after {before} requests; the rerun sent {server.Stats.Requests - before}");
         }
     }
 
-    /// <summary>
-    /// The teacher section for <paramref name="server"/>. The timeout is generous unless a run injects slow replies: a reply
-    /// past it is retried, so a short one on a loaded machine would send a body twice where the test counts each once.
-    /// </summary>
-    private static string Endpoint(RunningServer server, string more = "", int timeoutSeconds = 60) =>
-        $"teacher: {{ endpoint: \"{server.OpenAiEndpoint}\", model: teacher, {more}temperature: 0, top_p: 1, max_tokens: 6, prompt_template: \"{{content}}\", timeout_seconds: {timeoutSeconds}, retry_delay_seconds: 0, max_retries: 3 }}";
+    private static string Endpoint(RunningServer server, string more = "", int timeoutSeconds = 60) => ServedTeacherSupport.Endpoint(server, more, timeoutSeconds);
 
     private static string Student(string teacher) => $$"""
         task: generation
@@ -113,25 +108,11 @@ public sealed class ServedTeacherRunTests(ITestOutputHelper output) : IDisposabl
         {{StudentAndStages}}
         """;
 
-    private RunningServer Serve(params string[] faults) => OpenAiServer.Start(new ServeOptions
-    {
-        Models = [new ServedModelSource(_dir.File("out/teacher")) { Name = "teacher" }],
-        Faults = [.. faults.Select(FaultRule.Parse)],
-        Threads = 1,
-    });
+    private RunningServer Serve(params string[] faults) => _served.Serve(faults);
 
-    private string Write(string name, string yaml)
-    {
-        var path = _dir.File(name);
-        File.WriteAllText(path, yaml);
-        return path;
-    }
+    private string Write(string name, string yaml) => _served.Write(name, yaml);
 
-    private PipelineResult Run(string name, string? yaml, string cache)
-    {
-        var path = yaml is null ? _dir.File(name) : Write(name, yaml);
-        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir(cache), _dir.Dir("out"), new RecordingReporter()) { Threads = 1 });
-    }
+    private PipelineResult Run(string name, string? yaml, string cache) => _served.Run(name, yaml, cache);
 
     /// <summary>A reporter that cancels the run at the first progress report after <paramref name="enough"/> holds.</summary>
     private sealed class KillWhen(CancellationTokenSource kill, Func<bool> enough) : Common.IPipelineReporter

@@ -14,7 +14,8 @@ namespace ModelCompression.Stages;
 /// (written by an earlier generate stage). Token-level, when alpha is above 0 and the teacher shares the student's
 /// tokenizer: at every answer token the loss is (1 - alpha) cross-entropy + alpha T² forward KL to the teacher's
 /// distribution (torchtune's kd_ratio), the teacher run once over the training rows and its log-probabilities kept on
-/// disk (fp16 over the whole vocabulary, or its top k renormalised) rather than recomputed every epoch.
+/// disk (fp16 over the whole vocabulary, or its top k renormalised) rather than recomputed every epoch. An endpoint
+/// teacher declared to share the student's tokenizer teaches through the top_logprobs kept with its answers instead.
 /// </summary>
 /// <param name="options">The stage's options.</param>
 public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeStage
@@ -55,6 +56,11 @@ public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeSta
         }
 
         var teacher = context.RequireTeacher(Kind);
+        if (teacher.Endpoint is { } endpoint)
+        {
+            return FromEndpointTokens(context, inputModel, outputModel, train, initial, endpoint, clock);
+        }
+
         var form = options.TeacherTopK > 0 ? TeacherTokenForm.TopK : TeacherTokenForm.Full;
         // The store is the run's own scratch file: it lives beside the output while training and is removed after,
         // so the cache entry keeps only the model (the entry is the cache of this whole run).
@@ -83,8 +89,65 @@ public sealed class DecoderDistillStage(DistillOptions options) : IGenerativeSta
         }
     }
 
-    /// <summary>Whether the stage learns from the teacher's answers alone (alpha 0): it then needs a generate stage before it.</summary>
-    public bool NeedsTeacherAnswers => options.Alpha == 0;
+    /// <summary>
+    /// Token-level distillation from an endpoint teacher's top_logprobs, kept with its answers by the generate stage: the
+    /// store holds, at each answer token that aligns with the student's tokens, the chosen token and its alternatives
+    /// (k = top_logprobs + 1), and the label elsewhere (<see cref="Teachers.EndpointTeacherTokens"/>).
+    /// </summary>
+    private StageResult FromEndpointTokens(GenerationContext context, string inputModel, string outputModel, ChatTrainingSet train, Onnx.Proto.ModelProto initial, Teachers.EndpointTeacherOptions endpoint, Stopwatch clock)
+    {
+        var tokens = context.TeacherAnswerTokens
+            ?? throw new InvalidOperationException("A token-level distill from an endpoint teacher runs after a generate stage that kept the answers' tokens; the plan check should have refused this recipe.");
+        var invariant = CultureInfo.InvariantCulture;
+        var k = endpoint.TopLogprobs + 1;
+        var storePath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outputModel))!, "teacher-tokens.tmp");
+        try
+        {
+            var coverage = Teachers.EndpointTeacherTokens.Write(train, context.TeacherAnswers, tokens, new Teachers.EndpointTokenAlignment(context.Template.Tokenizer), storePath, k, context.CancellationToken);
+            var share = coverage.LabelledTokens == 0 ? 0 : coverage.TeacherTokens / (double)coverage.LabelledTokens;
+            context.Reporter.Info($"{Kind}: the endpoint's top_logprobs teach {coverage.TeacherTokens} of {coverage.LabelledTokens} answer tokens ({share.ToString("P0", invariant)}); {coverage.AlignedTurns} of {coverage.Turns} teacher answers align with the student's tokens");
+            if (coverage.Turns > 0 && coverage.AlignedTurns * 2 < coverage.Turns)
+            {
+                context.Reporter.Report(Diagnostic.Warning(
+                    DiagnosticCodes.EndpointTokenizerMismatch,
+                    $"distill: only {coverage.AlignedTurns} of the endpoint teacher's {coverage.Turns} answers are in the student's tokens one for one, so most answer tokens learn their label alone: check that the endpoint's model really shares the student's tokenizer (teacher.shares_tokenizer).",
+                    context.RecipePath));
+            }
+
+            TrainedModel trained;
+            using (var store = TeacherTokenStore.Open(storePath))
+            {
+                trained = DecoderTraining.Run(Kind, context, inputModel, train, new LanguageModelObjective(options.Alpha, options.Temperature), options, TeacherTokens.Of(store), initial);
+            }
+
+            OnnxModelFile.Save(trained.Model, outputModel);
+            var how = $"token-level from the endpoint's top_logprobs ({endpoint.TopLogprobs}), alpha {options.Alpha.ToString(invariant)}, T {options.Temperature.ToString(invariant)}, {coverage.AlignedTurns} of {coverage.Turns} teacher answers aligned";
+            var result = DecoderTraining.Result(Kind, options, train, trained, how, clock.Elapsed);
+            var details = new Dictionary<string, string>(result.Details, StringComparer.Ordinal)
+            {
+                ["endpoint_tokens.answers"] = coverage.Turns.ToString(invariant),
+                ["endpoint_tokens.aligned"] = coverage.AlignedTurns.ToString(invariant),
+                ["endpoint_tokens.taught"] = coverage.TeacherTokens.ToString(invariant),
+                ["endpoint_tokens.labelled"] = coverage.LabelledTokens.ToString(invariant),
+                ["endpoint_tokens.unmapped_alternatives"] = coverage.UnmappedAlternatives.ToString(invariant),
+            };
+            return result with { Details = details };
+        }
+        finally
+        {
+            File.Delete(storePath);
+        }
+    }
+
+    /// <summary>
+    /// Whether the stage needs a generate stage before it: it learns from the teacher's answers alone (alpha 0), or its
+    /// teacher is an endpoint, whose answers (and the tokens kept with them) are all it has to learn from.
+    /// </summary>
+    public bool NeedsTeacherAnswers(GenerationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return options.Alpha == 0 || context.Teacher is { Endpoint: not null };
+    }
 
     /// <summary>
     /// The run-time check of a token-level distill with <paramref name="context"/>'s teacher, before anything trains:

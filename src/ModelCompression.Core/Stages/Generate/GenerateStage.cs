@@ -11,7 +11,9 @@ namespace ModelCompression.Stages;
 /// The teacher answers the prompts (synthetic data): each answer is parsed as the task says, answers the parser refuses,
 /// empty, unfinished or repeated are counted and dropped (never guessed), and the kept ones are written beside the
 /// stage's output as <see cref="AnswersFile"/> (JSONL in the chat fine-tuning format). The model passes through
-/// unchanged; the stage's cache entry is the answers, so a later run replays them without running the teacher.
+/// unchanged; the stage's cache entry is the answers, so a later run replays them without running the teacher. An
+/// endpoint teacher that shares the student's tokenizer is probed first (<see cref="EndpointTeacher.Probe"/>), and the
+/// tokens of its kept answers go beside them (<see cref="EndpointAnswerTokens"/>) for token-level distillation.
 /// </summary>
 /// <param name="options">The stage's options.</param>
 public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
@@ -41,6 +43,12 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
             key.Add("endpoint-requests", string.Join('\n', EndpointTeacher.Requests(Prompts(context), context.Task, endpoint).Select(r => r.Key)));
             // What decides which answers are kept beyond the requests themselves (retries and timeouts do not).
             key.Add("endpoint-keeping", FormattableString.Invariant($"{endpoint.BudgetRequests} {endpoint.BudgetTokens} {endpoint.MinSuccessRatio} {endpoint.KeepDuplicates}"));
+            if (endpoint.SharesTokenizer)
+            {
+                // The tokens are kept for this student's tokenizer, which the probe checks: another one probes again.
+                key.Add("endpoint-tokens", TeacherTokenCache.Description(context.Template.Tokenizer));
+            }
+
             return;
         }
 
@@ -56,10 +64,17 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         var prompts = Prompts(context);
         var progress = new ReporterCountProgress(context.Reporter, "generate: the teacher answers {0} " + (teacher.Endpoint is null ? "prompts" : "requests"));
         EndpointUsage? usage = null;
+        EndpointTeacherResult? answered = null;
         TeacherAnswerSet set;
         if (teacher.Endpoint is { } endpoint)
         {
-            var answered = EndpointTeacher.Answer(prompts, context.Task, endpoint, teacher.AnswerCache!, progress, context.CancellationToken);
+            if (endpoint.SharesTokenizer && prompts.Count > 0
+                && EndpointTeacher.Probe(prompts[0], context.Task, endpoint, teacher.AnswerCache!, new EndpointTokenAlignment(context.Template.Tokenizer), context.CancellationToken) is { } mismatch)
+            {
+                throw mismatch;
+            }
+
+            answered = EndpointTeacher.Answer(prompts, context.Task, endpoint, teacher.AnswerCache!, progress, context.CancellationToken);
             foreach (var warning in answered.Warnings)
             {
                 context.Reporter.Report(warning);
@@ -84,7 +99,14 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         }
 
         File.Copy(inputModel, outputModel, overwrite: true);
-        TeacherAnswers.Write(set, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outputModel))!, AnswersFile));
+        var answersFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outputModel))!, AnswersFile);
+        TeacherAnswers.Write(set, answersFile);
+        if (answered is not null && teacher.Endpoint is { SharesTokenizer: true })
+        {
+            // The tokens the answers were written in, for a token-level distill after this stage.
+            EndpointAnswerTokens.Write(Path.Combine(Path.GetDirectoryName(answersFile)!, EndpointAnswerTokens.FileName), answersFile, answered.Turns);
+        }
+
         var invariant = CultureInfo.InvariantCulture;
         var stats = set.Stats;
         var details = new Dictionary<string, string>(StringComparer.Ordinal)
