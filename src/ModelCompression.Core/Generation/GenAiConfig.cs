@@ -69,7 +69,7 @@ public static class GenAiConfig
                 // the fixture's config.
                 ["bos_token_id"] = config.EndOfTextId,
                 ["context_length"] = config.ContextLength,
-                ["eos_token_id"] = config.EndOfTextId,
+                ["eos_token_id"] = EndIds(config),
                 ["pad_token_id"] = config.PadId,
                 ["type"] = "llama",
                 ["vocab_size"] = signature.Vocabulary.Value,
@@ -116,6 +116,16 @@ public static class GenAiConfig
     }
 
     /// <summary>The width of the token vectors: the columns of the table <c>input_ids</c> gathers from, else heads times head width.</summary>
+    /// <summary>
+    /// The ids that end a sequence for GenAI: the end of text, and each one-token stop of generation.json (a chat
+    /// template's special end marker) as an array beside it, as GenAI's own configs list several (Phi-3's).
+    /// </summary>
+    private static JsonNode EndIds(GenerationConfig config)
+    {
+        var ids = config.StopTokenSequences.Where(s => s.Count == 1).Select(s => s[0]).Prepend(config.EndOfTextId).Distinct().ToList();
+        return ids.Count == 1 ? JsonValue.Create(ids[0]) : new JsonArray([.. ids.Select(id => (JsonNode)id)]);
+    }
+
     private static int HiddenSize(ModelProto model, DecoderSignature signature)
     {
         var initializers = model.Graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);

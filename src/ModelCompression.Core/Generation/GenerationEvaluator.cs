@@ -123,6 +123,19 @@ public static class GenerationEvaluator
         ArgumentNullException.ThrowIfNull(template);
         ArgumentNullException.ThrowIfNull(task);
         var options = (given ?? new GenerationOptions { MaxNewTokens = task.DefaultMaxNewTokens }) with { SamplesPerPrompt = 1 };
+        return StopAtEndMarker(template, options);
+    }
+
+    /// <summary>
+    /// <paramref name="options"/> that also stop at the end of text and at the template's end marker (its special token,
+    /// or its text as a stop string when it is plain text): where an answer ends, as training taught the model. Every
+    /// consumer of a chat model (the evaluation, a published folder's generation.json and genai_config.json,
+    /// <see cref="GenerativeModel"/>, <c>serve</c>) stops there.
+    /// </summary>
+    public static GenerationOptions StopAtEndMarker(ChatTemplate template, GenerationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        ArgumentNullException.ThrowIfNull(options);
         var tokenizer = template.Tokenizer;
         var stops = new List<int>(options.StopTokenIds) { tokenizer.EndOfTextId };
         var strings = new List<string>(options.StopStrings);

@@ -24,8 +24,10 @@ public sealed class GenerativeModel : IDisposable
         _generator = new Generator(session);
         Tokenizer = tokenizer;
         Config = config;
-        Defaults = config.ToOptions(tokenizer);
         _template = config.ChatTemplate is { } template ? new ChatTemplate(template, tokenizer) : null;
+        // A chat model's answer ends at its template's end marker even when generation.json does not list it (folders
+        // written before it did): past the marker the model writes the next turn, not the answer.
+        Defaults = _template is null ? config.ToOptions(tokenizer) : GenerationEvaluator.StopAtEndMarker(_template, config.ToOptions(tokenizer));
     }
 
     /// <summary>The folder (for <see cref="OpenDecoder"/>, the folder of the model file).</summary>

@@ -100,7 +100,9 @@ public static class GenerativeModelFolder
             throw new CompressionException([.. problems.Select(p => Diagnostic.Error(DiagnosticCodes.GenerativeFolderInvalid, $"Cannot write a generative model folder from '{modelPath}': {p}.", modelPath))]);
         }
 
-        var config = GenerationConfig.From(options, tokenizer, chatTemplate, context!.Value);
+        // The template's end marker is written as a stop, so every reader of generation.json (and GenAI) ends answers there.
+        var stopping = chatTemplate is null ? options : GenerationEvaluator.StopAtEndMarker(new ChatTemplate(chatTemplate, tokenizer), options);
+        var config = GenerationConfig.From(stopping, tokenizer, chatTemplate, context!.Value);
         var final = Path.GetFullPath(folder);
         if (File.Exists(final))
         {

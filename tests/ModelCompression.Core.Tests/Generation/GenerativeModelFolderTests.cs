@@ -193,6 +193,50 @@ public sealed class GenerativeModelFolderTests
         Assert.Contains("257 token ids; the tokenizer has 258", mismatch.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_chat_folder_stops_at_its_templates_end_marker_even_when_generation_json_does_not_list_it()
+    {
+        using var dir = new TempDir();
+        var template = new ChatTemplateOptions();
+        var tokenizer = GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Byte, Specials: template.Markers));
+        var end = tokenizer.SpecialTokens["<|end|>"];
+        var modelPath = dir.File("decoder.onnx");
+        OnnxModelFile.Save(DecoderBuilder.Build(new DecoderOptions { VocabSize = tokenizer.VocabularySize, MaxLength = 32, Width = 16, Heads = 2, Layers = 1, FeedForward = 24, Dropout = 0, Seed = 5 }, new ArchitectureInputs([0], 1)), modelPath);
+        var folder = dir.File("student");
+
+        // Options that stop at the end of text only, as a recipe's generation section gives them.
+        GenerativeModelFolder.Write(folder, modelPath, tokenizer, template, Greedy with { StopTokenIds = [tokenizer.EndOfTextId] });
+
+        // Written: generation.json stops at the marker, and genai_config.json lists it beside the end of text.
+        Assert.Contains(GenerationConfig.Load(Path.Join(folder, GenerationConfig.FileName)).StopTokenSequences, s => s.SequenceEqual([end]));
+        using (var genai = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Join(folder, GenAiConfig.FileName))))
+        {
+            Assert.Equal([tokenizer.EndOfTextId, end], genai.RootElement.GetProperty("model").GetProperty("eos_token_id").EnumerateArray().Select(e => e.GetInt32()));
+        }
+
+        OnnxRuntimeEnvironment.EnsureTelemetryOff();
+        using (new GenAi.Model(folder))
+        {
+            // GenAI takes the list.
+        }
+
+        // A folder written before generation.json listed it: the reader still stops there.
+        var configPath = Path.Join(folder, GenerationConfig.FileName);
+        var json = JsonNode.Parse(File.ReadAllText(configPath))!;
+        json["stop_token_sequences"] = new JsonArray();
+        File.WriteAllText(configPath, json.ToJsonString());
+        using var model = GenerativeModel.Open(folder);
+        Assert.Empty(model.Config.StopTokenSequences);
+        Assert.Contains(end, model.Defaults.StopTokenIds);
+
+        // A plain-text end marker is a stop string.
+        var plain = new ChatTemplateOptions { Assistant = "A: {content} END\n", GenerationPrompt = "A: ", User = "Q: {content}\n", System = "S: {content}\n", Markers = [] };
+        var bytes = ByteTokenizer();
+        GenerativeModelFolder.Write(dir.File("plain"), DecoderFixture.Cached, bytes, plain, Greedy);
+        using var plainModel = GenerativeModel.Open(dir.File("plain"));
+        Assert.Contains(" END", plainModel.Defaults.StopStrings);
+    }
+
     private static GenerationTokenizer ByteTokenizer() => GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Byte));
 
     /// <summary>The engine's greedy tokens (without the end of text, which GenAI does not return) for each prompt.</summary>
