@@ -84,9 +84,9 @@ public static partial class RecipeLoader
                 source.Error(DiagnosticCodes.RecipeInvalidValue, $"Chat data is for task: generation; task {task.Name} reads tensors (idx, npy, npz, csv, jsonl).", taskNode);
             }
 
-            if (teachers is [{ Endpoint: not null }, ..])
+            if (teachers is [{ Endpoint: { } endpoint }, ..])
             {
-                source.Error(DiagnosticCodes.RecipeInvalidValue, $"An endpoint teacher answers prompts as text, which task: generation learns from; task {task.Name} distils an ONNX teacher's soft targets. Give 'teacher:' an ONNX file, or make the recipe task: generation.", YamlSource.Get(root, RecipeKeys.Teacher) ?? taskNode);
+                CheckEndpointClassifier(source, task, data, stages, endpoint, YamlSource.Get(root, RecipeKeys.Teacher) ?? taskNode);
             }
 
             if (decoder)
@@ -217,6 +217,45 @@ public static partial class RecipeLoader
             if (why is not null)
             {
                 source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{stage.Kind}': {why}.", source.File, stage.OptionLines.TryGetValue(key!, out var line) ? line : stage.Line, 1));
+            }
+        }
+    }
+
+    /// <summary>
+    /// An endpoint teacher outside task: generation names a class for each text (Teachers.EndpointLabeler): it needs
+    /// task: classification of text data (a 'text' section), and cannot give what needs its weights or graph
+    /// (init_from_teacher, hints) or settings of generation (samples_per_prompt, chain_of_thought, shares_tokenizer,
+    /// keep_duplicates, a prompt_template without {labels}). Each refusal is MC2079 at its line. Class names (not numbers)
+    /// are checked when the data is read.
+    /// </summary>
+    private static void CheckEndpointClassifier(YamlSource source, ITask task, Data.DataSpec? data, List<StageSpec> stages, EndpointTeacherOptions endpoint, YamlNode teacherNode)
+    {
+        if (task is not ClassificationTask || data is { Text: null })
+        {
+            source.Error(
+                DiagnosticCodes.EndpointTeacherCannotClassify,
+                $"An endpoint teacher answers with text: task: generation learns its answers, and task: classification of text data (format: jsonl with a 'text' section and class names as labels) learns the class it names for each text; {(task is ClassificationTask ? "this data is not text" : $"task {task.Name} cannot use it")}. Give 'teacher:' an ONNX file, or use it with text classification or generation.",
+                teacherNode);
+            return;
+        }
+
+        foreach (var (key, problem) in EndpointLabeler.Problems(endpoint))
+        {
+            source.Error(DiagnosticCodes.EndpointTeacherCannotClassify, $"{RecipeKeys.Teacher.Name}.{key}: {problem}", LineNode(teacherNode, key) ?? teacherNode);
+        }
+
+        foreach (var stage in stages)
+        {
+            var (key, why) = stage.Options switch
+            {
+                TrainingStageOptions { InitFromTeacher: true } => ("init_from_teacher", "init_from_teacher copies the teacher's weights, and a teacher behind an endpoint has none here"),
+                DistillingOptions { Hints.Length: > 0 } => ("hints", "hints match the teacher's intermediate tensors, and a teacher behind an endpoint gives class names only; remove the hints"),
+                GenerateOptions => ("generate", "the generate stage is for task: generation; a classifying endpoint teacher is asked by the stages that learn its soft targets (distill)"),
+                _ => (null, null),
+            };
+            if (why is not null)
+            {
+                source.Problems.Add(Diagnostic.Error(DiagnosticCodes.EndpointTeacherCannotClassify, $"Stage '{stage.Kind}': {why}.", source.File, stage.OptionLines.TryGetValue(key!, out var line) ? line : stage.Line, 1));
             }
         }
     }
