@@ -46,7 +46,10 @@ internal sealed class TeacherOutputs
     {
         _teachers = teachers;
         _hashes = [.. teachers.Select(t => t.Endpoint is { } endpoint ? EndpointTeacherOutputs.HashOf(endpoint) : hashes.Model(t.Path))];
-        _endpoint = teachers is [{ Endpoint: { } options }] ? new EndpointTeacherOutputs(options, cache, dataHash, reporter) : null;
+        // CI replays what a trusted run paid for, with the recipe as it is: the variable forces offline, as for generation.
+        _endpoint = teachers is [{ Endpoint: { } options }]
+            ? new EndpointTeacherOutputs(Environment.GetEnvironmentVariable(GenerationPipeline.OfflineVariable) is "1" or "true" ? options with { Offline = true } : options, cache, dataHash, reporter)
+            : null;
         _cancellationToken = cancellationToken;
         _cache = cache;
         _dataHash = dataHash;
