@@ -103,12 +103,7 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
 
         var names = split.Description.LabelNames
             ?? throw new InvalidOperationException($"The {splitName} split '{split.Source}' has no class names.");
-        var texts = new TextToLabel[split.Count];
-        for (var row = 0; row < texts.Length; row++)
-        {
-            var (file, line, _) = split.InputLocation(row);
-            texts[row] = new TextToLabel(split.RawText(row), file, line);
-        }
+        var texts = TextsOf(split);
 
         reporter.Info($"The endpoint teacher ({options.Model}) labels {texts.Length} {(splitName == "train" ? "training" : splitName)} texts");
         var labels = EndpointLabeler.Label(texts, names, options, AnswerCache, new ReporterCountProgress(reporter, $"endpoint teacher: {{0}} {splitName} requests"), cancellationToken);
@@ -119,6 +114,19 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
 
         reporter.Info($"Endpoint teacher, {splitName} split: {labels.Usage.Describe()}");
         return labels;
+    }
+
+    /// <summary>The raw texts of <paramref name="split"/> (read with its texts kept), in row order, with their file and line.</summary>
+    internal static TextToLabel[] TextsOf(Dataset split)
+    {
+        var texts = new TextToLabel[split.Count];
+        for (var row = 0; row < texts.Length; row++)
+        {
+            var (file, line, _) = split.InputLocation(row);
+            texts[row] = new TextToLabel(split.RawText(row), file, line);
+        }
+
+        return texts;
     }
 
     private static float[] ReadFloats(string path) =>

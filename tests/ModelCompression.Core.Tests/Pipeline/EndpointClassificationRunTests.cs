@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using ModelCompression.Core.Tests.Teachers;
 using ModelCompression.Diagnostics;
 using ModelCompression.Pipeline;
@@ -67,6 +68,43 @@ public sealed class EndpointClassificationRunTests(ITestOutputHelper output) : I
         // The report's teacher row carries the usage.
         using var report = JsonDocument.Parse(File.ReadAllText(Directory.GetFiles(_dir.Dir("out"), "student*.report.json").Single()));
         Assert.Equal(usage["requests"], report.RootElement.GetProperty("teacher").GetProperty("endpoint").GetProperty("requests").GetString());
+    }
+
+    [Fact]
+    public void A_batch_file_answered_elsewhere_fills_the_answer_cache_and_the_teachers_labels_export_as_the_recipes_jsonl()
+    {
+        var truth = WriteMail();
+        var recipe = _dir.Write("batch.compress.yaml", Recipe("http://127.0.0.1:9/v1", offline: true));
+        var cache = _dir.Dir("cache");
+
+        // Every distinct test, training and unlabelled mail, once.
+        var requests = _dir.File("batch-requests.jsonl");
+        Assert.Equal(truth.Count, EndpointTeacherJobs.WriteRequests(recipe, cache, requests));
+
+        // "Elsewhere" (a batch API): each line answered with the mail's true label, in the batch output format.
+        var results = File.ReadAllLines(requests).Select(line =>
+        {
+            var request = JsonNode.Parse(line)!;
+            var message = request["body"]!["messages"]!.AsArray()[^1]!["content"]!.GetValue<string>();
+            return new JsonObject
+            {
+                ["custom_id"] = request["custom_id"]!.GetValue<string>(),
+                ["response"] = new JsonObject { ["status_code"] = 200, ["body"] = JsonNode.Parse(ScriptedChatServer.Completion([truth[message[Template.Length..]]], completionTokens: 1)) },
+                ["error"] = null,
+            }.ToJsonString();
+        });
+        var output = _dir.File("batch-output.jsonl");
+        File.WriteAllLines(output, results);
+        var imported = EndpointTeacherJobs.ImportResults(recipe, cache, output, requests);
+        Assert.Equal((truth.Count, truth.Count, 0), (imported.Lines, imported.Imported, imported.ErrorCount));
+        Assert.Equal(0, EndpointTeacherJobs.WriteRequests(recipe, cache, _dir.File("nothing-left.jsonl")));
+
+        // The distilled data set: the 60 labelled training mails, then the 160 unlabelled ones with the teacher's class.
+        var exported = _dir.File("labelled.jsonl");
+        Assert.Equal((60, 160), EndpointTeacherJobs.ExportData(recipe, cache, exported));
+        var lines = File.ReadAllLines(exported).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(220, lines.Count);
+        Assert.All(lines, l => Assert.Equal(truth[EndpointLabeler.Content(l["text"]!.GetValue<string>())], l["label"]!.GetValue<string>()));
     }
 
     [Fact]
