@@ -69,7 +69,8 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
     /// The teacher's row on the test split and its outputs there (the logits every student's agreement and KL are
     /// measured against): the task's quality facts of its soft targets (their arg-max is the label it named whenever
     /// the label's first token leads its alternatives; a text without a usable reply is uniform, whose arg-max is the
-    /// first class), a size of zero (the model is not here), and its usage (<see cref="ModelEvaluation.Endpoint"/>).
+    /// first class), a size of zero (the model is not here), and its usage (<see cref="ModelEvaluation.Endpoint"/>) with
+    /// <c>label_accuracy</c>: the share of test texts whose named class is the label, an unusable reply counted wrong.
     /// </summary>
     public (ModelEvaluation Evaluation, float[] Outputs) Evaluate(IPredictionTask task, Func<Dataset> test, EvaluateOptions evaluateOptions, string teacherHash, CancellationToken cancellationToken)
     {
@@ -78,7 +79,12 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
         {
             var split = test();
             var labels = Label(split, "test", cancellationToken);
-            var evaluation = task.Quality("teacher", labels.Logits, labels.Classes, split, null) with { Endpoint = labels.Usage.Counts() };
+            var named = Enumerable.Range(0, split.Count).Count(i => labels.Labels[i] == split.Labels![i]);
+            var details = new Dictionary<string, string>(labels.Usage.Counts(), StringComparer.Ordinal)
+            {
+                ["label_accuracy"] = (named / (double)split.Count).ToString("0.####", System.Globalization.CultureInfo.InvariantCulture),
+            };
+            var evaluation = task.Quality("teacher", labels.Logits, labels.Classes, split, null) with { Endpoint = details };
             if (labels.Usage.FailureCount > 0 || labels.Usage.NotAsked > 0)
             {
                 return (evaluation, labels.Logits);

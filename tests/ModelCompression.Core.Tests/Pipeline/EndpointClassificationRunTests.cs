@@ -43,7 +43,7 @@ public sealed class EndpointClassificationRunTests(ITestOutputHelper output) : I
         Assert.Equal(80, run.Teacher.Samples);
         Assert.Equal(0, run.Teacher.SizeBytes);
         var usage = run.Teacher.Endpoint!;
-        Assert.Equal((usage["requests"], "0", "0", "1"), (usage["sent"], usage["cache_hits"], usage["failures"], usage["success_ratio"]));
+        Assert.Equal((usage["requests"], "0", "0", "1", "1"), (usage["sent"], usage["cache_hits"], usage["failures"], usage["success_ratio"], usage["label_accuracy"]));
         Assert.Equal(int.Parse(usage["requests"], System.Globalization.CultureInfo.InvariantCulture) * 120, int.Parse(usage["prompt_tokens"], System.Globalization.CultureInfo.InvariantCulture));
         var distilled = run.Stages[0];
         output.WriteLine($"teacher {run.Teacher.Accuracy:P1}; distilled {distilled.Evaluation.Accuracy:P1} (agreement {distilled.Evaluation.AgreementWithTeacher:P1}); labels-only twin {distilled.Baseline!.Accuracy:P1}; {distilled.Evaluation.SizeBytes} bytes");
