@@ -19,6 +19,12 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
     private const string LogitsFile = "logits.bin";
     private const string OutputsFile = "outputs.bin";
 
+    /// <summary>
+    /// min_success_ratio, part of the logits' and the row's keys (not the teacher's hash): a stricter ratio checks the
+    /// answers again, from the answer cache, rather than reusing soft targets a laxer one let through.
+    /// </summary>
+    private string RatioText => options.MinSuccessRatio.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The answer cache: the same folder the generation pipeline's endpoint teacher uses.</summary>
     public string AnswerCache => Path.Combine(cache.Root, GenerationPipeline.EndpointAnswersFolder);
 
@@ -46,7 +52,8 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
     /// <summary>The teacher's logits on <paramref name="split"/>: the log of each text's target (see <see cref="EndpointLabeler"/>).</summary>
     public float[] Logits(Dataset split, string splitName, string teacherHash, CancellationToken cancellationToken)
     {
-        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("endpoint-teacher", teacherHash).Add("data", dataHash).Add("split", splitName).Finish();
+        var key = new ContentHash().Add("engine", EngineInfo.Version).Add("endpoint-teacher", teacherHash).Add("data", dataHash).Add("split", splitName)
+            .Add("min_success_ratio", RatioText).Finish();
         if (cache.TryGet("teacher-logits", key) is { } entry)
         {
             return ReadFloats(Path.Combine(entry, LogitsFile));
@@ -74,7 +81,7 @@ internal sealed class EndpointTeacherOutputs(EndpointTeacherOptions options, Art
     /// </summary>
     public (ModelEvaluation Evaluation, float[] Outputs) Evaluate(IPredictionTask task, Func<Dataset> test, EvaluateOptions evaluateOptions, string teacherHash, CancellationToken cancellationToken)
     {
-        var key = Evaluations.Key("teacher", teacherHash, dataHash, evaluateOptions).Add("endpoint", "labeler").Finish();
+        var key = Evaluations.Key("teacher", teacherHash, dataHash, evaluateOptions).Add("endpoint", "labeler").Add("min_success_ratio", RatioText).Finish();
         if (cache.TryGet("evaluate", key) is not { } entry)
         {
             var split = test();

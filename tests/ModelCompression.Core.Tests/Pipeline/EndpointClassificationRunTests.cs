@@ -108,6 +108,35 @@ public sealed class EndpointClassificationRunTests(ITestOutputHelper output) : I
     }
 
     [Fact]
+    public void Soft_targets_with_failed_requests_are_not_kept_and_a_stage_run_again_asks_only_the_failed_ones()
+    {
+        var truth = WriteMail();
+        var failing = true;
+        using var server = new ScriptedChatServer(request => failing && request.LastMessage.Length % 7 == 0
+            ? new ScriptedReply.Http(500, "{\"error\":{\"message\":\"overloaded\"}}")
+            : TrueLabel(request, truth));
+        var yaml = Recipe(server.BaseUrl, offline: false).Replace("timeout_seconds: 30", "timeout_seconds: 30, max_retries: 0, min_success_ratio: 0.5", StringComparison.Ordinal);
+
+        var first = Run("flaky.compress.yaml", yaml, "cache");
+        var failed = server.Requests.Where(r => r.LastMessage.Length % 7 == 0).Select(r => r.Body).ToHashSet();
+        Assert.NotEmpty(failed);
+        Assert.NotEqual("0", first.Teacher!.Endpoint!["failures"]);
+        Assert.True(first.Teacher.Accuracy < 1.0, $"teacher {first.Teacher.Accuracy:P1} with failed requests");
+        var asked = server.Requests.Count;
+
+        // The endpoint recovers. A stage that learnt from partial soft targets is cached like any other (as a generate
+        // stage is), so the distill here changes its epochs: the rerun sends exactly the requests that failed, once
+        // each, for the teacher's row and the soft targets, and the row is whole.
+        failing = false;
+        var second = Run("flaky.compress.yaml", yaml.Replace("epochs: 12", "epochs: 13", StringComparison.Ordinal), "cache");
+        var resent = server.Requests.Skip(asked).Select(r => r.Body).ToList();
+        Assert.Equal(failed.Count, resent.Count);
+        Assert.True(failed.SetEquals(resent));
+        Assert.Equal(("0", 1.0), (second.Teacher!.Endpoint!["failures"], second.Teacher.Accuracy));
+        Assert.False(second.Stages[0].Cached);
+    }
+
+    [Fact]
     public void A_teacher_that_answers_garbage_fails_the_run_with_the_counts()
     {
         WriteMail();
