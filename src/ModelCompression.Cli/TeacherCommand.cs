@@ -7,18 +7,19 @@ namespace ModelCompression.Cli;
 /// <summary>
 /// `dotnet compress teacher`: an endpoint teacher's work outside a run. `requests` writes what a run would ask as a
 /// batch-API file (OpenAI, Azure OpenAI global batch, `vllm run-batch`), `results` reads the batch's output back into
-/// the answer cache, `export` writes the distilled data set (gold and teacher answers) as chat fine-tuning JSONL.
+/// the answer cache, `export` writes the distilled data set (gold and teacher answers) as chat fine-tuning JSONL, or for
+/// a classifying endpoint teacher the texts with the classes it named, as the recipe's JSONL.
 /// </summary>
 internal static class TeacherCommand
 {
     /// <summary>The command with its three subcommands.</summary>
     public static Command Create()
     {
-        var recipe = new Argument<FileInfo>("recipe") { Description = "A task: generation recipe whose teacher is an endpoint." };
+        var recipe = new Argument<FileInfo>("recipe") { Description = "A recipe whose teacher is an endpoint (task: generation, or task: classification of text)." };
         var cache = new Option<DirectoryInfo?>("--cache") { Description = "The run's cache folder, whose endpoint-answers folder holds the answers (default: the recipe's, as 'run' uses)." };
 
         var requestsOut = new Option<FileInfo>("--out", "-o") { Description = "The batch requests file to write (JSON Lines).", Required = true };
-        var requests = new Command("requests", "Write the requests a run would send that the answer cache lacks (the generate stage's prompts and the test prompts) as a batch-API JSONL file.") { recipe, cache, requestsOut };
+        var requests = new Command("requests", "Write the requests a run would send that the answer cache lacks (the generate stage's prompts and the test prompts; for classification, every test, training and unlabelled text) as a batch-API JSONL file.") { recipe, cache, requestsOut };
         requests.SetAction(parse => CompressCommand.Guard(() =>
         {
             var recipePath = parse.GetValue(recipe)!.FullName;
@@ -39,12 +40,12 @@ internal static class TeacherCommand
         }));
 
         var dataOut = new Option<FileInfo>("--out", "-o") { Description = "The chat fine-tuning JSONL file to write.", Required = true };
-        var export = new Command("export", "Write the distilled data set (the gold training conversations, then the teacher's kept answers, from the answer cache, sending nothing) as chat fine-tuning JSONL, to train a student elsewhere.") { recipe, cache, dataOut };
+        var export = new Command("export", "Write the distilled data set (the gold training conversations, then the teacher's kept answers, from the answer cache, sending nothing) as chat fine-tuning JSONL, to train a student elsewhere; for classification, the labelled training texts, then the unlabelled texts with the class the teacher named, as the recipe's JSONL.") { recipe, cache, dataOut };
         export.SetAction(parse => CompressCommand.Guard(() =>
         {
             var recipePath = parse.GetValue(recipe)!.FullName;
             var (gold, teacher) = EndpointTeacherJobs.ExportData(recipePath, CacheOf(parse.GetValue(cache), recipePath), parse.GetValue(dataOut)!.FullName);
-            Console.WriteLine($"{gold + teacher} conversations ({gold} gold, {teacher} from the teacher) written to {parse.GetValue(dataOut)!.FullName}");
+            Console.WriteLine($"{gold + teacher} records ({gold} gold, {teacher} from the teacher) written to {parse.GetValue(dataOut)!.FullName}");
             return ExitCodes.Ok;
         }));
 

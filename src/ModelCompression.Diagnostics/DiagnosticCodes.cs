@@ -138,6 +138,9 @@ public static class DiagnosticCodes
     /// <summary>An endpoint teacher declared to share the student's tokenizer gave, on its probe request, no log-probabilities or tokens that are not the student's.</summary>
     public const string EndpointTokenizerMismatch = "MC2078";
 
+    /// <summary>A classification recipe asks an endpoint teacher for what it cannot give: data that is not text with class names, or the teacher's weights or intermediate tensors (init_from_teacher, hints, dead-code analysis of the teacher).</summary>
+    public const string EndpointTeacherCannotClassify = "MC2079";
+
     /// <summary>A model given as a decoder does not follow the decoder convention (DecoderConvention: names, element types, cache inputs and outputs in pairs).</summary>
     public const string DecoderNotInConvention = "MC2080";
 
@@ -194,6 +197,9 @@ public static class DiagnosticCodes
 
     /// <summary>A warning: a stage cache entry (local or remote) failed its check against its manifest (a file's hash or size, a file missing or added, an unreadable manifest, another engine's entry): treated as a miss and rebuilt.</summary>
     public const string CacheEntryDamaged = "MC2098";
+
+    /// <summary>The class names an endpoint teacher must reply with cannot be told apart (two equal ignoring case, an empty name, white space around one, fewer than two).</summary>
+    public const string EndpointClassNamesAmbiguous = "MC2099";
 
     /// <summary>An accuracy gate failed.</summary>
     public const string GateFailed = "MC3001";

@@ -39,7 +39,11 @@ public static class DataLoader
     /// <summary>Reads every split of <paramref name="spec"/>.</summary>
     /// <param name="spec">The recipe's data section.</param>
     /// <param name="labels">What the labels are (the task's): class numbers or names, or float targets.</param>
-    public static LoadedData Load(DataSpec spec, LabelKind labels = LabelKind.Classes)
+    /// <param name="keepTexts">
+    /// Keep text samples' raw texts (Dataset.RawText) for a teacher that reads text (an endpoint): off by default, since
+    /// the tokens are all training needs and a large split's texts would stay in memory for nothing.
+    /// </param>
+    public static LoadedData Load(DataSpec spec, LabelKind labels = LabelKind.Classes, bool keepTexts = false)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Format == ChatFormat)
@@ -55,7 +59,7 @@ public static class DataLoader
             var pieces = new List<SplitPiece>();
             SplitPiece Read(string name, DataSplit split, bool labelled, int? features = null)
             {
-                var piece = SplitReader.Read(spec, name, split, labelled, tokenizer, features, labels);
+                var piece = SplitReader.Read(spec, name, split, labelled, tokenizer, features, labels, keepTexts);
                 roots.Add(piece.Data);
                 pieces.Add(piece);
                 return piece;

@@ -123,6 +123,16 @@ public sealed class Dataset : IDisposable
     /// <summary>The file of sample <paramref name="row"/>'s inputs, its line there when the format has lines, and its row in the file.</summary>
     internal (string File, int? Line, int Row) InputLocation(int row) => (InputOrigin.File, InputOrigin.Line(OriginRow(row)), OriginRow(row));
 
+    /// <summary>Whether the samples' raw texts were kept (<see cref="RawText"/>).</summary>
+    internal bool HasRawTexts => InputOrigin.Texts is not null;
+
+    /// <summary>
+    /// Sample <paramref name="row"/>'s text as its file holds it, for text data read with the texts kept
+    /// (<see cref="DataLoader.Load(DataSpec, LabelKind, bool)"/>); throws otherwise.
+    /// </summary>
+    internal string RawText(int row) =>
+        (InputOrigin.Texts ?? throw new InvalidOperationException($"The data '{Source}' was read without its raw texts."))[OriginRow(row)];
+
     /// <summary>Where sample <paramref name="row"/>'s label is.</summary>
     public string LocateLabel(int row) => LabelOrigin.Describe(OriginRow(row));
 
@@ -248,7 +258,11 @@ public sealed class Dataset : IDisposable
 /// <summary>Where samples came from: a file, and for text formats the line of each sample.</summary>
 /// <param name="File">The file.</param>
 /// <param name="Lines">The 1-based line of each sample (by its row in the file), or null for binary formats.</param>
-internal sealed record DataOrigin(string File, int[]? Lines)
+/// <param name="Texts">
+/// The raw text of each sample (by its row in the file) of text data read with the texts kept (an endpoint teacher reads
+/// them); null otherwise. Held here because every view (a carved split, a shuffle) keeps its origin rows.
+/// </param>
+internal sealed record DataOrigin(string File, int[]? Lines, string[]? Texts = null)
 {
     public string Describe(int row) => Lines is null ? $"{File} row {row}" : $"{File}:{Lines[row]}";
 

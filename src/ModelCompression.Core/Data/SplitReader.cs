@@ -10,8 +10,11 @@ namespace ModelCompression.Data;
 /// </summary>
 internal static class SplitReader
 {
-    /// <summary>The <paramref name="name"/> split's files; <paramref name="features"/> tells an unlabelled CSV file whether it has a label column.</summary>
-    public static SplitPiece Read(DataSpec spec, string name, DataSplit split, bool labelled, TextTokenizer? tokenizer, int? features, LabelKind kind)
+    /// <summary>
+    /// The <paramref name="name"/> split's files; <paramref name="features"/> tells an unlabelled CSV file whether it has a
+    /// label column; <paramref name="keepTexts"/> keeps text samples' raw texts beside their tokens.
+    /// </summary>
+    public static SplitPiece Read(DataSpec spec, string name, DataSplit split, bool labelled, TextTokenizer? tokenizer, int? features, LabelKind kind, bool keepTexts = false)
     {
         var format = spec.Format;
         var labelsPath = labelled ? split.Labels : null;
@@ -125,7 +128,7 @@ internal static class SplitReader
             {
                 var text = spec.Text ?? throw CompressionException.Error(DiagnosticCodes.RecipeMissingKey, "JSONL data needs a 'text' section with a tokenizer.", split.Inputs);
                 var read = JsonlReader.Read(split.Inputs, text.Field, text.LabelField, labelled, kind);
-                var data = TextEncoding.Tokenize(read, split.Inputs, tokenizer!, text);
+                var data = TextEncoding.Tokenize(read, split.Inputs, tokenizer!, text, keepTexts);
                 return new SplitPiece(data, read.Labels, null);
             }
 

@@ -7,8 +7,11 @@ namespace ModelCompression.Data;
 /// </summary>
 internal static class TextEncoding
 {
-    /// <summary>Token ids (tokenizer ids, truncated, padded with the tokenizer's pad id) and the attention mask.</summary>
-    public static Dataset Tokenize(JsonlReader.Texts read, string path, TextTokenizer tokenizer, TextSpec spec)
+    /// <summary>
+    /// Token ids (tokenizer ids, truncated, padded with the tokenizer's pad id) and the attention mask; with
+    /// <paramref name="keepTexts"/> the raw texts stay with the samples' origin (what an endpoint teacher is asked about).
+    /// </summary>
+    public static Dataset Tokenize(JsonlReader.Texts read, string path, TextTokenizer tokenizer, TextSpec spec, bool keepTexts = false)
     {
         var length = spec.MaxLength;
         var ids = new long[(long)read.Values.Length * length];
@@ -30,7 +33,7 @@ internal static class TextEncoding
             null,
             path,
             DataDescription.Empty,
-            new DataOrigin(path, read.Lines),
+            new DataOrigin(path, read.Lines, keepTexts ? read.Values : null),
             null,
             null,
             []);

@@ -58,6 +58,14 @@ public sealed record ModelEvaluation(
     [JsonPropertyOrder(9)]
     public GenerationFacts? Generation { get; init; }
 
+    /// <summary>
+    /// A classifying endpoint teacher's usage on the test texts, as it was when the row was measured (requests,
+    /// cache_hits, sent, retries, failures, tokens, unusable.not_a_label, …: <c>EndpointUsage.Counts</c>); null for
+    /// every model file.
+    /// </summary>
+    [JsonPropertyOrder(9)]
+    public IReadOnlyDictionary<string, string>? Endpoint { get; init; }
+
     /// <summary>Bootstrap 95% interval of <see cref="Accuracy"/>: [lower, upper] (percentile method, 1000 resamples, fixed seed).</summary>
     [JsonPropertyOrder(1)]
     public double[]? AccuracyCi95 { get; init; }

@@ -32,17 +32,17 @@ internal static class CompressionPipeline
         // failed, or a summary not cached yet. A run with nothing to do reads no data file.
         var task = TaskCatalog.Get(recipe.Task) as IPredictionTask
             ?? throw new InvalidOperationException($"task: {recipe.Task} does not run through the prediction pipeline.");
-        using var data = new LazyData(recipe.Data, task.Labels, reporter);
+        using var data = new LazyData(recipe.Data, task.Labels, recipe.EndpointTeacher is not null, reporter);
         var dataHash = task.DataHash(DataHashing.HashData(recipe.Data, hashes));
         var evaluateOptions = Planner.EvaluationOptions(recipe);
-        var teachers = new TeacherOutputs(recipe.Teachers, hashes, cache, dataHash, data.Get, evaluateOptions.BatchSize, reporter);
+        var teachers = new TeacherOutputs(recipe.Teachers, hashes, cache, dataHash, data.Get, evaluateOptions.BatchSize, reporter, cancellationToken);
         hashes.Save();
         PhaseTrace.Mark("inputs hashed");
         var summary = DataSummary.Of(cache, dataHash, data.Get);
         PhaseTrace.Mark("data summary");
 
         var tokens = new TokenRange(data.Get, summary.TokenIds, summary.TrainTensors);
-        var teacherClasses = teachers.CheckSchemas(tokens);
+        var teacherClasses = teachers.CheckSchemas(tokens, summary.LabelNames);
         PhaseTrace.Mark("teacher schema and token check");
         var students = new StudentFactory(recipe, cache, hashes, dataHash, data.Get);
         var (classes, classesFrom) = ClassesAndLabels.Resolve(task, recipe.HasTeacher, teacherClasses, students.CheckSchema(), summary, data.Get);
@@ -130,7 +130,8 @@ internal static class CompressionPipeline
     /// </summary>
     private static void VerifyModelFiles(Recipe recipe, ArtifactCache cache, HashMemo hashes)
     {
-        string[] modelFiles = [.. recipe.Teachers.Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()];
+        // An endpoint teacher has no file here.
+        string[] modelFiles = [.. recipe.Teachers.Where(t => t.Endpoint is null).Select(t => t.Path), .. recipe.Student.ModelPath is { } student ? [student] : Array.Empty<string>()];
         if (!modelFiles.All(f => hashes.TryGet(HashMemo.ModelKey(f)) is { } known && ModelFacts.Known(cache, known)))
         {
             OnnxModelFile.Verify(modelFiles);
@@ -156,8 +157,8 @@ internal static class CompressionPipeline
         return gates;
     }
 
-    /// <summary>The run's data, read on first use and disposed with the run.</summary>
-    private sealed class LazyData(DataSpec spec, LabelKind labels, IPipelineReporter reporter) : IDisposable
+    /// <summary>The run's data, read on first use and disposed with the run; with <paramref name="keepTexts"/> text samples keep their raw texts (an endpoint teacher reads them).</summary>
+    private sealed class LazyData(DataSpec spec, LabelKind labels, bool keepTexts, IPipelineReporter reporter) : IDisposable
     {
         private LoadedData? _loaded;
 
@@ -166,7 +167,7 @@ internal static class CompressionPipeline
             if (_loaded is null)
             {
                 reporter.Info($"Reading data ({spec.Format})");
-                _loaded = DataLoader.Load(spec, labels);
+                _loaded = DataLoader.Load(spec, labels, keepTexts);
             }
 
             return _loaded;

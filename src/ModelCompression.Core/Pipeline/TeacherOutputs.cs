@@ -15,6 +15,8 @@ namespace ModelCompression.Pipeline;
 /// hashes: the schema check (does it take the data's tensors; how many classes), the logits the students learn from,
 /// the intermediate tensors feature distillation matches, and the teacher's evaluation with its test outputs (which
 /// every student's agreement and KL are measured against). A run with everything cached runs no teacher.
+/// A teacher behind an endpoint (classification of text) gives the same through <see cref="EndpointTeacherOutputs"/>;
+/// it has no graph, so intermediate tensors are refused (MC2079).
 /// </summary>
 internal sealed class TeacherOutputs
 {
@@ -28,6 +30,8 @@ internal sealed class TeacherOutputs
     private readonly Func<LoadedData> _data;
     private readonly int _batchSize;
     private readonly IPipelineReporter _reporter;
+    private readonly EndpointTeacherOutputs? _endpoint;
+    private readonly CancellationToken _cancellationToken;
 
     /// <summary>The recipe's teachers (none, one or several), their model files hashed through <paramref name="hashes"/>.</summary>
     /// <param name="teachers">The recipe's teachers.</param>
@@ -37,10 +41,16 @@ internal sealed class TeacherOutputs
     /// <param name="data">The run's data, read on first use.</param>
     /// <param name="batchSize">Samples per teacher batch (the evaluation's batch size).</param>
     /// <param name="reporter">Where the teacher's runs report progress.</param>
-    public TeacherOutputs(IReadOnlyList<TeacherSpec> teachers, HashMemo hashes, ArtifactCache cache, string dataHash, Func<LoadedData> data, int batchSize, IPipelineReporter reporter)
+    /// <param name="cancellationToken">Cancels an endpoint teacher's requests.</param>
+    public TeacherOutputs(IReadOnlyList<TeacherSpec> teachers, HashMemo hashes, ArtifactCache cache, string dataHash, Func<LoadedData> data, int batchSize, IPipelineReporter reporter, CancellationToken cancellationToken = default)
     {
         _teachers = teachers;
-        _hashes = [.. teachers.Select(t => hashes.Model(t.Path))];
+        _hashes = [.. teachers.Select(t => t.Endpoint is { } endpoint ? EndpointTeacherOutputs.HashOf(endpoint) : hashes.Model(t.Path))];
+        // CI replays what a trusted run paid for, with the recipe as it is: the variable forces offline, as for generation.
+        _endpoint = teachers is [{ Endpoint: { } options }]
+            ? new EndpointTeacherOutputs(Environment.GetEnvironmentVariable(GenerationPipeline.OfflineVariable) is "1" or "true" ? options with { Offline = true } : options, cache, dataHash, reporter)
+            : null;
+        _cancellationToken = cancellationToken;
         _cache = cache;
         _dataHash = dataHash;
         _data = data;
@@ -58,15 +68,21 @@ internal sealed class TeacherOutputs
 
     /// <summary>The first teacher's file and cached structure (what the plan checks hint names against); null without a teacher.</summary>
     public (string Path, ModelFacts Facts)? FirstFacts() =>
-        _teachers.Count == 0 ? null : (_teachers[0].Path, ModelFacts.Of(_cache, _teachers[0].Path, _hashes[0]));
+        _teachers.Count == 0 || _endpoint is not null ? null : (_teachers[0].Path, ModelFacts.Of(_cache, _teachers[0].Path, _hashes[0]));
 
     /// <summary>
     /// Checks, before any work, that every teacher takes the data's tensors (every split has the training split's
     /// tensors: DataLoader checked), that the data's token ids fit its embedding tables, and that the teachers agree on
-    /// the classes; returns the classes (0 without a teacher).
+    /// the classes; returns the classes (0 without a teacher). An endpoint teacher's classes are the data's class names
+    /// (<paramref name="labelNames"/>), which its replies name.
     /// </summary>
-    public int CheckSchemas(TokenRange tokens)
+    public int CheckSchemas(TokenRange tokens, IReadOnlyList<string>? labelNames = null)
     {
+        if (_endpoint is not null)
+        {
+            return EndpointTeacherOutputs.CheckClasses(labelNames, null);
+        }
+
         var classes = 0;
         foreach (var (spec, i) in _teachers.Select((t, i) => (t, i)))
         {
@@ -89,7 +105,9 @@ internal sealed class TeacherOutputs
 
     /// <summary>Each teacher's logits on <paramref name="split"/> (named <paramref name="splitName"/>) with its weight.</summary>
     public IReadOnlyList<(float[] Logits, double Weight)> Logits(Dataset split, string splitName) =>
-        [.. _teachers.Select((t, i) => (Logits(t.Path, _hashes[i], split, splitName), t.Weight))];
+        _endpoint is not null
+            ? [(_endpoint.Logits(split, splitName, _hashes[0], _cancellationToken), 1)]
+            : [.. _teachers.Select((t, i) => (Logits(t.Path, _hashes[i], split, splitName), t.Weight))];
 
     /// <summary>
     /// The (first) teacher's evaluation on the test split and its outputs there; both null without a teacher.
@@ -101,7 +119,7 @@ internal sealed class TeacherOutputs
             return (null, null);
         }
 
-        var (evaluation, outputs) = EvaluateFirst(task, test, options);
+        var (evaluation, outputs) = _endpoint is not null ? _endpoint.Evaluate(task, test, options, _hashes[0], _cancellationToken) : EvaluateFirst(task, test, options);
         return (evaluation, new TeacherTestOutputs(_hashes[0], outputs));
     }
 
@@ -136,6 +154,14 @@ internal sealed class TeacherOutputs
     /// </summary>
     public Dataset Features(IReadOnlyList<string> tensors, Dataset split, string splitName)
     {
+        if (_endpoint is not null)
+        {
+            // The loader refuses hints with an endpoint teacher; a stage that asks anyway gets the same answer.
+            throw CompressionException.Error(
+                DiagnosticCodes.EndpointTeacherCannotClassify,
+                $"The teacher behind an endpoint ({_teachers[0].Path}) gives class names, not the intermediate tensors {string.Join(", ", tensors)} that feature distillation matches: remove the hints.");
+        }
+
         var (teacherPath, teacherHash) = (_teachers[0].Path, _hashes[0]);
         var key = new ContentHash().Add("engine", EngineInfo.Version).Add("teacher", teacherHash).Add("data", _dataHash).Add("split", splitName)
             .Add("tensors", string.Join("\n", tensors)).Finish();

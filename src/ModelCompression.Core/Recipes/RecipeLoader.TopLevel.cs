@@ -84,9 +84,9 @@ public static partial class RecipeLoader
                 source.Error(DiagnosticCodes.RecipeInvalidValue, $"Chat data is for task: generation; task {task.Name} reads tensors (idx, npy, npz, csv, jsonl).", taskNode);
             }
 
-            if (teachers is [{ Endpoint: not null }, ..])
+            if (teachers is [{ Endpoint: { } endpoint }, ..])
             {
-                source.Error(DiagnosticCodes.RecipeInvalidValue, $"An endpoint teacher answers prompts as text, which task: generation learns from; task {task.Name} distils an ONNX teacher's soft targets. Give 'teacher:' an ONNX file, or make the recipe task: generation.", YamlSource.Get(root, RecipeKeys.Teacher) ?? taskNode);
+                CheckEndpointClassifier(source, task, data, stages, endpoint, YamlSource.Get(root, RecipeKeys.Teacher) ?? taskNode);
             }
 
             if (decoder)
@@ -137,88 +137,6 @@ public static partial class RecipeLoader
         CheckEndpointTeacher(source, stages, teachers);
 
         return settings;
-    }
-
-    /// <summary>
-    /// Token-level distillation (distill with alpha above 0) needs the teacher's tokenizer to be the student's. A teacher
-    /// that carries its own (a tokenizer.compress.json beside it) of another kind than the recipe's, or with a compact
-    /// vocabulary the recipe's lacks (or the reverse), cannot be: said here, at load time, at each such distill's line.
-    /// Tokenizers of one kind built from different text (character, compact) are compared when the run has made the
-    /// student's, still before anything trains.
-    /// </summary>
-    private static void CheckTeacherTokenizer(YamlSource source, GenerationSettings settings, List<StageSpec> stages, List<TeacherSpec>? teachers)
-    {
-        if (teachers is not [{ Endpoint: null } teacher, ..]
-            || Path.Combine(Path.GetDirectoryName(teacher.Path)!, Text.GenerationTokenizer.DefaultFileName) is not { } file
-            || !File.Exists(file)
-            || stages.All(s => s.Options is not DistillOptions { Alpha: > 0 }))
-        {
-            return;
-        }
-
-        Text.GenerationTokenizer own;
-        try
-        {
-            own = Text.GenerationTokenizer.Load(file);
-        }
-        catch (CompressionException e)
-        {
-            source.Problems.AddRange(e.Diagnostics);
-            return;
-        }
-
-        var compact = own.CompactVocabulary is not null;
-        if (own.Kind == settings.Tokenizer && compact == settings.CompactVocabulary)
-        {
-            return;
-        }
-
-        var theirs = $"{own.Kind.ToString().ToLowerInvariant()}{(compact ? ", compact" : "")}";
-        var ours = $"{settings.Tokenizer.ToString().ToLowerInvariant()}{(settings.CompactVocabulary ? ", compact" : "")}";
-        foreach (var stage in stages.Where(s => s.Options is DistillOptions { Alpha: > 0 }))
-        {
-            source.Problems.Add(Diagnostic.Error(
-                DiagnosticCodes.RecipeInvalidValue,
-                $"Stage 'distill': the teacher's tokenizer ({theirs}, {file}) is not the student's ({ours}), so only sequence-level distillation applies (the student learns the teacher's answers as text): set alpha: 0 and put a generate stage before it, or give the student the teacher's tokenizer.",
-                source.File,
-                stage.OptionLines.TryGetValue("alpha", out var line) ? line : stage.Line,
-                1));
-        }
-    }
-
-    /// <summary>
-    /// An endpoint teacher gives answers as text (the generate stage), never logits or weights: init_from_teacher and
-    /// recovery training on the teacher's soft targets are refused at their lines, and token-level distillation (distill
-    /// alpha above 0) unless the teacher is declared to share the student's tokenizer (its top_logprobs then teach).
-    /// </summary>
-    private static void CheckEndpointTeacher(YamlSource source, List<StageSpec> stages, List<TeacherSpec>? teachers)
-    {
-        if (teachers is not [{ Endpoint: { } endpoint }, ..])
-        {
-            return;
-        }
-
-        var sampling = new[] { "temperature", "top_k", "top_p", "samples_per_prompt", "max_new_tokens", "seed" };
-        foreach (var stage in stages)
-        {
-            if (stage.Options is GenerateOptions && sampling.FirstOrDefault(stage.OptionLines.ContainsKey) is { } given)
-            {
-                source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage 'generate': {given} is the local teacher's; an endpoint teacher samples as the teacher mapping says (temperature, top_p, max_tokens, samples_per_prompt, seed there).", source.File, stage.OptionLines[given], 1));
-            }
-
-            var (key, why) = stage.Options switch
-            {
-                DistillOptions { Alpha: > 0 } when !endpoint.SharesTokenizer => ("alpha", "token-level distillation (alpha above 0) learns the teacher's token distributions, and this endpoint teacher gives answers as text: set alpha: 0 (sequence-level, after a generate stage), or, when the endpoint's model tokenizes as the student does, declare it in the teacher mapping with shares_tokenizer: true and top_logprobs: N"),
-                DistillOptions when stage.OptionLines.ContainsKey("teacher_top_k") => ("teacher_top_k", "teacher_top_k is how many of a local teacher's tokens are kept; an endpoint teacher's are the top_logprobs it gives (set top_logprobs in the teacher mapping)"),
-                TrainingStageOptions { InitFromTeacher: true } => ("init_from_teacher", "init_from_teacher copies the teacher's weights, and an endpoint teacher has none here"),
-                RecoveryOptions { ReadsTeacher: true } => ("alpha", "recovery training with alpha above 0 learns the teacher's soft targets, and an endpoint teacher gives answers as text: set alpha: 0 or recovery_teacher: dense"),
-                _ => (null, null),
-            };
-            if (why is not null)
-            {
-                source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, $"Stage '{stage.Kind}': {why}.", source.File, stage.OptionLines.TryGetValue(key!, out var line) ? line : stage.Line, 1));
-            }
-        }
     }
 
     /// <summary>The node of <paramref name="key"/>'s value in <paramref name="node"/>, for an error at its line.</summary>

@@ -41,12 +41,21 @@ public static class EndpointBatch
     /// Writes the requests <paramref name="prompts"/> need that <paramref name="cacheFolder"/> does not hold yet to
     /// <paramref name="path"/> (atomically), in the order of first use; returns how many.
     /// </summary>
-    public static int WriteRequests(IReadOnlyList<ChatRecord> prompts, GenerativeTask task, EndpointTeacherOptions options, string cacheFolder, string path)
+    public static int WriteRequests(IReadOnlyList<ChatRecord> prompts, GenerativeTask task, EndpointTeacherOptions options, string cacheFolder, string path) =>
+        WriteRequests(EndpointTeacher.Requests(prompts, task, options), cacheFolder, path);
+
+    /// <summary>
+    /// Writes those of <paramref name="requests"/> (distinct, in order) that <paramref name="cacheFolder"/> does not hold
+    /// yet to <paramref name="path"/> (atomically); returns how many. A classifying teacher's requests come from
+    /// <see cref="EndpointLabeler.Requests"/>.
+    /// </summary>
+    public static int WriteRequests(IReadOnlyList<EndpointRequest> requests, string cacheFolder, string path)
     {
+        ArgumentNullException.ThrowIfNull(requests);
         ArgumentNullException.ThrowIfNull(cacheFolder);
         ArgumentNullException.ThrowIfNull(path);
         var cache = new EndpointAnswerCache(cacheFolder);
-        var missing = EndpointTeacher.Requests(prompts, task, options).Where(r => cache.TryRead(r, out _) is null).ToList();
+        var missing = requests.Where(r => cache.TryRead(r, out _) is null).ToList();
         using var stream = new MemoryStream();
         foreach (var request in missing)
         {

@@ -47,9 +47,17 @@ public sealed record EndpointRequest
     /// <summary>The request that asks <paramref name="options"/>' model to answer <paramref name="messages"/> as <paramref name="task"/> needs.</summary>
     public static EndpointRequest Create(IReadOnlyList<ChatMessage> messages, GenerativeTask task, EndpointTeacherOptions options)
     {
-        ArgumentNullException.ThrowIfNull(messages);
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(options);
+        return Create(messages, options, options.AnswerTokens(task));
+    }
+
+    /// <summary>The request that asks <paramref name="options"/>' model to answer <paramref name="messages"/> in at most <paramref name="maxTokens"/> tokens.</summary>
+    public static EndpointRequest Create(IReadOnlyList<ChatMessage> messages, EndpointTeacherOptions options, int maxTokens)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 1);
         using var stream = new MemoryStream();
         using (var writer = new Utf8JsonWriter(stream, WriterOptions))
         {
@@ -67,7 +75,7 @@ public sealed record EndpointRequest
             writer.WriteEndArray();
             writer.WriteNumber("temperature", options.Temperature);
             writer.WriteNumber("top_p", options.TopP);
-            writer.WriteNumber("max_tokens", options.AnswerTokens(task));
+            writer.WriteNumber("max_tokens", maxTokens);
             if (options.Stop.Length > 0)
             {
                 writer.WriteStartArray("stop");

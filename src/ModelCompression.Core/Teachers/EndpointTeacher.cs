@@ -1,4 +1,3 @@
-// Why this file is long: one request flow (render, cache lookup, budget, concurrent sending with retries, judging, usage) reads top to bottom here; its parts are private steps of that flow.
 using System.Diagnostics;
 using System.Globalization;
 using ModelCompression.Diagnostics;
@@ -87,70 +86,17 @@ public static class EndpointTeacher
         var plan = Plan(prompts, task, options);
         var requests = plan.SelectMany(p => p.Requests).DistinctBy(r => r.Key).ToList();
 
-        // What the cache already holds.
-        var cache = new EndpointAnswerCache(cacheFolder);
-        var replies = new Dictionary<string, EndpointReply>(StringComparer.Ordinal);
-        var warnings = new List<Diagnostic>();
-        foreach (var request in requests)
-        {
-            if (cache.TryRead(request, out var warning) is { } reply)
-            {
-                replies[request.Key] = reply;
-            }
-            else if (warning is not null)
-            {
-                warnings.Add(warning);
-            }
-        }
-
-        var cacheHits = replies.Count;
-        var missing = requests.Where(r => !replies.ContainsKey(r.Key)).ToList();
-        if (options.Offline && missing.Count > 0)
-        {
-            throw MissingOffline(plan, missing, requests.Count, cache.Folder);
-        }
-
-        var run = new Run(requests.Count, cacheHits, progress);
-        run.Spend(replies.Values);
-        var counters = new EndpointCounters();
-        if (missing.Count > 0)
-        {
-            EndpointClient.CheckKey(options);
-            var client = new EndpointClient(options, wait, counters);
-            progress?.Report((cacheHits, requests.Count));
-            await Parallel.ForEachAsync(
-                run.WithinBudget(missing, options),
-                new ParallelOptions { MaxDegreeOfParallelism = options.RequestBatchSize, CancellationToken = cancellationToken },
-                async (request, token) =>
-                {
-                    var outcome = await client.SendAsync(request, token).ConfigureAwait(false);
-                    if (outcome.Reply is { } reply)
-                    {
-                        // Stored before anything else: a run killed after this line does not send it again.
-                        cache.Write(request, reply);
-                    }
-
-                    run.Finish(request, outcome);
-                }).ConfigureAwait(false);
-        }
-        else
-        {
-            progress?.Report((requests.Count, requests.Count));
-        }
-
-        foreach (var (key, reply) in run.NewReplies)
-        {
-            replies[key] = reply;
-        }
-
-        var (set, turns, judged) = Assemble(prompts, plan, replies, run.Failures, options, parser, clock);
-        var usage = run.Usage(counters, replies.Values, judged, clock.Elapsed.TotalSeconds);
+        var exchange = await EndpointExchange.RunAsync(
+            requests, options, cacheFolder, wait, missing => MissingOffline(plan, missing, requests.Count, new EndpointAnswerCache(cacheFolder).Folder), progress, cancellationToken).ConfigureAwait(false);
+        var replies = exchange.Replies;
+        var (set, turns, judged) = Assemble(prompts, plan, replies, exchange.Failures, options, parser, clock);
+        var usage = exchange.Usage(judged.Values.SelectMany(j => j).Select(j => j.Drop), clock.Elapsed.TotalSeconds);
         if (usage.BelowRatio(options.MinSuccessRatio) is { } tooFew)
         {
             throw tooFew;
         }
 
-        return new EndpointTeacherResult(set, turns, usage, warnings);
+        return new EndpointTeacherResult(set, turns, usage, exchange.Warnings);
     }
 
     /// <summary>
@@ -239,7 +185,7 @@ public static class EndpointTeacher
             return new PromptPlan(record, slots, [.. slots.Select(slot => EndpointRequest.Create(TeacherPrompts.RequestMessages(record, slot, task, options), task, options))]);
         })];
 
-    private static CompressionException MissingOffline(IReadOnlyList<PromptPlan> plan, List<EndpointRequest> missing, int total, string folder)
+    private static CompressionException MissingOffline(IReadOnlyList<PromptPlan> plan, IReadOnlyList<EndpointRequest> missing, int total, string folder)
     {
         var missingKeys = missing.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
         var shown = new List<string>();
@@ -405,114 +351,4 @@ public static class EndpointTeacher
 
     /// <summary>One choice judged: the drop reason (null: usable), the answer text, and the chain-of-thought reason.</summary>
     private sealed record Judged(TeacherAnswerDropReason? Drop, string Answer, string? CotReason);
-
-    /// <summary>One run's sending: the budget, progress, new replies and failures (shared by the concurrent requests).</summary>
-    private sealed class Run(int total, int cacheHits, IProgress<(int Done, int Total)>? progress)
-    {
-        private readonly Lock _gate = new();
-        private readonly Dictionary<string, EndpointReply> _newReplies = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, string> _failures = new(StringComparer.Ordinal);
-        private readonly int _cacheHits = cacheHits;
-        private int _done = cacheHits;
-        private int _spentRequests;
-        private long _spentTokens;
-        private int _sent;
-        private int _notAsked;
-        private long _sentPromptTokens;
-        private long _sentCompletionTokens;
-
-        public IReadOnlyDictionary<string, EndpointReply> NewReplies => _newReplies;
-
-        public IReadOnlyDictionary<string, string> Failures => _failures;
-
-        /// <summary>Cached replies cost what they cost when they were sent: they count against the budget.</summary>
-        public void Spend(IEnumerable<EndpointReply> cached)
-        {
-            foreach (var reply in cached)
-            {
-                _spentRequests++;
-                _spentTokens += reply.TotalTokens;
-            }
-        }
-
-        /// <summary>
-        /// The missing requests, in order, while the budget lasts. Parallel.ForEachAsync takes items one at a time from
-        /// this enumerator, so the requests a request budget lets through are always the first ones.
-        /// </summary>
-        public IEnumerable<EndpointRequest> WithinBudget(IReadOnlyList<EndpointRequest> missing, EndpointTeacherOptions options)
-        {
-            for (var i = 0; i < missing.Count; i++)
-            {
-                bool stop;
-                lock (_gate)
-                {
-                    stop = (options.BudgetRequests > 0 && _spentRequests >= options.BudgetRequests) || (options.BudgetTokens > 0 && _spentTokens >= options.BudgetTokens);
-                    if (stop)
-                    {
-                        _notAsked = missing.Count - i;
-                        _done += _notAsked;
-                        progress?.Report((_done, total));
-                    }
-                    else
-                    {
-                        _spentRequests++;
-                        _sent++;
-                    }
-                }
-
-                if (stop)
-                {
-                    yield break;
-                }
-
-                yield return missing[i];
-            }
-        }
-
-        public void Finish(EndpointRequest request, EndpointOutcome outcome)
-        {
-            lock (_gate)
-            {
-                if (outcome.Reply is { } reply)
-                {
-                    _newReplies[request.Key] = reply;
-                    _spentTokens += reply.TotalTokens;
-                    _sentPromptTokens += reply.PromptTokens;
-                    _sentCompletionTokens += reply.CompletionTokens;
-                }
-                else
-                {
-                    _failures[request.Key] = outcome.Failure!;
-                }
-
-                _done++;
-                progress?.Report((_done, total));
-            }
-        }
-
-        public EndpointUsage Usage(EndpointCounters counters, IEnumerable<EndpointReply> used, IReadOnlyDictionary<string, Judged[]> judged, double seconds)
-        {
-            var decided = judged.Values.SelectMany(j => j).Where(j => j.Drop != TeacherAnswerDropReason.NotAsked).ToList();
-            var replies = used.ToList();
-            return new EndpointUsage
-            {
-                Requests = total,
-                CacheHits = _cacheHits,
-                Sent = _sent,
-                Attempts = counters.Attempts,
-                Retries = counters.Retries,
-                Failures = _failures.Values.GroupBy(f => f, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal),
-                NotAsked = _notAsked,
-                StoppedOnBudget = _notAsked > 0,
-                PromptTokens = replies.Sum(r => r.PromptTokens),
-                CompletionTokens = replies.Sum(r => r.CompletionTokens),
-                SentPromptTokens = _sentPromptTokens,
-                SentCompletionTokens = _sentCompletionTokens,
-                Answers = decided.Count,
-                UsableAnswers = decided.Count(j => j.Drop is null),
-                Unusable = decided.Where(j => j.Drop is not null).GroupBy(j => TeacherAnswers.ReasonName(j.Drop!.Value), StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal),
-                Seconds = seconds,
-            };
-        }
-    }
 }

@@ -64,7 +64,7 @@ public sealed record EndpointTeacherOptions
     public double TopP { get; init; } = 0.1;
 
     /// <summary>Tokens an answer may have; 0 for the task's default.</summary>
-    [Option("max_tokens", "Tokens an answer may have (0: the task's default, 128, or 1024 for summarization); an answer cut there is dropped as unfinished. Sent as max_tokens, which every OpenAI-compatible server reads.", Min = 0, Max = 1000000)]
+    [Option("max_tokens", "Tokens an answer may have (0: the task's default, 128, or 1024 for summarization, 16 for a class name in task: classification); an answer cut there is dropped as unfinished. Sent as max_tokens, which every OpenAI-compatible server reads.", Min = 0, Max = 1000000)]
     public int MaxTokens { get; init; }
 
     /// <summary>Stop sequences.</summary>
@@ -151,7 +151,7 @@ public sealed record EndpointTeacherOptions
     public int ReasoningWords { get; init; } = 100;
 
     /// <summary>The user message's template ({content} is the prompt); null for the task's default.</summary>
-    [Option("prompt_template", "How the prompt's last user message is put to the teacher; {content} is the message (default: the task's template, see TeacherPrompts).")]
+    [Option("prompt_template", "How the prompt's last user message is put to the teacher; {content} is the message (default: the task's template, see TeacherPrompts). In task: classification, {content} is the text and {labels} the class names, comma-separated (default: 'Classify the text as exactly one of: {labels}. Reply with the label only.' and the text).")]
     public string? PromptTemplate { get; init; }
 
     /// <summary>The new tokens an answer to <paramref name="task"/> may have: <see cref="MaxTokens"/>, or the task's default.</summary>

@@ -79,6 +79,49 @@ public sealed record EndpointUsage
         return text + Invariant($"; {PromptTokens} prompt + {CompletionTokens} completion tokens ({SentPromptTokens} + {SentCompletionTokens} in this run); {UsableAnswers} of {Answers} answers usable ({SuccessRatio:0.###}){Detail(Unusable)}.");
     }
 
+    /// <summary>
+    /// The counts as report details, each key prefixed with <paramref name="prefix"/>: requests, cache_hits, sent, attempts,
+    /// retries, failures, not_asked, stopped_on_budget, prompt_tokens, completion_tokens, sent_prompt_tokens,
+    /// sent_completion_tokens, success_ratio, then retries.CAUSE, failures.REASON and unusable.REASON (not_a_label, …).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Counts(string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        var invariant = CultureInfo.InvariantCulture;
+        var counts = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [prefix + "requests"] = Requests.ToString(invariant),
+            [prefix + "cache_hits"] = CacheHits.ToString(invariant),
+            [prefix + "sent"] = Sent.ToString(invariant),
+            [prefix + "attempts"] = Attempts.ToString(invariant),
+            [prefix + "retries"] = RetryCount.ToString(invariant),
+            [prefix + "failures"] = FailureCount.ToString(invariant),
+            [prefix + "not_asked"] = NotAsked.ToString(invariant),
+            [prefix + "stopped_on_budget"] = StoppedOnBudget ? "true" : "false",
+            [prefix + "prompt_tokens"] = PromptTokens.ToString(invariant),
+            [prefix + "completion_tokens"] = CompletionTokens.ToString(invariant),
+            [prefix + "sent_prompt_tokens"] = SentPromptTokens.ToString(invariant),
+            [prefix + "sent_completion_tokens"] = SentCompletionTokens.ToString(invariant),
+            [prefix + "success_ratio"] = SuccessRatio.ToString("0.####", invariant),
+        };
+        foreach (var (cause, count) in Retries)
+        {
+            counts[$"{prefix}retries.{cause}"] = count.ToString(invariant);
+        }
+
+        foreach (var (reason, count) in Failures)
+        {
+            counts[$"{prefix}failures.{reason}"] = count.ToString(invariant);
+        }
+
+        foreach (var (reason, count) in Unusable)
+        {
+            counts[$"{prefix}unusable.{reason}"] = count.ToString(invariant);
+        }
+
+        return counts;
+    }
+
     /// <summary>MC2092 when the usable share is below <paramref name="minSuccessRatio"/> (and something was decided), with the counts.</summary>
     internal CompressionException? BelowRatio(double minSuccessRatio)
     {

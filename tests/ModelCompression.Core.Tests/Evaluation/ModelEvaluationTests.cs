@@ -57,7 +57,7 @@ public sealed class ModelEvaluationTests(MeasuredModelsFixture fixture) : IClass
     private static readonly string[] SchemaKeys =
     [
         "name", "samples", "accuracy", "accuracy_ci95", "top_k", "top_k_accuracy", "macro_f1", "per_class", "confusion_matrix",
-        "agreement_with_teacher", "kl_to_teacher", "generation", "ece", "mae", "rmse", "size_bytes", "size_mb", "parameters",
+        "agreement_with_teacher", "kl_to_teacher", "generation", "endpoint", "ece", "mae", "rmse", "size_bytes", "size_mb", "parameters",
         "nonzero_parameters", "flops", "latency", "peak_memory_mb",
     ];
 

@@ -187,7 +187,7 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
             student: { architecture: mlp }
             stages: [finetune]
             """);
-        Assert.Contains(classification, d => d.Message.Contains("An endpoint teacher answers prompts as text", StringComparison.Ordinal));
+        Assert.Contains(classification, d => d.Code == DiagnosticCodes.EndpointTeacherCannotClassify && d.Message.Contains("An endpoint teacher answers with text", StringComparison.Ordinal) && d.Message.Contains("this data is not text", StringComparison.Ordinal));
 
         // Sequence-level distillation from an endpoint loads, with its options bound.
         var path = _dir.File("ok.compress.yaml");

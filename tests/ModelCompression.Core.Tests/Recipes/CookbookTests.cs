@@ -13,7 +13,7 @@ public sealed partial class CookbookTests : IDisposable
     public static TheoryData<int> Recipes() => [.. Enumerable.Range(0, Blocks().Count)];
 
     [Fact]
-    public void The_cookbook_has_its_recipes() => Assert.Equal(11, Blocks().Count);
+    public void The_cookbook_has_its_recipes() => Assert.Equal(12, Blocks().Count);
 
     [Theory]
     [MemberData(nameof(Recipes))]

@@ -138,31 +138,12 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         return new StageResult(Kind, summary, details, null, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>What the endpoint cost and how it went: requests, cache hits, retries and failures by cause, tokens.</summary>
+    /// <summary>What the endpoint cost and how it went: requests, cache hits, retries and failures by cause, tokens, unusable answers by reason.</summary>
     private static void AddUsage(Dictionary<string, string> details, EndpointUsage usage)
     {
-        var invariant = CultureInfo.InvariantCulture;
-        details["endpoint.requests"] = usage.Requests.ToString(invariant);
-        details["endpoint.cache_hits"] = usage.CacheHits.ToString(invariant);
-        details["endpoint.sent"] = usage.Sent.ToString(invariant);
-        details["endpoint.attempts"] = usage.Attempts.ToString(invariant);
-        details["endpoint.retries"] = usage.RetryCount.ToString(invariant);
-        details["endpoint.failures"] = usage.FailureCount.ToString(invariant);
-        details["endpoint.not_asked"] = usage.NotAsked.ToString(invariant);
-        details["endpoint.stopped_on_budget"] = usage.StoppedOnBudget ? "true" : "false";
-        details["endpoint.prompt_tokens"] = usage.PromptTokens.ToString(invariant);
-        details["endpoint.completion_tokens"] = usage.CompletionTokens.ToString(invariant);
-        details["endpoint.sent_prompt_tokens"] = usage.SentPromptTokens.ToString(invariant);
-        details["endpoint.sent_completion_tokens"] = usage.SentCompletionTokens.ToString(invariant);
-        details["endpoint.success_ratio"] = usage.SuccessRatio.ToString("0.####", invariant);
-        foreach (var (cause, count) in usage.Retries)
+        foreach (var (key, value) in usage.Counts("endpoint."))
         {
-            details[$"endpoint.retries.{cause}"] = count.ToString(invariant);
-        }
-
-        foreach (var (reason, count) in usage.Failures)
-        {
-            details[$"endpoint.failures.{reason}"] = count.ToString(invariant);
+            details[key] = value;
         }
     }
 }
