@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the numbers bench/README.md records for GenerativeDistill, read from the runs' report.json files.
 
-Usage: summarize.py OUT_DIR [math|mail]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
+Usage: summarize.py OUT_DIR [math|mail|served]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
 `baseline accept` replays the labels-only recipe from the cache and rewrites its report)
 Nothing here is computed anew except sums and ratios of what the engine reported; every metric, p-value and
 count is the engine's own.
@@ -13,9 +13,10 @@ import sys
 RECIPES = {
     "math": ["math-teacher", "math-labels-only", "math-student", "math-student-int4"],
     "mail": ["mail-teacher", "mail-labels-only", "mail-student"],
+    "served": ["math-student-local", "math-student-served"],
 }
 # The headline metric of each task: exact match of the final number; ROUGE-L F1 of the subject line.
-HEADLINE = {"math": "exact_match", "mail": "rouge_l"}
+HEADLINE = {"math": "exact_match", "mail": "rouge_l", "served": "exact_match"}
 
 
 def metrics(evaluation, headline):
@@ -32,17 +33,22 @@ def metrics(evaluation, headline):
         "tps8": m.get("tokens_per_second_batch"),
         "failures": generation.get("parse_failures"),
         "unfinished": generation.get("unfinished"),
-        "mb": evaluation["size_mb"],
-        "params": evaluation["parameters"],
+        "mb": evaluation.get("size_mb"),
+        "params": evaluation.get("parameters"),
     }
+
+
+def fmt(value, form):
+    """A number in FORM, or n/a where the engine reports none (an endpoint teacher has no perplexity, speed or size)."""
+    return "n/a" if value is None else format(value, form)
 
 
 def row(name, seconds, cached, m):
     shown = "n/a" if seconds is None else "cached" if cached else f"{seconds:.0f}"
     ci = f"[{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" if m["ci"] else ""
     agree = "" if m["agree"] is None else f"{m['agree']:.3f}"
-    return (f"| {name} | {shown} | {m['em']:.3f} {ci} | {m['parse']:.3f} | {m['ppl']:.4f} | {agree} | "
-            f"{m['tps1']:.0f} | {m['tps8']:.0f} | {m['mb']:.3f} | {m['params']:,} |")
+    return (f"| {name} | {shown} | {m['em']:.3f} {ci} | {m['parse']:.3f} | {fmt(m['ppl'], '.4f')} | {agree} | "
+            f"{fmt(m['tps1'], '.0f')} | {fmt(m['tps8'], '.0f')} | {fmt(m['mb'], '.3f')} | {fmt(m['params'], ',')} |")
 
 
 def brief(values):
@@ -65,8 +71,9 @@ def main(out, task):
             continue
         report = json.load(open(path, encoding="utf-8"))
         reports[recipe] = report
-        if report.get("teacher") and recipe == f"{task}-labels-only":
-            print(row("teacher (evaluated by the student recipes)", None, False, metrics(report["teacher"], headline)))
+        if report.get("teacher") and (recipe == f"{task}-labels-only" or task == "served"):
+            name = "teacher (evaluated by the student recipes)" if task != "served" else f"{recipe}: its teacher"
+            print(row(name, None, False, metrics(report["teacher"], headline)))
         for stage in report["stages"]:
             print(row(f"{recipe} / {stage['stage']}", stage["seconds"], stage["cached"], metrics(stage["evaluation"], headline)))
             if stage.get("baseline"):
@@ -80,6 +87,9 @@ def main(out, task):
                 dropped = {k.split(".", 1)[1]: v for k, v in details.items() if k.startswith("dropped.")}
                 print(f"  generate: {details['prompts']} prompts, {details['kept']} kept, {details['dropped']} dropped {dropped}, "
                       f"{details['generated_tokens']} tokens at {details['teacher_tokens_per_second']} tokens/s")
+            endpoint = {k: v for k, v in details.items() if k.startswith("endpoint")}
+            if endpoint:
+                print(f"  {stage['stage']}: {endpoint}")
             if stage.get("gain_from_distillation") is not None:
                 print(f"  {stage['stage']}: {details.get('steps')} steps ({details.get('steps_per_epoch')} per epoch); "
                       f"twin {stage['baseline_details'].get('steps')} steps; gain from distillation {stage['gain_from_distillation']:+.4f}")
