@@ -19,3 +19,22 @@ run_recipe() {
   echo "== $recipe: exit $rc, $(( $(date +%s) - start )) s wall, end $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)"
   return "$rc"
 }
+
+# Serves the model folder $1 with the engine's CLI on 127.0.0.1:$2 (log in $out/logs/serve.log) and waits until it
+# answers; stop_server writes the server's counts to $3 and stops it.
+start_server() {
+  "${cli[@]}" serve "$1" --port "$2" --threads "$threads" > "$out/logs/serve.log" 2>&1 &
+  server=$!
+  trap 'kill "$server" "$sampler" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 60); do
+    curl -sf "http://127.0.0.1:$2/v1/models" > /dev/null && return 0
+    sleep 1
+  done
+  echo "the server on port $2 did not answer within 60 s" >&2
+  return 1
+}
+
+stop_server() {
+  curl -s "http://127.0.0.1:$1/v1/compress/stats" > "$2" || true
+  kill "$server" 2>/dev/null || true
+}

@@ -49,17 +49,10 @@ sed -i 's/outputs: { model: math-student.onnx/outputs: { model: math-student-loc
 local_rc=0
 run_recipe math-student-local || local_rc=$?
 
-"${cli[@]}" serve "$out/models/math-teacher" --port "$port" --threads "$threads" > "$out/logs/serve.log" 2>&1 &
-server=$!
-trap 'kill "$server" "$sampler" 2>/dev/null || true' EXIT
-for _ in $(seq 1 60); do
-  curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null && break
-  sleep 1
-done
+start_server "$out/models/math-teacher" "$port"
 served_rc=0
 run_recipe math-student-served || served_rc=$?
-curl -s "http://127.0.0.1:$port/v1/compress/stats" > "$out/served-stats.json" || true
-kill "$server" 2>/dev/null || true
+stop_server "$port" "$out/served-stats.json"
 rm -f "$here/math-student-local.compress.yaml"
 python3 "$here/summarize.py" "$out" served | tee "$out/served-summary.md"
 echo "math-student-local exit $local_rc, math-student-served exit $served_rc"

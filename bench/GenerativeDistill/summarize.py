@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the numbers bench/README.md records for GenerativeDistill, read from the runs' report.json files.
 
-Usage: summarize.py OUT_DIR [math|mail|served]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
+Usage: summarize.py OUT_DIR [math|mail|served|mail-served]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
 `baseline accept` replays the labels-only recipe from the cache and rewrites its report)
 Nothing here is computed anew except sums and ratios of what the engine reported; every metric, p-value and
 count is the engine's own.
@@ -14,9 +14,10 @@ RECIPES = {
     "math": ["math-teacher", "math-labels-only", "math-student", "math-student-int4"],
     "mail": ["mail-teacher", "mail-labels-only", "mail-student"],
     "served": ["math-student-local", "math-student-served"],
+    "mail-served": ["mail-student", "mail-student-served"],
 }
 # The headline metric of each task: exact match of the final number; ROUGE-L F1 of the subject line.
-HEADLINE = {"math": "exact_match", "mail": "rouge_l", "served": "exact_match"}
+HEADLINE = {"math": "exact_match", "mail": "rouge_l", "served": "exact_match", "mail-served": "rouge_l"}
 
 
 def metrics(evaluation, headline):
@@ -71,8 +72,8 @@ def main(out, task):
             continue
         report = json.load(open(path, encoding="utf-8"))
         reports[recipe] = report
-        if report.get("teacher") and (recipe == f"{task}-labels-only" or task == "served"):
-            name = "teacher (evaluated by the student recipes)" if task != "served" else f"{recipe}: its teacher"
+        if report.get("teacher") and (recipe == f"{task}-labels-only" or task.endswith("served")):
+            name = f"{recipe}: its teacher" if task.endswith("served") else "teacher (evaluated by the student recipes)"
             print(row(name, None, False, metrics(report["teacher"], headline)))
         for stage in report["stages"]:
             print(row(f"{recipe} / {stage['stage']}", stage["seconds"], stage["cached"], metrics(stage["evaluation"], headline)))
