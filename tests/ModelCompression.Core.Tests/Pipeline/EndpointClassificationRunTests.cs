@@ -58,7 +58,7 @@ public sealed class EndpointClassificationRunTests(ITestOutputHelper output) : I
         Assert.True(again.Stages[0].Cached);
 
         // Offline, with a fresh stage cache and only the answer files: the same student, byte for byte, and nothing sent.
-        CopyFolder(Path.Join(_dir.Dir("cache"), GenerationPipeline.EndpointAnswersFolder), Path.Join(_dir.Dir("cache2"), GenerationPipeline.EndpointAnswersFolder));
+        RecipeTestRuns.CopyEndpointAnswers(_dir, "cache", "cache2");
         var replay = Run("offline.compress.yaml", Recipe(server.BaseUrl, offline: true), "cache2");
         Assert.Equal(asked, server.Requests.Count);
         Assert.False(replay.Stages[0].Cached);
@@ -232,29 +232,8 @@ public sealed class EndpointClassificationRunTests(ITestOutputHelper output) : I
         return truth;
     }
 
-    private PipelineResult Run(string name, string yaml, string cache)
-    {
-        var path = _dir.File(name);
-        File.WriteAllText(path, yaml);
-        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir(cache), _dir.Dir("out"), new RecordingReporter()) { Threads = 1 });
-    }
+    private PipelineResult Run(string name, string yaml, string cache) => RecipeTestRuns.Run(_dir, name, yaml, cache);
 
-    private IReadOnlyList<Diagnostic> Refused(string yaml)
-    {
-        var path = _dir.File($"bad-{Guid.NewGuid():N}.compress.yaml");
-        File.WriteAllText(path, yaml);
-        var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
-        output.WriteLine(string.Join("\n", error.Diagnostics.Select(d => $"{d.Line}: {d.Code} {d.Message}")));
-        return error.Diagnostics;
-    }
+    private IReadOnlyList<Diagnostic> Refused(string yaml) => RecipeTestRuns.Refused(_dir, yaml, output);
 
-    private static void CopyFolder(string from, string to)
-    {
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Join(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-    }
 }

@@ -50,15 +50,14 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
         output.WriteLine($"student: {string.Join(", ", run.Stages[^1].Evaluation.Metrics.Select(m => $"{m.Key} {m.Value:0.###}"))}");
 
         // Offline, with a fresh stage cache but the same answers: every answer replays and nothing is sent.
-        var answers = Path.Join(_dir.Dir("cache"), GenerationPipeline.EndpointAnswersFolder);
-        CopyFolder(answers, Path.Join(_dir.Dir("cache2"), GenerationPipeline.EndpointAnswersFolder));
+        RecipeTestRuns.CopyEndpointAnswers(_dir, "cache", "cache2");
         var replay = Run("offline.compress.yaml", Recipe(server.BaseUrl, offline: true), "cache2");
         Assert.Equal(66, server.Requests.Count);
         Assert.Equal(run.Stages[1].Evaluation.Metrics["exact_match"], replay.Stages[1].Evaluation.Metrics["exact_match"]);
         Assert.Equal("30", replay.Stages[0].Result.Details["endpoint.cache_hits"]);
 
         // Offline with answers missing: a clear error that names what is missing, and nothing sent.
-        File.Delete(Directory.GetFiles(answers, "*.json", SearchOption.AllDirectories)[0]);
+        File.Delete(Directory.GetFiles(Path.Join(_dir.Dir("cache"), GenerationPipeline.EndpointAnswersFolder), "*.json", SearchOption.AllDirectories)[0]);
         var missing = Assert.Throws<CompressionException>(() => Run("offline2.compress.yaml", Recipe(server.BaseUrl, offline: true), "cache3", copyAnswersFrom: "cache"));
         Assert.Equal(DiagnosticCodes.EndpointAnswersMissingOffline, missing.Code);
         Assert.Contains("1 ", missing.Message, StringComparison.Ordinal);
@@ -214,35 +213,16 @@ public sealed class EndpointTeacherRunTests(ITestOutputHelper output) : IDisposa
         outputs: { model: student.onnx, report: [json] }
         """;
 
-    private static void CopyFolder(string from, string to)
-    {
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Join(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-    }
-
-    private IReadOnlyList<Diagnostic> Refused(string yaml)
-    {
-        var path = _dir.File($"bad-{Guid.NewGuid():N}.compress.yaml");
-        File.WriteAllText(path, yaml);
-        var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
-        output.WriteLine(string.Join("\n", error.Diagnostics.Select(d => $"{d.Line}: {d.Code} {d.Message}")));
-        return error.Diagnostics;
-    }
+    private IReadOnlyList<Diagnostic> Refused(string yaml) => RecipeTestRuns.Refused(_dir, yaml, output);
 
     private PipelineResult Run(string name, string yaml, string cache, RecordingReporter? reporter = null, string? copyAnswersFrom = null)
     {
-        var path = _dir.File(name);
-        File.WriteAllText(path, yaml);
         if (copyAnswersFrom is not null)
         {
-            CopyFolder(Path.Join(_dir.Dir(copyAnswersFrom), GenerationPipeline.EndpointAnswersFolder), Path.Join(_dir.Dir(cache), GenerationPipeline.EndpointAnswersFolder));
+            RecipeTestRuns.CopyEndpointAnswers(_dir, copyAnswersFrom, cache);
         }
 
-        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(_dir.Dir(cache), _dir.Dir("out"), reporter ?? new RecordingReporter()) { Threads = 1 });
+        return RecipeTestRuns.Run(_dir, name, yaml, cache, reporter);
     }
 
     /// <summary>The reversal splits, and a CSV for the classification refusal.</summary>

@@ -293,14 +293,7 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(["generate", "distill"], RecipeLoader.Load(path).Stages.Select(s => s.Kind));
     }
 
-    private IReadOnlyList<Diagnostic> Refused(string yaml)
-    {
-        var path = _dir.File($"bad-{Guid.NewGuid():N}.compress.yaml");
-        File.WriteAllText(path, yaml);
-        var error = Assert.Throws<CompressionException>(() => RecipeLoader.Load(path));
-        output.WriteLine(string.Join("\n", error.Diagnostics.Select(d => $"{d.Line}: {d.Code} {d.Message}")));
-        return error.Diagnostics;
-    }
+    private IReadOnlyList<Diagnostic> Refused(string yaml) => RecipeTestRuns.Refused(_dir, yaml, output);
 
     private PipelineResult Run(string name, string? yaml, RecordingReporter? reporter = null)
     {

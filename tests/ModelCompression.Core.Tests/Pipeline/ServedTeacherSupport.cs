@@ -51,9 +51,5 @@ internal sealed class ServedTeacherSupport(TempDir dir)
     }
 
     /// <summary>Runs the recipe <paramref name="name"/> (written first unless <paramref name="yaml"/> is null) with the cache folder <paramref name="cache"/>, outputs in out/.</summary>
-    public PipelineResult Run(string name, string? yaml, string cache)
-    {
-        var path = yaml is null ? dir.File(name) : Write(name, yaml);
-        return CompressionRun.Run(RecipeLoader.Load(path), new PipelineOptions(dir.Dir(cache), dir.Dir("out"), new RecordingReporter()) { Threads = 1 });
-    }
+    public PipelineResult Run(string name, string? yaml, string cache) => RecipeTestRuns.Run(dir, name, yaml, cache);
 }

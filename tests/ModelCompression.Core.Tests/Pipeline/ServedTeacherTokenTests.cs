@@ -60,7 +60,7 @@ public sealed class ServedTeacherTokenTests : IDisposable
         }
 
         // Offline, from the answer cache alone (a fresh stage cache, no server): the same student, byte for byte.
-        CopyFolder(_dir.File("cache-tokens/endpoint-answers"), _dir.File("cache-replay/endpoint-answers"));
+        RecipeTestRuns.CopyEndpointAnswers(_dir, "cache-tokens", "cache-replay");
         var offline = Recipe("teacher: { endpoint: \"http://127.0.0.1:9/v1\", model: teacher, top_logprobs: 5, shares_tokenizer: true, temperature: 0, top_p: 1, max_tokens: 6, prompt_template: \"{content}\", offline: true }", alpha: 0.5);
         _served.Run("tokens.compress.yaml", offline, "cache-replay");
         Assert.Equal(tokenLevel, File.ReadAllBytes(_dir.File("out/tokens.student.onnx")));
@@ -161,15 +161,4 @@ public sealed class ServedTeacherTokenTests : IDisposable
           - distill: { epochs: 6, batch_size: 16, learning_rate: 3e-3, alpha: {{alpha.ToString(System.Globalization.CultureInfo.InvariantCulture)}}, baseline: false, seed: 4 }
         outputs: { report: [json] }
         """;
-
-    private static void CopyFolder(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-    }
 }
