@@ -14,7 +14,7 @@ RECIPES = {
     "math": ["math-teacher", "math-labels-only", "math-student", "math-student-int4"],
     "mail": ["mail-teacher", "mail-labels-only", "mail-student"],
     "served": ["math-student-local", "math-student-served"],
-    "mail-served": ["mail-student", "mail-student-served"],
+    "mail-served": ["mail-student", "mail-student-served", "mail-student-served-tokens"],
 }
 # The headline metric of each task: exact match of the final number; ROUGE-L F1 of the subject line.
 HEADLINE = {"math": "exact_match", "mail": "rouge_l", "served": "exact_match", "mail-served": "rouge_l"}
