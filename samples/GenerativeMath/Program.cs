@@ -45,7 +45,8 @@ var size = Directory.GetFiles(folder).Sum(f => new FileInfo(f).Length);
 Console.WriteLine($"Student exact match on {problems.Count} test problems: {100.0 * correct / problems.Count:F1}% " +
     $"({clock.Elapsed.TotalSeconds:F1} s, model folder {size / 1024} KB)");
 
-// Greedy decoding of one question, stopped at the end marker (the answer is the text before it).
+// Greedy decoding of one question. GenAI stops at the end marker by itself (genai_config.json lists it beside the end
+// of text) and leaves it out of the sequence; the answer is what it generated before it.
 string Answer(string question)
 {
     using var prompt = tokenizer.Encode($"<|user|>\n{question}<|end|>\n<|assistant|>\n");
@@ -55,20 +56,13 @@ string Answer(string question)
     options.SetSearchOption("do_sample", false);
     using var generator = new Generator(model, options);
     generator.AppendTokenSequences(prompt);
-    var answer = new List<int>();
     while (!generator.IsDone())
     {
         generator.GenerateNextToken();
-        var token = generator.GetSequence(0)[^1];
-        if (token == endId)
-        {
-            break;
-        }
-
-        answer.Add(token);
     }
 
-    return tokenizer.Decode([.. answer]);
+    var answer = generator.GetSequence(0).ToArray()[promptLength..].TakeWhile(token => token != endId).ToArray();
+    return tokenizer.Decode(answer);
 }
 
 // The final number of a worked answer: the number after its last "####", as the recipe's math task parses it (the
