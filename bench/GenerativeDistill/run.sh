@@ -44,5 +44,8 @@ student_rc=0
 run_recipe math-student || student_rc=$?
 int4_rc=0
 run_recipe math-student-int4 || int4_rc=$?
+# Sequence-level only (alpha 0), from the same generate stage: does token-level distillation help on top of it?
+seq_rc=0
+run_recipe math-student-seq || seq_rc=$?
 python3 "$here/summarize.py" "$out" | tee "$out/summary.md"
-echo "math-student exit $student_rc, math-student-int4 exit $int4_rc"
+echo "math-student exit $student_rc, math-student-int4 exit $int4_rc, math-student-seq exit $seq_rc"

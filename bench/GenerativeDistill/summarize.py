@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the numbers bench/README.md records for GenerativeDistill, read from the runs' report.json files.
 
-Usage: summarize.py OUT_DIR [math|mail|served|mail-served]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
+Usage: summarize.py OUT_DIR [math|mail|served|mail-served|seq]   (the task's recipes, default math; OUT_DIR holds reports/*.report.json: run.sh copies each run's report there before
 `baseline accept` replays the labels-only recipe from the cache and rewrites its report)
 Nothing here is computed anew except sums and ratios of what the engine reported; every metric, p-value and
 count is the engine's own.
@@ -15,9 +15,10 @@ RECIPES = {
     "mail": ["mail-teacher", "mail-labels-only", "mail-student"],
     "served": ["math-student-local", "math-student-served"],
     "mail-served": ["mail-student", "mail-student-served", "mail-student-served-tokens"],
+    "seq": ["math-student-seq", "math-student-local"],
 }
 # The headline metric of each task: exact match of the final number; ROUGE-L F1 of the subject line.
-HEADLINE = {"math": "exact_match", "mail": "rouge_l", "served": "exact_match", "mail-served": "rouge_l"}
+HEADLINE = {"math": "exact_match", "mail": "rouge_l", "served": "exact_match", "mail-served": "rouge_l", "seq": "exact_match"}
 
 
 def metrics(evaluation, headline):
