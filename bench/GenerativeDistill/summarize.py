@@ -11,7 +11,7 @@ import os
 import sys
 
 RECIPES = {
-    "math": ["math-teacher", "math-labels-only", "math-student", "math-student-int4"],
+    "math": ["math-teacher", "math-labels-only", "math-student", "math-student-int4", "math-student-seq"],
     "mail": ["mail-teacher", "mail-labels-only", "mail-student"],
     "served": ["math-student-local", "math-student-served"],
     "mail-served": ["mail-student", "mail-student-served", "mail-student-served-tokens"],
