@@ -114,18 +114,11 @@ public static class EndpointTeacher
         ArgumentNullException.ThrowIfNull(alignment);
         ThrowIfInvalid(options);
         var request = Plan([prompt], task, options)[0].Requests[0];
-        var cache = new EndpointAnswerCache(cacheFolder);
-        var reply = cache.TryRead(request, out _);
-        if (reply is null && !options.Offline)
-        {
-            EndpointClient.CheckKey(options);
-            var client = new EndpointClient(options, (delay, token) => Task.Delay(delay, token), new EndpointCounters());
-            reply = client.SendAsync(request, cancellationToken).GetAwaiter().GetResult().Reply;
-            if (reply is not null)
-            {
-                cache.Write(request, reply);
-            }
-        }
+        // Offline, a probe the cache lacks is skipped: the pool's replay then names every missing request (MC2091).
+        var reply = options.Offline
+            ? new EndpointAnswerCache(cacheFolder).TryRead(request, out _)
+            : EndpointExchange.RunAsync([request], options, cacheFolder, (delay, token) => Task.Delay(delay, token), _ => throw new UnreachableException(), null, cancellationToken)
+                .GetAwaiter().GetResult().Replies.GetValueOrDefault(request.Key);
 
         if (reply is not { Choices.Count: > 0 } || alignment.Mismatch(reply.Choices[0]) is not { } mismatch)
         {
