@@ -512,22 +512,7 @@ public sealed class BuildPackageTests(PackedPackageFixture package) : IClassFixt
               </ItemGroup>
             </Project>
             """);
-        File.WriteAllText(Path.Combine(project, "Directory.Build.props"), "<Project />");
-        File.WriteAllText(Path.Combine(project, "Directory.Build.targets"), "<Project />");
-        File.WriteAllText(Path.Combine(project, "Directory.Packages.props"), "<Project />");
-        File.WriteAllText(Path.Combine(project, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <clear />
-                <add key="local" value="{package.Feed}" />
-                <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
-              </packageSources>
-              <fallbackPackageFolders>
-                <add key="machine" value="{PackedPackageFixture.MachinePackages}" />
-              </fallbackPackageFolders>
-            </configuration>
-            """);
+        package.WriteRestoreFiles(project);
         foreach (var (path, yaml) in recipes)
         {
             var file = Path.Combine(project, path);

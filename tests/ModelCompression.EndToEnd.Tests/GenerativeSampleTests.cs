@@ -48,22 +48,7 @@ public sealed partial class GenerativeSampleTests(PackedPackageFixture package) 
             .Replace("Include=\"ModelCompression.Build\" Version=\"1.0.0\"", $"Include=\"ModelCompression.Build\" Version=\"{package.Version}\"", StringComparison.Ordinal);
         Assert.Contains(package.Version, project, StringComparison.Ordinal);
         File.WriteAllText(Path.Combine(to, "GenerativeMath.csproj"), project);
-        File.WriteAllText(Path.Combine(to, "Directory.Build.props"), "<Project />");
-        File.WriteAllText(Path.Combine(to, "Directory.Build.targets"), "<Project />");
-        File.WriteAllText(Path.Combine(to, "Directory.Packages.props"), "<Project />");
-        File.WriteAllText(Path.Combine(to, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <clear />
-                <add key="local" value="{package.Feed}" />
-                <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
-              </packageSources>
-              <fallbackPackageFolders>
-                <add key="machine" value="{PackedPackageFixture.MachinePackages}" />
-              </fallbackPackageFolders>
-            </configuration>
-            """);
+        package.WriteRestoreFiles(to);
         return to;
     }
 

@@ -45,6 +45,31 @@ public sealed class PackedPackageFixture : IDisposable
             ? configured
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
 
+    /// <summary>
+    /// Makes <paramref name="project"/> a project of its own that restores the packed package: empty Directory.Build.props,
+    /// .targets and Directory.Packages.props (nothing of the repository's), and a nuget.config with the local feed,
+    /// nuget.org and the machine's packages folder as a fallback.
+    /// </summary>
+    public void WriteRestoreFiles(string project)
+    {
+        File.WriteAllText(Path.Combine(project, "Directory.Build.props"), "<Project />");
+        File.WriteAllText(Path.Combine(project, "Directory.Build.targets"), "<Project />");
+        File.WriteAllText(Path.Combine(project, "Directory.Packages.props"), "<Project />");
+        File.WriteAllText(Path.Combine(project, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <clear />
+                <add key="local" value="{Feed}" />
+                <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+              </packageSources>
+              <fallbackPackageFolders>
+                <add key="machine" value="{MachinePackages}" />
+              </fallbackPackageFolders>
+            </configuration>
+            """);
+    }
+
     public void Dispose()
     {
         try
