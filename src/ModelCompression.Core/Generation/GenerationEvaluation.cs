@@ -12,7 +12,7 @@ public sealed record GenerationEvaluationOptions
     /// </summary>
     public GenerationOptions? Generation { get; init; }
 
-    /// <summary>Most tokens of a prompt and of a teacher-forced sequence; null: the model's position table, or 2048 when the graph does not say.</summary>
+    /// <summary>Most tokens of a prompt and of a teacher-forced sequence, never more than the model's position table; null: that table, or 2048 when the graph does not say.</summary>
     public int? MaxLength { get; init; }
 
     /// <summary>How many sample generations (prompt, gold, prediction, teacher) to keep for the report: the first ones of the test split.</summary>
@@ -44,6 +44,7 @@ public sealed record GenerationSample(int Index, string Location, string Prompt,
 /// <param name="PromptsCut">Prompts that lost tokens from the left to fit the maximum length.</param>
 /// <param name="GeneratedTokens">New tokens generated over the whole split (stop tokens included).</param>
 /// <param name="Samples">The first few records side by side, for the HTML report.</param>
+/// <param name="MaxLength">The tokens a conversation was cut to: the asked maximum, never more than the model's position table.</param>
 public sealed record GenerationEvaluation(
     GenerationScores Scores,
     double Perplexity,
@@ -55,7 +56,8 @@ public sealed record GenerationEvaluation(
     IReadOnlyList<FinishReason> FinishReasons,
     int PromptsCut,
     long GeneratedTokens,
-    IReadOnlyList<GenerationSample> Samples)
+    IReadOnlyList<GenerationSample> Samples,
+    int MaxLength)
 {
     /// <summary>The task.</summary>
     public GenerativeTask Task => Scores.Task;

@@ -65,7 +65,10 @@ public static class GenerationEvaluator
                 modelPath);
         }
 
-        var maxLength = options.MaxLength ?? session.Signature.MaxPositions ?? DefaultMaxLength;
+        // A model is never given more than its position table: a teacher with fewer positions than the recipe's
+        // max_length is evaluated on the end of each prompt, as a student is.
+        var positions = session.Signature.MaxPositions;
+        var maxLength = options.MaxLength is { } asked ? Math.Min(asked, positions ?? asked) : positions ?? DefaultMaxLength;
         var generation = AnswerOptions(template, task, options.Generation);
         var promptLimit = PromptLimit(template, maxLength, generation.MaxNewTokens);
         var prompts = test.Select(r => template.RenderForGeneration(r.Prompt, promptLimit)).ToList();
@@ -99,7 +102,8 @@ public static class GenerationEvaluator
             [.. generated.Select(g => g.FinishReason)],
             prompts.Count(p => p.CutTokens > 0),
             generated.Sum(g => (long)g.Tokens.Count),
-            samples);
+            samples,
+            maxLength);
     }
 
     /// <summary>

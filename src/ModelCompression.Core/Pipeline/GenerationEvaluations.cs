@@ -17,15 +17,20 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
     /// <summary>Prompts and new tokens of the speed measurement: enough to fill a batch of 8 and reach a steady rate.</summary>
     private static readonly GenerationSpeedOptions Speed = new() { Prompts = 8, NewTokens = 32, BatchSize = 8, Runs = 2 };
 
-    /// <summary>The evaluation of <paramref name="modelPath"/> (named <paramref name="name"/>) rendered with <paramref name="template"/>.</summary>
-    public ModelEvaluation Of(string name, string modelPath, string modelHash, ChatTemplate template, IReadOnlyList<string>? teacherAnswers)
+    /// <summary>
+    /// The evaluation of <paramref name="modelPath"/> (named <paramref name="name"/>) rendered with
+    /// <paramref name="template"/>, its conversations cut to <paramref name="maxLength"/> tokens (null: the model's
+    /// own position table, as for a teacher with its own tokenizer; never more than that table).
+    /// </summary>
+    public ModelEvaluation Of(string name, string modelPath, string modelHash, ChatTemplate template, int? maxLength, IReadOnlyList<string>? teacherAnswers)
     {
         var key = new ContentHash().Add("engine", EngineInfo.Version).Add("name", name).Add("model", modelHash).Add("data", dataHash)
             .Add("settings", JsonSerializer.Serialize(settings))
             .Add("tokenizer", TeacherTokenCache.Description(template.Tokenizer))
             .Add("teacher", teacherAnswers is null ? "none" : JsonSerializer.Serialize(teacherAnswers))
+            .Add("max-length", maxLength?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "positions")
             .Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => Measure(name, modelPath, template, teacherAnswers));
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => Measure(name, modelPath, template, teacherAnswers, maxLength));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 
@@ -98,18 +103,29 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
         p => PairedBootstrap.Mean(p.Value) is var mean ? new[] { mean.Interval.Lower, mean.Interval.Upper } : [],
         StringComparer.Ordinal);
 
-    private ModelEvaluation Measure(string name, string modelPath, ChatTemplate template, IReadOnlyList<string>? teacherAnswers)
+    /// <summary>
+    /// The built-in student before any stage trained it (a generate stage comes first): its size and parameters only.
+    /// Its answers would be noise that runs to max_new_tokens on every test prompt, the dearest evaluation there is,
+    /// to report a 0% row; the stages after it are evaluated as usual.
+    /// </summary>
+    public static ModelEvaluation Untrained(string name, string modelPath)
+    {
+        var footprint = ModelFootprint.Measure(modelPath);
+        return new ModelEvaluation(name, double.NaN, footprint.SizeBytes, footprint.Parameters, 0) { NonzeroParameters = footprint.NonZeroParameters };
+    }
+
+    private ModelEvaluation Measure(string name, string modelPath, ChatTemplate template, IReadOnlyList<string>? teacherAnswers, int? maxLength)
     {
         var task = settings.Task;
         var options = new GenerationEvaluationOptions
         {
             Generation = new GenerationOptions { MaxNewTokens = settings.AnswerTokens, BatchSize = settings.BatchSize },
-            MaxLength = settings.MaxLength,
+            MaxLength = maxLength,
             Samples = settings.Samples,
             Threads = threads,
         };
         var evaluation = GenerationEvaluator.Evaluate(modelPath, template, test, task, options, teacherAnswers, cancellationToken);
-        var prompts = test.Take(Speed.Prompts).Select(r => (IReadOnlyList<int>)template.RenderForGeneration(r.Prompt, GenerationEvaluator.PromptLimit(template, settings.MaxLength, Speed.NewTokens)).Ids).ToList();
+        var prompts = test.Take(Speed.Prompts).Select(r => (IReadOnlyList<int>)template.RenderForGeneration(r.Prompt, GenerationEvaluator.PromptLimit(template, evaluation.MaxLength, Speed.NewTokens)).Ids).ToList();
         var speed = GenerationSpeed.Measure(modelPath, prompts, Speed with { Threads = threads });
         var footprint = ModelFootprint.Measure(modelPath);
 

@@ -68,7 +68,7 @@ internal static class GenerationPipeline
         var evaluations = new GenerationEvaluations(cache, settings, dataHash, data.Test, threads, cancellationToken);
         var teacherEvaluation = teacher is null ? null
             : teacher.Endpoint is { } endpoint ? evaluations.OfEndpoint("teacher", teacher.Hash, endpoint, teacher.AnswerCache!, reporter)
-            : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, null);
+            : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, teacher.MaxLength(settings), null);
         reporter.Info(teacherEvaluation is null ? "No teacher: the evaluations measure no agreement with one" : $"Teacher: {Brief(task, teacherEvaluation)}");
         var teacherAnswers = teacherEvaluation?.Generation?.Answers;
 
@@ -85,13 +85,16 @@ internal static class GenerationPipeline
             }
 
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
-            var evaluation = evaluations.Of(stage.Kind, modelPath, modelHash, template, teacherAnswers);
+            var evaluation = modelHash != inputHash ? evaluations.Of(stage.Kind, modelPath, modelHash, template, settings.MaxLength, teacherAnswers)
+                : stages.Count > 0 ? stages[^1].Evaluation with { Name = stage.Kind } // a stage that keeps the model (generate): nothing new to measure
+                : recipe.Student.ModelPath is null && plan.Count > 1 ? GenerationEvaluations.Untrained(stage.Kind, modelPath)
+                : evaluations.Of(stage.Kind, modelPath, modelHash, template, settings.MaxLength, teacherAnswers);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
             var report = new StageReport(run.Result, run.Cached, evaluation) { Cache = run.Use };
             if (spec.Descriptor.GenerativeLabelsOnlyTwin(spec.Options, run.Result) is { } twinStage)
             {
                 var twin = runner.Run(context, twinStage, inputPath, inputHash, "baseline");
-                var twinEvaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath), template, teacherAnswers);
+                var twinEvaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath), template, settings.MaxLength, teacherAnswers);
                 var gain = task.Gain(evaluation, twinEvaluation);
                 reporter.Info($"{stage.Kind}: the labels-only twin (gold answers only, {twin.Result.Training?.Steps} steps against {run.Result.Training?.Steps}) reaches {Brief(task, twinEvaluation)}; gain from distillation {(gain is { } g ? g.ToString("+0.0000;-0.0000", CultureInfo.InvariantCulture) : "n/a")} in {task.Headline.Name}");
                 report = report with { Baseline = twinEvaluation, BaselineResult = twin.Result, GainFromDistillation = gain };
@@ -104,7 +107,7 @@ internal static class GenerationPipeline
         if (stages.Count == 0)
         {
             // No stage trains: the student as given (or built) is what the gates judge.
-            stages.Add(new StageReport(new StageResult("student", "the student as given", new Dictionary<string, string>(), null, 0), true, evaluations.Of("student", modelPath, modelHash, template, teacherAnswers)));
+            stages.Add(new StageReport(new StageResult("student", "the student as given", new Dictionary<string, string>(), null, 0), true, evaluations.Of("student", modelPath, modelHash, template, settings.MaxLength, teacherAnswers)));
         }
 
         var gates = CompressionPipeline.CheckGates(recipe, stages[^1].Evaluation, teacherEvaluation, () => [.. Enumerable.Repeat(1L, data.Test.Count)], dataHash, reporter);
@@ -165,15 +168,25 @@ internal static class GenerationPipeline
         return stages;
     }
 
-    /// <summary>MC2085 when a decoder's logits are narrower than its tokenizer's ids (MC2080 when it is no decoder of the convention).</summary>
+    /// <summary>
+    /// MC2085 when a decoder's logits are narrower than its tokenizer's ids, or, for a vocabulary built from this
+    /// recipe's data (character, compact), of another width: such a model was trained with another vocabulary (a
+    /// teacher given as its bare .onnx file rather than the folder that holds its tokenizer). Exports of fixed
+    /// vocabularies may pad their logits, so only those may be wider. MC2080 when it is no decoder of the convention.
+    /// </summary>
     private static void CheckVocabulary(string modelPath, GenerationTokenizer tokenizer, string who, List<Diagnostic> problems)
     {
         var signature = DecoderSignature.Read(OnnxModelFile.Load(modelPath), modelPath);
-        if (signature.Vocabulary is { } width && width < tokenizer.VocabularySize)
+        var builtFromData = tokenizer.Kind == GenerationTokenizerKind.Character || tokenizer.CompactVocabulary is not null;
+        if (signature.Vocabulary is { } width && (width < tokenizer.VocabularySize || (builtFromData && width != tokenizer.VocabularySize)))
         {
+            var kind = tokenizer.Kind.ToString().ToLowerInvariant() + (tokenizer.CompactVocabulary is null ? "" : " (compact)");
+            var hint = File.Exists(Path.Combine(Path.GetDirectoryName(modelPath)!, GenerationTokenizer.DefaultFileName))
+                ? ""
+                : $" A model this tool published carries its tokenizer in its folder: name that folder's model.onnx (with {GenerationTokenizer.DefaultFileName} beside it) rather than the bare .onnx file.";
             problems.Add(Diagnostic.Error(
                 DiagnosticCodes.DecoderVocabularyMismatch,
-                $"The {who} '{modelPath}' has logits over {width} tokens but its {tokenizer.Kind.ToString().ToLowerInvariant()} tokenizer has {tokenizer.VocabularySize} ids: the model and the tokenizer do not belong together.",
+                $"The {who} '{modelPath}' has logits over {width} tokens but its {kind} tokenizer has {tokenizer.VocabularySize} ids: the model and the tokenizer do not belong together.{hint}",
                 modelPath));
         }
     }

@@ -100,6 +100,17 @@ public sealed record GenerationTeacher(string Path, string Hash, ChatTemplate Te
 
     /// <summary>The folder of the endpoint's answer cache (one file per request, kept across runs), or null for an ONNX file.</summary>
     public string? AnswerCache { get; init; }
+
+    /// <summary>
+    /// Tokens of a conversation an ONNX teacher is given (longer prompts keep their end): the recipe's max_length
+    /// when the teacher reads the student's tokens; null, its own position table, when it reads its own tokens
+    /// (max_length counts the student's, which may be characters where the teacher's are BPE tokens).
+    /// </summary>
+    public int? MaxLength(GenerationSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return SharesTokenizer ? settings.MaxLength : null;
+    }
 }
 
 /// <summary>A stage of a task: generation run: reads a decoder (and the run's conversations), writes a decoder.</summary>

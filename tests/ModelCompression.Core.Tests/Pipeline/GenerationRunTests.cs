@@ -132,7 +132,10 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         var report = JsonNode.Parse(File.ReadAllText(_dir.File("out/student.report.json")))!;
         Assert.Equal(4, report["schema_version"]!.GetValue<int>());
         Assert.Equal("generation", report["task"]!.GetValue<string>());
-        Assert.Equal("qa", report["stages"]![0]!["evaluation"]!["generation"]!["task_type"]!.GetValue<string>());
+        Assert.Equal("qa", report["stages"]![1]!["evaluation"]!["generation"]!["task_type"]!.GetValue<string>());
+        // The generate stage passed the untrained built-in student through: its row has the footprint, no answers.
+        Assert.Null(report["stages"]![0]!["evaluation"]!["generation"]);
+        Assert.Equal(student.Stages[1].Evaluation.Parameters, report["stages"]![0]!["evaluation"]!["parameters"]!.GetValue<long>());
         var html = File.ReadAllText(_dir.File("out/student.report.html"));
         Assert.Contains(System.Net.WebUtility.HtmlEncode(final.Generation.Samples[0].Answer), html);
     }
@@ -291,6 +294,50 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
             stages: [generate, { distill: { alpha: 0 } }]
             """);
         Assert.Equal(["generate", "distill"], RecipeLoader.Load(path).Stages.Select(s => s.Kind));
+    }
+
+    [Fact]
+    public void A_teacher_with_its_own_tokenizer_is_given_its_own_positions_not_the_students_max_length()
+    {
+        WriteData();
+        // A byte-level teacher of 24 positions (a couple of epochs: its answers' quality is not the point here).
+        var teacherRun = Run("small-teacher.compress.yaml", """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {template}
+            student: { architecture: decoder, width: 16, heads: 2, layers: 1, feed_forward: 32, dropout: 0, seed: 3 }
+            stages:
+              - finetune: { epochs: 2, batch_size: 16, learning_rate: 3e-3, seed: 4 }
+            outputs: { model: small-teacher.onnx, report: [json] }
+            """);
+
+        // The student counts characters and has 40 positions; the teacher reads its own bytes and has 24. Both its
+        // evaluation and its answers to the pool fit its own table (before, both were asked for 40 and refused).
+        const string Student = """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
+            {template}
+            teacher: out/small-teacher/model.onnx
+            student: { architecture: decoder, width: 16, heads: 2, layers: 1, feed_forward: 32, dropout: 0, seed: 5 }
+            stages:
+              - generate: { prompts: pool }
+              - distill: { epochs: 1, batch_size: 16, learning_rate: 3e-3, alpha: 0, baseline: false, seed: 4 }
+            outputs: { model: char-student.onnx, report: [json] }
+            """;
+        var characters = Template.Replace("tokenizer: byte", "tokenizer: character", StringComparison.Ordinal).Replace("max_length: 24", "max_length: 40", StringComparison.Ordinal);
+        var student = Run("char-student.compress.yaml", Student.Replace("{template}", characters, StringComparison.Ordinal));
+
+        Assert.Equal("30", student.Stages[0].Result.Details["prompts"]);
+        Assert.Equal(
+            teacherRun.Stages[^1].Evaluation.Metrics["exact_match"],
+            student.Teacher!.Metrics["exact_match"]);
+        Assert.Contains("sequence-level", student.Stages[1].Result.Summary, StringComparison.Ordinal);
+
+        // The bare .onnx file has no tokenizer beside it, so it would read the student's characters: its 256-odd
+        // logits are not the 21 ids of that vocabulary, and the run says so (before, decoding crashed mid-evaluation).
+        var bare = Assert.Throws<CompressionException>(() => Run("bare-teacher.compress.yaml", Student.Replace("out/small-teacher/model.onnx", "out/small-teacher.onnx", StringComparison.Ordinal).Replace("{template}", characters, StringComparison.Ordinal)));
+        Assert.Equal(DiagnosticCodes.DecoderVocabularyMismatch, bare.Code);
+        Assert.Contains("name that folder's model.onnx", bare.Message, StringComparison.Ordinal);
     }
 
     private IReadOnlyList<Diagnostic> Refused(string yaml) => RecipeTestRuns.Refused(_dir, yaml, output);

@@ -61,7 +61,7 @@ public sealed record GenerateOptions
         return [.. fromPool.Concat(fromTrain)];
     }
 
-    internal TeacherAnswerOptions AnswerOptions(GenerationSettings settings) => new()
+    internal TeacherAnswerOptions AnswerOptions(GenerationSettings settings, int? maxLength) => new()
     {
         Sampling = new Generation.GenerationOptions
         {
@@ -73,7 +73,7 @@ public sealed record GenerateOptions
             BatchSize = settings.BatchSize,
         },
         SamplesPerPrompt = SamplesPerPrompt,
-        MaxLength = settings.MaxLength,
+        MaxLength = maxLength,
         SkipLongPrompts = SkipLongPrompts,
     };
 }
