@@ -81,5 +81,6 @@ internal sealed class GenerationJob
         string.Join(',', o.StopTokenIds),
         string.Join(';', o.StopSequences.Select(s => string.Join(',', s))),
         string.Join('\u001e', o.StopStrings),
-        o.PadTokenId);
+        o.PadTokenId,
+        o.TokenLimit);
 }

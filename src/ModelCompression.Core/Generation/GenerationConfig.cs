@@ -89,7 +89,7 @@ public sealed record GenerationConfig
     public GenerationOptions ToOptions(GenerationTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        return Options(ids => tokenizer.Decode(ids));
+        return Options(ids => tokenizer.Decode(ids)) with { TokenLimit = tokenizer.VocabularySize };
     }
 
     private GenerationOptions Options(Func<IReadOnlyList<int>, string> decode) =>

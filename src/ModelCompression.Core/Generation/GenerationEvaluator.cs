@@ -132,7 +132,8 @@ public static class GenerationEvaluator
 
     /// <summary>
     /// <paramref name="options"/> that also stop at the end of text and at the template's end marker (its special token,
-    /// or its text as a stop string when it is plain text): where an answer ends, as training taught the model. Every
+    /// or its text as a stop string when it is plain text): where an answer ends, as training taught the model; and
+    /// that choose only ids the tokenizer has (<see cref="GenerationOptions.TokenLimit"/>). Every
     /// consumer of a chat model (the evaluation, a published folder's generation.json and genai_config.json,
     /// <see cref="GenerativeModel"/>, <c>serve</c>) stops there.
     /// </summary>
@@ -159,6 +160,7 @@ public static class GenerationEvaluator
             StopStrings = [.. strings.Distinct(StringComparer.Ordinal)],
             Decode = strings.Count > 0 ? options.Decode ?? (ids => tokenizer.Decode(ids)) : options.Decode,
             PadTokenId = options.PadTokenId ?? tokenizer.PadId,
+            TokenLimit = tokenizer.VocabularySize,
         };
     }
 

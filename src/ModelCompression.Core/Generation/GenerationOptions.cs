@@ -52,6 +52,12 @@ public sealed record GenerationOptions
     /// </summary>
     public bool UseCache { get; init; } = true;
 
+    /// <summary>
+    /// Ids at or above this are never chosen (0: any logit's id). The tokenizer's vocabulary size: exports pad their
+    /// logits past it (Phi-3's 32,064 logits over 32,011 ids), and a padded id has no text to decode to.
+    /// </summary>
+    public int TokenLimit { get; init; }
+
     /// <summary>The token fed where a row has no token (left padding, rows already finished); null: the first stop token id, or 0.</summary>
     public int? PadTokenId { get; init; }
 

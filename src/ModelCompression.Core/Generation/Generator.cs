@@ -202,6 +202,11 @@ public sealed class Generator
         /// <summary>Chooses the next token from <paramref name="logits"/>, records it and decides whether the sequence ends; returns the token.</summary>
         public int Append(ReadOnlySpan<float> logits, GenerationOptions options, int maxPositions)
         {
+            if (options.TokenLimit > 0 && logits.Length > options.TokenLimit)
+            {
+                logits = logits[..options.TokenLimit];
+            }
+
             var token = TokenSampler.Choose(_counts is { Count: > 0 } ? TokenSampler.Penalize(logits, _counts, options.FrequencyPenalty, options.PresencePenalty) : logits, options, _random);
             if (_counts is not null)
             {

@@ -123,6 +123,25 @@ public sealed class GeneratorTests : IDisposable
     }
 
     [Fact]
+    public void Ids_at_or_above_the_token_limit_are_never_chosen()
+    {
+        // A tokenizer narrower than the logits (an export that pads its vocabulary): the limit is put just below the
+        // model's own greedy first choice, so greedy and sampled decoding must both pick something else every time.
+        var prompt = DecoderFixture.Bytes("The quick brown fox");
+        var generator = new Generator(_cached);
+        var limit = generator.Generate([prompt], Greedy)[0].Tokens[0];
+
+        var greedy = generator.Generate([prompt], Greedy with { TokenLimit = limit })[0];
+        var sampled = generator.Generate([prompt], Sampled with { TokenLimit = limit, TopK = 0, TopP = 1 })[0];
+
+        Assert.All(greedy.Tokens.Concat(sampled.Tokens), t => Assert.True(t < limit, $"token {t} at or above the limit {limit}"));
+        long[] ids = [.. prompt.Select(t => (long)t)];
+        var logits = _cached.Forward(ids, [.. ids.Select(_ => 1L)], [.. Enumerable.Range(0, ids.Length).Select(i => (long)i)], 1);
+        var allowed = logits.AsSpan((ids.Length - 1) * 257, limit).ToArray();
+        Assert.Equal(Array.IndexOf(allowed, allowed.Max()), greedy.Tokens[0]);
+    }
+
+    [Fact]
     public void Logprobs_are_the_models_own_and_top_logprobs_lead_with_the_greedy_choice()
     {
         var prompt = DecoderFixture.Bytes("abcdefg");
