@@ -20,17 +20,18 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
     /// <summary>
     /// The evaluation of <paramref name="modelPath"/> (named <paramref name="name"/>) rendered with
     /// <paramref name="template"/>, its conversations cut to <paramref name="maxLength"/> tokens (null: the model's
-    /// own position table, as for a teacher with its own tokenizer; never more than that table).
+    /// own position table, as for a teacher with its own tokenizer; never more than that table) and its answers to
+    /// <paramref name="answerTokens"/>.
     /// </summary>
-    public ModelEvaluation Of(string name, string modelPath, string modelHash, ChatTemplate template, int? maxLength, IReadOnlyList<string>? teacherAnswers)
+    public ModelEvaluation Of(string name, string modelPath, string modelHash, ChatTemplate template, int? maxLength, int answerTokens, IReadOnlyList<string>? teacherAnswers)
     {
         var key = new ContentHash().Add("engine", EngineInfo.Version).Add("name", name).Add("model", modelHash).Add("data", dataHash)
             .Add("settings", JsonSerializer.Serialize(settings))
             .Add("tokenizer", TeacherTokenCache.Description(template.Tokenizer))
             .Add("teacher", teacherAnswers is null ? "none" : JsonSerializer.Serialize(teacherAnswers))
-            .Add("max-length", maxLength?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "positions")
+            .Add("lengths", FormattableString.Invariant($"{maxLength?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "positions"} {answerTokens}"))
             .Finish();
-        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => Measure(name, modelPath, template, teacherAnswers, maxLength));
+        var entry = cache.TryGet("evaluate", key) ?? cache.Put("evaluate", key, _ => Measure(name, modelPath, template, teacherAnswers, maxLength, answerTokens));
         return ArtifactCache.ReadResult<ModelEvaluation>(entry);
     }
 
@@ -114,12 +115,12 @@ internal sealed class GenerationEvaluations(ArtifactCache cache, GenerationSetti
         return new ModelEvaluation(name, double.NaN, footprint.SizeBytes, footprint.Parameters, 0) { NonzeroParameters = footprint.NonZeroParameters };
     }
 
-    private ModelEvaluation Measure(string name, string modelPath, ChatTemplate template, IReadOnlyList<string>? teacherAnswers, int? maxLength)
+    private ModelEvaluation Measure(string name, string modelPath, ChatTemplate template, IReadOnlyList<string>? teacherAnswers, int? maxLength, int answerTokens)
     {
         var task = settings.Task;
         var options = new GenerationEvaluationOptions
         {
-            Generation = new GenerationOptions { MaxNewTokens = settings.AnswerTokens, BatchSize = settings.BatchSize },
+            Generation = new GenerationOptions { MaxNewTokens = answerTokens, BatchSize = settings.BatchSize },
             MaxLength = maxLength,
             Samples = settings.Samples,
             Threads = threads,

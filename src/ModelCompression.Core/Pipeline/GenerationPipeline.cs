@@ -68,7 +68,7 @@ internal static class GenerationPipeline
         var evaluations = new GenerationEvaluations(cache, settings, dataHash, data.Test, threads, cancellationToken);
         var teacherEvaluation = teacher is null ? null
             : teacher.Endpoint is { } endpoint ? evaluations.OfEndpoint("teacher", teacher.Hash, endpoint, teacher.AnswerCache!, reporter)
-            : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, teacher.MaxLength(settings), null);
+            : evaluations.Of("teacher", teacher.Path, teacher.Hash, teacher.Template, teacher.MaxLength(settings), teacher.AnswerTokens(settings), null);
         reporter.Info(teacherEvaluation is null ? "No teacher: the evaluations measure no agreement with one" : $"Teacher: {Brief(task, teacherEvaluation)}");
         var teacherAnswers = teacherEvaluation?.Generation?.Answers;
 
@@ -85,16 +85,16 @@ internal static class GenerationPipeline
             }
 
             (modelPath, modelHash) = (run.ModelPath, hashes.Model(run.ModelPath));
-            var evaluation = modelHash != inputHash ? evaluations.Of(stage.Kind, modelPath, modelHash, template, settings.MaxLength, teacherAnswers)
+            var evaluation = modelHash != inputHash ? evaluations.Of(stage.Kind, modelPath, modelHash, template, settings.MaxLength, settings.AnswerTokens, teacherAnswers)
                 : stages.Count > 0 ? stages[^1].Evaluation with { Name = stage.Kind } // a stage that keeps the model (generate): nothing new to measure
                 : recipe.Student.ModelPath is null && plan.Count > 1 ? GenerationEvaluations.Untrained(stage.Kind, modelPath)
-                : evaluations.Of(stage.Kind, modelPath, modelHash, template, settings.MaxLength, teacherAnswers);
+                : evaluations.Of(stage.Kind, modelPath, modelHash, template, settings.MaxLength, settings.AnswerTokens, teacherAnswers);
             reporter.Info($"{stage.Kind}: {run.Result.Summary}; {Brief(task, evaluation)}");
             var report = new StageReport(run.Result, run.Cached, evaluation) { Cache = run.Use };
             if (spec.Descriptor.GenerativeLabelsOnlyTwin(spec.Options, run.Result) is { } twinStage)
             {
                 var twin = runner.Run(context, twinStage, inputPath, inputHash, "baseline");
-                var twinEvaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath), template, settings.MaxLength, teacherAnswers);
+                var twinEvaluation = evaluations.Of("baseline", twin.ModelPath, hashes.Model(twin.ModelPath), template, settings.MaxLength, settings.AnswerTokens, teacherAnswers);
                 var gain = task.Gain(evaluation, twinEvaluation);
                 reporter.Info($"{stage.Kind}: the labels-only twin (gold answers only, {twin.Result.Training?.Steps} steps against {run.Result.Training?.Steps}) reaches {Brief(task, twinEvaluation)}; gain from distillation {(gain is { } g ? g.ToString("+0.0000;-0.0000", CultureInfo.InvariantCulture) : "n/a")} in {task.Headline.Name}");
                 report = report with { Baseline = twinEvaluation, BaselineResult = twin.Result, GainFromDistillation = gain };
@@ -107,7 +107,7 @@ internal static class GenerationPipeline
         if (stages.Count == 0)
         {
             // No stage trains: the student as given (or built) is what the gates judge.
-            stages.Add(new StageReport(new StageResult("student", "the student as given", new Dictionary<string, string>(), null, 0), true, evaluations.Of("student", modelPath, modelHash, template, settings.MaxLength, teacherAnswers)));
+            stages.Add(new StageReport(new StageResult("student", "the student as given", new Dictionary<string, string>(), null, 0), true, evaluations.Of("student", modelPath, modelHash, template, settings.MaxLength, settings.AnswerTokens, teacherAnswers)));
         }
 
         var gates = CompressionPipeline.CheckGates(recipe, stages[^1].Evaluation, teacherEvaluation, () => [.. Enumerable.Repeat(1L, data.Test.Count)], dataHash, reporter);
@@ -240,10 +240,15 @@ internal static class GenerationPipeline
         }
 
         var path = recipe.Teacher;
-        var ownFile = Path.Combine(Path.GetDirectoryName(path)!, GenerationTokenizer.DefaultFileName);
+        var folder = Path.GetDirectoryName(path)!;
+        var ownFile = Path.Combine(folder, GenerationTokenizer.DefaultFileName);
         var tokenizer = File.Exists(ownFile) ? GenerationTokenizer.Load(ownFile) : student;
         var shares = ReferenceEquals(tokenizer, student) || TeacherTokenCache.Description(tokenizer) == TeacherTokenCache.Description(student);
-        return new GenerationTeacher(path, hashes.Model(path), new ChatTemplate(settings.Template, tokenizer), shares);
+        var config = Path.Combine(folder, GenerationConfig.FileName);
+        return new GenerationTeacher(path, hashes.Model(path), new ChatTemplate(settings.Template, tokenizer), shares)
+        {
+            OwnAnswerTokens = !shares && File.Exists(config) ? GenerationConfig.Load(config).MaxNewTokens : null,
+        };
     }
 
     /// <summary>The student file, or the built-in decoder for the tokenizer's vocabulary and the settings' length (cached).</summary>

@@ -102,6 +102,12 @@ public sealed record GenerationTeacher(string Path, string Hash, ChatTemplate Te
     public string? AnswerCache { get; init; }
 
     /// <summary>
+    /// The max_new_tokens of the teacher's own generation.json, when it reads its own tokens and its folder has one;
+    /// null otherwise (the recipe's then applies).
+    /// </summary>
+    public int? OwnAnswerTokens { get; init; }
+
+    /// <summary>
     /// Tokens of a conversation an ONNX teacher is given (longer prompts keep their end): the recipe's max_length
     /// when the teacher reads the student's tokens; null, its own position table, when it reads its own tokens
     /// (max_length counts the student's, which may be characters where the teacher's are BPE tokens).
@@ -110,6 +116,16 @@ public sealed record GenerationTeacher(string Path, string Hash, ChatTemplate Te
     {
         ArgumentNullException.ThrowIfNull(settings);
         return SharesTokenizer ? settings.MaxLength : null;
+    }
+
+    /// <summary>
+    /// Most new tokens of a teacher answer: the recipe's max_new_tokens when the teacher reads the student's tokens;
+    /// its own folder's (generation.json) when it reads its own, since the recipe's counts the student's tokens.
+    /// </summary>
+    public int AnswerTokens(GenerationSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return SharesTokenizer ? settings.AnswerTokens : OwnAnswerTokens ?? settings.AnswerTokens;
     }
 }
 

@@ -311,8 +311,9 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
             outputs: { model: small-teacher.onnx, report: [json] }
             """);
 
-        // The student counts characters and has 40 positions; the teacher reads its own bytes and has 24. Both its
-        // evaluation and its answers to the pool fit its own table (before, both were asked for 40 and refused).
+        // The student counts characters, has 40 positions and answers in up to 20; the teacher reads its own bytes, has
+        // 24 positions and answers in up to 6 (its generation.json). It is evaluated and answers the pool with its own
+        // lengths (before: asked for 40 positions and refused, and its prompts cut to 4 tokens to leave room for 20).
         const string Student = """
             task: generation
             data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool.jsonl }
@@ -324,13 +325,13 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
               - distill: { epochs: 1, batch_size: 16, learning_rate: 3e-3, alpha: 0, baseline: false, seed: 4 }
             outputs: { model: char-student.onnx, report: [json] }
             """;
-        var characters = Template.Replace("tokenizer: byte", "tokenizer: character", StringComparison.Ordinal).Replace("max_length: 24", "max_length: 40", StringComparison.Ordinal);
+        var characters = Template.Replace("tokenizer: byte", "tokenizer: character", StringComparison.Ordinal)
+            .Replace("max_length: 24", "max_length: 40", StringComparison.Ordinal).Replace("max_new_tokens: 6", "max_new_tokens: 20", StringComparison.Ordinal);
         var student = Run("char-student.compress.yaml", Student.Replace("{template}", characters, StringComparison.Ordinal));
 
         Assert.Equal("30", student.Stages[0].Result.Details["prompts"]);
-        Assert.Equal(
-            teacherRun.Stages[^1].Evaluation.Metrics["exact_match"],
-            student.Teacher!.Metrics["exact_match"]);
+        Assert.Equal(teacherRun.Stages[^1].Evaluation.Generation!.Answers, student.Teacher!.Generation!.Answers);
+        Assert.Equal(teacherRun.Stages[^1].Evaluation.Metrics["perplexity"], student.Teacher.Metrics["perplexity"]);
         Assert.Contains("sequence-level", student.Stages[1].Result.Summary, StringComparison.Ordinal);
 
         // The bare .onnx file has no tokenizer beside it, so it would read the student's characters: its 256-odd

@@ -61,7 +61,7 @@ public sealed record GenerateOptions
         return [.. fromPool.Concat(fromTrain)];
     }
 
-    internal TeacherAnswerOptions AnswerOptions(GenerationSettings settings, int? maxLength) => new()
+    internal TeacherAnswerOptions AnswerOptions(GenerationSettings settings, GenerationTeacher teacher) => new()
     {
         Sampling = new Generation.GenerationOptions
         {
@@ -69,11 +69,11 @@ public sealed record GenerateOptions
             TopK = TopK,
             TopP = TopP,
             Seed = Seed,
-            MaxNewTokens = MaxNewTokens > 0 ? MaxNewTokens : settings.AnswerTokens,
+            MaxNewTokens = MaxNewTokens > 0 ? MaxNewTokens : teacher.AnswerTokens(settings),
             BatchSize = settings.BatchSize,
         },
         SamplesPerPrompt = SamplesPerPrompt,
-        MaxLength = maxLength,
+        MaxLength = teacher.MaxLength(settings),
         SkipLongPrompts = SkipLongPrompts,
     };
 }

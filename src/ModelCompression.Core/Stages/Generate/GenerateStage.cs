@@ -52,7 +52,7 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
             return;
         }
 
-        key.Add("answers", TeacherAnswers.Key(teacher.Hash, teacher.Template, Prompts(context), context.Task, options.AnswerOptions(context.Settings, teacher.MaxLength(context.Settings))));
+        key.Add("answers", TeacherAnswers.Key(teacher.Hash, teacher.Template, Prompts(context), context.Task, options.AnswerOptions(context.Settings, teacher)));
     }
 
     /// <inheritdoc />
@@ -85,7 +85,7 @@ public sealed class GenerateStage(GenerateOptions options) : IGenerativeStage
         }
         else
         {
-            set = TeacherAnswers.Generate(teacher.Path, teacher.Template, prompts, context.Task, options.AnswerOptions(context.Settings, teacher.MaxLength(context.Settings)), progress, context.Threads, context.CancellationToken);
+            set = TeacherAnswers.Generate(teacher.Path, teacher.Template, prompts, context.Task, options.AnswerOptions(context.Settings, teacher), progress, context.Threads, context.CancellationToken);
         }
 
         if (set.DroppedDiagnostic() is { } dropped)
