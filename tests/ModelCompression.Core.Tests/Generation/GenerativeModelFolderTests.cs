@@ -101,6 +101,53 @@ public sealed class GenerativeModelFolderTests
         Assert.Equal(prompts[1], encoded[0].ToArray());
     }
 
+    [Theory]
+    [InlineData(GenerationTokenizerKind.Gpt2, null)]
+    [InlineData(GenerationTokenizerKind.Tiktoken, "r50k_base")]
+    public void GenAI_encodes_decodes_and_generates_as_the_engine_from_a_GPT2_folder(GenerationTokenizerKind kind, string? encoding)
+    {
+        using var dir = new TempDir();
+        var template = new ChatTemplateOptions();
+        var tokenizer = GenerationTokenizer.Create(new GenerationTokenizerOptions(kind, encoding, Specials: template.Markers));
+        Assert.True(GenAiTokenizerFiles.CanWrite(tokenizer));
+        Assert.False(GenAiTokenizerFiles.CanWrite(GenerationTokenizer.Create(new GenerationTokenizerOptions(kind, encoding, Compact: true), ["abc"])));
+        Assert.False(GenAiTokenizerFiles.CanWrite(GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Tiktoken, "cl100k_base"))));
+        var options = new DecoderOptions { VocabSize = tokenizer.VocabularySize, MaxLength = 64, Width = 8, Heads = 2, Layers = 1, FeedForward = 16, Positions = PositionEncoding.Learned, Dropout = 0, Seed = 7 };
+        var modelPath = dir.File("decoder.onnx");
+        OnnxModelFile.Save(DecoderBuilder.Build(options, new ArchitectureInputs([0], 1)), modelPath);
+        var folder = dir.File("student");
+        var defaults = Greedy with { MaxNewTokens = 10, StopTokenIds = [tokenizer.EndOfTextId] };
+        GenerativeModelFolder.Write(folder, modelPath, tokenizer, template, defaults);
+
+        using var genaiModel = new GenAi.Model(folder);
+        using var genaiTokenizer = new GenAi.Tokenizer(genaiModel);
+        string[] texts =
+        [
+            "Hello, world! It's 2026 and we've 3.14159 reasons.",
+            "  multiple   spaces\n\nnew lines\ttabs  ",
+            "naïve café: €5, 😀 and 日本語のテキスト",
+            "[ILUG] Re: apt-get update fails on sid; see <http://www.linux.ie/>",
+            "def f(x):\n    return x ** 2  # antidisestablishmentarianism",
+        ];
+        foreach (var text in texts)
+        {
+            using var encoded = genaiTokenizer.Encode(text);
+            var ours = tokenizer.Encode(text);
+            Assert.Equal(ours, encoded[0].ToArray());
+            Assert.Equal(text, genaiTokenizer.Decode([.. ours]));
+        }
+
+        // A rendered chat prompt: the markers are its special tokens; and GenAI generates the engine's greedy tokens.
+        IReadOnlyList<ChatMessage> conversation = [new(ChatRole.System, "Be brief."), new(ChatRole.User, "Write the subject line of this e-mail:\nHi all, the meeting moved to 3pm.")];
+        var prompt = new ChatTemplate(template, tokenizer).RenderForGeneration(conversation, 54).Ids;
+        using (var rendered = genaiTokenizer.Encode(new ChatTemplate(template, tokenizer).RenderText(conversation, generationPrompt: true)))
+        {
+            Assert.Equal(prompt, rendered[0].ToArray());
+        }
+
+        Assert.Equal(OurTokens(folder, [prompt], defaults.MaxNewTokens), GenAiTokens(folder, [prompt], defaults.MaxNewTokens));
+    }
+
     [Fact]
     public void The_reader_answers_with_the_fixtures_continuation_and_honours_generation_json()
     {
