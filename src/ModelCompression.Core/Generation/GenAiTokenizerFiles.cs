@@ -12,19 +12,20 @@ namespace ModelCompression.Generation;
 /// <para>
 /// The byte kind (without a compact vocabulary) is a byte-level BPE without merges: GPT-2's byte-to-character table
 /// gives each byte its vocabulary entry, with id = the byte's value, so every text encodes to its UTF-8 bytes. GPT-2
-/// (and tiktoken's r50k_base, the same encoding) is the byte-level BPE it is: each token's bytes through that table,
-/// at its id, and the merges rebuilt from the ranks (a token's merge is the last step of BPE over its own bytes with
-/// the ranks below its own, as tiktoken's ranks imply). The end of text and the extra special tokens are added tokens
-/// at their ids. Checked with GenAI 0.20.0: it encodes and decodes as <see cref="GenerationTokenizer"/> does, except
-/// that GenAI matches a special token's spelling inside text (a chat marker typed by a user becomes the marker's id),
-/// where the engine encodes it as text.
+/// (and tiktoken's r50k_base, the same encoding) and o200k_base are the byte-level BPEs they are: each token's bytes
+/// through that table, at its id, and the merges rebuilt from the data package's ranks (a token's merge is the last
+/// step of BPE over its own bytes with the ranks below its own, as tiktoken's ranks imply); o200k_base splits words
+/// with its own pattern (the library's) before the bytes are mapped. The end of text and the extra special tokens are
+/// added tokens at their ids. Checked with GenAI 0.20.0: it encodes and decodes as <see cref="GenerationTokenizer"/>
+/// does, except that GenAI matches a special token's spelling inside text (a chat marker typed by a user becomes the
+/// marker's id), where the engine encodes it as text.
 /// </para>
 /// <para>
 /// Not written for the other kinds. Character vocabularies number ids in their own order with no Hugging Face
 /// counterpart. A compact vocabulary keeps the tokens its text used, not the intermediate tokens BPE merges through on
-/// the way to them, and maps a token it lacks to one unknown id, which no BPE file can say. cl100k_base and o200k_base
-/// split text with their own patterns, and SentencePiece would need its model converted. Those folders work with GenAI
-/// through token ids only.
+/// the way to them, and maps a token it lacks to one unknown id, which no BPE file can say. cl100k_base's pattern, as
+/// the library writes it, uses atomic groups that GenAI's regular expressions refuse (its tokenizer fails to load), and
+/// SentencePiece would need its model converted. Those folders work with GenAI through token ids only.
 /// </para>
 /// </summary>
 public static class GenAiTokenizerFiles
@@ -41,7 +42,8 @@ public static class GenAiTokenizerFiles
     public static bool CanWrite(GenerationTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        return tokenizer.Kind == GenerationTokenizerKind.Byte && tokenizer.CompactVocabulary is null || IsGpt2(tokenizer);
+        return tokenizer.Kind == GenerationTokenizerKind.Byte && tokenizer.CompactVocabulary is null
+            || tokenizer is LibraryTokenizer { Kind: GenerationTokenizerKind.Gpt2 } or LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: "r50k_base" or "o200k_base" };
     }
 
     /// <summary>Writes the two files into <paramref name="folder"/> when <see cref="CanWrite"/>; returns whether it did.</summary>
@@ -56,7 +58,7 @@ public static class GenAiTokenizerFiles
         var vocabulary = new JsonObject();
         var merges = new JsonArray();
         var characters = ByteCharacters();
-        if (IsGpt2(tokenizer) && ((LibraryTokenizer)tokenizer).Gpt2RankedTokens() is { } ranks)
+        if (tokenizer is LibraryTokenizer { Kind: not GenerationTokenizerKind.Byte } library && library.RankedTokens() is { } ranks)
         {
             foreach (var (id, bytes) in ranks.OrderBy(r => r.Key))
             {
@@ -89,7 +91,7 @@ public static class GenAiTokenizerFiles
             ["padding"] = null,
             ["added_tokens"] = added,
             ["normalizer"] = null,
-            ["pre_tokenizer"] = new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true },
+            ["pre_tokenizer"] = PreTokenizer(tokenizer),
             ["post_processor"] = null,
             ["decoder"] = new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true, ["trim_offsets"] = true, ["use_regex"] = true },
             ["model"] = new JsonObject
@@ -122,9 +124,25 @@ public static class GenAiTokenizerFiles
         return true;
     }
 
-    /// <summary>Whether <paramref name="tokenizer"/> is GPT-2's BPE (or r50k_base, the same) without a compact vocabulary.</summary>
-    private static bool IsGpt2(GenerationTokenizer tokenizer) =>
-        tokenizer is LibraryTokenizer { Kind: GenerationTokenizerKind.Gpt2 } or LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: "r50k_base" };
+    /// <summary>
+    /// How text is split into words before BPE: GPT-2's pattern (byte, gpt2, r50k_base) is ByteLevel's own; o200k_base
+    /// splits with its own pattern first, then maps bytes to characters without splitting again.
+    /// </summary>
+    private static JsonObject PreTokenizer(GenerationTokenizer tokenizer)
+    {
+        if (tokenizer is not LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: not "r50k_base", WordPattern: { } pattern })
+        {
+            return new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true };
+        }
+
+        return new JsonObject
+        {
+            ["type"] = "Sequence",
+            ["pretokenizers"] = new JsonArray(
+                new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = pattern }, ["behavior"] = "Isolated", ["invert"] = false },
+                new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = false }),
+        };
+    }
 
     /// <summary>
     /// The merges of a tiktoken-format BPE in priority order: for each multi-byte token, by rank, BPE over its bytes

