@@ -22,7 +22,7 @@ namespace ModelCompression.Generation;
 /// text have no place in GenAI's config: an app that needs them checks the tokens itself.
 /// </para>
 /// <para>
-/// GenAI's tokenizer files are written by <see cref="GenAiTokenizerFiles"/> where the tokenizer kind allows (byte, GPT-2, o200k_base);
+/// GenAI's tokenizer files are written by <see cref="GenAiTokenizerFiles"/> where the tokenizer kind allows (byte, GPT-2, tiktoken);
 /// otherwise GenAI is used with token ids: an app encodes with <see cref="Text.GenerationTokenizer"/>, appends the ids
 /// to GenAI's generator and decodes its ids the same way.
 /// </para>

@@ -12,20 +12,19 @@ namespace ModelCompression.Generation;
 /// <para>
 /// The byte kind (without a compact vocabulary) is a byte-level BPE without merges: GPT-2's byte-to-character table
 /// gives each byte its vocabulary entry, with id = the byte's value, so every text encodes to its UTF-8 bytes. GPT-2
-/// (and tiktoken's r50k_base, the same encoding) and o200k_base are the byte-level BPEs they are: each token's bytes
-/// through that table, at its id, and the merges rebuilt from the data package's ranks (a token's merge is the last
-/// step of BPE over its own bytes with the ranks below its own, as tiktoken's ranks imply); o200k_base splits words
-/// with its own pattern (the library's) before the bytes are mapped. The end of text and the extra special tokens are
-/// added tokens at their ids. Checked with GenAI 0.20.0: it encodes and decodes as <see cref="GenerationTokenizer"/>
-/// does, except that GenAI matches a special token's spelling inside text (a chat marker typed by a user becomes the
-/// marker's id), where the engine encodes it as text.
+/// and the tiktoken encodings (r50k_base, the same as GPT-2; cl100k_base; o200k_base) are the byte-level BPEs they are:
+/// each token's bytes through that table, at its id, and the merges rebuilt from the data package's ranks (a token's
+/// merge is the last step of BPE over its own bytes with the ranks below its own, as tiktoken's ranks imply);
+/// cl100k_base and o200k_base split words with their own pattern before the bytes are mapped. The end of text and the
+/// extra special tokens are added tokens at their ids. Checked with GenAI 0.20.0: it encodes and decodes as
+/// <see cref="GenerationTokenizer"/> does, except that GenAI matches a special token's spelling inside text (a chat
+/// marker typed by a user becomes the marker's id), where the engine encodes it as text.
 /// </para>
 /// <para>
 /// Not written for the other kinds. Character vocabularies number ids in their own order with no Hugging Face
 /// counterpart. A compact vocabulary keeps the tokens its text used, not the intermediate tokens BPE merges through on
-/// the way to them, and maps a token it lacks to one unknown id, which no BPE file can say. cl100k_base's pattern, as
-/// the library writes it, uses atomic groups that GenAI's regular expressions refuse (its tokenizer fails to load), and
-/// SentencePiece would need its model converted. Those folders work with GenAI through token ids only.
+/// the way to them, and maps a token it lacks to one unknown id, which no BPE file can say. SentencePiece would need its
+/// model converted. Those folders work with GenAI through token ids only.
 /// </para>
 /// </summary>
 public static class GenAiTokenizerFiles
@@ -36,6 +35,12 @@ public static class GenAiTokenizerFiles
     /// <summary>Hugging Face's tokenizer config file.</summary>
     public const string ConfigFile = "tokenizer_config.json";
 
+    /// <summary>
+    /// cl100k_base's split pattern as tiktoken publishes it (and Llama 3 reuses it). Microsoft.ML.Tokenizers writes the
+    /// same split with atomic groups, which GenAI's regular expressions refuse.
+    /// </summary>
+    private const string Cl100kPattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     private static readonly JsonSerializerOptions Written = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Whether <paramref name="tokenizer"/> can be written for GenAI with the same ids.</summary>
@@ -43,7 +48,7 @@ public static class GenAiTokenizerFiles
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         return tokenizer.Kind == GenerationTokenizerKind.Byte && tokenizer.CompactVocabulary is null
-            || tokenizer is LibraryTokenizer { Kind: GenerationTokenizerKind.Gpt2 } or LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: "r50k_base" or "o200k_base" };
+            || tokenizer is LibraryTokenizer { Kind: GenerationTokenizerKind.Gpt2 or GenerationTokenizerKind.Tiktoken };
     }
 
     /// <summary>Writes the two files into <paramref name="folder"/> when <see cref="CanWrite"/>; returns whether it did.</summary>
@@ -125,12 +130,14 @@ public static class GenAiTokenizerFiles
     }
 
     /// <summary>
-    /// How text is split into words before BPE: GPT-2's pattern (byte, gpt2, r50k_base) is ByteLevel's own; o200k_base
-    /// splits with its own pattern first, then maps bytes to characters without splitting again.
+    /// How text is split into words before BPE: GPT-2's pattern (byte, gpt2, r50k_base) is ByteLevel's own; cl100k_base
+    /// and o200k_base split with their own pattern first, then map bytes to characters without splitting again.
     /// </summary>
     private static JsonObject PreTokenizer(GenerationTokenizer tokenizer)
     {
-        if (tokenizer is not LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: not "r50k_base", WordPattern: { } pattern })
+        var pattern = tokenizer is LibraryTokenizer { Source: "cl100k_base" } ? Cl100kPattern
+            : tokenizer is LibraryTokenizer { Kind: GenerationTokenizerKind.Tiktoken, Source: not "r50k_base" } library ? library.WordPattern : null;
+        if (pattern is null)
         {
             return new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true };
         }

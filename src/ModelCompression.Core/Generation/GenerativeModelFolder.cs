@@ -14,7 +14,7 @@ namespace ModelCompression.Generation;
 /// beside it).</item>
 /// <item><c>generation.json</c>: the decoding defaults and chat template (<see cref="GenerationConfig"/>).</item>
 /// <item><c>genai_config.json</c>: what ONNX Runtime GenAI needs to load the folder (<see cref="GenAiConfig"/>).</item>
-/// <item><c>tokenizer.json</c> and <c>tokenizer_config.json</c> for GenAI's tokenizer, for the byte, GPT-2 and o200k_base tokenizers
+/// <item><c>tokenizer.json</c> and <c>tokenizer_config.json</c> for GenAI's tokenizer, for the byte, GPT-2 and tiktoken tokenizers
 /// (<see cref="GenAiTokenizerFiles"/>); with the other kinds GenAI is driven with token ids.</item>
 /// </list>
 /// An app opens it with <see cref="GenerativeModel.Open"/>.

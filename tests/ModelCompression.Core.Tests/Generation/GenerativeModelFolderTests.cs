@@ -104,6 +104,7 @@ public sealed class GenerativeModelFolderTests
     [Theory]
     [InlineData(GenerationTokenizerKind.Gpt2, null)]
     [InlineData(GenerationTokenizerKind.Tiktoken, "r50k_base")]
+    [InlineData(GenerationTokenizerKind.Tiktoken, "cl100k_base")]
     [InlineData(GenerationTokenizerKind.Tiktoken, "o200k_base")]
     public void GenAI_encodes_decodes_and_generates_as_the_engine_from_a_BPE_folder(GenerationTokenizerKind kind, string? encoding)
     {
@@ -112,8 +113,6 @@ public sealed class GenerativeModelFolderTests
         var tokenizer = GenerationTokenizer.Create(new GenerationTokenizerOptions(kind, encoding, Specials: template.Markers));
         Assert.True(GenAiTokenizerFiles.CanWrite(tokenizer));
         Assert.False(GenAiTokenizerFiles.CanWrite(GenerationTokenizer.Create(new GenerationTokenizerOptions(kind, encoding, Compact: true), ["abc"])));
-        // cl100k_base's pattern as the library writes it has atomic groups, which GenAI's tokenizer refuses to load.
-        Assert.False(GenAiTokenizerFiles.CanWrite(GenerationTokenizer.Create(new GenerationTokenizerOptions(GenerationTokenizerKind.Tiktoken, "cl100k_base"))));
         var options = new DecoderOptions { VocabSize = tokenizer.VocabularySize, MaxLength = 64, Width = 8, Heads = 2, Layers = 1, FeedForward = 16, Positions = PositionEncoding.Learned, Dropout = 0, Seed = 7 };
         var modelPath = dir.File("decoder.onnx");
         OnnxModelFile.Save(DecoderBuilder.Build(options, new ArchitectureInputs([0], 1)), modelPath);
@@ -130,6 +129,9 @@ public sealed class GenerativeModelFolderTests
             "naïve café: €5, 😀 and 日本語のテキスト",
             "[ILUG] Re: apt-get update fails on sid; see <http://www.linux.ie/>",
             "def f(x):\n    return x ** 2  # antidisestablishmentarianism",
+            "Line one.\r\n\r\n  Line two   \n\n\n\tindented\n",
+            "DON'T STOP; she'S here. 'll 1234567 x1y22z333 ...!!! ??",
+            "trailing spaces and a tab   \t",
         ];
         foreach (var text in texts)
         {
