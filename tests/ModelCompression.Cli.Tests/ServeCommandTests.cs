@@ -20,9 +20,12 @@ public sealed class ServeCommandTests
     public async Task Serve_prints_its_url_answers_logs_each_request_and_stops_on_ctrl_c()
     {
         using var process = Start("serve", Decoder, "--tokenizer", "byte", "--port", "0", "--model-name", "fox", "--fault", "429@request:1");
+        // Standard error is read from the start: a server that wrote more than a pipe holds to an unread stream would
+        // block on the write and never stop (its warnings, and ONNX Runtime's, go there).
+        var errors = process.StandardError.ReadToEndAsync();
         try
         {
-            await ServeAndStop(process);
+            await ServeAndStop(process, errors);
         }
         finally
         {
@@ -54,7 +57,7 @@ public sealed class ServeCommandTests
         Assert.Contains("error MC2068", tokenizer.Stderr, StringComparison.Ordinal);
     }
 
-    private static async Task ServeAndStop(Process process)
+    private static async Task ServeAndStop(Process process, Task<string> errors)
     {
         var lines = new List<string>();
         string? url = null;
@@ -68,7 +71,7 @@ public sealed class ServeCommandTests
         if (url is null)
         {
             process.Kill();
-            Assert.Fail(string.Join("\n", lines) + await process.StandardError.ReadToEndAsync());
+            Assert.Fail(string.Join("\n", lines) + await errors);
         }
 
         using (var http = new HttpClient())
@@ -86,9 +89,16 @@ public sealed class ServeCommandTests
             await kill.WaitForExitAsync();
         }
 
-        var rest = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        var remaining = reader.ReadToEndAsync();
+        if (await Task.WhenAny(remaining, Task.Delay(TimeSpan.FromMinutes(2))) != remaining)
+        {
+            process.Kill();
+            Assert.Fail($"the server did not stop within 2 minutes of SIGINT; it wrote:\n{string.Join("\n", lines)}\n{await remaining}\nstandard error:\n{await errors}");
+        }
+
+        var rest = await remaining;
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
-        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}\n{rest}\n{await process.StandardError.ReadToEndAsync()}");
+        Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}\n{rest}\n{await errors}");
         var log = rest.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Matches(@"^POST /v1/completions 429 - 0\+0 tokens \d+ ms fault 429@request:1$", log[0]);
         Assert.Matches(@"^POST /v1/completions 200 fox 11\+26 tokens \d+ ms$", log[1]);
