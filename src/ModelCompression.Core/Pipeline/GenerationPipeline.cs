@@ -136,6 +136,15 @@ internal static class GenerationPipeline
                 continue;
             }
 
+            if (spec.Options is TrainingStageOptions { InitFromTeacher: true } && context.Teacher is { Endpoint: null, SharesTokenizer: false })
+            {
+                // The loader refuses tokenizers of another kind; one of the same kind built from other text shows here.
+                problems.Add(spec.Site.Error(
+                    DiagnosticCodes.RecipeInvalidValue,
+                    $"{spec.Kind}: init_from_teacher copies the teacher's token embedding row by token id, and the teacher's tokenizer differs from the student's (built from other text): leave init_from_teacher out, or give the student the teacher's tokenizer.",
+                    "init_from_teacher"));
+            }
+
             if (stage is DecoderDistillStage distill)
             {
                 if (distill.Check(context, spec.Site) is { } problem)

@@ -11,18 +11,19 @@ namespace ModelCompression.Recipes;
 public static partial class RecipeLoader
 {
     /// <summary>
-    /// Token-level distillation (distill with alpha above 0) needs the teacher's tokenizer to be the student's. A teacher
-    /// that carries its own (a tokenizer.compress.json beside it) of another kind than the recipe's, or with a compact
-    /// vocabulary the recipe's lacks (or the reverse), cannot be: said here, at load time, at each such distill's line.
-    /// Tokenizers of one kind built from different text (character, compact) are compared when the run has made the
-    /// student's, still before anything trains.
+    /// Token-level distillation (distill with alpha above 0) and init_from_teacher (which copies the token embedding,
+    /// row by token id) need the teacher's tokenizer to be the student's. A teacher that carries its own (a
+    /// tokenizer.compress.json beside it) of another kind than the recipe's, or with a compact vocabulary the recipe's
+    /// lacks (or the reverse), cannot be: said here, at load time, at each such stage's line. Tokenizers of one kind
+    /// built from different text (character, compact) are compared when the run has made the student's, still before
+    /// anything trains.
     /// </summary>
     private static void CheckTeacherTokenizer(YamlSource source, GenerationSettings settings, List<StageSpec> stages, List<TeacherSpec>? teachers)
     {
         if (teachers is not [{ Endpoint: null } teacher, ..]
             || Path.Combine(Path.GetDirectoryName(teacher.Path)!, Text.GenerationTokenizer.DefaultFileName) is not { } file
             || !File.Exists(file)
-            || stages.All(s => s.Options is not DistillOptions { Alpha: > 0 }))
+            || !stages.Any(NeedsTeacherTokens))
         {
             return;
         }
@@ -46,16 +47,17 @@ public static partial class RecipeLoader
 
         var theirs = $"{own.Kind.ToString().ToLowerInvariant()}{(compact ? ", compact" : "")}";
         var ours = $"{settings.Tokenizer.ToString().ToLowerInvariant()}{(settings.CompactVocabulary ? ", compact" : "")}";
-        foreach (var stage in stages.Where(s => s.Options is DistillOptions { Alpha: > 0 }))
+        foreach (var stage in stages.Where(NeedsTeacherTokens))
         {
-            source.Problems.Add(Diagnostic.Error(
-                DiagnosticCodes.RecipeInvalidValue,
-                $"Stage 'distill': the teacher's tokenizer ({theirs}, {file}) is not the student's ({ours}), so only sequence-level distillation applies (the student learns the teacher's answers as text): set alpha: 0 and put a generate stage before it, or give the student the teacher's tokenizer.",
-                source.File,
-                stage.OptionLines.TryGetValue("alpha", out var line) ? line : stage.Line,
-                1));
+            var (key, message) = stage.Options is DistillOptions { Alpha: > 0 }
+                ? ("alpha", $"Stage 'distill': the teacher's tokenizer ({theirs}, {file}) is not the student's ({ours}), so only sequence-level distillation applies (the student learns the teacher's answers as text): set alpha: 0 and put a generate stage before it, or give the student the teacher's tokenizer.")
+                : ("init_from_teacher", $"Stage '{stage.Kind}': init_from_teacher copies the teacher's token embedding row by token id, and the teacher's tokenizer ({theirs}, {file}) is not the student's ({ours}): leave init_from_teacher out, or give the student the teacher's tokenizer.");
+            source.Problems.Add(Diagnostic.Error(DiagnosticCodes.RecipeInvalidValue, message, source.File, stage.OptionLines.TryGetValue(key, out var line) ? line : stage.Line, 1));
         }
     }
+
+    /// <summary>Whether a stage reads the teacher by token id: token-level distillation, or starting from its weights.</summary>
+    private static bool NeedsTeacherTokens(StageSpec stage) => stage.Options is DistillOptions { Alpha: > 0 } or TrainingStageOptions { InitFromTeacher: true };
 
     /// <summary>
     /// An endpoint teacher gives answers as text (the generate stage), never logits or weights: init_from_teacher and

@@ -259,7 +259,7 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void A_teacher_with_a_tokenizer_of_another_kind_is_refused_token_level_distillation_at_load_time()
+    public void A_teacher_with_a_tokenizer_of_another_kind_is_refused_token_level_distillation_and_init_at_load_time()
     {
         WriteData();
         // A teacher folder as this tool writes it: the model (its content is not read at load time) and its tokenizer.
@@ -282,6 +282,20 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(9, error.Line);
         Assert.Contains("the teacher's tokenizer (character,", error.Message, StringComparison.Ordinal);
         Assert.Contains("is not the student's (byte), so only sequence-level distillation applies", error.Message, StringComparison.Ordinal);
+
+        // Starting from its weights would copy its embedding rows under the student's token ids: refused at the key.
+        var init = Assert.Single(Refused("""
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            generation: { task_type: qa, tokenizer: byte }
+            teacher: char-teacher/model.onnx
+            student: { architecture: decoder }
+            stages:
+              - finetune: { epochs: 1,
+                  init_from_teacher: true }
+            """));
+        Assert.Equal(8, init.Line);
+        Assert.Contains("Stage 'finetune': init_from_teacher copies the teacher's token embedding row by token id, and the teacher's tokenizer (character,", init.Message, StringComparison.Ordinal);
 
         // Sequence-level distillation (alpha 0) from the same teacher loads.
         var path = _dir.File("sequence-level.compress.yaml");
@@ -339,6 +353,32 @@ public sealed class GenerationRunTests(ITestOutputHelper output) : IDisposable
         var bare = Assert.Throws<CompressionException>(() => Run("bare-teacher.compress.yaml", Student.Replace("out/small-teacher/model.onnx", "out/small-teacher.onnx", StringComparison.Ordinal).Replace("{template}", characters, StringComparison.Ordinal)));
         Assert.Equal(DiagnosticCodes.DecoderVocabularyMismatch, bare.Code);
         Assert.Contains("name that folder's model.onnx", bare.Message, StringComparison.Ordinal);
+
+        // A character teacher and a character student whose texts differ ("xyz" only in the student's pool): the same
+        // kind, other ids, found when the run has built the student's vocabulary. Starting from the teacher's weights
+        // would put its embedding rows under other characters: refused before anything trains.
+        var characterTeacher = Run("char-teacher.compress.yaml", """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl }
+            {template}
+            student: { architecture: decoder, width: 16, heads: 2, layers: 1, feed_forward: 32, dropout: 0, seed: 3 }
+            stages:
+              - finetune: { epochs: 1, batch_size: 16, learning_rate: 3e-3, seed: 4 }
+            outputs: { model: char-teacher.onnx, report: [json] }
+            """.Replace("{template}", characters, StringComparison.Ordinal));
+        Assert.True(characterTeacher.GatesPassed);
+        File.WriteAllText(_dir.File("pool-xyz.jsonl"), """{"messages": [{"role": "user", "content": "xyz"}]}""" + "\n");
+        var init = Assert.Throws<CompressionException>(() => Run("init-student.compress.yaml", """
+            task: generation
+            data: { format: chat, train: train.jsonl, test: test.jsonl, unlabelled: pool-xyz.jsonl }
+            {template}
+            teacher: out/char-teacher/model.onnx
+            student: { architecture: decoder, width: 16, heads: 2, layers: 1, feed_forward: 32, dropout: 0, seed: 5 }
+            stages:
+              - finetune: { epochs: 1, init_from_teacher: true }
+            """.Replace("{template}", characters, StringComparison.Ordinal)));
+        Assert.Equal(DiagnosticCodes.RecipeInvalidValue, init.Code);
+        Assert.Contains("init_from_teacher copies the teacher's token embedding row by token id", init.Message, StringComparison.Ordinal);
     }
 
     private IReadOnlyList<Diagnostic> Refused(string yaml) => RecipeTestRuns.Refused(_dir, yaml, output);
