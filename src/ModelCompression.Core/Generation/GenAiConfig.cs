@@ -115,7 +115,6 @@ public static class GenAiConfig
         AtomicFile.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
-    /// <summary>The width of the token vectors: the columns of the table <c>input_ids</c> gathers from, else heads times head width.</summary>
     /// <summary>
     /// The ids that end a sequence for GenAI: the end of text, and each one-token stop of generation.json (a chat
     /// template's special end marker) as an array beside it, as GenAI's own configs list several (Phi-3's).
@@ -126,6 +125,7 @@ public static class GenAiConfig
         return ids.Count == 1 ? JsonValue.Create(ids[0]) : new JsonArray([.. ids.Select(id => (JsonNode)id)]);
     }
 
+    /// <summary>The width of the token vectors: the columns of the table <c>input_ids</c> gathers from, else heads times head width.</summary>
     private static int HiddenSize(ModelProto model, DecoderSignature signature)
     {
         var initializers = model.Graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);

@@ -63,7 +63,7 @@ public static class GenAiTokenizerFiles
         var vocabulary = new JsonObject();
         var merges = new JsonArray();
         var characters = ByteCharacters();
-        if (tokenizer is LibraryTokenizer { Kind: not GenerationTokenizerKind.Byte } library && library.RankedTokens() is { } ranks)
+        if (tokenizer is LibraryTokenizer library && library.RankedTokens() is { } ranks)
         {
             foreach (var (id, bytes) in ranks.OrderBy(r => r.Key))
             {

@@ -25,6 +25,13 @@ internal static class GenerationPipeline
     /// <summary>The environment variable that, set to 1 or true, makes every endpoint teacher offline (replay only), whatever its recipe says.</summary>
     public const string OfflineVariable = "MODELCOMPRESSION_TEACHER_OFFLINE";
 
+    /// <summary>
+    /// <paramref name="endpoint"/>, made offline when <see cref="OfflineVariable"/> says so: CI replays what a trusted
+    /// run paid for, with the recipe as it is. Every task's endpoint teacher goes through here.
+    /// </summary>
+    internal static Teachers.EndpointTeacherOptions OfflineIfForced(Teachers.EndpointTeacherOptions endpoint) =>
+        Environment.GetEnvironmentVariable(OfflineVariable) is "1" or "true" ? endpoint with { Offline = true } : endpoint;
+
     /// <summary>The folder under the cache root that holds an endpoint teacher's answers, one file per request.</summary>
     public const string EndpointAnswersFolder = "endpoint-answers";
 
@@ -230,14 +237,9 @@ internal static class GenerationPipeline
     /// </summary>
     private static GenerationTeacher Teacher(Recipe recipe, GenerationSettings settings, GenerationTokenizer student, HashMemo hashes, ArtifactCache cache, IReadOnlyList<ChatRecord> test)
     {
-        if (recipe.EndpointTeacher is { } endpoint)
+        if (recipe.EndpointTeacher is { } given)
         {
-            // CI replays what a trusted run paid for, with the recipe as it is: the variable forces offline.
-            if (Environment.GetEnvironmentVariable(OfflineVariable) is "1" or "true")
-            {
-                endpoint = endpoint with { Offline = true };
-            }
-
+            var endpoint = OfflineIfForced(given);
             var requests = Teachers.EndpointTeacher.Requests([.. test.Select(r => r with { Messages = r.Prompt })], settings.Task, endpoint);
             var hash = new ContentHash().Add("endpoint-requests", string.Join('\n', requests.Select(r => r.Key))).Finish();
             // Declared, and checked on the generate stage's probe request: the endpoint's tokens are the student's.

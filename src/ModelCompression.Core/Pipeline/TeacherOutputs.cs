@@ -46,9 +46,8 @@ internal sealed class TeacherOutputs
     {
         _teachers = teachers;
         _hashes = [.. teachers.Select(t => t.Endpoint is { } endpoint ? EndpointTeacherOutputs.HashOf(endpoint) : hashes.Model(t.Path))];
-        // CI replays what a trusted run paid for, with the recipe as it is: the variable forces offline, as for generation.
         _endpoint = teachers is [{ Endpoint: { } options }]
-            ? new EndpointTeacherOutputs(Environment.GetEnvironmentVariable(GenerationPipeline.OfflineVariable) is "1" or "true" ? options with { Offline = true } : options, cache, dataHash, reporter)
+            ? new EndpointTeacherOutputs(GenerationPipeline.OfflineIfForced(options), cache, dataHash, reporter)
             : null;
         _cancellationToken = cancellationToken;
         _cache = cache;
