@@ -1,5 +1,34 @@
-# What run.sh and run-mail.sh share (sourced, not run): the load sampler and run_recipe. Expects here, out, cli and
-# threads to be set by the caller.
+# What the run*.sh scripts of this folder share (sourced, not run): the Release CLI, the machine header, the math data,
+# the load sampler, run_recipe and the served teacher. Expects here, root, out and threads (and data, for
+# make_math_data) to be set by the caller; release_cli sets cli.
+
+# Builds the engine's CLI in Release (and, given "data", the data generator) unless NO_BUILD is set; sets cli.
+release_cli() {
+  if [[ -z ${NO_BUILD:-} ]]; then
+    dotnet build -c Release "$root/src/ModelCompression.Cli" -v quiet -nologo
+    if [[ ${1:-} == data ]]; then
+      dotnet build -c Release "$root/bench/GenerativeData" -v quiet -nologo
+    fi
+  fi
+  cli=(dotnet "$root/src/ModelCompression.Cli/bin/Release/net10.0/dotnet-compress.dll")
+}
+
+# Writes the date, commit and CPU of this run to $1 (and shows them).
+machine_header() {
+  {
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD)"
+    echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs usable, threads $threads"
+  } | tee "$1"
+}
+
+# The math bench's data in $data: one seed, one call, so no prompt is in two files; train.jsonl's first 20,000 lines
+# are the teacher's gold, its last 500 the student's (the generator shuffles each split, so the tail is a random part).
+make_math_data() {
+  dotnet "$root/bench/GenerativeData/bin/Release/net10.0/GenerativeData.dll" math --out "$data" --seed 1 --difficulty 1 \
+    --train 20500 --pool 20000 --validation 500 --test 500 | tee "$out/data.txt"
+  head -n 20000 "$data/train.jsonl" > "$data/teacher-train.jsonl"
+  tail -n 500 "$data/train.jsonl" > "$data/student-train.jsonl"
+}
 
 # Samples the load average every 30 seconds into $1 while the recipes run (the machine may be shared).
 start_load_sampler() {

@@ -16,17 +16,11 @@ if [[ ! -f $out/models/mail-teacher/model.onnx || ! -f $out/mail-data/pool.jsonl
   exit 1
 fi
 
-if [[ -z ${NO_BUILD:-} ]]; then
-  dotnet build -c Release "$root/src/ModelCompression.Cli" -v quiet -nologo
-fi
-cli=(dotnet "$root/src/ModelCompression.Cli/bin/Release/net10.0/dotnet-compress.dll")
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD)"
-  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs usable, threads $threads"
-} | tee "$out/mail-served-machine.txt"
-
 # shellcheck source=common.sh
 source "$here/common.sh"
+release_cli
+machine_header "$out/mail-served-machine.txt"
+
 start_load_sampler "$out/mail-served-load.txt"
 
 # A student that misses a gate is still reported (the e-mail premise does not hold yet: see bench/README.md).

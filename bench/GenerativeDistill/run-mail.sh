@@ -13,11 +13,9 @@ out=$here/out
 data=$out/mail-data
 mkdir -p "$out/reports" "$out/logs"
 
-if [[ -z ${NO_BUILD:-} ]]; then
-  dotnet build -c Release "$root/src/ModelCompression.Cli" -v quiet -nologo
-  dotnet build -c Release "$root/bench/GenerativeData" -v quiet -nologo
-fi
-cli=(dotnet "$root/src/ModelCompression.Cli/bin/Release/net10.0/dotnet-compress.dll")
+# shellcheck source=common.sh
+source "$here/common.sh"
+release_cli data
 
 corpus=${CORPUS:-}
 if [[ -z $corpus ]]; then
@@ -28,10 +26,7 @@ if [[ -z $corpus ]]; then
   fi
 fi
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD)"
-  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs usable, threads $threads"
-} | tee "$out/mail-machine.txt"
+machine_header "$out/mail-machine.txt"
 
 # Data: bodies cut to 256 characters so that every prompt fits the byte-level teacher's 352 positions with room for a
 # 48-byte subject. Of the 4,654 usable mails, 500 test and 200 validation; the rest is train (2,210 gold subjects, the
@@ -43,8 +38,6 @@ cp "$data/train.jsonl" "$data/teacher-train.jsonl"
 tail -n 500 "$data/train.jsonl" > "$data/student-train.jsonl"
 (cd "$data" && wc -lc teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl && sha256sum teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl) | tee -a "$out/mail-data.txt"
 
-# shellcheck source=common.sh
-source "$here/common.sh"
 start_load_sampler "$out/mail-load.txt"
 
 run_recipe mail-teacher

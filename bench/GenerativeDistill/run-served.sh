@@ -13,26 +13,16 @@ data=$out/data
 port=8123
 mkdir -p "$out/reports" "$out/logs"
 
-if [[ -z ${NO_BUILD:-} ]]; then
-  dotnet build -c Release "$root/src/ModelCompression.Cli" -v quiet -nologo
-  dotnet build -c Release "$root/bench/GenerativeData" -v quiet -nologo
-fi
-cli=(dotnet "$root/src/ModelCompression.Cli/bin/Release/net10.0/dotnet-compress.dll")
-
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD)"
-  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs usable, threads $threads"
-} | tee "$out/served-machine.txt"
-
 # shellcheck source=common.sh
 source "$here/common.sh"
+release_cli data
+
+machine_header "$out/served-machine.txt"
+
 start_load_sampler "$out/served-load.txt"
 
 if [[ ! -f $data/pool.jsonl ]]; then
-  dotnet "$root/bench/GenerativeData/bin/Release/net10.0/GenerativeData.dll" math --out "$data" --seed 1 --difficulty 1 \
-    --train 20500 --pool 20000 --validation 500 --test 500 | tee "$out/data.txt"
-  head -n 20000 "$data/train.jsonl" > "$data/teacher-train.jsonl"
-  tail -n 500 "$data/train.jsonl" > "$data/student-train.jsonl"
+  make_math_data
 fi
 (cd "$data" && sha256sum teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl) | tee "$out/served-data.txt"
 if [[ ! -f $out/models/math-teacher/model.onnx ]]; then

@@ -12,27 +12,15 @@ out=$here/out
 data=$out/data
 mkdir -p "$out/reports" "$out/logs"
 
-if [[ -z ${NO_BUILD:-} ]]; then
-  dotnet build -c Release "$root/src/ModelCompression.Cli" -v quiet -nologo
-  dotnet build -c Release "$root/bench/GenerativeData" -v quiet -nologo
-fi
-cli=(dotnet "$root/src/ModelCompression.Cli/bin/Release/net10.0/dotnet-compress.dll")
-
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD)"
-  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs usable, threads $threads"
-} | tee "$out/machine.txt"
-
-# Data: one seed, one call, so no prompt is in two files; train.jsonl's first 20,000 lines are the teacher's gold,
-# its last 500 the student's (the generator shuffles each split, so the tail is a random part of it).
-dotnet "$root/bench/GenerativeData/bin/Release/net10.0/GenerativeData.dll" math --out "$data" --seed 1 --difficulty 1 \
-  --train 20500 --pool 20000 --validation 500 --test 500 | tee "$out/data.txt"
-head -n 20000 "$data/train.jsonl" > "$data/teacher-train.jsonl"
-tail -n 500 "$data/train.jsonl" > "$data/student-train.jsonl"
-(cd "$data" && wc -lc teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl && sha256sum teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl) | tee -a "$out/data.txt"
-
 # shellcheck source=common.sh
 source "$here/common.sh"
+release_cli data
+
+machine_header "$out/machine.txt"
+
+make_math_data
+(cd "$data" && wc -lc teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl && sha256sum teacher-train.jsonl student-train.jsonl pool.jsonl validation.jsonl test.jsonl) | tee -a "$out/data.txt"
+
 start_load_sampler "$out/load.txt"
 
 # The teacher must pass its gate: a model that fails one is not published, and the students read its folder.
